@@ -1,0 +1,50 @@
+"""aqi — audit the alignment of language models from the inside.
+
+The verbs a notebook needs are here; the machinery lives in the subpackages
+(:mod:`aqi.activations`).
+
+Examples
+--------
+>>> import aqi
+>>> ps = aqi.bundled_prompts()
+>>> ps
+PromptSet 'aqi-litmus-pairs'(294 prompts: 147 safe, 147 unsafe, 7 categories)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .activations import (
+    ActivationHooks,
+    ActivationStore,
+    Prompt,
+    PromptSet,
+    bundled_prompts,
+    capture,
+    load_prompts,
+    merge_shards,
+    open_store,
+    pair_by_id,
+    resolve_layers,
+    store_from_arrays,
+)
+
+try:
+    __version__ = version("aqi")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ActivationHooks",
+    "ActivationStore",
+    "Prompt",
+    "PromptSet",
+    "__version__",
+    "bundled_prompts",
+    "capture",
+    "load_prompts",
+    "merge_shards",
+    "open_store",
+    "pair_by_id",
+    "resolve_layers",
+    "store_from_arrays",
+]

