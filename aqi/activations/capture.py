@@ -35,6 +35,7 @@ __all__ = ["capture"]
 # passing arange-style position ids would be wrong for them.
 _OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
 _UNBOUNDED = 1_000_000
+_BUFFER_BYTES = 256 << 20  # pooled output buffered per committed window
 
 
 def _input_device(model: nn.Module) -> torch.device:
@@ -93,7 +94,7 @@ def capture(
     include_response: bool = False,
     max_length: int | None = None,
     padding_side: str | None = None,
-    buffer_mb: int = 256,
+    commit_rows: int | None = None,
     compression: str | None = "lzf",
     overwrite: bool = False,
     progress: bool | None = None,
@@ -101,8 +102,8 @@ def capture(
     """Capture layer-wise, token-pooled activations into an HDF5 store.
 
     Prompts are rendered (chat template when the tokenizer has one),
-    tokenized, sorted by length within windows of about ``buffer_mb`` of
-    pooled output, run in batches with forward hooks that pool on each
+    tokenized, sorted by length within windows of ``commit_rows`` rows (by
+    default about 256 MiB of pooled output), run in batches with forward hooks that pool on each
     layer's device, and committed window by window. Re-running the same call
     after a crash continues where it stopped; a finished store is returned
     as it is. Under ``torchrun`` / ``accelerate launch`` (an initialised
@@ -139,8 +140,9 @@ def capture(
         tokenizer's / model's limit.
     padding_side : {"left", "right"}, optional
         Default: the tokenizer's. Results do not depend on it.
-    buffer_mb : int, default 256
-        Pooled rows buffered before a commit; bounds memory and the work a crash can lose.
+    commit_rows : int, optional
+        Rows per committed window: the unit of length sorting, of buffering and of
+        the work a crash can lose. Default: as many as fit in 256 MiB of pooled output.
     compression : {"lzf", "gzip", None}, default "lzf"
         Compression of the final store's datasets.
     overwrite : bool, default False
@@ -166,8 +168,10 @@ def capture(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
-    if not isinstance(buffer_mb, int) or buffer_mb < 1:
-        raise ValueError(f"buffer_mb={buffer_mb!r}; expected a positive int")
+    if commit_rows is not None and (
+        isinstance(commit_rows, bool) or not isinstance(commit_rows, int) or commit_rows < 1
+    ):
+        raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
     if isinstance(prompts, (list, tuple)) and not prompts:
         raise ValueError("prompts is empty; pass at least one labelled prompt")
     prompt_set: PromptSet = load_prompts(prompts)
@@ -254,7 +258,7 @@ def capture(
     )
     todo = writer.pending()
     if todo:
-        _run(model, hooks, encoder, rows, writer, todo, batch_size, pad_id, side, buffer_mb, progress)
+        _run(model, hooks, encoder, rows, writer, todo, batch_size, pad_id, side, commit_rows, progress)
     store = writer.finalize()
     if world > 1:
         store.close()
@@ -274,7 +278,7 @@ def _run(
     batch_size: int,
     pad_id: int,
     side: str,
-    buffer_mb: int,
+    commit_rows: int | None,
     progress: bool | None,
 ) -> None:
     device = _input_device(model)
@@ -283,7 +287,9 @@ def _run(
     pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
     extra = {"use_cache": False} if "use_cache" in accepted else {}
     order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
-    window = _window_rows(model, len(hooks.layers), len(hooks.poolings), batch_size, buffer_mb << 20)
+    window = commit_rows or _window_rows(
+        model, len(hooks.layers), len(hooks.poolings), batch_size, _BUFFER_BYTES
+    )
     total = sum(b - a for a, b in todo)
     bar = tqdm(
         total=total,

@@ -312,5 +312,5 @@ def test_default_pooling_path_type_errors(tmp_path):
 def test_partial_dir_removed_after_success(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
-    aqi.capture(model, tok, small_prompts[:3], p, buffer_mb=1).close()
+    aqi.capture(model, tok, small_prompts[:3], p, commit_rows=1).close()
     assert p.is_file() and not partial_dir(Path(p)).exists()
