@@ -1,0 +1,118 @@
+"""The store: bring-your-own arrays, pairing by id, format checks, errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import aqi
+from aqi.activations import FORMAT_VERSION, open_store, pair_by_id, store_from_arrays
+
+
+def _arrays(n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"emb": rng.normal(size=(n, 3)).astype("f4"), "deep": rng.normal(size=(n, 5)).astype("f4")}
+
+
+LABELS = ["safe", "unsafe"] * 3
+
+
+def test_bring_your_own_roundtrip(tmp_path):
+    arr = _arrays()
+    s = store_from_arrays(tmp_path / "s.h5", arr, labels=LABELS, categories=list("abcabc"),
+                          provenance={"model": "my-extractor"})
+    assert s.layers == ("emb", "deep") and s.complete and len(s) == 6
+    np.testing.assert_array_equal(s.activations("deep"), arr["deep"])
+    np.testing.assert_array_equal(s.activations(0), arr["emb"])
+    assert s.categories.tolist() == list("abcabc") and s.y.tolist() == [0, 1] * 3
+    assert s.provenance["user"] == {"model": "my-extractor"}
+    assert s.token_counts.tolist() == [-1] * 6
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f.attrs["format"] == "aqi.activations"
+        assert f.attrs["format_version"] == FORMAT_VERSION
+        assert json.loads(f["rows/label"].attrs["names"]) == ["safe", "unsafe"]
+    assert "complete rows" in repr(s)
+
+
+def test_store_from_arrays_refuses_other_data_at_same_path(tmp_path):
+    store_from_arrays(tmp_path / "s.h5", _arrays(), labels=LABELS).close()
+    with pytest.raises(ValueError, match="data_sha256: stored"):
+        store_from_arrays(tmp_path / "s.h5", _arrays(seed=1), labels=LABELS)
+    s = store_from_arrays(tmp_path / "s.h5", _arrays(seed=1), labels=LABELS, overwrite=True)
+    np.testing.assert_array_equal(s.activations("emb"), _arrays(seed=1)["emb"])
+
+
+@pytest.mark.parametrize(
+    ("arrays", "kwargs", "match"),
+    [
+        ({}, {"labels": LABELS}, "arrays is empty"),
+        ({"a": np.zeros((6,))}, {"labels": LABELS}, r"must be \(n, dim\)"),
+        ({"a": np.zeros((6, 2)), "b": np.zeros((5, 2))}, {"labels": LABELS}, "same number of rows"),
+        ({"a": np.full((6, 2), np.nan)}, {"labels": LABELS}, "non-finite value in row 0"),
+        ({"a": np.zeros((6, 2))}, {}, "pass prompts="),
+        ({"a/b": np.zeros((6, 2))}, {"labels": LABELS}, "without '/'"),
+        ({"a": np.zeros((4, 2))}, {"labels": LABELS}, "6 rows of metadata for arrays of 4 rows"),
+    ],
+)
+def test_store_from_arrays_errors(tmp_path, arrays, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        store_from_arrays(tmp_path / "s.h5", arrays, **kwargs)
+
+
+def test_accessor_errors(tmp_path):
+    s = store_from_arrays(tmp_path / "s.h5", {"layer": {"mean": np.zeros((6, 2)), "last": np.ones((6, 2))}},
+                          labels=LABELS)
+    with pytest.raises(ValueError, match="several poolings"):
+        s.activations("layer")
+    with pytest.raises(ValueError, match=r"layer 'layr' is not in this store; did you mean 'layer'"):
+        s.activations("layr", "mean")
+    with pytest.raises(ValueError, match="layer index 3 out of range for 1 stored layers"):
+        s.activations(3, "mean")
+    with pytest.raises(ValueError, match=r"pooling='max' is not in this store \['mean', 'last'\]"):
+        s.activations("layer", "max")
+    with pytest.raises(KeyError, match="'nope' is not among"):
+        s.positions(["nope"])
+
+
+def test_open_store_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no activation store"):
+        open_store(tmp_path / "none.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="not an aqi activation store"):
+        open_store(tmp_path / "other.h5")
+    store_from_arrays(tmp_path / "s.h5", _arrays(), labels=LABELS).close()
+    with h5py.File(tmp_path / "s.h5", "a") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(ValueError, match="upgrade aqi"):
+        open_store(tmp_path / "s.h5")
+
+
+def test_pair_by_id(tmp_path):
+    ids = [f"r{i}" for i in range(6)]
+    a = store_from_arrays(tmp_path / "a.h5", _arrays(), labels=LABELS, ids=ids)
+    order = [5, 4, 3, 2, 1]
+    b = store_from_arrays(tmp_path / "b.h5", {k: v[order] for k, v in _arrays(seed=2).items()},
+                          labels=[LABELS[i] for i in order], ids=[ids[i] for i in order])
+    with pytest.warns(UserWarning, match="keeps 5 rows"):
+        shared, ia, ib = pair_by_id(a, b)
+    assert shared.tolist() == ids[1:]
+    assert (a.ids[ia] == b.ids[ib]).all()
+    np.testing.assert_array_equal(b.activations("emb")[ib], _arrays(seed=2)["emb"][1:])
+    c = store_from_arrays(tmp_path / "c.h5", _arrays(), labels=LABELS[::-1], ids=ids)
+    with pytest.raises(ValueError, match="different labels"):
+        pair_by_id(a, c)
+    d = store_from_arrays(tmp_path / "d.h5", _arrays(), labels=LABELS)
+    with pytest.raises(ValueError, match="share no row id"):
+        pair_by_id(a, d)
+
+
+def test_prompts_roundtrip_through_store(tiny_factory, small_prompts, tmp_path):
+    model, tok = tiny_factory("gpt2")
+    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5", chat=False, pooling="mean")
+    assert s.prompts() == small_prompts
+    assert [li.block for li in s.layer_info] == [0, 1, 2]
+    assert s.dim("transformer.h.1") == 32
