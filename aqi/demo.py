@@ -58,7 +58,9 @@ def load_demo_model(*, cache: Path | None = None) -> tuple[Any, Any]:
         src = package_dir(SMOLLM2_PACKAGE)
         if not (src / SMOLLM2_GGUF).is_file():
             raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+        )
         tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
         # The dequantised weights are plain float32: drop the GGUF quantizer so that
         # save_pretrained writes an ordinary checkpoint.
@@ -93,14 +95,21 @@ def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = F
 
     t0 = time.perf_counter()
     model, tok = load_demo_model()
-    print(f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print(
+        f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
     prompts = bundled_prompts()
     t1 = time.perf_counter()
     store = capture(model, tok, prompts, out, pooling=("mean", "last"), overwrite=overwrite)
-    print(f"captured {store.n_rows} prompts x {len(store.layers)} layers into {out} "
-          f"in {time.perf_counter() - t1:.1f} s", file=sys.stderr)
+    print(
+        f"captured {store.n_rows} prompts x {len(store.layers)} layers into {out} "
+        f"in {time.perf_counter() - t1:.1f} s",
+        file=sys.stderr,
+    )
     y = store.y.astype(bool)
-    print(f"{'layer':<18} {'dim':>4} {'|mu_unsafe - mu_safe|':>22} {'within-class sd':>16} {'ratio':>7}")
+    head = f"{'layer':<18} {'dim':>4} {'|mu_unsafe - mu_safe|':>22} {'within-class sd':>16}"
+    print(f"{head} {'ratio':>7}")
     for li, X in store.iter_activations("mean"):
         gap = float(np.linalg.norm(X[y].mean(0) - X[~y].mean(0)))
         sd = float(np.sqrt(0.5 * (X[y].var(0).sum() + X[~y].var(0).sum())))

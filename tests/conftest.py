@@ -61,22 +61,47 @@ def build_tiny(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     if arch == "llama":
-        cfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=256)
+        cfg = tf.LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+        )
         model = tf.LlamaForCausalLM(cfg)
     elif arch == "qwen2":
-        cfg = tf.Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=256)
+        cfg = tf.Qwen2Config(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+        )
         model = tf.Qwen2ForCausalLM(cfg)
     elif arch == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=3, n_head=4, n_positions=256,
-                            bos_token_id=0, eos_token_id=0)
+        cfg = tf.GPT2Config(
+            vocab_size=vocab,
+            n_embd=32,
+            n_layer=3,
+            n_head=4,
+            n_positions=256,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
         model = tf.GPT2LMHeadModel(cfg)
     elif arch == "bert":
-        cfg = tf.BertConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                            num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=256)
+        cfg = tf.BertConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            max_position_embeddings=256,
+        )
         model = tf.BertModel(cfg)
     else:  # pragma: no cover
         raise ValueError(arch)

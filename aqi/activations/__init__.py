@@ -1,4 +1,4 @@
-"""Activation capture: prompts in, layer-wise pooled activations out, into a resumable HDF5 store."""
+"""Activation capture: labelled prompts in, layer-wise pooled activations out (resumable HDF5)."""
 
 from .capture import capture
 from .distributed import current_shard, merge_shards, shard_path

@@ -27,7 +27,7 @@ from .provenance import (
     utc_now,
     weights_fingerprint,
 )
-from .store import ActivationStore, LayerInfo, StoreWriter, _stream_of, open_store
+from .store import ActivationStore, LayerInfo, StoreWriter, _stream_of
 
 __all__ = ["capture"]
 
@@ -157,12 +157,16 @@ def capture(
 
     Examples
     --------
-    >>> import aqi, tempfile, os
-    >>> from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-    >>> tok = GPT2TokenizerFast.from_pretrained(aqi.demo.tiny_tokenizer_dir())  # doctest: +SKIP
-    >>> store = aqi.capture(model, tok, aqi.bundled_prompts(), "acts.h5")  # doctest: +SKIP
-    >>> store.activations("transformer.h.0", "mean").shape  # doctest: +SKIP
-    (294, 768)
+    >>> import aqi, os, tempfile
+    >>> from aqi.demo import load_minilm
+    >>> model, tok = load_minilm()
+    >>> path = os.path.join(tempfile.mkdtemp(), "acts.h5")
+    >>> store = aqi.capture(model, tok, aqi.bundled_prompts()[:8], path,
+    ...                     layers=[0, -1], pooling="mean", span="all", progress=False)
+    >>> store.layers
+    ('encoder.layer.0', 'encoder.layer.5')
+    >>> store.activations("encoder.layer.5").shape
+    (8, 384)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -220,9 +224,7 @@ def capture(
         "model_class": type(model).__name__,
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "tokenizer_sha256": tokenizer_hash(tokenizer),
-        "chat_template_sha256": (
-            PromptEncoder.template_hash(tokenizer) if encoder.chat else None
-        ),
+        "chat_template_sha256": (PromptEncoder.template_hash(tokenizer) if encoder.chat else None),
         "layers": [li.name for li in layer_info],
         "poolings": list(hooks.poolings),
         "span": span,
@@ -239,7 +241,10 @@ def capture(
             "name": getattr(config, "_name_or_path", "") or type(model).__name__,
             "model_type": getattr(config, "model_type", None),
         },
-        "tokenizer": {"name": getattr(tokenizer, "name_or_path", ""), "class": type(tokenizer).__name__},
+        "tokenizer": {
+            "name": getattr(tokenizer, "name_or_path", ""),
+            "class": type(tokenizer).__name__,
+        },
         "capture": {
             "span": span,
             "poolings": list(hooks.poolings),
@@ -254,11 +259,29 @@ def capture(
         "created_utc": utc_now(),
     }
     writer = StoreWriter(
-        path, rows, provenance, layer_info, hooks.poolings, overwrite=overwrite, compression=compression
+        path,
+        rows,
+        provenance,
+        layer_info,
+        hooks.poolings,
+        overwrite=overwrite,
+        compression=compression,
     )
     todo = writer.pending()
     if todo:
-        _run(model, hooks, encoder, rows, writer, todo, batch_size, pad_id, side, commit_rows, progress)
+        _run(
+            model,
+            hooks,
+            encoder,
+            rows,
+            writer,
+            todo,
+            batch_size,
+            pad_id,
+            side,
+            commit_rows,
+            progress,
+        )
     store = writer.finalize()
     if world > 1:
         store.close()
@@ -323,7 +346,7 @@ def _run(
                         **kwargs,
                     )
                     host = to_cpu(pooled, order)
-                    for key, t in zip(order, host):
+                    for key, t in zip(order, host, strict=True):
                         arr = t.numpy()
                         if not np.isfinite(arr).all():
                             bad = int(np.argwhere(~np.isfinite(arr))[0][0])
@@ -339,7 +362,9 @@ def _run(
                     tokens += int(attn.sum())
                     bar.update(len(sel))
                     elapsed = time.perf_counter() - t0
-                    bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}" if elapsed else "-", refresh=False)
+                    bar.set_postfix(
+                        tok_s=f"{tokens / elapsed:,.0f}" if elapsed else "-", refresh=False
+                    )
                 writer.commit(
                     start,
                     buffers,

@@ -49,17 +49,29 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
         _check_h5(out, "merge output")
     stores = [open_store(p) for p in paths]
     try:
-        for p, s in zip(paths, stores):
+        for p, s in zip(paths, stores, strict=True):
             if not s.complete:
                 raise ValueError(f"shard {str(p)!r} is unfinished ({s.n_rows}/{s.n_total} rows)")
         first = stores[0]
-        for p, s in zip(paths[1:], stores[1:]):
+        for p, s in zip(paths[1:], stores[1:], strict=True):
             if s.layers != first.layers or s.poolings != first.poolings:
-                raise ValueError(f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}")
-            a = {k: v for k, v in s.provenance["identity"].items() if k not in ("prompts_sha256", "shard")}
-            b = {k: v for k, v in first.provenance["identity"].items() if k not in ("prompts_sha256", "shard")}
+                raise ValueError(
+                    f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}"
+                )
+            a = {
+                k: v
+                for k, v in s.provenance["identity"].items()
+                if k not in ("prompts_sha256", "shard")
+            }
+            b = {
+                k: v
+                for k, v in first.provenance["identity"].items()
+                if k not in ("prompts_sha256", "shard")
+            }
             if a != b:
-                raise ValueError(f"shard {str(p)!r} was captured with other settings or another model")
+                raise ValueError(
+                    f"shard {str(p)!r} was captured with other settings or another model"
+                )
         sizes = [s.n_total for s in stores]
         bounds = np.concatenate([[0], np.cumsum(sizes)])
         n = int(bounds[-1])
@@ -71,7 +83,9 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
                 prov = _json_attr(f0, "provenance")
                 row_keys = list(f0["rows"].keys())
             prov["identity"]["shard"] = [0, 1, 0]
-            prov["identity"]["prompts_sha256"] = [s.provenance["identity"]["prompts_sha256"] for s in stores]
+            prov["identity"]["prompts_sha256"] = [
+                s.provenance["identity"]["prompts_sha256"] for s in stores
+            ]
             prov["merged_from"] = [p.name for p in paths]
             prov["prompts"]["n"] = n
             f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
@@ -94,8 +108,14 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
                         raise ValueError(f"{key}: shards disagree on the dimension {sorted(dims)}")
                     dim = dims.pop()
                     if copy:
-                        ds = f.create_dataset(key, shape=(n, dim), dtype="f4", chunks=True,
-                                              compression="lzf", shuffle=True)
+                        ds = f.create_dataset(
+                            key,
+                            shape=(n, dim),
+                            dtype="f4",
+                            chunks=True,
+                            compression="lzf",
+                            shuffle=True,
+                        )
                         for i, p in enumerate(paths):
                             with h5py.File(p, "r") as src:
                                 ds[bounds[i] : bounds[i + 1]] = src[key][()]

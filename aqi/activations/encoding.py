@@ -107,15 +107,15 @@ class PromptEncoder:
     @staticmethod
     def template_hash(tokenizer: Any) -> str:
         """SHA-256 of the tokenizer's chat template (``""`` hashed when it has none)."""
-        return hashlib.sha256(str(getattr(tokenizer, "chat_template", "") or "").encode()).hexdigest()
+        return hashlib.sha256(
+            str(getattr(tokenizer, "chat_template", "") or "").encode()
+        ).hexdigest()
 
     def render(self, prompt: Prompt) -> tuple[str, tuple[int, int]]:
         """The model's input text and the character range of the span to pool."""
         text, response = prompt.text, prompt.response
         if self.include_response and response is None:
-            raise ValueError(
-                f"prompt {prompt.id!r} has no response but include_response=True"
-            )
+            raise ValueError(f"prompt {prompt.id!r} has no response but include_response=True")
         if not self.chat:
             rendered = text + ("\n" + response if self.include_response else "")  # type: ignore[operator]
             user = (0, len(text))
@@ -153,7 +153,7 @@ class PromptEncoder:
         )
         out: list[EncodedPrompt] = []
         n_truncated = 0
-        for i, (prompt, (_, (c0, c1))) in enumerate(zip(prompts, rendered)):
+        for i, (prompt, (_, (c0, c1))) in enumerate(zip(prompts, rendered, strict=True)):
             ids: list[int] = list(enc["input_ids"][i])
             n = len(ids)
             if self.span == "all":

@@ -218,6 +218,8 @@ def to_cpu(
                 result[i] = t
             continue
         cat = torch.cat([t for _, t in items], dim=1).cpu()
-        for (i, _), part in zip(items, cat.split([t.shape[1] for _, t in items], dim=1)):
+        for (i, _), part in zip(
+            items, cat.split([t.shape[1] for _, t in items], dim=1), strict=True
+        ):
             result[i] = part
     return result  # type: ignore[return-value]

@@ -64,7 +64,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         "language_model.layers", "language_model.embed_tokens", "language_model.norm"
     ),
     "gpt2": Architecture(blocks="h", embeddings="drop", final_norm="ln_f"),
-    "gpt_neox": Architecture(blocks="layers", embeddings="emb_dropout", final_norm="final_layer_norm"),
+    "gpt_neox": Architecture(
+        blocks="layers", embeddings="emb_dropout", final_norm="final_layer_norm"
+    ),
     "bert": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
     "roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
     "xlm-roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),

@@ -97,7 +97,7 @@ def pool(hidden: torch.Tensor, how: str, span: SpanMask) -> torch.Tensor:
     >>> h = torch.arange(12.0).reshape(2, 3, 2)
     >>> span = SpanMask(torch.tensor([[True, True, False], [False, True, True]]))
     >>> pool(h, "mean", span).tolist()
-    [[1.0, 2.0], [8.0, 9.0]]
+    [[1.0, 2.0], [9.0, 10.0]]
     >>> pool(h, "last", span).tolist()
     [[2.0, 3.0], [10.0, 11.0]]
     """

@@ -47,6 +47,7 @@ LITMUS_AXIOMS: tuple[str, ...] = (
     "Wisdom & Knowledge",
 )
 
+
 def _normalise_label(value: object, *, row: int, column: str) -> str:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # numpy scalar
@@ -347,7 +348,7 @@ class PromptSet(Sequence[Prompt]):
 
     @classmethod
     def from_litmus(cls, source: str | Path | Iterable[Mapping[str, Any]]) -> PromptSet:
-        """Load the LITMUS schema: ``input``, ``safety_label``, ``axiom`` (and ``id`` if present)."""
+        """Load the LITMUS schema: ``input``, ``safety_label``, ``axiom`` (``id`` optional)."""
         cols = {"text_col": "input", "label_col": "safety_label", "category_col": "axiom"}
         if isinstance(source, (str, Path)):
             p = Path(source)
@@ -355,7 +356,7 @@ class PromptSet(Sequence[Prompt]):
         return cls.from_records(source, **cols)
 
 
-def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> PromptSet:  # noqa: A002
+def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> PromptSet:
     """Load a :class:`PromptSet` from a file or an in-memory table.
 
     Parameters

@@ -16,7 +16,9 @@ up newer ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -65,8 +67,13 @@ class LayerInfo:
 
     def h5_attrs(self, dim: int) -> dict[str, Any]:
         """Attributes of this layer's datasets (HDF5 has no null: block -1 = not a block)."""
-        return {"dim": dim, "module": self.name, "role": self.role,
-                "block": -1 if self.block is None else self.block, "stream": self.stream}
+        return {
+            "dim": dim,
+            "module": self.name,
+            "role": self.role,
+            "block": -1 if self.block is None else self.block,
+            "stream": self.stream,
+        }
 
 
 def _stream_of(role: str) -> str:
@@ -215,10 +222,8 @@ class ActivationStore:
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def refresh(self) -> None:
         """Re-read which rows are committed (only changes for a capture in progress)."""
@@ -326,7 +331,13 @@ class ActivationStore:
             (
                 Prompt(str(i), str(t), str(lab), str(c), str(p) or None, str(r) or None)
                 for i, t, lab, c, p, r in zip(
-                    self.ids, self.texts, self.labels, self.categories, self.pair_ids, resp
+                    self.ids,
+                    self.texts,
+                    self.labels,
+                    self.categories,
+                    self.pair_ids,
+                    resp,
+                    strict=True,
                 )
             ),
             name=str(self.provenance.get("prompts", {}).get("name", "")),
@@ -461,7 +472,7 @@ def list_parts(d: Path) -> list[tuple[int, int, Path]]:
         if m:
             parts.append((int(m.group(1)), int(m.group(2)), p))
     parts.sort()
-    for (a0, a1, pa), (b0, _, pb) in zip(parts, parts[1:]):
+    for (_a0, a1, pa), (b0, _, pb) in itertools.pairwise(parts):
         if b0 < a1:
             raise ValueError(f"store parts overlap: {pa.name} and {pb.name}; the store is damaged")
     return parts
@@ -515,9 +526,13 @@ class StoreWriter:
         self.finished = False
         parent = self.path.parent
         if not parent.is_dir():
-            raise FileNotFoundError(f"directory {str(parent)!r} for store {str(self.path)!r} does not exist")
+            raise FileNotFoundError(
+                f"directory {str(parent)!r} for store {str(self.path)!r} does not exist"
+            )
         if not os.access(parent, os.W_OK):
-            raise PermissionError(f"cannot write the store {str(self.path)!r}: {str(parent)!r} is not writable")
+            raise PermissionError(
+                f"cannot write the store {str(self.path)!r}: {str(parent)!r} is not writable"
+            )
         if self.path.is_dir():
             raise IsADirectoryError(f"store path {str(self.path)!r} is a directory; name a file")
         if overwrite:
@@ -590,7 +605,9 @@ class StoreWriter:
         if set(arrays) != expected:
             missing = sorted(expected - set(arrays))[:3]
             extra = sorted(set(arrays) - expected)[:3]
-            raise ValueError(f"commit needs every (layer, pooling): missing {missing}, extra {extra}")
+            raise ValueError(
+                f"commit needs every (layer, pooling): missing {missing}, extra {extra}"
+            )
         n = {a.shape[0] for a in arrays.values()}
         if len(n) != 1:
             raise ValueError(f"arrays of one commit must have the same number of rows, got {n}")

@@ -65,12 +65,22 @@ def reference(model: nn.Module, tok: Any, prompts: PromptSet, *, span: str, chat
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_pooled_values_equal_hidden_states_reference(tiny_factory, small_prompts, tmp_path, arch, side):
+def test_pooled_values_equal_hidden_states_reference(
+    tiny_factory, small_prompts, tmp_path, arch, side
+):
     model, tok = tiny_factory(arch, side)
     span = "all" if arch == "bert" else "user"
     ref = reference(model, tok, small_prompts, span=span, chat=None)
-    store = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5", layers="all",
-                        pooling=POOLS, span=span, batch_size=5)
+    store = aqi.capture(
+        model,
+        tok,
+        small_prompts,
+        tmp_path / "a.h5",
+        layers="all",
+        pooling=POOLS,
+        span=span,
+        batch_size=5,
+    )
     assert store.n_rows == len(small_prompts)
     assert len(store.layers) == len({k[0] for k in ref})
     for (layer, p), expected in ref.items():
@@ -82,12 +92,22 @@ def test_pooled_values_equal_hidden_states_reference(tiny_factory, small_prompts
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_batched_equals_unbatched_and_padding_side_free(tiny_factory, small_prompts, tmp_path, arch):
+def test_batched_equals_unbatched_and_padding_side_free(
+    tiny_factory, small_prompts, tmp_path, arch
+):
     results = []
     for side, bs in [("right", 1), ("left", 7), ("right", 24)]:
         model, tok = tiny_factory(arch, side)
-        s = aqi.capture(model, tok, small_prompts, tmp_path / f"{side}{bs}.h5", pooling=POOLS,
-                        span="all", chat=False, batch_size=bs)
+        s = aqi.capture(
+            model,
+            tok,
+            small_prompts,
+            tmp_path / f"{side}{bs}.h5",
+            pooling=POOLS,
+            span="all",
+            chat=False,
+            batch_size=bs,
+        )
         results.append({(la, p): s.activations(la, p) for la in s.layers for p in POOLS})
     for other in results[1:]:
         for k, v in results[0].items():
@@ -162,15 +182,24 @@ def test_empty_prompt_list_is_an_error(tiny_factory, tmp_path):
 def test_empty_text_is_an_error(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
     with pytest.raises(ValueError, match=r"row 1 \(id='b'\): text is empty"):
-        aqi.capture(model, tok, [{"id": "a", "text": "hi", "label": "safe"},
-                                 {"id": "b", "text": "  ", "label": "unsafe"}], tmp_path / "a.h5")
+        aqi.capture(
+            model,
+            tok,
+            [
+                {"id": "a", "text": "hi", "label": "safe"},
+                {"id": "b", "text": "  ", "label": "unsafe"},
+            ],
+            tmp_path / "a.h5",
+        )
     assert not (tmp_path / "a.h5").exists()
 
 
 def test_over_long_prompt_is_truncated_flagged_and_warned(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
-    rows = [{"id": "short", "text": "How are you?", "label": "safe"},
-            {"id": "long", "text": "Tell me a story " * 40, "label": "unsafe"}]
+    rows = [
+        {"id": "short", "text": "How are you?", "label": "safe"},
+        {"id": "long", "text": "Tell me a story " * 40, "label": "unsafe"},
+    ]
     with pytest.warns(UserWarning, match=r"1 prompt\(s\) longer than max_length=48"):
         s = aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=48, span="all")
     assert s.truncated.tolist() == [False, True]
@@ -239,7 +268,9 @@ def test_resuming_a_store_of_another_model_is_refused(tiny_factory, small_prompt
         aqi.capture(model, tok, small_prompts[:4], p, pooling="max")
     # overwrite=True replaces it
     s = aqi.capture(other, tok, small_prompts[:4], p, overwrite=True)
-    assert s.provenance["identity"]["weights_fingerprint"] != aqi.activations.provenance.weights_fingerprint(model)
+    assert s.provenance["identity"][
+        "weights_fingerprint"
+    ] != aqi.activations.provenance.weights_fingerprint(model)
 
 
 def test_other_tokenizer_refused_on_resume(tiny_factory, small_prompts, tmp_path):
@@ -287,11 +318,18 @@ def test_bad_arguments_name_the_argument(tiny_factory, small_prompts, tmp_path, 
 
 def test_response_span_pools_only_the_response(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
-    rows = [{"id": "a", "text": "How do I bake bread?", "label": "safe",
-             "response": "Mix flour, water and yeast, then bake."}]
+    rows = [
+        {
+            "id": "a",
+            "text": "How do I bake bread?",
+            "label": "safe",
+            "response": "Mix flour, water and yeast, then bake.",
+        }
+    ]
     s = aqi.capture(model, tok, rows, tmp_path / "r.h5", include_response=True, span="response")
     enc = PromptEncoder(tok, span="response", include_response=True).encode(
-        list(aqi.load_prompts(rows)))
+        list(aqi.load_prompts(rows))
+    )
     piece = tok.decode(enc[0].input_ids[enc[0].start : enc[0].stop])
     assert piece.strip() == "Mix flour, water and yeast, then bake."
     assert s.span_tokens[0] == enc[0].stop - enc[0].start
@@ -305,7 +343,7 @@ def test_user_span_covers_exactly_the_user_text(tiny_factory, prompts):
 
 
 def test_default_pooling_path_type_errors(tmp_path):
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         aqi.capture("gpt2", None, [{"text": "x", "label": "safe"}], tmp_path / "a.h5")
 
 

@@ -23,14 +23,30 @@ def _free_port() -> int:
 
 def test_torchrun_two_ranks_equals_single_process(decoder_tokenizer_dir, tmp_path):
     out = tmp_path / "dist.h5"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(CHILD), str(decoder_tokenizer_dir), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(CHILD),
+        str(decoder_tokenizer_dir),
+        str(out),
+    ]
     run = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, timeout=300)
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     single = tmp_path / "single.h5"
-    ok = subprocess.run([sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(single)],
-                        env=_env(), cwd=ROOT, capture_output=True, timeout=300)
+    ok = subprocess.run(
+        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(single)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr.decode()[-2000:]
 
     shards = [shard_path(out, r, 2) for r in range(2)]

@@ -29,18 +29,55 @@ def test_architecture_table(arch, blocks, emb, norm):
 @pytest.mark.parametrize(
     ("model", "blocks"),
     [
-        (tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
-                                                 num_attention_heads=2, intermediate_size=32)),
-         "gpt_neox.layers"),
-        (tf.DebertaV2Model(tf.DebertaV2Config(vocab_size=64, hidden_size=16, num_hidden_layers=2,
-                                               num_attention_heads=2, intermediate_size=32)),
-         "encoder.layer"),
-        (tf.RobertaForSequenceClassification(tf.RobertaConfig(
-            vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=32)), "roberta.encoder.layer"),
-        (tf.MistralForCausalLM(tf.MistralConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
-                                                 num_attention_heads=2, num_key_value_heads=1,
-                                                 intermediate_size=32)), "model.layers"),
+        (
+            tf.GPTNeoXForCausalLM(
+                tf.GPTNeoXConfig(
+                    vocab_size=64,
+                    hidden_size=16,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=32,
+                )
+            ),
+            "gpt_neox.layers",
+        ),
+        (
+            tf.DebertaV2Model(
+                tf.DebertaV2Config(
+                    vocab_size=64,
+                    hidden_size=16,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=32,
+                )
+            ),
+            "encoder.layer",
+        ),
+        (
+            tf.RobertaForSequenceClassification(
+                tf.RobertaConfig(
+                    vocab_size=64,
+                    hidden_size=16,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=32,
+                )
+            ),
+            "roberta.encoder.layer",
+        ),
+        (
+            tf.MistralForCausalLM(
+                tf.MistralConfig(
+                    vocab_size=64,
+                    hidden_size=16,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    num_key_value_heads=1,
+                    intermediate_size=32,
+                )
+            ),
+            "model.layers",
+        ),
     ],
 )
 def test_more_families(model, blocks):
@@ -64,7 +101,11 @@ def test_specs_indices_aliases_globs_in_forward_order():
 @pytest.mark.parametrize(
     ("spec", "exc", "match"),
     [
-        ("model.layer.1", ValueError, r"did you mean 'model\.layers\.1'.*3 blocks: model\.layers\.0 … model\.layers\.2"),
+        (
+            "model.layer.1",
+            ValueError,
+            r"did you mean 'model\.layers\.1'.*3 blocks: model\.layers\.0 … model\.layers\.2",
+        ),
         (7, ValueError, r"layer index 7 out of range: the model has 3 blocks"),
         ("model.nothing.*", ValueError, "matches no module"),
         ([], ValueError, "layers is empty"),

@@ -18,10 +18,19 @@ def _separation(X: np.ndarray, y: np.ndarray) -> float:
 
 def test_smollm2_bundled_set_end_to_end(smollm2, prompts, tmp_path):
     model, tok = smollm2
-    s = aqi.capture(model, tok, prompts, tmp_path / "smol.h5", layers="all", pooling=("mean", "last"),
-                    batch_size=16)
+    s = aqi.capture(
+        model,
+        tok,
+        prompts,
+        tmp_path / "smol.h5",
+        layers="all",
+        pooling=("mean", "last"),
+        batch_size=16,
+    )
     assert s.complete and s.n_rows == len(prompts) == 294
-    assert len(s.layers) == 32 and s.layers[0] == "model.embed_tokens" and s.layers[-1] == "model.norm"
+    assert (
+        len(s.layers) == 32 and s.layers[0] == "model.embed_tokens" and s.layers[-1] == "model.norm"
+    )
     assert {s.dim(la) for la in s.layers} == {576}
     assert not s.truncated.any()
     # Chat template: the user span excludes the system prompt and role tokens.
@@ -32,7 +41,9 @@ def test_smollm2_bundled_set_end_to_end(smollm2, prompts, tmp_path):
     with torch.inference_mode():
         hs = model(input_ids=torch.tensor([enc.input_ids]), output_hidden_states=True).hidden_states
     ref = hs[15][0, enc.start : enc.stop].mean(0).numpy()
-    np.testing.assert_allclose(s.activations("model.layers.14", "mean")[7], ref, atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(
+        s.activations("model.layers.14", "mean")[7], ref, atol=1e-4, rtol=1e-5
+    )
     # Safe and unsafe requests separate more in the middle of the network than at the input.
     sep = [_separation(s.activations(la, "mean"), y) for la in s.layers]
     assert max(sep[8:24]) > 1.2 * sep[0], sep
@@ -40,8 +51,16 @@ def test_smollm2_bundled_set_end_to_end(smollm2, prompts, tmp_path):
 
 def test_minilm_encoder_end_to_end(minilm, prompts, tmp_path):
     model, tok = minilm
-    s = aqi.capture(model, tok, prompts, tmp_path / "mini.h5", layers="all", pooling="mean",
-                    span="all", batch_size=32)
+    s = aqi.capture(
+        model,
+        tok,
+        prompts,
+        tmp_path / "mini.h5",
+        layers="all",
+        pooling="mean",
+        span="all",
+        batch_size=32,
+    )
     assert s.complete and len(s.layers) == 7 and s.layers[0] == "embeddings"
     assert not s.provenance["identity"]["chat"]
     # The sentence-transformers embedding of all-MiniLM-L6-v2 is the mean of the last block.
@@ -57,9 +76,25 @@ def test_minilm_encoder_end_to_end(minilm, prompts, tmp_path):
 def test_smollm2_left_padding_equals_right(smollm2, prompts, tmp_path, pooling):
     model, tok = smollm2
     sub = prompts[:16]
-    a = aqi.capture(model, tok, sub, tmp_path / "r.h5", layers=[0, 15, -1], pooling=pooling,
-                    padding_side="right", batch_size=8)
-    b = aqi.capture(model, tok, sub, tmp_path / "l.h5", layers=[0, 15, -1], pooling=pooling,
-                    padding_side="left", batch_size=8)
+    a = aqi.capture(
+        model,
+        tok,
+        sub,
+        tmp_path / "r.h5",
+        layers=[0, 15, -1],
+        pooling=pooling,
+        padding_side="right",
+        batch_size=8,
+    )
+    b = aqi.capture(
+        model,
+        tok,
+        sub,
+        tmp_path / "l.h5",
+        layers=[0, 15, -1],
+        pooling=pooling,
+        padding_side="left",
+        batch_size=8,
+    )
     for la in a.layers:
         np.testing.assert_allclose(a.activations(la), b.activations(la), atol=1e-4, rtol=1e-5)

@@ -32,8 +32,13 @@ def _arrays(store: aqi.ActivationStore) -> dict[tuple[str, str], np.ndarray]:
 
 def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_path):
     crashed = tmp_path / "crashed.h5"
-    child = subprocess.Popen([sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(crashed), "0.05"],
-                             env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(crashed), "0.05"],
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     parts_dir = partial_dir(crashed)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
@@ -57,12 +62,22 @@ def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_p
     assert 3 <= n_parts < 15  # 120 rows / 8 per commit = 15: it really died part-way
 
     # Resume in a fresh process, as a user would after a crash.
-    done = subprocess.run([sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(crashed)],
-                          env=_env(), cwd=ROOT, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(crashed)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     clean = tmp_path / "clean.h5"
-    ok = subprocess.run([sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(clean)],
-                        env=_env(), cwd=ROOT, capture_output=True, timeout=300)
+    ok = subprocess.run(
+        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(clean)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr.decode()[-2000:]
 
     a, b = aqi.open_store(crashed), aqi.open_store(clean)
@@ -105,4 +120,6 @@ def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tm
     done = aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
     assert done.complete and not d.exists()
     for la in ref.layers:
-        np.testing.assert_allclose(done.activations(la, "mean"), ref.activations(la, "mean"), atol=1e-6)
+        np.testing.assert_allclose(
+            done.activations(la, "mean"), ref.activations(la, "mean"), atol=1e-6
+        )

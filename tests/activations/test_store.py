@@ -14,7 +14,10 @@ from aqi.activations import FORMAT_VERSION, open_store, pair_by_id, store_from_a
 
 def _arrays(n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"emb": rng.normal(size=(n, 3)).astype("f4"), "deep": rng.normal(size=(n, 5)).astype("f4")}
+    return {
+        "emb": rng.normal(size=(n, 3)).astype("f4"),
+        "deep": rng.normal(size=(n, 5)).astype("f4"),
+    }
 
 
 LABELS = ["safe", "unsafe"] * 3
@@ -22,8 +25,13 @@ LABELS = ["safe", "unsafe"] * 3
 
 def test_bring_your_own_roundtrip(tmp_path):
     arr = _arrays()
-    s = store_from_arrays(tmp_path / "s.h5", arr, labels=LABELS, categories=list("abcabc"),
-                          provenance={"model": "my-extractor"})
+    s = store_from_arrays(
+        tmp_path / "s.h5",
+        arr,
+        labels=LABELS,
+        categories=list("abcabc"),
+        provenance={"model": "my-extractor"},
+    )
     assert s.layers == ("emb", "deep") and s.complete and len(s) == 6
     np.testing.assert_array_equal(s.activations("deep"), arr["deep"])
     np.testing.assert_array_equal(s.activations(0), arr["emb"])
@@ -63,11 +71,16 @@ def test_store_from_arrays_errors(tmp_path, arrays, kwargs, match):
 
 
 def test_accessor_errors(tmp_path):
-    s = store_from_arrays(tmp_path / "s.h5", {"layer": {"mean": np.zeros((6, 2)), "last": np.ones((6, 2))}},
-                          labels=LABELS)
+    s = store_from_arrays(
+        tmp_path / "s.h5",
+        {"layer": {"mean": np.zeros((6, 2)), "last": np.ones((6, 2))}},
+        labels=LABELS,
+    )
     with pytest.raises(ValueError, match="several poolings"):
         s.activations("layer")
-    with pytest.raises(ValueError, match=r"layer 'layr' is not in this store; did you mean 'layer'"):
+    with pytest.raises(
+        ValueError, match=r"layer 'layr' is not in this store; did you mean 'layer'"
+    ):
         s.activations("layr", "mean")
     with pytest.raises(ValueError, match="layer index 3 out of range for 1 stored layers"):
         s.activations(3, "mean")
@@ -95,8 +108,12 @@ def test_pair_by_id(tmp_path):
     ids = [f"r{i}" for i in range(6)]
     a = store_from_arrays(tmp_path / "a.h5", _arrays(), labels=LABELS, ids=ids)
     order = [5, 4, 3, 2, 1]
-    b = store_from_arrays(tmp_path / "b.h5", {k: v[order] for k, v in _arrays(seed=2).items()},
-                          labels=[LABELS[i] for i in order], ids=[ids[i] for i in order])
+    b = store_from_arrays(
+        tmp_path / "b.h5",
+        {k: v[order] for k, v in _arrays(seed=2).items()},
+        labels=[LABELS[i] for i in order],
+        ids=[ids[i] for i in order],
+    )
     with pytest.warns(UserWarning, match="keeps 5 rows"):
         shared, ia, ib = pair_by_id(a, b)
     assert shared.tolist() == ids[1:]

@@ -24,8 +24,9 @@ model = build_tiny("llama", len(tok))
 if delay:
     model.model.layers[0].register_forward_pre_hook(lambda *a: time.sleep(delay))
 prompts = aqi.bundled_prompts()[:120]
-store = aqi.capture(model, tok, prompts, out, pooling=("mean", "last"), batch_size=4,
-                    commit_rows=8, progress=False)
+store = aqi.capture(
+    model, tok, prompts, out, pooling=("mean", "last"), batch_size=4, commit_rows=8, progress=False
+)
 print("rows", store.n_rows, flush=True)
 store.close()
 if "RANK" in __import__("os").environ:
