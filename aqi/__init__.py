@@ -1,7 +1,7 @@
 """aqi — audit the alignment of language models from the inside.
 
 The verbs a notebook needs are here; the machinery lives in the subpackages
-(:mod:`aqi.activations`).
+(:mod:`aqi.activations`, :mod:`aqi.indices`).
 
 Examples
 --------
@@ -27,6 +27,15 @@ from .activations import (
     resolve_layers,
     store_from_arrays,
 )
+from .indices import (
+    AQIProfile,
+    AQIResult,
+    Comparison,
+    alignment_quality_index,
+    compare,
+    learn_layer_pooling,
+    score,
+)
 
 try:
     __version__ = version("aqi")
@@ -34,17 +43,24 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AQIProfile",
+    "AQIResult",
     "ActivationHooks",
     "ActivationStore",
+    "Comparison",
     "Prompt",
     "PromptSet",
     "__version__",
+    "alignment_quality_index",
     "bundled_prompts",
     "capture",
+    "compare",
+    "learn_layer_pooling",
     "load_prompts",
     "merge_shards",
     "open_store",
     "pair_by_id",
     "resolve_layers",
+    "score",
     "store_from_arrays",
 ]

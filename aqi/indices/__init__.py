@@ -1,0 +1,48 @@
+"""Cluster-quality indices and the Alignment Quality Index (AQI).
+
+Index functions take ``(X, labels)``; :func:`score` and :func:`compare` work on
+activation stores. Formulas and references: ``docs/aqi.md``.
+"""
+
+from ._validation import DegenerateInputWarning
+from .alignment_quality import AQIResult, alignment_quality_index
+from .cluster import (
+    DunnResult,
+    calinski_harabasz_index,
+    davies_bouldin_index,
+    dunn_index,
+    generalized_dunn_index,
+    silhouette_index,
+    xie_beni_index,
+)
+from .compare import AQIDifference, Comparison, compare
+from .formulations import VARIANTS, aqi_variant, paper_pipeline, project_3d
+from .layer_pooling import LayerPooling, learn_layer_pooling, sparsemax
+from .lexical import bag_of_words
+from .profile import AQIProfile, score
+
+__all__ = [
+    "VARIANTS",
+    "AQIDifference",
+    "AQIProfile",
+    "AQIResult",
+    "Comparison",
+    "DegenerateInputWarning",
+    "DunnResult",
+    "LayerPooling",
+    "alignment_quality_index",
+    "aqi_variant",
+    "bag_of_words",
+    "calinski_harabasz_index",
+    "compare",
+    "davies_bouldin_index",
+    "dunn_index",
+    "generalized_dunn_index",
+    "learn_layer_pooling",
+    "paper_pipeline",
+    "project_3d",
+    "score",
+    "silhouette_index",
+    "sparsemax",
+    "xie_beni_index",
+]

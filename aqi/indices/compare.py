@@ -1,0 +1,162 @@
+"""Compare two models on the same prompts: the per-layer AQI difference with a paired bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..activations.store import ActivationStore, pair_by_id
+from ._validation import check_data
+from .alignment_quality import SuffStats, aqi_from_stats, resample_counts
+
+__all__ = ["AQIDifference", "Comparison", "compare"]
+
+
+@dataclass(frozen=True)
+class AQIDifference:
+    """``AQI(a) − AQI(b)`` at one layer pair, with a paired bootstrap CI and p-value.
+
+    ``p_value`` is the two-sided bootstrap p-value of "no difference":
+    ``2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0))`` over resamples (floored at ``1/(n_boot+1)``).
+    """
+
+    layer_a: str
+    layer_b: str
+    aqi_a: float
+    aqi_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        """Whether the CI excludes zero."""
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per-layer AQI differences of two stores over the prompts they share."""
+
+    layers: tuple[AQIDifference, ...]
+    n: int
+    confidence: float
+    n_boot: int
+    model_a: str
+    model_b: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+            "n": self.n,
+            "confidence": self.confidence,
+            "n_boot": self.n_boot,
+            "layers": [d.to_dict() for d in self.layers],
+        }
+
+    def largest_drop(self) -> AQIDifference:
+        """The layer where ``b`` loses the most AQI relative to ``a``."""
+        return max(self.layers, key=lambda d: d.difference)
+
+    def __repr__(self) -> str:
+        d = self.largest_drop()
+        return (
+            f"Comparison({self.model_a!r} vs {self.model_b!r}, {len(self.layers)} layers, "
+            f"n={self.n}: "
+            f"largest drop at {d.layer_b}: {d.aqi_a:.1f} → {d.aqi_b:.1f}, "
+            f"Δ {d.difference:.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}], p={d.p_value:.3g})"
+        )
+
+
+def _layer_pairs(
+    a: ActivationStore, b: ActivationStore, layers: Sequence[Any] | None
+) -> list[tuple[str, str]]:
+    if layers is not None:
+        out = []
+        for item in layers:
+            la, lb = item if isinstance(item, tuple) else (item, item)
+            out.append((a._layer_name(la), b._layer_name(lb)))
+        return out
+    shared = [la for la in a.layers if la in set(b.layers)]
+    if shared:
+        return [(la, la) for la in shared]
+    if len(a.layers) == len(b.layers):
+        return list(zip(a.layers, b.layers, strict=True))
+    raise ValueError(
+        f"the stores share no layer name and have {len(a.layers)} vs {len(b.layers)} layers; "
+        "pass layers=[(layer_a, layer_b), ...]"
+    )
+
+
+def compare(
+    a: ActivationStore,
+    b: ActivationStore,
+    *,
+    pooling: str | None = None,
+    layers: Sequence[Any] | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    lam: float = 0.5,
+    seed: int = 0,
+) -> Comparison:
+    """AQI of model ``a`` minus AQI of model ``b`` per layer, on the prompts both stores hold.
+
+    Rows are paired by id; each bootstrap resample draws the same rows (stratified by
+    label) for both models, so the CI reflects the difference, not two independent
+    noises. A positive difference means ``b`` separates safe from unsafe less well.
+
+    Parameters
+    ----------
+    a, b : ActivationStore
+        Stores of the same prompts (e.g. a base model and its fine-tune).
+    layers : sequence, optional
+        Layer names/positions present in both, or ``(layer_a, layer_b)`` tuples.
+        Default: the shared layer names, else positions when the counts match.
+    """
+    if pooling is None and "mean" in a.poolings and "mean" in b.poolings:
+        pooling = "mean"
+    _, ia, ib = pair_by_id(a, b)
+    y = a.y[ia]
+    pairs = _layer_pairs(a, b, layers)
+    rng = np.random.default_rng(seed)
+    k = 2
+    # One set of resampling weights shared by every layer and both models.
+    weights = []
+    for j in range(k):
+        idx = np.flatnonzero(y == j)
+        weights.append((idx, resample_counts(len(idx), n_boot, rng)))
+    alpha = 1 - confidence
+    out = []
+    for la, lb in pairs:
+        vals, boots = [], []
+        for store, rows, name in ((a, ia, la), (b, ib, lb)):
+            X, codes, _ = check_data(store.activations(name, pooling)[rows], y)
+            v, _, _ = aqi_from_stats(SuffStats.of(X, codes, k), lam)
+            n = np.zeros((n_boot, k))
+            S = np.zeros((n_boot, k, X.shape[1]))
+            Q = np.zeros((n_boot, k))
+            for j, (idx, W) in enumerate(weights):
+                Xj = X[idx]
+                n[:, j] = len(idx)
+                S[:, j] = W @ Xj
+                Q[:, j] = W @ np.einsum("ij,ij->i", Xj, Xj)
+            bv, _, _ = aqi_from_stats(SuffStats(n, S, Q), lam)
+            vals.append(float(v))
+            boots.append(bv)
+        diff = boots[0] - boots[1]
+        lo, hi = np.nanquantile(diff, [alpha / 2, 1 - alpha / 2])
+        p = 2 * min(np.mean(diff <= 0), np.mean(diff >= 0))
+        p = float(min(1.0, max(p, 1 / (n_boot + 1))))
+        out.append(
+            AQIDifference(la, lb, vals[0], vals[1], vals[0] - vals[1], float(lo), float(hi), p)
+        )
+    model = lambda s: str(s.provenance.get("model", {}).get("name", s.path))  # noqa: E731
+    return Comparison(tuple(out), len(ia), confidence, n_boot, model(a), model(b))

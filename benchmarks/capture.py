@@ -1,0 +1,188 @@
+"""Benchmark: aqi.capture on SmolLM2-135M-Instruct (CPU), against the bare forward and the
+usual ``output_hidden_states`` pipeline, run in this one process.
+
+    python benchmarks/capture.py            # full run (~20 min on 2 cores)
+    python benchmarks/capture.py --rss-max 3000   # shorter memory check
+
+Prints:
+1. capture time / bare forward time over the same batches (target <= 1.10);
+2. reference pipeline time (unsorted batches of 8, output_hidden_states=True, pooling
+   afterwards, written to HDF5) / capture time (target >= 1.3);
+3. peak RSS growth from 600 to 6,000 prompts (each a fresh subprocess; target <= 100 MB);
+4. tokens/s and prompts/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aqi
+from aqi.activations import PromptEncoder
+from aqi.activations.encoding import pad_batch
+from aqi.demo import load_demo_model
+from benchmarks.real_prompts import real_prompts, repeated
+
+POOLINGS = ("mean", "last")
+BATCH = 16
+
+
+def bare_forward(model, tok, prompts, backbone_only: bool = False) -> tuple[float, int]:
+    """The model's own forward over exactly the batches capture runs (sorted, batch 16)."""
+    enc = PromptEncoder(tok, span="user").encode(list(prompts))
+    order = sorted(range(len(enc)), key=lambda i: -len(enc[i].input_ids))
+    net = model.model if backbone_only else model
+    tokens = 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for b in range(0, len(order), BATCH):
+            ids, attn, _ = pad_batch(
+                [enc[i] for i in order[b : b + BATCH]], tok.pad_token_id, "right"
+            )
+            net(
+                input_ids=ids,
+                attention_mask=attn,
+                position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                use_cache=False,
+            )
+            tokens += int(attn.sum())
+    return time.perf_counter() - t0, tokens
+
+
+def reference_pipeline(model, tok, prompts, out: Path) -> tuple[float, dict[str, np.ndarray]]:
+    """What users write by hand: unsorted batches of 8, output_hidden_states, pool afterwards."""
+    enc_all = PromptEncoder(tok, span="user").encode(list(prompts))
+    texts = [PromptEncoder(tok, span="user").render(p)[0] for p in prompts]
+    tok.padding_side = "right"
+    pooled: dict[str, list[np.ndarray]] = {}
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for b in range(0, len(texts), 8):
+            batch = tok(
+                texts[b : b + 8], padding=True, add_special_tokens=False, return_tensors="pt"
+            )
+            hs = model(**batch, output_hidden_states=True, use_cache=False).hidden_states
+            span = np.zeros(batch["input_ids"].shape, bool)
+            for i, e in enumerate(enc_all[b : b + 8]):
+                span[i, e.start : e.stop] = True
+            last = span.shape[1] - 1 - np.argmax(span[:, ::-1], axis=1)
+            for layer, h in enumerate(hs[1:-1]):  # block outputs 0 .. L-2 (HF's last is post-norm)
+                h = h.numpy()
+                mean = (h * span[..., None]).sum(1) / span.sum(1, keepdims=True)
+                pooled.setdefault(f"{layer}/mean", []).append(mean)
+                pooled.setdefault(f"{layer}/last", []).append(h[np.arange(len(h)), last])
+    arrays = {k: np.concatenate(v) for k, v in pooled.items()}
+    with h5py.File(out, "w") as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=v, chunks=True, compression="lzf", shuffle=True)
+    return time.perf_counter() - t0, arrays
+
+
+def rss_child(n: int) -> None:
+    """Capture ``n`` prompts (the real set repeated) and print peak RSS in MB as JSON."""
+    model, tok = load_demo_model()
+    ps = repeated(real_prompts(), n)
+    with tempfile.TemporaryDirectory() as d:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        aqi.capture(
+            model, tok, ps, Path(d) / "rss.h5", pooling=POOLINGS, batch_size=BATCH, progress=False
+        ).close()
+        elapsed = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"n": n, "peak_mb": peak, "before_mb": before, "seconds": elapsed}))
+
+
+def rss_run(n: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--rss-min", type=int, default=600)
+    ap.add_argument("--rss-max", type=int, default=6000)
+    ap.add_argument("--skip-rss", action="store_true")
+    args = ap.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    torch.manual_seed(0)
+    model, tok = load_demo_model()
+    prompts = real_prompts()
+    n_unsafe = sum(p.is_unsafe for p in prompts)
+    print(
+        f"SmolLM2-135M-Instruct, CPU ({torch.get_num_threads()} threads), {len(prompts)} prompts "
+        f"({n_unsafe} unsafe), 30 blocks x {len(POOLINGS)} poolings, batch {BATCH}"
+    )
+    bare_forward(model, tok, prompts[:32])  # warm-up
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        store = aqi.capture(
+            model,
+            tok,
+            prompts,
+            Path(d) / "cap.h5",
+            pooling=POOLINGS,
+            batch_size=BATCH,
+            progress=False,
+        )
+        t_capture = time.perf_counter() - t0
+        size_mb = (Path(d) / "cap.h5").stat().st_size / 2**20
+        t_bare, tokens = bare_forward(model, tok, prompts)
+        t_backbone, _ = bare_forward(model, tok, prompts, backbone_only=True)
+        t_ref, ref = reference_pipeline(model, tok, prompts, Path(d) / "ref.h5")
+        diff = max(
+            float(np.abs(store.activations(f"model.layers.{i}", p) - ref[f"{i}/{p}"]).max())
+            for i in range(29)
+            for p in POOLINGS
+        )
+        store.close()
+    print(f"capture (all 30 blocks, 2 poolings, HDF5 {size_mb:.0f} MB): {t_capture:8.2f} s")
+    print(f"bare forward, same batches (with LM head):    {t_bare:8.2f} s")
+    print(f"bare forward, same batches (backbone only):   {t_backbone:8.2f} s")
+    print(
+        f"reference pipeline (batches of 8, unsorted):  {t_ref:8.2f} s  "
+        f"(max |diff| vs capture: {diff:.2e})"
+    )
+    r1 = t_capture / t_bare
+    r1b = t_capture / t_backbone
+    r2 = t_ref / t_capture
+    print(
+        f"1. capture / bare forward     = {r1:.3f}  (target <= 1.10)  [vs backbone only: {r1b:.3f}]"
+    )
+    print(f"2. reference / capture        = {r2:.2f}   (target >= 1.3)")
+    if not args.skip_rss:
+        small, big = rss_run(args.rss_min), rss_run(args.rss_max)
+        growth = big["peak_mb"] - small["peak_mb"]
+        print(
+            f"3. peak RSS {args.rss_min} prompts: {small['peak_mb']:.0f} MB, "
+            f"{args.rss_max} prompts: {big['peak_mb']:.0f} MB -> growth {growth:.0f} MB "
+            "(target <= 100 MB)"
+        )
+    print(
+        f"4. throughput: {tokens / t_capture:,.0f} tokens/s, "
+        f"{len(prompts) / t_capture:.1f} prompts/s ({tokens / len(prompts):.1f} tokens per prompt)"
+    )
+
+
+if __name__ == "__main__":
+    main()
