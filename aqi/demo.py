@@ -7,7 +7,7 @@ cached once as a float32 safetensors checkpoint under ``$AQI_CACHE_DIR``
 (default ``~/.cache/aqi``) and reloaded from there in about a second.
 
 ``aqi demo`` (what ``make demo`` runs) captures the bundled prompt set with
-this model and prints a per-layer summary.
+this model and prints the per-layer AQI profile with CIs, nulls and lexical controls.
 """
 
 from __future__ import annotations
@@ -88,10 +88,9 @@ def load_minilm() -> tuple[Any, Any]:
 
 
 def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = False) -> int:
-    """Capture the bundled prompts with the demo model and print a per-layer summary."""
-    import numpy as np
-
+    """Capture the bundled prompts with the demo model and print the per-layer AQI profile."""
     from .activations import bundled_prompts, capture
+    from .indices import score
 
     t0 = time.perf_counter()
     model, tok = load_demo_model()
@@ -101,18 +100,26 @@ def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = F
     )
     prompts = bundled_prompts()
     t1 = time.perf_counter()
-    store = capture(model, tok, prompts, out, pooling=("mean", "last"), overwrite=overwrite)
+    store = capture(
+        model, tok, prompts, out, layers="all", pooling=("mean", "last"), overwrite=overwrite
+    )
     print(
         f"captured {store.n_rows} prompts x {len(store.layers)} layers into {out} "
         f"in {time.perf_counter() - t1:.1f} s",
         file=sys.stderr,
     )
-    y = store.y.astype(bool)
-    head = f"{'layer':<18} {'dim':>4} {'|mu_unsafe - mu_safe|':>22} {'within-class sd':>16}"
-    print(f"{head} {'ratio':>7}")
-    for li, X in store.iter_activations("mean"):
-        gap = float(np.linalg.norm(X[y].mean(0) - X[~y].mean(0)))
-        sd = float(np.sqrt(0.5 * (X[y].var(0).sum() + X[~y].var(0).sum())))
-        print(f"{li.name:<18} {X.shape[1]:>4} {gap:>22.3f} {sd:>16.3f} {gap / sd:>7.3f}")
+    prof = score(store, pooling="mean", n_boot=1000, n_perm=200)
+    print(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
+    print(f"{'layer':<20} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance")
+    for r in prof.layers:
+        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
+        print(
+            f"{r.label:<20} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
+            f"{'yes' if r.above_chance else 'no'}"
+        )
+    for name, r in prof.lexical.items():
+        print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+    best = prof.best()
+    print(f"best layer: {best.label}, AQI {best.value:.2f} [{best.ci_low:.2f}, {best.ci_high:.2f}]")
     store.close()
     return 0

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ from aqi.activations import PromptSet, bundled_prompts
 from aqi.demo import cache_dir, load_demo_model, load_minilm, package_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+matplotlib.use("Agg")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
@@ -26,6 +28,18 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def smollm2() -> tuple[Any, Any]:
     """The real SmolLM2-135M-Instruct, float32, eval mode (loaded once per session)."""
     return load_demo_model()
+
+
+@pytest.fixture(scope="session")
+def smol_store(smollm2: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """SmolLM2-135M-Instruct over the bundled set: all layers, mean and last, user span."""
+    import aqi
+
+    model, tok = smollm2
+    path = tmp_path_factory.mktemp("smol") / "smol.h5"
+    return aqi.capture(
+        model, tok, bundled_prompts(), path, layers="all", pooling=("mean", "last"), batch_size=16
+    )
 
 
 @pytest.fixture(scope="session")

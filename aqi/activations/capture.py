@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import EncodedPrompt, PromptEncoder, pad_batch
+from .encoding import PromptEncoder, pad_batch
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec
 from .prompts import PromptSet, load_prompts
@@ -35,7 +35,7 @@ __all__ = ["capture"]
 # passing arange-style position ids would be wrong for them.
 _OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
 _UNBOUNDED = 1_000_000
-_BUFFER_BYTES = 256 << 20  # pooled output buffered per committed window
+DEFAULT_COMMIT_ROWS = 2048
 
 
 def _input_device(model: nn.Module) -> torch.device:
@@ -70,15 +70,6 @@ def _forward_kwargs(model: nn.Module) -> set[str]:
     return set(params)
 
 
-def _window_rows(model: nn.Module, n_layers: int, n_pool: int, batch_size: int, budget: int) -> int:
-    config = getattr(model, "config", None)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    dim = getattr(text, "hidden_size", None) or 1024
-    rows = budget // max(1, dim * n_layers * n_pool * 4)
-    rows = max(batch_size, (rows // batch_size) * batch_size)
-    return int(min(rows, 16_384))
-
-
 def capture(
     model: nn.Module,
     tokenizer: Any,
@@ -102,9 +93,9 @@ def capture(
     """Capture layer-wise, token-pooled activations into an HDF5 store.
 
     Prompts are rendered (chat template when the tokenizer has one),
-    tokenized, sorted by length within windows of ``commit_rows`` rows (by
-    default about 256 MiB of pooled output), run in batches with forward hooks that pool on each
-    layer's device, and committed window by window. Re-running the same call
+    tokenized, sorted by length within windows of ``commit_rows`` rows, run in
+    batches with forward hooks that pool on each layer's device, and committed
+    window by window. Re-running the same call
     after a crash continues where it stopped; a finished store is returned
     as it is. Under ``torchrun`` / ``accelerate launch`` (an initialised
     ``torch.distributed`` group) each rank captures a contiguous shard into
@@ -141,8 +132,9 @@ def capture(
     padding_side : {"left", "right"}, optional
         Default: the tokenizer's. Results do not depend on it.
     commit_rows : int, optional
-        Rows per committed window: the unit of length sorting, of buffering and of
-        the work a crash can lose. Default: as many as fit in 256 MiB of pooled output.
+        Rows per committed window (default 2048): the unit of length sorting and of
+        the work a crash can lose. Memory does not grow with it: pooled rows go to
+        the window's part file batch by batch.
     compression : {"lzf", "gzip", None}, default "lzf"
         Compression of the final store's datasets.
     overwrite : bool, default False
@@ -310,9 +302,7 @@ def _run(
     pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
     extra = {"use_cache": False} if "use_cache" in accepted else {}
     order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
-    window = commit_rows or _window_rows(
-        model, len(hooks.layers), len(hooks.poolings), batch_size, _BUFFER_BYTES
-    )
+    window = commit_rows or DEFAULT_COMMIT_ROWS
     total = sum(b - a for a, b in todo)
     bar = tqdm(
         total=total,
@@ -331,45 +321,43 @@ def _run(
                 encoded = encoder.encode(chunk)
                 # Longest first: an out-of-memory batch fails at once, not at the end.
                 by_len = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
-                buffers: dict[tuple[str, str], np.ndarray] = {}
-                for bstart in range(0, len(by_len), batch_size):
-                    sel = by_len[bstart : bstart + batch_size]
-                    batch: list[EncodedPrompt] = [encoded[i] for i in sel]
-                    ids, attn, span_mask = pad_batch(batch, pad_id, side)
-                    kwargs: dict[str, Any] = dict(extra)
-                    if pass_positions:
-                        kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
-                    pooled = hooks.run(
-                        input_ids=ids.to(device),
-                        attention_mask=attn.to(device),
-                        span=span_mask,
-                        **kwargs,
+                with writer.part(start, stop) as part:
+                    for bstart in range(0, len(by_len), batch_size):
+                        sel = by_len[bstart : bstart + batch_size]
+                        ids, attn, span_mask = pad_batch([encoded[i] for i in sel], pad_id, side)
+                        kwargs: dict[str, Any] = dict(extra)
+                        if pass_positions:
+                            kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
+                        pooled = hooks.run(
+                            input_ids=ids.to(device),
+                            attention_mask=attn.to(device),
+                            span=span_mask,
+                            **kwargs,
+                        )
+                        arrays = dict(
+                            zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
+                        )
+                        _check_finite(arrays, [chunk[i].id for i in sel], [start + i for i in sel])
+                        part.write(np.asarray(sel), arrays)
+                        tokens += int(attn.sum())
+                        bar.update(len(sel))
+                        elapsed = time.perf_counter() - t0
+                        bar.set_postfix(tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+                    part.commit(
+                        token_count=np.array([len(e.input_ids) for e in encoded]),
+                        span_tokens=np.array([e.stop - e.start for e in encoded]),
+                        truncated=np.array([e.truncated for e in encoded]),
                     )
-                    host = to_cpu(pooled, order)
-                    for key, t in zip(order, host, strict=True):
-                        arr = t.numpy()
-                        if not np.isfinite(arr).all():
-                            bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-                            raise FloatingPointError(
-                                f"non-finite activation at layer {key[0]!r} ({key[1]} pooling) "
-                                f"for prompt {chunk[sel[bad]].id!r} (row {start + sel[bad]}); "
-                                "check the model's weights and dtype"
-                            )
-                        buf = buffers.get(key)
-                        if buf is None:
-                            buf = buffers[key] = np.empty((len(chunk), arr.shape[1]), np.float32)
-                        buf[sel] = arr
-                    tokens += int(attn.sum())
-                    bar.update(len(sel))
-                    elapsed = time.perf_counter() - t0
-                    bar.set_postfix(
-                        tok_s=f"{tokens / elapsed:,.0f}" if elapsed else "-", refresh=False
-                    )
-                writer.commit(
-                    start,
-                    buffers,
-                    token_count=np.array([len(e.input_ids) for e in encoded]),
-                    span_tokens=np.array([e.stop - e.start for e in encoded]),
-                    truncated=np.array([e.truncated for e in encoded]),
-                )
     bar.close()
+
+
+def _check_finite(
+    arrays: dict[tuple[str, str], np.ndarray], ids: list[str], rows: list[int]
+) -> None:
+    for (layer, pooling), arr in arrays.items():
+        if not np.isfinite(arr).all():
+            bad = int(np.argwhere(~np.isfinite(arr))[0][0])
+            raise FloatingPointError(
+                f"non-finite activation at layer {layer!r} ({pooling} pooling) for prompt "
+                f"{ids[bad]!r} (row {rows[bad]}); check the model's weights and dtype"
+            )

@@ -40,6 +40,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ActivationStore",
     "LayerInfo",
+    "PartWriter",
     "StoreWriter",
     "open_store",
     "pair_by_id",
@@ -100,19 +101,28 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+def _publish(tmp: Path, final: Path) -> None:
+    """fsync a finished temporary file, rename it into place, fsync the directory."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _tmp_name(final: Path) -> Path:
+    return final.with_name(f"{final.name}.tmp-{os.getpid()}")
+
+
 def _atomic_h5(final: Path, fill: Any) -> None:
     """Write an HDF5 file under a temporary name, fsync it and rename it into place."""
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    tmp = _tmp_name(final)
     try:
         with h5py.File(tmp, "w") as f:
             fill(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        _publish(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
 
 
 def _write_rows(f: h5py.File, rows: Sequence[Prompt]) -> None:
@@ -591,6 +601,12 @@ class StoreWriter:
             todo.append((at, len(self.rows)))
         return todo
 
+    def part(self, start: int, stop: int) -> PartWriter:
+        """Open the window of rows ``[start, stop)`` for writing, batch by batch."""
+        if not 0 <= start < stop <= len(self.rows):
+            raise ValueError(f"rows {start}…{stop} outside 0…{len(self.rows)}")
+        return PartWriter(self, start, stop)
+
     def commit(
         self,
         start: int,
@@ -600,35 +616,14 @@ class StoreWriter:
         span_tokens: np.ndarray | None = None,
         truncated: np.ndarray | None = None,
     ) -> None:
-        """Atomically commit rows ``start … start + n`` for every (layer, pooling)."""
-        expected = {(li.name, p) for li in self.layers for p in self.poolings}
-        if set(arrays) != expected:
-            missing = sorted(expected - set(arrays))[:3]
-            extra = sorted(set(arrays) - expected)[:3]
-            raise ValueError(
-                f"commit needs every (layer, pooling): missing {missing}, extra {extra}"
-            )
-        n = {a.shape[0] for a in arrays.values()}
+        """Atomically commit rows ``start … start + n`` for every (layer, pooling) at once."""
+        n = {np.shape(a)[0] for a in arrays.values()}
         if len(n) != 1:
             raise ValueError(f"arrays of one commit must have the same number of rows, got {n}")
         rows = n.pop()
-        stop = start + rows
-        if not 0 <= start < stop <= len(self.rows):
-            raise ValueError(f"rows {start}…{stop} outside 0…{len(self.rows)}")
-        defaults = {"token_count": -1, "span_tokens": -1, "truncated": False}
-        cols = {"token_count": token_count, "span_tokens": span_tokens, "truncated": truncated}
-
-        def fill(f: h5py.File) -> None:
-            for (layer, p), a in arrays.items():
-                a = np.asarray(a, dtype=np.float32)
-                if a.ndim != 2:
-                    raise ValueError(f"array for ({layer!r}, {p!r}) must be 2-D, got {a.shape}")
-                f.create_dataset(_dataset_name(layer, p), data=a)
-            for k, v in cols.items():
-                arr = np.full(rows, defaults[k]) if v is None else np.asarray(v)
-                f.create_dataset(f"rows/{k}", data=arr.astype(bool if k == "truncated" else "i4"))
-
-        _atomic_h5(self.dir / f"part-{start:010d}-{stop:010d}.h5", fill)
+        with self.part(start, start + rows) as part:
+            part.write(np.arange(rows), arrays)
+            part.commit(token_count=token_count, span_tokens=span_tokens, truncated=truncated)
 
     def finalize(self) -> ActivationStore:
         """Consolidate the parts into the final file and remove the partial directory."""
@@ -684,6 +679,104 @@ class StoreWriter:
         shutil.rmtree(self.dir, ignore_errors=True)
         self.finished = True
         return open_store(self.path)
+
+
+class PartWriter:
+    """One window of rows, written batch by batch into a temporary part file.
+
+    Rows may arrive in any order (capture sorts by length); memory stays at one batch.
+    :meth:`commit` makes the window visible atomically (fsync, rename); leaving the
+    ``with`` block without committing — an exception, a ``KeyboardInterrupt`` —
+    deletes the temporary file, and a killed process leaves one that the next
+    resume deletes.
+    """
+
+    def __init__(self, writer: StoreWriter, start: int, stop: int) -> None:
+        self.writer = writer
+        self.start, self.stop = start, stop
+        self.final = writer.dir / f"part-{start:010d}-{stop:010d}.h5"
+        self.tmp = _tmp_name(self.final)
+        self._expected = {(li.name, p) for li in writer.layers for p in writer.poolings}
+        self._written = np.zeros(stop - start, dtype=bool)
+        self._seen: set[tuple[str, str]] = set()
+        self._file: h5py.File | None = h5py.File(self.tmp, "w")
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
+        if self._file is not None:
+            self.abort()
+
+    def write(self, rows: np.ndarray, arrays: Mapping[tuple[str, str], np.ndarray]) -> None:
+        """Write ``arrays[(layer, pooling)][i]`` to window row ``rows[i]`` (0-based)."""
+        if self._file is None:
+            raise RuntimeError("this part is already committed or aborted")
+        rows = np.asarray(rows, dtype=np.int64)
+        n = self.stop - self.start
+        if rows.ndim != 1 or rows.size == 0 or rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"rows must be indices in 0…{n - 1}, got {rows!r}")
+        if set(arrays) != self._expected:
+            missing = sorted(self._expected - set(arrays))[:3]
+            extra = sorted(set(arrays) - self._expected)[:3]
+            raise ValueError(
+                f"write needs every (layer, pooling): missing {missing}, extra {extra}"
+            )
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        if np.any(np.diff(sorted_rows) == 0):
+            raise ValueError("rows contains duplicates")
+        for (layer, p), a in arrays.items():
+            a = np.asarray(a, dtype=np.float32)
+            if a.ndim != 2 or a.shape[0] != rows.size:
+                raise ValueError(
+                    f"array for ({layer!r}, {p!r}) must be ({rows.size}, dim), got {a.shape}"
+                )
+            key = _dataset_name(layer, p)
+            ds = self._file.get(key)
+            if ds is None:
+                ds = self._file.create_dataset(key, shape=(n, a.shape[1]), dtype="f4")
+            elif ds.shape[1] != a.shape[1]:
+                raise ValueError(f"{key}: dim {a.shape[1]}, earlier batches {ds.shape[1]}")
+            if rows.size == n and np.array_equal(sorted_rows, np.arange(n)):
+                ds[...] = a[order]
+            else:
+                ds[sorted_rows] = a[order]
+        self._written[rows] = True
+
+    def commit(
+        self,
+        *,
+        token_count: np.ndarray | None = None,
+        span_tokens: np.ndarray | None = None,
+        truncated: np.ndarray | None = None,
+    ) -> None:
+        """Make the window visible: every row must have been written."""
+        if self._file is None:
+            raise RuntimeError("this part is already committed or aborted")
+        if not self._written.all():
+            missing = np.flatnonzero(~self._written)[:5] + self.start
+            raise RuntimeError(f"rows {missing.tolist()}… of this window were never written")
+        n = self.stop - self.start
+        defaults = {"token_count": -1, "span_tokens": -1, "truncated": False}
+        cols = {"token_count": token_count, "span_tokens": span_tokens, "truncated": truncated}
+        for k, v in cols.items():
+            arr = np.full(n, defaults[k]) if v is None else np.asarray(v)
+            if arr.shape != (n,):
+                raise ValueError(f"{k} must have shape ({n},), got {arr.shape}")
+            self._file.create_dataset(
+                f"rows/{k}", data=arr.astype(bool if k == "truncated" else "i4")
+            )
+        self._file.close()
+        self._file = None
+        _publish(self.tmp, self.final)
+
+    def abort(self) -> None:
+        """Discard the window (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def _short(v: Any) -> str:

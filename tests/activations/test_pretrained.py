@@ -16,17 +16,9 @@ def _separation(X: np.ndarray, y: np.ndarray) -> float:
     return float(gap / sd)
 
 
-def test_smollm2_bundled_set_end_to_end(smollm2, prompts, tmp_path):
+def test_smollm2_bundled_set_end_to_end(smollm2, smol_store, prompts):
     model, tok = smollm2
-    s = aqi.capture(
-        model,
-        tok,
-        prompts,
-        tmp_path / "smol.h5",
-        layers="all",
-        pooling=("mean", "last"),
-        batch_size=16,
-    )
+    s = smol_store
     assert s.complete and s.n_rows == len(prompts) == 294
     assert (
         len(s.layers) == 32 and s.layers[0] == "model.embed_tokens" and s.layers[-1] == "model.norm"

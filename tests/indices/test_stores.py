@@ -70,6 +70,9 @@ def test_learned_pooling_finds_the_informative_layer(tmp_path):
     assert (lp.weights == 0).sum() >= 1  # sparse
     assert lp.n_train + lp.n_heldout == 200
     assert lp.heldout.above_chance
+    fig = lp.plot()
+    assert len(fig.axes[0].patches) == 4
+    assert "learned pooling" in repr(lp) or "LayerPooling(" in repr(lp)
 
 
 def test_paper_pipeline_min_max_within_run():
@@ -80,13 +83,6 @@ def test_paper_pipeline_min_max_within_run():
     assert v.shape == (3,) and np.nanmin(v) >= 0 and np.nanmax(v) <= 1
     with pytest.raises(ValueError, match="at least 2 units"):
         paper_pipeline(layers[:1], y)
-
-
-@pytest.fixture(scope="module")
-def smol_store(smollm2, prompts, tmp_path_factory):
-    model, tok = smollm2
-    path = tmp_path_factory.mktemp("smol") / "smol.h5"
-    return aqi.capture(model, tok, prompts, path, layers="all", pooling=("mean", "last"))
 
 
 def test_smollm2_deep_layer_aqi_above_permutation_null(smol_store):
