@@ -6,6 +6,7 @@ import inspect
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -168,15 +169,11 @@ def capture(
         isinstance(commit_rows, bool) or not isinstance(commit_rows, int) or commit_rows < 1
     ):
         raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
-    if isinstance(prompts, (list, tuple)) and not prompts:
-        raise ValueError("prompts is empty; pass at least one labelled prompt")
     prompt_set: PromptSet = load_prompts(prompts)
     side = padding_side or getattr(tokenizer, "padding_side", "right")
     if side not in ("left", "right"):
         raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
     if model.training:
-        import warnings
-
         warnings.warn(
             "model is in training mode (dropout active); call model.eval() for reproducible "
             "activations",
@@ -209,47 +206,18 @@ def capture(
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    config = getattr(model, "config", None)
-    identity = {
-        "model_config_sha256": config_hash(model),
-        "weights_fingerprint": weights_fingerprint(model),
-        "model_class": type(model).__name__,
-        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-        "tokenizer_sha256": tokenizer_hash(tokenizer),
-        "chat_template_sha256": (PromptEncoder.template_hash(tokenizer) if encoder.chat else None),
-        "layers": [li.name for li in layer_info],
-        "poolings": list(hooks.poolings),
-        "span": span,
-        "chat": encoder.chat,
-        "system_prompt": system_prompt,
-        "include_response": include_response,
-        "max_length": max_length,
-        "prompts_sha256": rows.fingerprint(),
-        "shard": [rank, world, offset],
-    }
-    provenance = {
-        "identity": identity,
-        "model": {
-            "name": getattr(config, "_name_or_path", "") or type(model).__name__,
-            "model_type": getattr(config, "model_type", None),
-        },
-        "tokenizer": {
-            "name": getattr(tokenizer, "name_or_path", ""),
-            "class": type(tokenizer).__name__,
-        },
-        "capture": {
-            "span": span,
-            "poolings": list(hooks.poolings),
-            "layers": [li.to_dict() for li in layer_info],
-            "stream": "residual stream after each block, unless a layer says otherwise",
-            "pooling_dtype": "float32",
-            "batch_size": batch_size,
-            "padding_side": side,
-        },
-        "prompts": {"name": prompt_set.name, "n": len(rows), "offset": offset},
-        "versions": library_versions(),
-        "created_utc": utc_now(),
-    }
+    provenance = _provenance(
+        model,
+        tokenizer,
+        encoder,
+        hooks,
+        layer_info,
+        rows,
+        prompt_set.name,
+        shard=(rank, world, offset),
+        batch_size=batch_size,
+        padding_side=side,
+    )
     writer = StoreWriter(
         path,
         rows,
@@ -281,6 +249,63 @@ def capture(
             [shard_path(final_path, r, world) for r in range(world)], final_path, distributed=True
         )
     return store
+
+
+def _provenance(
+    model: nn.Module,
+    tokenizer: Any,
+    encoder: PromptEncoder,
+    hooks: ActivationHooks,
+    layer_info: list[LayerInfo],
+    rows: PromptSet,
+    prompts_name: str,
+    *,
+    shard: tuple[int, int, int],
+    batch_size: int,
+    padding_side: str,
+) -> dict[str, Any]:
+    """What produced the store; ``identity`` decides whether a capture may be resumed."""
+    config = getattr(model, "config", None)
+    identity = {
+        "model_config_sha256": config_hash(model),
+        "weights_fingerprint": weights_fingerprint(model),
+        "model_class": type(model).__name__,
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "tokenizer_sha256": tokenizer_hash(tokenizer),
+        "chat_template_sha256": (PromptEncoder.template_hash(tokenizer) if encoder.chat else None),
+        "layers": [li.name for li in layer_info],
+        "poolings": list(hooks.poolings),
+        "span": encoder.span,
+        "chat": encoder.chat,
+        "system_prompt": encoder.system_prompt,
+        "include_response": encoder.include_response,
+        "max_length": encoder.max_length,
+        "prompts_sha256": rows.fingerprint(),
+        "shard": list(shard),
+    }
+    return {
+        "identity": identity,
+        "model": {
+            "name": getattr(config, "_name_or_path", "") or type(model).__name__,
+            "model_type": getattr(config, "model_type", None),
+        },
+        "tokenizer": {
+            "name": getattr(tokenizer, "name_or_path", ""),
+            "class": type(tokenizer).__name__,
+        },
+        "capture": {
+            "span": encoder.span,
+            "poolings": list(hooks.poolings),
+            "layers": [li.to_dict() for li in layer_info],
+            "stream": "residual stream after each block, unless a layer says otherwise",
+            "pooling_dtype": "float32",
+            "batch_size": batch_size,
+            "padding_side": padding_side,
+        },
+        "prompts": {"name": prompts_name, "n": len(rows), "offset": shard[2]},
+        "versions": library_versions(),
+        "created_utc": utc_now(),
+    }
 
 
 def _run(
