@@ -282,11 +282,9 @@ class ActivationStore:
     def _row(self, key: str) -> np.ndarray:
         if key not in self._rows_cache:
             if key in _ROW_COLUMNS and self.partial:
-                cols = [self._read_part(p, f"rows/{key}") for _, _, p in self._parts]
-                arr = np.concatenate(cols) if cols else np.zeros(0)
+                arr = self._read_parts(f"rows/{key}")
             else:
-                assert self._file is not None, "store is closed"
-                arr = self._file[f"rows/{key}"][()]
+                arr = self._h5[f"rows/{key}"][()]
                 if arr.dtype.kind == "O":
                     arr = np.array([x.decode() if isinstance(x, bytes) else x for x in arr])
                 arr = arr[self._index]
@@ -380,10 +378,27 @@ class ActivationStore:
             raise ValueError(f"pooling={pooling!r} is not in this store {list(self.poolings)}")
         return pooling
 
-    @staticmethod
-    def _read_part(path: Path, key: str) -> np.ndarray:
-        with h5py.File(path, "r") as f:
-            return f[key][()]
+    @property
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            raise ValueError(f"store {str(self.path)!r} is closed; open it again with open_store")
+        return self._file
+
+    def _read_parts(self, key: str) -> np.ndarray:
+        """``key`` from every committed part, in row order (partial view)."""
+        out = []
+        try:
+            for _, _, path in self._parts:
+                with h5py.File(path, "r") as f:
+                    out.append(f[key][()])
+        except (FileNotFoundError, OSError):
+            # The writer consolidated the parts and removed them while we read: the
+            # same rows are now in the final file.
+            if not self.path.is_file():
+                raise
+            with h5py.File(self.path, "r") as f:
+                return f[key][()][self._index]
+        return np.concatenate(out) if out else np.zeros(0)
 
     def activations(self, layer: str | int, pooling: str | None = None) -> np.ndarray:
         """The ``(n_rows, dim)`` float32 array of one layer and pooling, rows in prompt order.
@@ -397,12 +412,10 @@ class ActivationStore:
         """
         key = _dataset_name(self._layer_name(layer), self._pooling_name(pooling))
         if self.partial:
-            parts = [self._read_part(p, key) for _, _, p in self._parts]
-            if not parts:
+            if not self._parts:
                 return np.zeros((0, 0), np.float32)
-            return np.concatenate(parts)
-        assert self._file is not None, "store is closed"
-        return self._file[key][()]
+            return self._read_parts(key)
+        return self._h5[key][()]
 
     def iter_activations(
         self, pooling: str | None = None

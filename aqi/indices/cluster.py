@@ -269,7 +269,7 @@ def dunn_index(
     >>> float(dunn_index(X, [0, 0, 1, 1]))
     10.0
     """
-    Xc, codes, names = check_data(X, labels)
+    Xc, codes, names = check_data(X, labels, sort=True)
     n_total = len(Xc)
     Xc, codes, sub = _subsample(Xc, codes, max_samples, random_state)
     ext = cluster_extremes(Xc, codes, len(names), device=device)
@@ -311,7 +311,7 @@ def generalized_dunn_index(
         raise ValueError(
             f"variant={variant!r}; expected one of {', '.join(map(repr, _GD_VARIANTS))}"
         )
-    Xc, codes, names = check_data(X, labels)
+    Xc, codes, names = check_data(X, labels, sort=True)
     n_total = len(Xc)
     Xc, codes, sub = _subsample(Xc, codes, max_samples, random_state)
     k = len(names)

@@ -116,9 +116,17 @@ def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tm
     (d / "part-0000000012-0000000018.h5.tmp-999").write_bytes(b"torn")
     live = aqi.open_store(p)
     assert live.n_rows == 12 and not live.complete
-    live.close()
+    ids = live.ids.tolist()
     done = aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
     assert done.complete and not d.exists()
+    # A reader opened mid-capture still reads its rows after the parts were consolidated.
+    np.testing.assert_array_equal(live.activations(0, "mean"), done.activations(0, "mean")[:12])
+    assert live.ids.tolist() == ids
+    live.refresh()
+    assert live.complete and live.n_rows == len(small_prompts)
+    live.close()
+    with pytest.raises(ValueError, match="is closed"):
+        live.activations(0, "mean")
     for la in ref.layers:
         np.testing.assert_allclose(
             done.activations(la, "mean"), ref.activations(la, "mean"), atol=1e-6
