@@ -63,8 +63,7 @@ def check_data(
     n = X.shape[0]
     if labels.ndim != 1 or labels.shape[0] != n:
         raise ValueError(
-            f"labels must be 1-D with one entry per row of X ({n}), "
-            f"got shape {labels.shape}"
+            f"labels must be 1-D with one entry per row of X ({n}), got shape {labels.shape}"
         )
     names, codes = np.unique(labels, return_inverse=True)
     if len(names) < min_clusters:

@@ -37,6 +37,7 @@ __all__ = [
     "SuffStats",
     "alignment_quality_index",
     "aqi_from_stats",
+    "basic_interval",
     "resample_counts",
 ]
 
@@ -65,8 +66,15 @@ class SuffStats:
         return cls(n, S, Q)
 
 
-def aqi_from_stats(st: SuffStats, lam: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AQI and its two terms from sufficient statistics (vectorised over batch dims)."""
+def aqi_from_stats(
+    st: SuffStats, lam: float = 0.5, *, corrected: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AQI and its two terms from sufficient statistics (vectorised over batch dims).
+
+    ``corrected=False`` gives the AQI of the rows taken as the whole population (no
+    small-sample corrections): the parameter of the bootstrap world, see
+    :func:`basic_interval`.
+    """
     n, S, Q = st.n, st.S, st.Q
     k = n.shape[-1]
     N = n.sum(-1)
@@ -77,15 +85,21 @@ def aqi_from_stats(st: SuffStats, lam: float = 0.5) -> tuple[np.ndarray, np.ndar
     tot = S.sum(-2) / N[..., None]
     B = (n * (c * c).sum(-1)).sum(-1) - N * (tot * tot).sum(-1)
     T = B + W
-    s_w = W / (N - k)
-    v = Wk / (n - 1)
     iu, ju = np.triu_indices(k, 1)
     diff = c[..., iu, :] - c[..., ju, :]
-    D2 = (diff * diff).sum(-1) - v[..., iu] / n[..., iu] - v[..., ju] / n[..., ju]
+    D2 = (diff * diff).sum(-1)
+    if corrected:
+        s_w = W / (N - k)
+        v = Wk / (n - 1)
+        D2 = D2 - v[..., iu] / n[..., iu] - v[..., ju] / n[..., ju]
+        B_adj = B - (k - 1) * s_w
+    else:
+        s_w = W / N
+        B_adj = B
     D2min = np.maximum(D2.min(-1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         t_xb = np.where(D2min + s_w > 0, D2min / (D2min + s_w), np.nan)
-        t_ch = np.maximum(B - (k - 1) * s_w, 0.0) / T
+        t_ch = np.maximum(B_adj, 0.0) / T
     return 100.0 * (lam * t_xb + (1 - lam) * t_ch), t_xb, t_ch
 
 
@@ -98,7 +112,8 @@ class AQIResult:
     value : float
         AQI in [0, 100] (higher = safe and unsafe better separated).
     ci_low, ci_high : float
-        Percentile bootstrap interval at ``confidence`` (stratified by class).
+        Basic bootstrap interval at ``confidence`` (stratified by class; see
+        :func:`basic_interval`), clipped to [0, 100].
     null_mean, null_high : float
         Mean and ``confidence`` quantile of AQI with labels shuffled.
     p_value : float
@@ -149,6 +164,25 @@ class AQIResult:
 
     def _repr_html_(self) -> str:
         return f"<code>{self.__repr__().replace('<', '&lt;')}</code>"
+
+
+def basic_interval(
+    boot: np.ndarray, boot_truth: float, estimate: float, confidence: float
+) -> tuple[float, float]:
+    """Basic bootstrap interval ``[θ̂ − q_hi(θ* − θ_F̂), θ̂ − q_lo(θ* − θ_F̂)]``.
+
+    ``θ_F̂`` (``boot_truth``) is the statistic of the bootstrap world's population —
+    the sample itself. For the AQI it is the *uncorrected* value: resampling
+    re-introduces exactly the small-sample bias that the estimator corrects, so the
+    bootstrap values sit above ``θ̂`` and a percentile interval (even a bias-corrected
+    one) can miss the estimate altogether. ``θ* − θ_F̂`` mimics ``θ̂ − θ``.
+    """
+    d = boot[np.isfinite(boot)] - boot_truth
+    if d.size == 0 or not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    alpha = 1 - confidence
+    q_lo, q_hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return float(estimate - q_hi), float(estimate - q_lo)
 
 
 def _chunks(total: int, per_item_bytes: int) -> list[tuple[int, int]]:
@@ -282,14 +316,16 @@ def alignment_quality_index(
             0,
             label=label,
         )
-    value, t_xb, t_ch = (float(a) for a in aqi_from_stats(SuffStats.of(Xc, codes, k), lam))
+    stats = SuffStats.of(Xc, codes, k)
+    value, t_xb, t_ch = (float(a) for a in aqi_from_stats(stats, lam))
     rng = np.random.default_rng(seed)
-    alpha = 1 - confidence
     lo = hi = float("nan")
     boot = None
     if n_boot:
         boot, _, _ = aqi_from_stats(_bootstrap_stats(Xc, codes, k, n_boot, rng), lam)
-        lo, hi = (float(x) for x in np.nanquantile(boot, [alpha / 2, 1 - alpha / 2]))
+        truth = float(aqi_from_stats(stats, lam, corrected=False)[0])
+        lo, hi = basic_interval(boot, truth, value, confidence)
+        lo, hi = max(lo, 0.0), min(hi, 100.0)
     null_mean = null_high = p = float("nan")
     if n_perm:
         null, _, _ = aqi_from_stats(_permutation_stats(Xc, codes, k, n_perm, rng), lam)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..activations.store import ActivationStore, pair_by_id
 from ._validation import check_data
-from .alignment_quality import SuffStats, aqi_from_stats, resample_counts
+from .alignment_quality import SuffStats, aqi_from_stats, basic_interval, resample_counts
 
 __all__ = ["AQIDifference", "Comparison", "compare"]
 
@@ -19,8 +19,10 @@ __all__ = ["AQIDifference", "Comparison", "compare"]
 class AQIDifference:
     """``AQI(a) − AQI(b)`` at one layer pair, with a paired bootstrap CI and p-value.
 
-    ``p_value`` is the two-sided bootstrap p-value of "no difference":
-    ``2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0))`` over resamples (floored at ``1/(n_boot+1)``).
+    The CI is the basic bootstrap interval of the paired resamples; ``p_value`` the
+    matching two-sided bootstrap p-value of "no difference", ``2 · min(P*(e ≥ Δ̂),
+    P*(e ≤ Δ̂))`` with ``e`` the resampled estimation error (floored at ``1/(n_boot+1)``),
+    so ``p < 1 − confidence`` exactly when the CI excludes 0.
     """
 
     layer_a: str
@@ -133,13 +135,14 @@ def compare(
     for j in range(k):
         idx = np.flatnonzero(y == j)
         weights.append((idx, resample_counts(len(idx), n_boot, rng)))
-    alpha = 1 - confidence
     out = []
     for la, lb in pairs:
         vals, boots = [], []
         for store, rows, name in ((a, ia, la), (b, ib, lb)):
             X, codes, _ = check_data(store.activations(name, pooling)[rows], y)
-            v, _, _ = aqi_from_stats(SuffStats.of(X, codes, k), lam)
+            stats = SuffStats.of(X, codes, k)
+            v, _, _ = aqi_from_stats(stats, lam)
+            truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
             n = np.zeros((n_boot, k))
             S = np.zeros((n_boot, k, X.shape[1]))
             Q = np.zeros((n_boot, k))
@@ -150,10 +153,12 @@ def compare(
                 Q[:, j] = W @ np.einsum("ij,ij->i", Xj, Xj)
             bv, _, _ = aqi_from_stats(SuffStats(n, S, Q), lam)
             vals.append(float(v))
-            boots.append(bv)
-        diff = boots[0] - boots[1]
-        lo, hi = np.nanquantile(diff, [alpha / 2, 1 - alpha / 2])
-        p = 2 * min(np.mean(diff <= 0), np.mean(diff >= 0))
+            boots.append(bv - truth)  # mimics estimate − true value (basic bootstrap)
+        delta = vals[0] - vals[1]
+        err = boots[0] - boots[1]
+        err = err[np.isfinite(err)]
+        lo, hi = basic_interval(err, 0.0, delta, confidence)
+        p = 2 * min(np.mean(err >= delta), np.mean(err <= delta))
         p = float(min(1.0, max(p, 1 / (n_boot + 1))))
         out.append(
             AQIDifference(la, lb, vals[0], vals[1], vals[0] - vals[1], float(lo), float(hi), p)

@@ -174,3 +174,31 @@ def test_identical_points_nan_with_warning():
     with pytest.warns(DegenerateInputWarning):
         r = alignment_quality_index(np.ones((10, 3)), np.arange(10) % 2)
     assert np.isnan(r.value)
+
+
+def true_aqi(gap, d):
+    """Population AQI of two balanced unit-variance Gaussians ``gap`` apart along one axis."""
+    t_xb = gap**2 / (gap**2 + d)
+    t_ch = (gap**2 / 4) / (gap**2 / 4 + d)
+    return 100 * (0.5 * t_xb + 0.5 * t_ch)
+
+
+def test_ci_coverage_of_the_true_value():
+    """95% CIs of independent samples contain the population AQI about 95% of the time."""
+    truth = true_aqi(1.5, 16)
+    hits = 0
+    for seed in range(60):
+        r = alignment_quality_index(
+            *two_classes(100, 100, d=16, gap=1.5, seed=seed), n_boot=400, n_perm=0, seed=seed
+        )
+        hits += r.ci_low <= truth <= r.ci_high
+    assert hits >= 51, hits  # 85%: a percentile interval here covers far less
+
+
+def test_basic_interval():
+    from aqi.indices.alignment_quality import basic_interval
+
+    boot = np.random.default_rng(0).normal(10.0, 1.0, 20_000)
+    lo, hi = basic_interval(boot, 10.0, 9.0, 0.95)
+    assert lo == pytest.approx(9.0 - 1.96, abs=0.05) and hi == pytest.approx(9.0 + 1.96, abs=0.05)
+    assert np.isnan(basic_interval(np.array([np.nan]), 1.0, 1.0, 0.95)[0])
