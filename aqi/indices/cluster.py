@@ -182,7 +182,7 @@ def silhouette_index(
     --------
     >>> X = [[0, 0], [0, 1], [10, 0], [10, 1]]
     >>> round(silhouette_index(X, [0, 0, 1, 1]), 4)
-    0.9005
+    0.9002
     """
     from sklearn.metrics import silhouette_score
 

@@ -39,7 +39,7 @@ def aqi_variant(X: Any, labels: Any, name: str = "xb-chi", *, lam: float = 0.5) 
     --------
     >>> X = [[0, 0], [0, 1], [10, 0], [10, 1]]
     >>> round(aqi_variant(X, [0, 0, 1, 1], "silhouette"), 2)
-    95.03
+    95.01
     """
     if name == "xb-chi":
         return alignment_quality_index(X, labels, lam=lam, n_boot=0, n_perm=0).value

@@ -33,8 +33,8 @@ def sparsemax(z: torch.Tensor) -> torch.Tensor:
     --------
     >>> sparsemax(torch.tensor([2.0, 1.0, -1.0])).tolist()
     [1.0, 0.0, 0.0]
-    >>> sparsemax(torch.tensor([0.5, 0.4, 0.0])).tolist()
-    [0.55, 0.45, 0.0]
+    >>> [round(v, 4) for v in sparsemax(torch.tensor([1.0, 0.8, 0.0])).tolist()]
+    [0.6, 0.4, 0.0]
     """
     zs, _ = torch.sort(z, descending=True)
     k = torch.arange(1, z.numel() + 1, dtype=z.dtype, device=z.device)

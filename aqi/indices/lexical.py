@@ -19,7 +19,7 @@ def bag_of_words(texts: Sequence[str], *, max_features: int = 2048) -> np.ndarra
     Examples
     --------
     >>> bag_of_words(["how do I bake bread", "how do I poison bread"]).shape
-    (2, 9)
+    (2, 10)
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
