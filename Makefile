@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture.py
+	$(BIN)/python benchmarks/indices.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
