@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -12,7 +10,7 @@ import numpy as np
 import aqi
 from aqi.activations import merge_shards, shard_path
 
-from .test_resume import CHILD, ROOT, _arrays, _env
+from .test_resume import _arrays, run_child
 
 
 def _free_port() -> int:
@@ -23,8 +21,7 @@ def _free_port() -> int:
 
 def test_torchrun_two_ranks_equals_single_process(decoder_tokenizer_dir, tmp_path):
     out = tmp_path / "dist.h5"
-    cmd = [
-        sys.executable,
+    torchrun = (
         "-m",
         "torch.distributed.run",
         "--nproc_per_node",
@@ -33,21 +30,10 @@ def test_torchrun_two_ranks_equals_single_process(decoder_tokenizer_dir, tmp_pat
         "127.0.0.1",
         "--master_port",
         str(_free_port()),
-        str(CHILD),
-        str(decoder_tokenizer_dir),
-        str(out),
-    ]
-    run = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, timeout=300)
-    assert run.returncode == 0, run.stderr.decode()[-3000:]
-    single = tmp_path / "single.h5"
-    ok = subprocess.run(
-        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(single)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
     )
-    assert ok.returncode == 0, ok.stderr.decode()[-2000:]
+    run_child(decoder_tokenizer_dir, out, launcher=torchrun)
+    single = tmp_path / "single.h5"
+    run_child(decoder_tokenizer_dir, single)
 
     shards = [shard_path(out, r, 2) for r in range(2)]
     assert all(p.is_file() for p in shards)

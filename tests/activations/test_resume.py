@@ -26,6 +26,13 @@ def _env() -> dict[str, str]:
     return env
 
 
+def run_child(*args: object, launcher: tuple[str, ...] = ()) -> None:
+    """Run the capture script in a fresh process (optionally under a launcher); fail loudly."""
+    cmd = [sys.executable, *launcher, str(CHILD), *map(str, args)]
+    done = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+
 def _arrays(store: aqi.ActivationStore) -> dict[tuple[str, str], np.ndarray]:
     return {(la, p): store.activations(la, p) for la in store.layers for p in store.poolings}
 
@@ -62,23 +69,9 @@ def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_p
     assert 3 <= n_parts < 15  # 120 rows / 8 per commit = 15: it really died part-way
 
     # Resume in a fresh process, as a user would after a crash.
-    done = subprocess.run(
-        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(crashed)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    run_child(decoder_tokenizer_dir, crashed)
     clean = tmp_path / "clean.h5"
-    ok = subprocess.run(
-        [sys.executable, str(CHILD), str(decoder_tokenizer_dir), str(clean)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
-    assert ok.returncode == 0, ok.stderr.decode()[-2000:]
+    run_child(decoder_tokenizer_dir, clean)
 
     a, b = aqi.open_store(crashed), aqi.open_store(clean)
     assert a.complete and a.n_rows == b.n_rows == 120
