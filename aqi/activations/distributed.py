@@ -92,14 +92,11 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
             f.attrs["n_rows"] = n
             g = f.create_group("rows")
             for key in row_keys:
-                parts = []
-                for p in paths:
-                    with h5py.File(p, "r") as src:
-                        parts.append(src[f"rows/{key}"][()])
-                with h5py.File(paths[0], "r") as src:
-                    ds0 = src[f"rows/{key}"]
-                    d = g.create_dataset(key, data=np.concatenate(parts), dtype=ds0.dtype)
-                    d.attrs.update(dict(ds0.attrs))
+                # The shards are already open (and complete): read through their handles.
+                parts = [s._h5[f"rows/{key}"][()] for s in stores]
+                ds0 = first._h5[f"rows/{key}"]
+                d = g.create_dataset(key, data=np.concatenate(parts), dtype=ds0.dtype)
+                d.attrs.update(dict(ds0.attrs))
             for li in first.layer_info:
                 for pool in first.poolings:
                     key = _dataset_name(li.name, pool)
@@ -116,9 +113,8 @@ def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
                             compression="lzf",
                             shuffle=True,
                         )
-                        for i, p in enumerate(paths):
-                            with h5py.File(p, "r") as src:
-                                ds[bounds[i] : bounds[i + 1]] = src[key][()]
+                        for i, s in enumerate(stores):
+                            ds[bounds[i] : bounds[i + 1]] = s._h5[key][()]
                     else:
                         layout = h5py.VirtualLayout(shape=(n, dim), dtype="f4")
                         for i, p in enumerate(paths):

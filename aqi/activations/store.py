@@ -352,7 +352,8 @@ class ActivationStore:
         )
 
     # -- activations -------------------------------------------------------------
-    def _layer_name(self, layer: str | int) -> str:
+    def layer_name(self, layer: str | int) -> str:
+        """The stored name of ``layer`` (a name, or a position in ``layers``)."""
         if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
             n = len(self.layers)
             if not -n <= layer < n:
@@ -410,7 +411,7 @@ class ActivationStore:
         pooling : str, optional
             Needed when the store holds several poolings.
         """
-        key = _dataset_name(self._layer_name(layer), self._pooling_name(pooling))
+        key = _dataset_name(self.layer_name(layer), self._pooling_name(pooling))
         if self.partial:
             if not self._parts:
                 return np.zeros((0, 0), np.float32)
@@ -426,7 +427,7 @@ class ActivationStore:
 
     def dim(self, layer: str | int) -> int:
         """Feature dimension of a layer (0 while a capture has committed nothing)."""
-        key = _dataset_name(self._layer_name(layer), self.poolings[0])
+        key = _dataset_name(self.layer_name(layer), self.poolings[0])
         if not self.partial:
             return int(self._meta[key].shape[1])
         if not self._parts:

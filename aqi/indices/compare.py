@@ -85,7 +85,7 @@ def _layer_pairs(
         out = []
         for item in layers:
             la, lb = item if isinstance(item, tuple) else (item, item)
-            out.append((a._layer_name(la), b._layer_name(lb)))
+            out.append((a.layer_name(la), b.layer_name(lb)))
         return out
     shared = [la for la in a.layers if la in set(b.layers)]
     if shared:

@@ -177,7 +177,7 @@ def learn_layer_pooling(
         raise ValueError(f"train_fraction={train_fraction!r}; expected a value in [0.1, 0.9]")
     if pooling is None and "mean" in store.poolings:
         pooling = "mean"
-    names = list(store.layers) if layers is None else [store._layer_name(la) for la in layers]
+    names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
     if len(names) < 2:
         raise ValueError(f"learned pooling needs at least 2 layers, got {names}")
     y = store.y.astype(np.int64)

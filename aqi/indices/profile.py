@@ -117,7 +117,7 @@ def score(
         raise TypeError(f"store must be an aqi ActivationStore, got {type(store).__name__}")
     if pooling is None and len(store.poolings) > 1 and "mean" in store.poolings:
         pooling = "mean"
-    names = list(store.layers) if layers is None else [store._layer_name(la) for la in layers]
+    names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
     y = store.labels
     cats = store.categories
     kw = {"n_boot": n_boot, "n_perm": n_perm, "confidence": confidence, "lam": lam, "seed": seed}
