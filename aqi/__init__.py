@@ -1,7 +1,7 @@
 """aqi — audit the alignment of language models from the inside.
 
 The verbs a notebook needs are here; the machinery lives in the subpackages
-(:mod:`aqi.activations`, :mod:`aqi.indices`).
+(:mod:`aqi.activations`, :mod:`aqi.indices`, :mod:`aqi.probes`).
 
 Examples
 --------
@@ -27,6 +27,7 @@ from .activations import (
     resolve_layers,
     store_from_arrays,
 )
+from .audit import AuditReport, AuditThresholds, audit
 from .indices import (
     AQIProfile,
     AQIResult,
@@ -47,11 +48,14 @@ __all__ = [
     "AQIResult",
     "ActivationHooks",
     "ActivationStore",
+    "AuditReport",
+    "AuditThresholds",
     "Comparison",
     "Prompt",
     "PromptSet",
     "__version__",
     "alignment_quality_index",
+    "audit",
     "bundled_prompts",
     "capture",
     "compare",

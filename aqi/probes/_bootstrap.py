@@ -1,0 +1,106 @@
+"""Bootstrap machinery shared by the probes: resample weights in chunks, percentile CIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Estimate",
+    "check_bootstrap_args",
+    "estimate",
+    "percentile_interval",
+    "resample_counts",
+    "stratified_weights",
+]
+
+_CHUNK_ELEMENTS = 4_000_000  # ~32 MB of float64 weights per chunk
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap interval (NaN bounds when ``n_boot=0``).
+
+    Examples
+    --------
+    >>> e = Estimate(0.91, 0.89, 0.93)
+    >>> float(e), e
+    (0.91, 0.91 [0.89, 0.93])
+    """
+
+    value: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        if np.isnan(self.ci_low):
+            return f"{self.value:.4g}"
+        return f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}]"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+def check_bootstrap_args(n_boot: int, confidence: float) -> None:
+    """Validate ``n_boot`` and ``confidence`` at a public boundary."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be an integer >= 0 (0 = no CI), got {n_boot!r}")
+    if not isinstance(confidence, (float, int)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def resample_counts(
+    m: int, b: int, rng: np.random.Generator, dtype: type = np.float64
+) -> np.ndarray:
+    """``(b, m)`` multiplicities of ``b`` bootstrap resamples of ``m`` rows.
+
+    Draws ``floor(u·m)`` from float64 uniforms (exactly uniform over rows up to
+    2⁻⁵³), which is ~1.6x faster than ``Generator.integers`` at 84k x 1000 draws.
+    """
+    u = rng.random((b, m))
+    u *= m
+    d = u.astype(np.int64)
+    np.minimum(d, m - 1, out=d)
+    d += (np.arange(b, dtype=np.int64) * m)[:, None]
+    return np.bincount(d.ravel(), minlength=b * m).reshape(b, m).astype(dtype)
+
+
+def stratified_weights(
+    sizes: Sequence[int], n_boot: int, rng: np.random.Generator, dtype: type = np.float64
+) -> Iterator[np.ndarray]:
+    """Yield ``(b, sum(sizes))`` bootstrap multiplicities, chunk by chunk.
+
+    Rows are resampled with replacement *within* each stratum (consecutive blocks
+    of ``sizes`` rows), so every resample keeps the strata sizes — e.g. the
+    in-distribution and the shifted set of a detection problem. ``float32``
+    holds counts exactly and halves the memory traffic of what follows.
+    """
+    total = int(sum(sizes))
+    step = max(1, min(n_boot, _CHUNK_ELEMENTS // max(total, 1)))
+    for a in range(0, n_boot, step):
+        b = min(n_boot, a + step) - a
+        yield np.concatenate([resample_counts(m, b, rng, dtype) for m in sizes], axis=1)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile bootstrap interval of the finite ``values`` (NaN, NaN if none)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    alpha = 1 - confidence
+    lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def estimate(value: float, boot: np.ndarray | None, confidence: float) -> Estimate:
+    """An :class:`Estimate` from a point value and its bootstrap replicates."""
+    if boot is None or len(boot) == 0:
+        return Estimate(float(value))
+    lo, hi = percentile_interval(boot, confidence)
+    return Estimate(float(value), lo, hi)
