@@ -77,9 +77,12 @@ def _fingerprint(margins: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(margins).tobytes()).hexdigest()
 
 
-def _top_label(margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Correctness (1, 0, ½ for ties) of the top-label prediction."""
-    return np.where(margins > 0, 1.0, np.where(margins < 0, 0.0, 0.5))
+_TIE_CREDIT = {"half": 0.5, "wrong": 0.0}
+
+
+def _top_label(margins: np.ndarray, ties: str = "half") -> np.ndarray:
+    """Correctness (1, 0, and ½ or 0 for ties) of the top-label prediction."""
+    return np.where(margins > 0, 1.0, np.where(margins < 0, 0.0, _TIE_CREDIT[ties]))
 
 
 class _Calibrator:
@@ -276,9 +279,13 @@ def _summaries(sums: np.ndarray, n_bins: int, n: float) -> tuple[np.ndarray, ...
 
 
 def _contributions(
-    margins: np.ndarray, calibrator: _Calibrator | None, n_bins: int, binning: str
+    margins: np.ndarray,
+    calibrator: _Calibrator | None,
+    n_bins: int,
+    binning: str,
+    ties: str = "half",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    correct = _top_label(margins)
+    correct = _top_label(margins, ties)
     if calibrator is None:
         conf, p = expit(np.abs(margins)), expit(margins)
         log_p = log_expit(margins)
@@ -304,6 +311,7 @@ def preference_calibration(
     calibrator: TemperatureScaling | PlattScaling | None = None,
     n_bins: int = 10,
     binning: Binning = "uniform",
+    ties: Literal["half", "wrong"] = "half",
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -322,6 +330,10 @@ def preference_calibration(
     binning : {"uniform", "quantile"}
         Equal-width bins on [0, 1] or equal-mass bins (quantiles of the
         confidences, fixed from the full sample for every resample).
+    ties : {"half", "wrong"}
+        Credit for a tie (``r_chosen == r_rejected``): half a correct ranking
+        (default), or none — the definition of LeVine et al. (accuracy = share with
+        ``r_chosen > r_rejected``), for reproducing their figures.
     n_boot, confidence, seed
         Bootstrap resamples of pairs (0 = no CI) and the percentile-interval level.
 
@@ -343,6 +355,8 @@ def preference_calibration(
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     if binning not in ("uniform", "quantile"):
         raise ValueError(f"binning must be 'uniform' or 'quantile', got {binning!r}")
+    if ties not in _TIE_CREDIT:
+        raise ValueError(f"ties must be 'half' or 'wrong', got {ties!r}")
     margins = reward_margins(chosen, rejected)
     if calibrator is not None:
         if not isinstance(calibrator, _Calibrator):
@@ -352,7 +366,7 @@ def preference_calibration(
             )
         calibrator._check_fitted()
         calibrator._check_not_fit_set(margins)
-    M, edges, _, conf, correct = _contributions(margins, calibrator, n_bins, binning)
+    M, edges, _, conf, correct = _contributions(margins, calibrator, n_bins, binning, ties)
     n = len(margins)
     point = _summaries(M.sum(0, keepdims=True), n_bins, n)
     rng = np.random.default_rng(seed)

@@ -210,12 +210,32 @@ class ClassConditionalMahalanobis(OODDetector):
     def _finish(self) -> None:
         if self._W is None:
             means, cov, alpha = self._g.pooled(self.shrinkage)
-            self.shrinkage_ = alpha
-            self.covariance_ = cov
-            self.classes_ = list(means)
+            self._shrinkage, self._cov = alpha, cov
+            self._classes = list(means)
             self._W = _whitener(cov)
-            self._mu = np.stack([means[c] for c in self.classes_]) @ self._W
-            self.location_ = {c: means[c] + self._g.shift for c in self.classes_}
+            self._mu = np.stack([means[c] for c in self._classes]) @ self._W
+            self._location = {c: means[c] + self._g.shift for c in self._classes}
+
+    @property
+    def covariance_(self) -> np.ndarray:
+        """The shared (pooled within-class), shrunk covariance."""
+        self._check_fitted()
+        self._finish()
+        return self._cov
+
+    @property
+    def shrinkage_(self) -> float:
+        """The shrinkage intensity used (Ledoit–Wolf's estimate or the fixed value)."""
+        self._check_fitted()
+        self._finish()
+        return self._shrinkage
+
+    @property
+    def location_(self) -> dict[Any, np.ndarray]:
+        """Class means in the input coordinates."""
+        self._check_fitted()
+        self._finish()
+        return self._location
 
     def _distances(self, X: Any) -> np.ndarray:
         self._check_fitted()

@@ -77,11 +77,14 @@ def _roc_metrics(
     p_g, n_g = TP - TPp, FP - FPp
     with np.errstate(invalid="ignore", divide="ignore"):
         auroc = np.einsum("ij,ij->i", n_g, TPp + p_g / 2) / (P * N)
-        ap_out = np.einsum("ij,ij->i", p_g, TP / (TP + FP)) / P
+        # Groups a resample did not draw have zero weight: precision 0 there (p_g = 0).
+        prec = np.divide(TP, TP + FP, out=np.zeros_like(TP), where=(TP + FP) > 0)
+        ap_out = np.einsum("ij,ij->i", p_g, prec) / P
         # In-distribution as the positive class: groups from the lowest score up;
         # at group g (inclusive) TN = N - FP_{g-1} negatives, FN = P - TP_{g-1}.
         TN, FN = N[:, None] - FPp, P[:, None] - TPp
-        ap_in = np.einsum("ij,ij->i", n_g, TN / (TN + FN)) / N
+        prec_in = np.divide(TN, TN + FN, out=np.zeros_like(TN), where=(TN + FN) > 0)
+        ap_in = np.einsum("ij,ij->i", n_g, prec_in) / N
     fpr_at = np.full(b, np.nan)
     for i in range(b):  # TP is monotone: one binary search per resample
         g = np.searchsorted(TP[i] / P[i], tpr_level, side="left")
@@ -254,7 +257,9 @@ def risk_coverage(
     def curve(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         E, R = ranked.cumulative(W)
         cov = (E + R) / (E + R)[:, -1:]
-        risk = E / (E + R)
+        tot = E + R
+        # Leading groups a resample did not draw have no weight: risk 0, coverage step 0.
+        risk = np.divide(E, tot, out=np.zeros_like(tot), where=tot > 0)
         dcov = np.diff(np.hstack([np.zeros((len(W), 1)), cov]), axis=1)
         return cov, risk, np.sum(dcov * risk, axis=1)
 
