@@ -117,8 +117,8 @@ def test_loaders(tmp_path: Path) -> None:
         load_reward_scores(tmp_path / "f.csv")
     with pytest.raises(FileNotFoundError, match="reward score file not found"):
         load_reward_scores(tmp_path / "missing.csv")
-    with pytest.raises(ValueError, match="unsupported extension '.txt'"):
-        (tmp_path / "g.txt").write_text("")
+    (tmp_path / "g.txt").write_text("")
+    with pytest.raises(ValueError, match=r"unsupported extension '\.txt'"):
         load_reward_scores(tmp_path / "g.txt")
 
 
