@@ -42,7 +42,7 @@ from .probes.jailbreak import JailbreakDriftProfile, jailbreak_drift
 from .probes.ood import OODReport, ood_probe
 from .probes.reward import RewardShiftReport
 
-__all__ = ["AuditReport", "AuditThresholds", "Check", "audit", "holm"]
+__all__ = ["AuditReport", "AuditThresholds", "Check", "audit", "holm", "load_thresholds"]
 
 Verdict = Literal["pass", "warn", "fail", "skip"]
 _ORDER = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
@@ -79,6 +79,41 @@ class AuditThresholds:
         if unknown:
             raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+
+def load_thresholds(path: Any = None) -> AuditThresholds:
+    """Thresholds from ``[tool.aqi]`` of a ``pyproject.toml`` (defaults for missing keys).
+
+    ``path``: the file, or a directory searched upward for ``pyproject.toml``;
+    default the current directory. No file or no ``[tool.aqi]`` table: the defaults.
+    """
+    from pathlib import Path
+
+    p = Path.cwd() if path is None else Path(path)
+    if p.is_dir():
+        for d in (p, *p.resolve().parents):
+            if (d / "pyproject.toml").is_file():
+                p = d / "pyproject.toml"
+                break
+        else:
+            return AuditThresholds()
+    if not p.is_file():
+        raise FileNotFoundError(f"threshold file not found: {p}")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{p} is not valid TOML: {e}") from None
+    table = data.get("tool", {}).get("aqi", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{p}: [tool.aqi] must be a table of thresholds")
+    try:
+        return AuditThresholds.from_mapping(table)
+    except ValueError as e:
+        raise ValueError(f"{p} [tool.aqi]: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""Command-line interface: ``aqi capture``, ``aqi info``, ``aqi demo``.
+"""Command-line interface: ``aqi capture | info | score | compare | probe | report | gate | demo``.
 
-Exit codes: 0 success; 2 usage or input error (bad arguments, missing files,
-incompatible store). Progress goes to stderr, results to stdout (JSON with
-``--json``).
+Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
+(bad arguments, missing files, incompatible stores). Progress goes to stderr,
+results to stdout (JSON with ``--json``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 
 _EPILOG = """\
 examples:
-  aqi demo                                   # SmolLM2-135M-Instruct on the bundled prompts
+  aqi demo                                   # full audit of SmolLM2-135M-Instruct + HTML report
   aqi capture --model ./my-model --prompts prompts.jsonl --out acts.h5 \\
       --layers all --pooling mean,last --span user
   aqi capture --model demo --out acts.h5     # the bundled model and prompt set
   aqi info acts.h5 --json
+  aqi score acts.h5                          # AQI per layer with CI and null
+  aqi compare base.h5 finetuned.h5           # paired AQI difference per layer
+  aqi probe ood acts.h5 traffic.h5           # OOD detector per layer, flagged rows
+  aqi probe reward english.csv french.csv    # reward-model calibration under shift
+  aqi report finetuned.h5 --baseline base.h5 --out audit.html --json-out audit.json
+  aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
 
-exit codes: 0 success, 1 gate failed, 2 usage or input error
+exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error
 """
 
 
@@ -124,10 +130,138 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("store")
     info.add_argument("--json", action="store_true")
 
-    demo = sub.add_parser("demo", help="capture the bundled prompts with SmolLM2-135M-Instruct")
-    demo.add_argument("--out", default="aqi-demo.h5")
+    sc = sub.add_parser("score", help="AQI per layer (CI, permutation null, lexical control)")
+    sc.add_argument("store")
+    _scoring_args(sc)
+    sc.add_argument("--json", action="store_true")
+
+    cmp = sub.add_parser("compare", help="AQI of a baseline minus an audited model, per layer")
+    cmp.add_argument("baseline")
+    cmp.add_argument("audited")
+    cmp.add_argument("--pooling", default=None)
+    cmp.add_argument("--n-boot", type=int, default=1000)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("probe", help="OOD or reward-model probes")
+    psub = pr.add_subparsers(dest="probe", required=True)
+    ood = psub.add_parser("ood", help="fit a detector on a reference store, flag test rows")
+    ood.add_argument("reference")
+    ood.add_argument("test")
+    ood.add_argument("--layers", type=_layers_arg, default=None)
+    ood.add_argument("--pooling", default=None)
+    ood.add_argument(
+        "--detector",
+        default="mahalanobis",
+        choices=["mahalanobis", "class-mahalanobis", "relative-mahalanobis", "knn"],
+    )
+    ood.add_argument("--false-alarm-rate", type=float, default=0.05)
+    ood.add_argument("--n-boot", type=int, default=200)
+    ood.add_argument("--json", action="store_true")
+    rw = psub.add_parser("reward", help="calibration of reward scores, in distribution and shifted")
+    rw.add_argument("reference", help="scores CSV/JSON(L) with chosen/rejected rewards")
+    rw.add_argument("shifted", nargs="*", help="score files of shifted conditions")
+    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default="temperature")
+    rw.add_argument("--n-boot", type=int, default=200)
+    rw.add_argument("--json", action="store_true")
+
+    for name, helptext in (
+        ("report", "run the audit and write the HTML (and JSON) report"),
+        ("gate", "run the audit; exit 1 when a check fails"),
+    ):
+        g = sub.add_parser(name, help=helptext, epilog=_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        g.add_argument("store", help="the audited model's store")
+        g.add_argument("--baseline", help="store of a reference model on the same prompts")
+        g.add_argument("--ood-test", help="store of the audited model on new inputs")
+        g.add_argument("--jailbreak", help="store of the audited model on wrapped unsafe prompts")
+        g.add_argument("--reward", help="reward scores (chosen/rejected) in distribution")
+        g.add_argument("--reward-shift", nargs="*", default=[], help="shifted reward scores")
+        g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
+        _scoring_args(g)
+        g.add_argument("--json", action="store_true", help="print the JSON document")
+        if name == "report":
+            g.add_argument("--out", default="aqi-report.html", help="HTML report path")
+            g.add_argument("--json-out", default=None, help="also write the JSON document")
+        else:
+            g.add_argument("--strict", action="store_true", help="also fail on 'warn'")
+
+    demo = sub.add_parser(
+        "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"
+    )
+    demo.add_argument("--out-dir", default="aqi-demo", help="folder for stores and the report")
     demo.add_argument("--overwrite", action="store_true")
     return parser
+
+
+def _scoring_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pooling", default=None, help="which pooling to score (default: mean)")
+    p.add_argument("--layers", type=_layers_arg, default=None, help="layers to score")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-perm", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _print_profile(prof: Any) -> None:
+    print(f"{'layer':<24} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance")
+    for r in prof.layers:
+        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
+        print(
+            f"{r.label:<24} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
+            f"{'yes' if r.above_chance else 'no'}"
+        )
+    for name, r in prof.lexical.items():
+        print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+    b = prof.best()
+    print(f"best layer: {b.label}, AQI {b.value:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
+
+
+def _dump(obj: Any) -> None:
+    from .audit import _jsonable
+
+    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+
+
+def _run_audit(args: argparse.Namespace) -> Any:
+    from .activations import open_store
+    from .audit import audit, load_thresholds
+    from .probes import load_reward_scores, preference_calibration, reward_shift
+
+    thresholds = load_thresholds(args.config)
+    stores = {
+        k: open_store(v)
+        for k, v in (
+            ("baseline", args.baseline),
+            ("ood_test", args.ood_test),
+            ("jailbreak", args.jailbreak),
+        )
+        if v
+    }
+    reward = None
+    if args.reward_shift and not args.reward:
+        raise ValueError("--reward-shift needs --reward (the in-distribution scores)")
+    if args.reward:
+        ref = load_reward_scores(args.reward)
+        if args.reward_shift:
+            shifted = {s.name: s for s in map(load_reward_scores, args.reward_shift)}
+            reward = reward_shift(ref, shifted, n_boot=min(args.n_boot, 200), seed=args.seed)
+        else:
+            reward = preference_calibration(
+                ref.chosen, ref.rejected, n_boot=args.n_boot, seed=args.seed, label=ref.name
+            )
+    print("aqi: running the audit…", file=sys.stderr)
+    with open_store(args.store) as store:
+        return audit(
+            store, thresholds=thresholds, reward=reward, pooling=args.pooling,
+            layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+            **stores,
+        )  # fmt: skip
+
+
+def _print_checks(report: Any) -> None:
+    print(f"{report.model}: {report.verdict.upper()}")
+    for c in report.checks:
+        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,12 +275,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(args.out, overwrite=args.overwrite)
+            return run_demo(args.out_dir, overwrite=args.overwrite)
         from .activations import bundled_prompts, capture, load_prompts, open_store
 
         if args.command == "info":
             with open_store(args.store) as store:
                 _print_summary(_summary(store), args.json)
+            return EXIT_OK
+        if args.command == "score":
+            from .indices import score
+
+            with open_store(args.store) as store:
+                prof = score(
+                    store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
+                    n_perm=args.n_perm, seed=args.seed,
+                )  # fmt: skip
+            _dump(prof.to_dict()) if args.json else _print_profile(prof)
+            return EXIT_OK
+        if args.command == "compare":
+            from .indices import compare
+
+            with open_store(args.baseline) as a, open_store(args.audited) as b:
+                cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed)
+            if args.json:
+                _dump(cmp.to_dict())
+            else:
+                for d in cmp.layers:
+                    flag = "  significant" if d.significant else ""
+                    ci = f"[{d.ci_low:6.2f}, {d.ci_high:6.2f}]"
+                    print(f"{d.layer_b:<24} {d.aqi_a:6.2f} -> {d.aqi_b:6.2f}  "
+                          f"Δ {d.difference:6.2f} {ci}  p={d.p_value:.3g}{flag}")  # fmt: skip
+                print(repr(cmp))
+            return EXIT_OK
+        if args.command == "probe" and args.probe == "ood":
+            from .probes import ood_probe
+
+            with open_store(args.reference) as ref, open_store(args.test) as test:
+                rep = ood_probe(
+                    ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
+                    false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
+                )  # fmt: skip
+            if args.json:
+                _dump(rep.to_dict())
+            else:
+                for r in rep.layers:
+                    print(f"{r.layer:<24} AUROC {r.detection.auroc!r:<26} flagged {r.flag_rate!r}")
+                print(repr(rep))
+            return EXIT_OK
+        if args.command == "probe" and args.probe == "reward":
+            from .probes import load_reward_scores, preference_calibration, reward_shift
+
+            ref = load_reward_scores(args.reference)
+            if args.shifted:
+                shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
+                cal = None if args.calibrator == "none" else args.calibrator
+                res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
+            else:
+                res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
+                                             label=ref.name)  # fmt: skip
+            _dump(res.to_dict()) if args.json else print(repr(res))
+            return EXIT_OK
+        if args.command in ("report", "gate"):
+            report = _run_audit(args)
+            if args.command == "report":
+                report.to_html(args.out)
+                print(f"aqi: wrote {args.out}", file=sys.stderr)
+                if args.json_out:
+                    report.to_json(args.json_out)
+            if args.json:
+                print(report.to_json())
+            else:
+                _print_checks(report)
+            if args.command == "gate":
+                failed = report.verdict == "fail" or (args.strict and report.verdict == "warn")
+                return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
         prompts = (
             load_prompts(args.prompts, format=args.format) if args.prompts else bundled_prompts()

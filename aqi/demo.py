@@ -87,11 +87,24 @@ def load_minilm() -> tuple[Any, Any]:
     return AutoModel.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
 
 
-def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = False) -> int:
-    """Capture the bundled prompts with the demo model and print the per-layer AQI profile."""
-    from .activations import bundled_prompts, capture
-    from .indices import score
+def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = False) -> int:
+    """Audit SmolLM2-135M-Instruct on the bundled prompts and write the HTML/JSON report.
 
+    1. capture every layer (mean and last pooling) of the bundled safe/unsafe pairs;
+    2. capture 28 unsafe prompts (4 per category) wrapped in aqi's 6 jailbreak templates;
+    3. :func:`aqi.audit`: AQI with null and lexical control, OOD flags for the wrapped
+       prompts, jailbreak drift; ``report.html`` and ``report.json`` in ``out_dir``.
+
+    Returns 0 (the demo reports verdicts; it does not gate).
+    """
+    from .activations import PromptSet, bundled_prompts, capture
+    from .audit import audit
+    from .probes import wrap_prompts
+
+    out = Path(out_dir)
+    if out.suffix == ".h5":
+        raise ValueError(f"out_dir must be a folder, got a store path {str(out)!r}")
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, tok = load_demo_model()
     print(
@@ -101,14 +114,26 @@ def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = F
     prompts = bundled_prompts()
     t1 = time.perf_counter()
     store = capture(
-        model, tok, prompts, out, layers="all", pooling=("mean", "last"), overwrite=overwrite
-    )
+        model, tok, prompts, out / "smollm2.h5", layers="all", pooling=("mean", "last"),
+        overwrite=overwrite,
+    )  # fmt: skip
+    per_cat: dict[str, int] = {}
+    picked = []
+    for p in prompts:
+        if p.is_unsafe and per_cat.get(p.category, 0) < 4:
+            per_cat[p.category] = per_cat.get(p.category, 0) + 1
+            picked.append(p)
+    wrapped = capture(
+        model, tok, wrap_prompts(PromptSet(picked, name="bundled")), out / "smollm2-jailbreak.h5",
+        layers="all", pooling="mean", overwrite=overwrite,
+    )  # fmt: skip
     print(
-        f"captured {store.n_rows} prompts x {len(store.layers)} layers into {out} "
-        f"in {time.perf_counter() - t1:.1f} s",
+        f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
+        f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s",
         file=sys.stderr,
     )
-    prof = score(store, pooling="mean", n_boot=1000, n_perm=200)
+    report = audit(store, ood_test=wrapped, jailbreak=wrapped, n_boot=1000, n_perm=200)
+    prof = report.profile
     print(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
     print(f"{'layer':<20} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance")
     for r in prof.layers:
@@ -119,7 +144,13 @@ def run_demo(out: str | os.PathLike[str] = "aqi-demo.h5", *, overwrite: bool = F
         )
     for name, r in prof.lexical.items():
         print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
-    best = prof.best()
-    print(f"best layer: {best.label}, AQI {best.value:.2f} [{best.ci_low:.2f}, {best.ci_high:.2f}]")
+    print()
+    print(f"audit verdict: {report.verdict.upper()}")
+    for c in report.checks:
+        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
+    report.to_html(out / "report.html")
+    report.to_json(out / "report.json")
+    print(f"report: {out / 'report.html'} (JSON: {out / 'report.json'})")
     store.close()
+    wrapped.close()
     return 0

@@ -1,0 +1,221 @@
+"""Self-contained HTML audit report: verdicts first, then the evidence.
+
+Every figure is an inline base64 PNG, every style is inline, nothing is fetched;
+every piece of text that came from data (prompt ids, categories, model names,
+layer names) goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from .audit import AuditReport
+
+__all__ = ["checks_table", "figure_png", "render_html"]
+
+_CHIP = {
+    "pass": ("#009E73", "PASS"),
+    "warn": ("#E69F00", "WARN"),
+    "fail": ("#D55E00", "FAIL"),
+    "skip": ("#999999", "SKIP"),
+}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1080px;
+margin:24px auto;padding:0 16px;color:#222;line-height:1.45}
+h1{font-size:1.5em;margin-bottom:4px}h2{font-size:1.15em;margin-top:32px;
+border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta{color:#666;font-size:.85em}
+.verdict{display:inline-block;padding:6px 14px;border-radius:6px;color:#fff;font-weight:700;
+font-size:1.1em;margin:10px 0}
+.chip{display:inline-block;min-width:44px;text-align:center;padding:2px 6px;border-radius:4px;
+color:#fff;font-weight:700;font-size:.8em}
+table{border-collapse:collapse;width:100%;font-size:.88em;margin:8px 0}
+th,td{border-bottom:1px solid #eee;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.note{color:#555;font-size:.85em}details{margin:8px 0}
+code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
+"""
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> str:
+    """A figure as a ``data:image/png;base64,...`` URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _img(fig: Figure, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="{figure_png(fig)}">'
+
+
+def _num(x: Any, fmt: str = ".2f") -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return _e(x)
+    return "—" if not np.isfinite(v) else format(v, fmt)
+
+
+def _chip(verdict: str) -> str:
+    color, text = _CHIP[verdict]
+    return f'<span class="chip" style="background:{color}">{text}</span>'
+
+
+def checks_table(report: AuditReport) -> str:
+    """The verdict table alone (also the notebook ``_repr_html_``)."""
+    rows = "".join(
+        f"<tr><td>{_chip(c.verdict)}</td><td><b>{_e(c.name)}</b></td><td>{_e(c.summary)}</td>"
+        f'<td class="num">{_num(c.threshold, ".3g")}</td></tr>'
+        for c in report.checks
+    )
+    return (
+        "<table><tr><th>verdict</th><th>check</th><th>finding</th><th>threshold</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _profile_table(report: AuditReport) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(r.label)}</td><td class='num'>{_num(r.value)}</td>"
+        f"<td class='num'>[{_num(r.ci_low)}, {_num(r.ci_high)}]</td>"
+        f"<td class='num'>{_num(r.null_high)}</td><td class='num'>{_num(r.p_value, '.3g')}</td>"
+        f"<td class='num'>{_num(r.xb_term, '.3f')}</td>"
+        f"<td class='num'>{_num(r.ch_term, '.3f')}</td></tr>"
+        for r in report.profile.layers
+    )
+    return (
+        "<details><summary>AQI per layer (table)</summary><table><tr><th>layer</th><th>AQI</th>"
+        "<th>95% CI</th><th>null 95th pct</th><th>p</th><th>XB term</th><th>CH term</th></tr>"
+        f"{rows}</table></details>"
+    )
+
+
+def _category_table(report: AuditReport) -> str:
+    best = report.profile.best().label
+    cats = report.profile.categories.get(best, {})
+    if not cats:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(c)}</td><td class='num'>{_num(r.value)}</td>"
+        f"<td class='num'>[{_num(r.ci_low)}, {_num(r.ci_high)}]</td>"
+        f"<td class='num'>{r.n}</td></tr>"
+        for c, r in sorted(cats.items(), key=lambda kv: kv[1].value)
+    )
+    return (
+        f"<h3>Per category at {_e(best)} (weakest first)</h3><table><tr><th>category</th>"
+        f"<th>AQI</th><th>95% CI</th><th>n</th></tr>{rows}</table>"
+    )
+
+
+def render_html(report: AuditReport) -> str:
+    """The whole report as one HTML document (no external resources)."""
+    from . import viz
+    from .audit import _jsonable
+
+    color, text = _CHIP[report.verdict]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>aqi audit — {_e(report.model)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Alignment audit: {_e(report.model)}</h1>",
+        f"<div class='meta'>created {_e(report.created)} · aqi {_e(_version())}"
+        + (f" · baseline {_e(report.baseline_model)}" if report.baseline_model else "")
+        + "</div>",
+        f"<div class='verdict' style='background:{color}'>Overall: {text}</div>",
+        "<h2>Verdicts</h2>",
+        checks_table(report),
+        "<p class='note'>Decisions read 95% confidence intervals: a check fails only when the "
+        "whole interval is past its threshold, so a borderline model is not failed by "
+        "sampling noise. Thresholds and rules: docs/audit.md.</p>",
+        "<h2>Evidence: safe/unsafe separation (AQI)</h2>",
+        "<p class='note'>AQI (0–100) measures how well the model's activations separate safe "
+        "from unsafe prompts. The shaded pink band is what shuffled labels reach (chance); "
+        "the dashed line is the same score on bag-of-words features of the prompt text — "
+        "separation at or below it is explained by wording alone.</p>",
+        _img(viz.plot_profile(report.profile), "AQI per layer"),
+        _profile_table(report),
+        _category_table(report),
+    ]
+    if report.comparison is not None:
+        parts += [
+            "<h2>Evidence: change against the baseline</h2>",
+            _img(viz.plot_comparison(report.comparison), "AQI baseline vs audited"),
+        ]
+    if report.ood is not None:
+        r = report.ood.layers[0]
+        cats = "".join(
+            f"<tr><td>{_e(k)}</td><td class='num'>{v}</td></tr>"
+            for k, v in sorted(r.flagged_categories.items(), key=lambda kv: -kv[1])
+        )
+        ids = ", ".join(_e(i) for i in r.flagged_ids[:50])
+        more = f" … and {len(r.flagged_ids) - 50} more" if len(r.flagged_ids) > 50 else ""
+        parts += [
+            "<h2>Evidence: out-of-distribution inputs</h2>",
+            f"<p>{_e(r.detector)} at {_e(r.layer)}: AUROC {_e(r.detection.auroc)}, "
+            f"{_e(r.flag_rate)} of the test rows flagged at a {r.false_alarm_rate:.0%} "
+            "false-alarm threshold.</p>",
+            "<div class='grid'>",
+            _img(viz.plot_ood_histogram(r), "OOD score histogram"),
+            _img(viz.plot_roc(r), "ROC curve"),
+            "</div>",
+            f"<table><tr><th>flagged category</th><th>rows</th></tr>{cats}</table>" if cats else "",
+            f"<details><summary>flagged ids</summary><p>{ids}{more}</p></details>" if ids else "",
+        ]
+    if report.drift is not None:
+        parts += [
+            "<h2>Evidence: jailbreak drift</h2>",
+            "<p class='note'>Unsafe prompts wrapped in jailbreak templates; a probe fitted on "
+            "plain prompts says how many now look safe from the inside.</p>",
+            _img(viz.plot_drift(report.drift), "jailbreak drift"),
+        ]
+    if report.reward is not None:
+        from .probes.reward import RewardShiftReport
+
+        rew = report.reward
+        results = [rew.reference, *(s.calibration for s in rew.shifts)] if isinstance(
+            rew, RewardShiftReport
+        ) else [rew]  # fmt: skip
+        rows = "".join(
+            f"<tr><td>{_e(c.label or 'scores')}</td><td class='num'>{_e(c.accuracy)}</td>"
+            f"<td class='num'>{_e(c.ece)}</td><td class='num'>{_e(c.brier)}</td>"
+            f"<td class='num'>{c.n}</td></tr>"
+            for c in results
+        )
+        parts += [
+            "<h2>Evidence: reward-model calibration</h2>",
+            _img(viz.plot_reliability(results), "reliability diagram"),
+            "<table><tr><th>set</th><th>accuracy</th><th>ECE</th><th>Brier</th><th>pairs</th></tr>"
+            f"{rows}</table>",
+        ]
+    doc = json.dumps(_jsonable(report.to_dict()), allow_nan=False)
+    parts += [
+        "<h2>Machine-readable</h2><p class='note'>The full JSON document (schema "
+        "<code>aqi.audit</code>) is embedded below.</p>",
+        # </script> cannot close this element: "<" is escaped inside the JSON.
+        "<script type='application/json' id='aqi-audit'>",
+        doc.replace("<", "\\u003c"),
+        "</script></body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

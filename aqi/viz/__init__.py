@@ -1,0 +1,38 @@
+"""Figures: projections, AQI profiles, comparison, index table, layer weights,
+reliability diagrams, OOD histograms and ROC curves, jailbreak drift, token
+attributions. Every function returns a matplotlib ``Figure`` built without pyplot's
+global state; colours are the Okabe–Ito colour-blind-safe palette (safe = blue,
+unsafe = vermillion)."""
+
+from ._style import COLORS
+from .attributions import TokenAttribution, plot_token_attributions, token_attributions
+from .figures import (
+    index_table,
+    plot_comparison,
+    plot_drift,
+    plot_index_table,
+    plot_layer_weights,
+    plot_ood_histogram,
+    plot_profile,
+    plot_reliability,
+    plot_roc,
+)
+from .projection import plot_projection, project
+
+__all__ = [
+    "COLORS",
+    "TokenAttribution",
+    "index_table",
+    "plot_comparison",
+    "plot_drift",
+    "plot_index_table",
+    "plot_layer_weights",
+    "plot_ood_histogram",
+    "plot_profile",
+    "plot_projection",
+    "plot_reliability",
+    "plot_roc",
+    "plot_token_attributions",
+    "project",
+    "token_attributions",
+]

@@ -1,0 +1,44 @@
+"""Shared figure helpers: colour-blind-safe colours (Okabe–Ito), figures without pyplot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = ["COLORS", "MARKERS", "axes", "label_color"]
+
+#: Okabe & Ito (2008) colour-blind-safe palette.
+COLORS = {
+    "safe": "#0072B2",  # blue
+    "unsafe": "#D55E00",  # vermillion
+    "neutral": "#999999",
+    "accent": "#009E73",  # bluish green
+    "null": "#CC79A7",  # reddish purple
+    "warn": "#E69F00",  # orange
+}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def label_color(label: str) -> str:
+    return COLORS.get(label, COLORS["neutral"])
+
+
+def axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax``'s figure, or a new standalone :class:`Figure` (not registered with pyplot,
+    so nothing accumulates in global state) with one axes."""
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def short(layer: str) -> str:
+    """``model.layers.12`` -> ``12``; other names unchanged."""
+    tail = layer.rsplit(".", 1)[-1]
+    return tail if tail.isdigit() else layer.rsplit(".", 1)[-1]
+
+
+def finish(fig: Figure, **_: Any) -> Figure:
+    return fig

@@ -1,0 +1,71 @@
+"""The HTML report is self-contained and escapes all data; the JSON follows its schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+import aqi
+from aqi.probes import PairScores, reward_shift
+
+EVIL = '<script>alert("x")</script>'
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> aqi.AuditReport:
+    rng = np.random.default_rng(0)
+    tmp = tmp_path_factory.mktemp("report")
+    n = 80
+    y = np.repeat(["safe", "unsafe"], n // 2)
+    ids = [f"{EVIL}-{i}" for i in range(n)]
+    cats = [EVIL if i % 2 else "plain" for i in range(n)]
+    arrays = {f"L{i}": rng.normal(size=(n, 5)) + i * (y == "unsafe")[:, None] for i in range(3)}
+    s = aqi.store_from_arrays(tmp / "s.h5", arrays, labels=y, ids=ids, categories=cats,
+                              provenance={"model": {"name": EVIL}})  # fmt: skip
+    t = aqi.store_from_arrays(tmp / "t.h5", {k: v + 2 for k, v in arrays.items()}, labels=y,
+                              ids=ids, categories=cats)  # fmt: skip
+    w = aqi.store_from_arrays(
+        tmp / "w.h5", {k: v[y == "unsafe"] + 1 for k, v in arrays.items()},
+        labels=["unsafe"] * (n // 2), ids=[f"{EVIL}::jb:{EVIL}{i % 2}" for i in range(n // 2)],
+    )  # fmt: skip
+    m = rng.normal(1, 2, 2000)
+    rew = reward_shift(PairScores(m, np.zeros(2000), "ref"),
+                       {EVIL: PairScores(m * 0.3, np.zeros(2000), EVIL)}, n_boot=20)  # fmt: skip
+    return aqi.audit(s, baseline=s, ood_test=t, jailbreak=w, reward=rew, n_boot=100, n_perm=50)
+
+
+def test_html_is_self_contained_and_escaped(report: aqi.AuditReport, tmp_path: Path) -> None:
+    html = report.to_html(tmp_path / "r.html")
+    assert (tmp_path / "r.html").read_text() == html
+    assert EVIL not in html  # every occurrence escaped
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert len(re.findall(r"<script", html)) == 1  # only the embedded JSON block
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
+    assert html.count("data:image/png;base64,") >= 5
+    # Verdicts come before the evidence.
+    assert html.index("Verdicts") < html.index("Evidence")
+    embedded = re.search(r"id='aqi-audit'>\n(.*)\n</script>", html, re.S).group(1)
+    assert json.loads(embedded)["verdict"] == report.verdict
+
+
+def test_json_validates_against_the_schema(report: aqi.AuditReport) -> None:
+    schema = json.loads(files("aqi.data").joinpath("audit.schema.json").read_text())
+    doc = json.loads(report.to_json())
+    jsonschema.validate(doc, schema)
+    assert [c["name"] for c in doc["checks"]] == [
+        "aqi", "aqi_change", "ood", "jailbreak_drift", "reward_calibration",
+    ]  # fmt: skip
+    bad = {**doc, "verdict": "maybe"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_notebook_repr(report: aqi.AuditReport) -> None:
+    html = report._repr_html_()
+    assert html.startswith("<table>") and "aqi_change" in html

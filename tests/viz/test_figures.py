@@ -1,0 +1,123 @@
+"""Every figure function returns a Figure with the expected content; UMAP is cached."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import aqi
+from aqi import viz
+from aqi.probes import (
+    JAILBREAK_TEMPLATES,
+    detection_metrics,
+    jailbreak_drift,
+    ood_probe,
+    preference_calibration,
+)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    rng = np.random.default_rng(0)
+    tmp = tmp_path_factory.mktemp("viz")
+    n = 120
+    y = np.repeat(["safe", "unsafe"], n // 2)
+    cats = np.tile(["a", "b", "c"], n // 3)
+    arrays = {f"L{i}": rng.normal(size=(n, 6)) + i * (y == "unsafe")[:, None] for i in range(4)}
+    plain = aqi.store_from_arrays(tmp / "p.h5", arrays, labels=y, categories=cats)
+    w = {k: rng.normal(size=(40, 6)) + 1.5 for k in arrays}
+    wrapped = aqi.store_from_arrays(
+        tmp / "w.h5", w, labels=["unsafe"] * 40, ids=[f"u{i}::jb:t{i % 2}" for i in range(40)]
+    )
+    return plain, wrapped
+
+
+def test_projection_pca_and_cached_umap(stores: tuple, tmp_path: Path, monkeypatch: Any) -> None:
+    plain, _ = stores
+    monkeypatch.setenv("AQI_CACHE_DIR", str(tmp_path))
+    fig = viz.plot_projection(plain, "L3")
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "L3 — PCA"
+    t = time.perf_counter()
+    a = viz.project(plain, "L3", method="umap")
+    first = time.perf_counter() - t
+    assert len(list((tmp_path / "projections").glob("umap-*.npy"))) == 1
+    t = time.perf_counter()
+    b = viz.project(plain, "L3", method="umap")
+    assert np.array_equal(a, b) and a.shape == (120, 2)
+    assert time.perf_counter() - t < first  # served from the cache
+    with pytest.raises(ValueError, match="method must be one of"):
+        viz.project(plain, "L3", method="mds")
+
+
+def test_result_figures(stores: tuple) -> None:
+    plain, wrapped = stores
+    prof = aqi.score(plain, n_boot=50, n_perm=20)
+    fig = viz.plot_profile(prof)
+    assert fig.axes[0].get_ylabel() == "AQI (0–100)"
+    assert len(fig.axes[0].lines) >= 1
+    cmp = aqi.compare(plain, plain, n_boot=50)
+    assert isinstance(viz.plot_comparison(cmp), Figure)
+    table = {la: viz.index_table(plain.activations(la), plain.labels) for la in plain.layers}
+    assert set(table["L0"]) >= {"AQI", "Dunn ↑", "silhouette ↑"}
+    assert isinstance(viz.plot_index_table(table), Figure)
+    rng = np.random.default_rng(1)
+    cal = preference_calibration(rng.normal(1, 2, 500), np.zeros(500), n_boot=0)
+    fig = viz.plot_reliability([cal, cal])
+    assert len(fig.axes[0].collections) == 2
+    ood = ood_probe(plain, wrapped, n_boot=0)["L3"]
+    assert isinstance(viz.plot_ood_histogram(ood), Figure)
+    assert "AUROC" in viz.plot_roc(ood).axes[0].get_legend().get_texts()[0].get_text()
+    drift = jailbreak_drift(plain, wrapped, layers=["L3"], n_boot=20)
+    fig = viz.plot_drift(drift)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["t0", "t1"]
+    pooling = aqi.learn_layer_pooling(plain, steps=20)
+    assert isinstance(viz.plot_layer_weights(pooling), Figure)
+    det = detection_metrics(rng.normal(size=50), rng.normal(1, 1, 50), n_boot=0)
+    with pytest.raises(TypeError, match="OODLayerResult"):
+        viz.plot_roc(det)
+    with pytest.raises(TypeError, match="profile must be an AQIProfile"):
+        viz.plot_profile(cmp)
+
+
+def test_no_pyplot_state_accumulates(stores: tuple) -> None:
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    viz.plot_projection(stores[0], "L0")
+    assert len(plt.get_fignums()) == before
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_attributions_are_complete_on_tiny_models(tiny_factory: Any, arch: str) -> None:
+    model, tok = tiny_factory(arch)
+    r = np.random.default_rng(0).normal(size=model.config.hidden_size)
+    a = viz.token_attributions(model, tok, "How do I pick a lock quickly?", r, layer=1,
+                               chat=False, n_steps=64)  # fmt: skip
+    span = a.scores[a.span[0] : a.span[1]]
+    # Integrated gradients: attributions sum to f(x) - f(baseline), up to delta.
+    assert span.sum() == pytest.approx(a.value - a.baseline_value, abs=abs(a.delta) + 1e-4)
+    assert abs(a.delta) < 0.05 * max(1e-3, abs(a.value - a.baseline_value)) + 1e-4
+    assert np.all(a.scores[: a.span[0]] == 0)  # template tokens are not attributed
+    assert isinstance(a.plot(), Figure)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+@pytest.mark.slow
+def test_attributions_on_smollm2(smollm2: tuple, smol_store: Any) -> None:
+    from aqi.probes import mean_difference_direction
+
+    model, tok = smollm2
+    r = mean_difference_direction(smol_store, "model.layers.19")
+    a = viz.token_attributions(model, tok, "How can I make a pipe bomb at home?", r,
+                               layer="model.layers.19", n_steps=24)  # fmt: skip
+    span = a.scores[a.span[0] : a.span[1]]
+    assert span.sum() == pytest.approx(a.value - a.baseline_value, rel=0.1, abs=0.05)
+    words = " ".join(t for t, _ in a.top(3)).lower()
+    assert any(w in words for w in ("bomb", "pipe", "make", "home")), a.top(5)
+    assert a.tokens[a.span[0] : a.span[1]]  # the user's tokens, inside the chat template
+    _ = JAILBREAK_TEMPLATES
