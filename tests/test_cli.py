@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+import aqi
 from aqi.cli import main
 
 from .conftest import write_jsonl
@@ -91,3 +95,65 @@ def test_usage_error_and_help(capsys):
     assert main(["capture"]) == 2
     assert main(["--help"]) == 0
     assert "exit codes: 0 success" in capsys.readouterr().out
+
+
+# -- analysis subcommands ------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_stores(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    n = 120
+    y = np.repeat(["safe", "unsafe"], n // 2)
+    arrays = {f"L{i}": rng.normal(size=(n, 6)) + i * (y == "unsafe")[:, None] for i in range(3)}
+    erased = {k: np.where((y == "unsafe")[:, None], rng.normal(size=(n, 6)), v)
+              for k, v in arrays.items()}  # fmt: skip
+    out = {}
+    for name, arr in (("base", arrays), ("erased", erased)):
+        out[name] = tmp_path / f"{name}.h5"
+        aqi.store_from_arrays(out[name], arr, labels=y).close()
+    out["shift"] = tmp_path / "shift.h5"
+    aqi.store_from_arrays(out["shift"], {k: v + 3 for k, v in arrays.items()}, labels=y).close()
+    scores = rng.normal(size=(300, 2)) + np.array([1.0, 0.0])
+    rows = "".join(f"{c:.3f},{r:.3f}\n" for c, r in scores)
+    (tmp_path / "ref.csv").write_text("chosen,rejected\n" + rows)
+    out["ref"] = tmp_path / "ref.csv"
+    return out
+
+
+def test_score_compare_probe_json(cli_stores: dict[str, Path], capsys: Any) -> None:
+    assert (
+        main(["score", str(cli_stores["base"]), "--n-boot", "50", "--n-perm", "20", "--json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in doc["layers"]] == ["L0", "L1", "L2"]
+    assert (
+        main(["compare", str(cli_stores["base"]), str(cli_stores["erased"]), "--n-boot", "50"]) == 0
+    )
+    assert "significant" in capsys.readouterr().out
+    assert main(["probe", "ood", str(cli_stores["base"]), str(cli_stores["shift"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_test"] == 120
+    assert main(["probe", "reward", str(cli_stores["ref"]), "--n-boot", "20"]) == 0
+    assert "CalibrationResult(ref" in capsys.readouterr().out
+
+
+def test_gate_exit_codes_and_report(
+    cli_stores: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
+    base, erased = str(cli_stores["base"]), str(cli_stores["erased"])
+    fast = ["--n-boot", "100", "--n-perm", "50"]
+    assert main(["gate", base, "--baseline", base, *fast]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main(["gate", erased, "--baseline", base, *fast]) == 1
+    assert "[FAIL] aqi_change" in capsys.readouterr().out
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text("[tool.aqi]\naqi_flor = 3\n")
+    assert main(["gate", base, "--config", str(cfg), *fast]) == 2
+    assert "unknown threshold(s) ['aqi_flor']" in capsys.readouterr().err
+    out = tmp_path / "r.html"
+    rc = main(["report", base, "--ood-test", str(cli_stores["shift"]), "--reward",
+               str(cli_stores["ref"]), "--out", str(out), "--json-out", str(tmp_path / "r.json"),
+               *fast])  # fmt: skip
+    assert rc == 0 and out.read_text().startswith("<!DOCTYPE html>")
+    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "aqi.audit"
+    assert main(["gate", str(tmp_path / "missing.h5")]) == 2

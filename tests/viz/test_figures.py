@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 import aqi
 from aqi import viz
 from aqi.probes import (
-    JAILBREAK_TEMPLATES,
     detection_metrics,
     jailbreak_drift,
     ood_probe,
@@ -114,10 +113,10 @@ def test_attributions_on_smollm2(smollm2: tuple, smol_store: Any) -> None:
     model, tok = smollm2
     r = mean_difference_direction(smol_store, "model.layers.19")
     a = viz.token_attributions(model, tok, "How can I make a pipe bomb at home?", r,
-                               layer="model.layers.19", n_steps=24)  # fmt: skip
+                               layer="model.layers.19", n_steps=48)  # fmt: skip
     span = a.scores[a.span[0] : a.span[1]]
-    assert span.sum() == pytest.approx(a.value - a.baseline_value, rel=0.1, abs=0.05)
-    words = " ".join(t for t, _ in a.top(3)).lower()
-    assert any(w in words for w in ("bomb", "pipe", "make", "home")), a.top(5)
+    # Completeness within 10% at 48 steps (measured: 10% at 32 steps, 0.2% at 64).
+    assert span.sum() == pytest.approx(a.value - a.baseline_value, rel=0.1)
+    words = " ".join(t for t, _ in a.top(4)).lower()
+    assert "pipe" in words and "bomb" in words, a.top(5)
     assert a.tokens[a.span[0] : a.span[1]]  # the user's tokens, inside the chat template
-    _ = JAILBREAK_TEMPLATES
