@@ -25,6 +25,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture.py
 	$(BIN)/python benchmarks/indices.py
+	$(BIN)/python benchmarks/probes.py
+	$(BIN)/python benchmarks/ablation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -136,6 +136,13 @@ class Check:
         return d
 
 
+def display_name(name: str) -> str:
+    """A model name for people: a local checkpoint path shows as its folder name."""
+    from pathlib import PurePath
+
+    return PurePath(name).name if ("/" in name or "\\" in name) and name.strip("/") else name
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values (monotone, capped at 1).
 
@@ -436,7 +443,7 @@ def audit(
         checks.append(_drift_check(drift, t))
     if reward is not None:
         checks.append(_reward_check(reward, t))
-    model = str(store.provenance.get("model", {}).get("name", "")) or str(store.path)
+    model = display_name(str(store.provenance.get("model", {}).get("name", "")) or str(store.path))
     return AuditReport(
         model, tuple(checks), t, profile, cmp, ood, drift, reward,
         _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

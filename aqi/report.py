@@ -167,6 +167,10 @@ def render_html(report: AuditReport) -> str:
         more = f" … and {len(r.flagged_ids) - 50} more" if len(r.flagged_ids) > 50 else ""
         parts += [
             "<h2>Evidence: out-of-distribution inputs</h2>",
+            "<p class='note'>A detector fitted on the audited prompts scores the test inputs. "
+            "Flagged inputs are unlike anything the audit measured, so the AQI verdict above "
+            "does not cover them (in the demo the test inputs are jailbreak-wrapped prompts, "
+            "which should be flagged).</p>",
             f"<p>{_e(r.detector)} at {_e(r.layer)}: AUROC {_e(r.detection.auroc)}, "
             f"{_e(r.flag_rate)} of the test rows flagged at a {r.false_alarm_rate:.0%} "
             "false-alarm threshold.</p>",
