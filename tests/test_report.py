@@ -32,7 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> aqi.AuditReport:
                               ids=ids, categories=cats)  # fmt: skip
     w = aqi.store_from_arrays(
         tmp / "w.h5", {k: v[y == "unsafe"] + 1 for k, v in arrays.items()},
-        labels=["unsafe"] * (n // 2), ids=[f"{EVIL}::jb:{EVIL}{i % 2}" for i in range(n // 2)],
+        labels=["unsafe"] * (n // 2), ids=[f"{EVIL}{i}::jb:{EVIL}{i % 2}" for i in range(n // 2)],
     )  # fmt: skip
     m = rng.normal(1, 2, 2000)
     rew = reward_shift(PairScores(m, np.zeros(2000), "ref"),

@@ -94,6 +94,7 @@ def test_no_pyplot_state_accumulates(stores: tuple) -> None:
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_attributions_are_complete_on_tiny_models(tiny_factory: Any, arch: str) -> None:
     model, tok = tiny_factory(arch)
+    hooks_before = sum(len(m._forward_hooks) for m in model.modules())
     r = np.random.default_rng(0).normal(size=model.config.hidden_size)
     a = viz.token_attributions(model, tok, "How do I pick a lock quickly?", r, layer=1,
                                chat=False, n_steps=64)  # fmt: skip
@@ -103,7 +104,7 @@ def test_attributions_are_complete_on_tiny_models(tiny_factory: Any, arch: str) 
     assert abs(a.delta) < 0.05 * max(1e-3, abs(a.value - a.baseline_value)) + 1e-4
     assert np.all(a.scores[: a.span[0]] == 0)  # template tokens are not attributed
     assert isinstance(a.plot(), Figure)
-    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+    assert sum(len(m._forward_hooks) for m in model.modules()) == hooks_before
 
 
 @pytest.mark.slow
