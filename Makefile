@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/aqi demo
 
 test: $(STAMP)
-	$(BIN)/ruff check aqi tests benchmarks
+	$(BIN)/ruff check aqi tests benchmarks notebooks
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -315,10 +315,7 @@ def _change_check(cmp: Comparison, t: AuditThresholds) -> Check:
 
 
 def _ood_check(rep: OODReport, layer: str, t: AuditThresholds) -> Check:
-    try:
-        r = rep[layer]
-    except KeyError:
-        r = rep.best()
+    r = rep[layer]
     f = r.flag_rate
     ev = {"layer": r.layer, "auroc": r.detection.auroc.to_dict(), "threshold": r.threshold,
           "flagged_categories": r.flagged_categories, "n_flagged": len(r.flagged_ids)}  # fmt: skip
@@ -401,6 +398,11 @@ def audit(
     reward : RewardShiftReport or CalibrationResult, optional
         Reward-model calibration (in distribution, or under shift).
     thresholds : AuditThresholds or mapping, optional
+    pooling, layers
+        Passed to :func:`aqi.score` (the OOD and drift checks use the best AQI layer).
+    n_boot, n_perm, seed
+        Bootstrap resamples for every CI of the activation checks, permutations for the
+        AQI null, and the seed.
 
     Returns
     -------
@@ -433,11 +435,11 @@ def audit(
         cmp = compare(baseline, store, pooling=pooling, n_boot=n_boot, seed=seed)
         checks.append(_change_check(cmp, t))
     if ood_test is not None:
-        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, seed=seed)
+        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed)
         checks.append(_ood_check(ood, best, t))
     if jailbreak is not None:
         drift = jailbreak_drift(
-            store, jailbreak, layers=[best], pooling=pooling, seed=seed,
+            store, jailbreak, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
             max_share_safe=t.max_share_safe, max_centroid_shift=t.max_centroid_shift,
         )  # fmt: skip
         checks.append(_drift_check(drift, t))

@@ -177,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--jailbreak", help="store of the audited model on wrapped unsafe prompts")
         g.add_argument("--reward", help="reward scores (chosen/rejected) in distribution")
         g.add_argument("--reward-shift", nargs="*", default=[], help="shifted reward scores")
+        g.add_argument(
+            "--reward-n-boot", type=int, default=200,
+            help="bootstrap resamples for the reward-model CIs (default 200: they cover "
+            "every pair, often tens of thousands)",
+        )  # fmt: skip
         g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
         _scoring_args(g)
         g.add_argument("--json", action="store_true", help="print the JSON document")
@@ -223,38 +228,35 @@ def _dump(obj: Any) -> None:
 
 
 def _run_audit(args: argparse.Namespace) -> Any:
+    import contextlib
+
     from .activations import open_store
     from .audit import audit, load_thresholds
     from .probes import load_reward_scores, preference_calibration, reward_shift
 
     thresholds = load_thresholds(args.config)
-    stores = {
-        k: open_store(v)
-        for k, v in (
-            ("baseline", args.baseline),
-            ("ood_test", args.ood_test),
-            ("jailbreak", args.jailbreak),
-        )
-        if v
-    }
-    reward = None
     if args.reward_shift and not args.reward:
         raise ValueError("--reward-shift needs --reward (the in-distribution scores)")
+    reward = None
     if args.reward:
         ref = load_reward_scores(args.reward)
         if args.reward_shift:
             shifted = {s.name: s for s in map(load_reward_scores, args.reward_shift)}
-            reward = reward_shift(ref, shifted, n_boot=min(args.n_boot, 200), seed=args.seed)
+            reward = reward_shift(ref, shifted, n_boot=args.reward_n_boot, seed=args.seed)
         else:
             reward = preference_calibration(
-                ref.chosen, ref.rejected, n_boot=args.n_boot, seed=args.seed, label=ref.name
-            )
+                ref.chosen, ref.rejected, n_boot=args.reward_n_boot, seed=args.seed,
+                label=ref.name,
+            )  # fmt: skip
     print("aqi: running the audit…", file=sys.stderr)
-    with open_store(args.store) as store:
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(open_store(args.store))
+        paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
+        others = {k: stack.enter_context(open_store(v)) for k, v in paths.items() if v}
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            **stores,
+            **others,
         )  # fmt: skip
 
 

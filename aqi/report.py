@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,7 +125,6 @@ def _category_table(report: AuditReport) -> str:
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML document (no external resources)."""
     from . import viz
-    from .audit import _jsonable
 
     color, text = _CHIP[report.verdict]
     parts = [
@@ -207,7 +205,7 @@ def render_html(report: AuditReport) -> str:
             "<table><tr><th>set</th><th>accuracy</th><th>ECE</th><th>Brier</th><th>pairs</th></tr>"
             f"{rows}</table>",
         ]
-    doc = json.dumps(_jsonable(report.to_dict()), allow_nan=False)
+    doc = report.to_json(indent=None)
     parts += [
         "<h2>Machine-readable</h2><p class='note'>The full JSON document (schema "
         "<code>aqi.audit</code>) is embedded below.</p>",

@@ -74,28 +74,19 @@ def build_tiny(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
     import transformers as tf
 
     torch.manual_seed(seed)
+    decoder = {
+        "vocab_size": vocab,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+    }
     if arch == "llama":
-        cfg = tf.LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-        )
-        model = tf.LlamaForCausalLM(cfg)
+        model = tf.LlamaForCausalLM(tf.LlamaConfig(**decoder))
     elif arch == "qwen2":
-        cfg = tf.Qwen2Config(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-        )
-        model = tf.Qwen2ForCausalLM(cfg)
+        model = tf.Qwen2ForCausalLM(tf.Qwen2Config(**decoder))
     elif arch == "gpt2":
         cfg = tf.GPT2Config(
             vocab_size=vocab,

@@ -93,7 +93,7 @@ def test_thresholds_and_argument_errors(tmp_path: Path) -> None:
         aqi.audit(store, reward=0.1)
 
 
-def test_holm_matches_statsmodels_definition() -> None:
+def test_holm_matches_hand_computation() -> None:
     p = np.array([0.01, 0.04, 0.03, 0.2])
     # Hand computation: sorted 0.01*4, 0.03*3, 0.04*2, 0.2*1 -> 0.04, 0.09, 0.09 (monotone), 0.2
     np.testing.assert_allclose(holm(p), [0.04, 0.09, 0.09, 0.2])

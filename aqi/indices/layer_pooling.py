@@ -84,24 +84,10 @@ class LayerPooling:
         }
 
     def plot(self, ax: Any = None) -> Any:
-        """Bar chart of the layer weights; returns the matplotlib ``Figure``."""
-        import matplotlib.pyplot as plt
+        """Bar chart of the layer weights; see :func:`aqi.viz.plot_layer_weights`."""
+        from ..viz.figures import plot_layer_weights
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(max(4.0, 0.22 * len(self.layers)), 2.6))
-        else:
-            fig = ax.figure
-        x = np.arange(len(self.layers))
-        ax.bar(x, self.weights, color="#0072B2")
-        ax.set_xticks(x, [la.rsplit(".", 1)[-1] for la in self.layers], fontsize=7)
-        ax.set_ylabel("weight")
-        ax.set_title(
-            f"learned layer pooling: held-out AQI {self.heldout.value:.1f} "
-            f"(best single layer {self.best_single.value:.1f})",
-            fontsize=9,
-        )
-        fig.tight_layout()
-        return fig
+        return plot_layer_weights(self, ax=ax)
 
     def __repr__(self) -> str:
         used = [f"{la}: {w:.2f}" for la, w in zip(self.layers, self.weights, strict=True) if w > 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ __all__ = [
     "percentile_interval",
     "resample_counts",
     "stratified_weights",
+    "wilson_interval",
 ]
 
 _CHUNK_ELEMENTS = 4_000_000  # ~32 MB of float64 weights per chunk
@@ -99,8 +101,44 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
 
 
 def estimate(value: float, boot: np.ndarray | None, confidence: float) -> Estimate:
-    """An :class:`Estimate` from a point value and its bootstrap replicates."""
+    """An :class:`Estimate` from a point value and its bootstrap replicates.
+
+    Replicates where the statistic is undefined (NaN) are left out of the interval
+    with a :class:`~aqi.indices.DegenerateInputWarning` saying how many.
+    """
     if boot is None or len(boot) == 0:
         return Estimate(float(value))
+    bad = int(np.sum(~np.isfinite(boot)))
+    if bad:
+        import warnings
+
+        from ..indices._validation import DegenerateInputWarning
+
+        warnings.warn(
+            f"{bad} of {len(boot)} bootstrap resamples gave an undefined value and are left "
+            "out of the interval",
+            DegenerateInputWarning,
+            stacklevel=3,
+        )
     lo, hi = percentile_interval(boot, confidence)
     return Estimate(float(value), lo, hi)
+
+
+def wilson_interval(k: int, n: int, confidence: float) -> Estimate:
+    """The share ``k / n`` with its Wilson score interval (NaN when ``n = 0``).
+
+    Examples
+    --------
+    >>> wilson_interval(0, 20, 0.95)
+    0 [0, 0.1611]
+    """
+    from scipy.stats import norm
+
+    if n == 0:
+        return Estimate(float("nan"))
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return Estimate(p, max(0.0, mid - half), min(1.0, mid + half))

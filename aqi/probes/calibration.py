@@ -29,6 +29,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_expit
 
 from ._bootstrap import Estimate, check_bootstrap_args, estimate, stratified_weights
+from ._validation import check_vector
 
 __all__ = [
     "CalibrationResult",
@@ -42,21 +43,6 @@ __all__ = [
 Binning = Literal["uniform", "quantile"]
 
 
-def _reward_array(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of rewards, got shape {a.shape}")
-    if a.size == 0:
-        raise ValueError(f"{name} is empty; need at least one pair")
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(f"{name} has a non-finite reward at row {int(np.argmax(bad))}")
-    return a
-
-
 def reward_margins(chosen: Any, rejected: Any) -> np.ndarray:
     """``r_chosen − r_rejected`` per pair, validated (equal lengths, finite, 1-D).
 
@@ -65,7 +51,7 @@ def reward_margins(chosen: Any, rejected: Any) -> np.ndarray:
     >>> reward_margins([1.0, 0.5], [0.0, 2.0]).tolist()
     [1.0, -1.5]
     """
-    c, r = _reward_array(chosen, "chosen"), _reward_array(rejected, "rejected")
+    c, r = check_vector(chosen, "chosen", "reward"), check_vector(rejected, "rejected", "reward")
     if len(c) != len(r):
         raise ValueError(
             f"chosen has {len(c)} rewards but rejected has {len(r)}; they must be row-aligned"

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validation import check_features
+
 __all__ = [
     "ClassConditionalMahalanobis",
     "CosineKNN",
@@ -34,25 +36,6 @@ __all__ = [
 
 class NotFittedError(RuntimeError):
     """A detector was used before ``fit`` / ``partial_fit``."""
-
-
-def _matrix(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    A = np.asarray(X)
-    if A.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {A.shape}")
-    if A.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if not np.issubdtype(A.dtype, np.number) or np.issubdtype(A.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real numeric, got dtype {A.dtype}")
-    if dim is not None and A.shape[1] != dim:
-        raise ValueError(f"{name} has {A.shape[1]} features but the detector was fitted on {dim}")
-    A = A.astype(np.float64)
-    bad = ~np.isfinite(A)
-    if bad.any():
-        raise ValueError(f"{name} has a non-finite value in row {int(np.argwhere(bad)[0][0])}")
-    return A
 
 
 class OODDetector:
@@ -201,13 +184,19 @@ class ClassConditionalMahalanobis(OODDetector):
         self._W: np.ndarray | None = None
 
     def partial_fit(self, X: Any, y: Any = None) -> ClassConditionalMahalanobis:
-        A = _matrix(X, dim=self.dim_)
-        self._g.update(A, self._labels(y, len(A)))
-        self.dim_ = A.shape[1]
-        self._W = None
+        A = check_features(X, self.dim_)
+        self._update(A, self._labels(y, len(A)))
         return self
 
+    def _update(self, A: np.ndarray, labels: np.ndarray) -> None:
+        """Accumulate validated rows (the subclasses and RelativeMahalanobis share it)."""
+        self._g.update(A, labels)
+        self.dim_ = A.shape[1]
+        self._W = None
+
     def _finish(self) -> None:
+        """Derive covariance, whitener and class means from the moments (once per fit)."""
+        self._check_fitted()
         if self._W is None:
             means, cov, alpha = self._g.pooled(self.shrinkage)
             self._shrinkage, self._cov = alpha, cov
@@ -219,37 +208,35 @@ class ClassConditionalMahalanobis(OODDetector):
     @property
     def covariance_(self) -> np.ndarray:
         """The shared (pooled within-class), shrunk covariance."""
-        self._check_fitted()
         self._finish()
         return self._cov
 
     @property
     def shrinkage_(self) -> float:
         """The shrinkage intensity used (Ledoit–Wolf's estimate or the fixed value)."""
-        self._check_fitted()
         self._finish()
         return self._shrinkage
 
     @property
     def location_(self) -> dict[Any, np.ndarray]:
         """Class means in the input coordinates."""
-        self._check_fitted()
         self._finish()
         return self._location
 
-    def _distances(self, X: Any) -> np.ndarray:
-        self._check_fitted()
+    def _nearest(self, A: np.ndarray) -> np.ndarray:
+        """Squared distance of validated rows to the nearest class mean."""
         self._finish()
-        Z = (_matrix(X, dim=self.dim_) - self._g.shift) @ self._W
+        Z = (A - self._g.shift) @ self._W
         d2 = (
             np.einsum("ij,ij->i", Z, Z)[:, None] - 2 * Z @ self._mu.T
             + np.einsum("ij,ij->i", self._mu, self._mu)[None, :]
         )  # fmt: skip
-        return np.maximum(d2, 0.0)
+        return np.maximum(d2, 0.0).min(axis=1)
 
     def score(self, X: Any) -> np.ndarray:
         """Squared Mahalanobis distance to the nearest class mean (higher = more OOD)."""
-        return self._distances(X).min(axis=1)
+        self._check_fitted()
+        return self._nearest(check_features(X, self.dim_))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shrinkage={self.shrinkage!r})"
@@ -273,8 +260,8 @@ class Mahalanobis(ClassConditionalMahalanobis):
     requires_labels = False
 
     def partial_fit(self, X: Any, y: Any = None) -> Mahalanobis:
-        A = _matrix(X, dim=self.dim_)
-        super().partial_fit(A, np.zeros(len(A), dtype=np.int64))
+        A = check_features(X, self.dim_)
+        self._update(A, np.zeros(len(A), dtype=np.int64))
         return self
 
 
@@ -304,22 +291,27 @@ class RelativeMahalanobis(OODDetector):
         if background is not None:
             self.background.fit(background)
             self._own_background = False
-        return self.partial_fit(X, y)
+        self.partial_fit(X, y)
+        if self.background.dim_ != self.dim_:
+            raise ValueError(
+                f"background has {self.background.dim_} features but X has {self.dim_}"
+            )
+        return self
 
     def partial_fit(self, X: Any, y: Any = None) -> RelativeMahalanobis:
-        A = _matrix(X, dim=self.dim_)
+        A = check_features(X, self.dim_)
         labels = np.zeros(len(A), dtype=np.int64) if y is None else self._labels(y, len(A))
-        self.foreground.partial_fit(A, labels)
+        self.foreground._update(A, labels)
         if self._own_background:
-            self.background.partial_fit(A)
+            self.background._update(A, np.zeros(len(A), dtype=np.int64))
         self.dim_ = A.shape[1]
         return self
 
     def score(self, X: Any) -> np.ndarray:
         """``min_c MD_c(x) − MD_0(x)`` (higher = more OOD)."""
         self._check_fitted()
-        A = _matrix(X, dim=self.dim_)
-        return self.foreground.score(A) - self.background.score(A)
+        A = check_features(X, self.dim_)
+        return self.foreground._nearest(A) - self.background._nearest(A)
 
     def __repr__(self) -> str:
         return f"RelativeMahalanobis(shrinkage={self.shrinkage!r})"
@@ -362,7 +354,7 @@ class CosineKNN(OODDetector):
         return (A / norms).astype(np.float32)
 
     def partial_fit(self, X: Any, y: Any = None) -> CosineKNN:
-        A = _matrix(X, dim=self.dim_)
+        A = check_features(X, self.dim_)
         self._chunks.append(self._normalise(A))
         self._ref = None
         self.dim_ = A.shape[1]
@@ -379,7 +371,7 @@ class CosineKNN(OODDetector):
             raise ValueError(f"k={self.k} exceeds the {self.n_reference} reference rows")
         if self._ref is None:
             self._ref = torch.from_numpy(np.concatenate(self._chunks))
-        Q = torch.from_numpy(self._normalise(_matrix(X, dim=self.dim_)))
+        Q = torch.from_numpy(self._normalise(check_features(X, self.dim_)))
         out = np.empty(len(Q))
         with torch.inference_mode():
             for a in range(0, len(Q), self.block_rows):

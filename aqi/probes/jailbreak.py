@@ -19,9 +19,8 @@ import numpy as np
 from ..activations.prompts import Prompt, PromptSet
 from ..activations.store import ActivationStore
 from ..indices.alignment_quality import AQIResult, alignment_quality_index
-from ._bootstrap import Estimate, check_bootstrap_args, estimate
+from ._bootstrap import Estimate, check_bootstrap_args, estimate, wilson_interval
 from .linear import make_linear_probe
-from .ood import _wilson
 
 __all__ = [
     "JAILBREAK_TEMPLATES",
@@ -263,7 +262,7 @@ def jailbreak_drift(
         W = wrapped.activations(la, pooling)[w_rows].astype(np.float64)
         probe = make_linear_probe().fit(X, y)
         safe_w = probe.predict(W) == 0
-        share = _wilson(int(safe_w.sum()), len(safe_w), confidence)
+        share = wilson_interval(int(safe_w.sum()), len(safe_w), confidence)
         plain_share = float(np.mean(probe.predict(X[y == 1]) == 0))
         Xs, Xu = X[y == 0], X[y == 1]
 

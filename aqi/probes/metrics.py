@@ -17,25 +17,9 @@ from typing import Any
 import numpy as np
 
 from ._bootstrap import Estimate, check_bootstrap_args, estimate, stratified_weights
+from ._validation import check_vector
 
 __all__ = ["DetectionResult", "RiskCoverage", "detection_metrics", "risk_coverage"]
-
-
-def _scores(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of scores, got shape {a.shape}")
-    if a.size == 0:
-        raise ValueError(f"{name} is empty; need at least one score")
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(
-            f"{name} has a non-finite score at position {int(np.argmax(bad))}: {a[bad][0]}"
-        )
-    return a
 
 
 class _Ranked:
@@ -171,7 +155,7 @@ def detection_metrics(
     check_bootstrap_args(n_boot, confidence)
     if not 0 < tpr_level <= 1:
         raise ValueError(f"tpr_level must be in (0, 1], got {tpr_level!r}")
-    s_in, s_out = _scores(scores_in, "scores_in"), _scores(scores_out, "scores_out")
+    s_in, s_out = check_vector(scores_in, "scores_in"), check_vector(scores_out, "scores_out")
     s = np.concatenate([s_in, s_out])
     pos = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
     ranked = _Ranked(s, pos)
@@ -244,8 +228,8 @@ def risk_coverage(
     ([0.0, 0.0, 0.3333333333333333, 0.25], 0.1458)
     """
     check_bootstrap_args(n_boot, confidence)
-    c = _scores(confidence_scores, "confidence_scores")
-    ok = _scores(correct, "correct")
+    c = check_vector(confidence_scores, "confidence_scores", "confidence")
+    ok = check_vector(correct, "correct", "value")
     if len(ok) != len(c):
         raise ValueError(
             f"correct has {len(ok)} values but confidence_scores has {len(c)}; need one each"

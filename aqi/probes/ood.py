@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..activations.store import ActivationStore
-from ._bootstrap import Estimate, check_bootstrap_args
+from ._bootstrap import Estimate, check_bootstrap_args, wilson_interval
 from .detectors import OODDetector, make_detector
 from .metrics import DetectionResult, detection_metrics
 
@@ -64,19 +64,6 @@ def conformal_threshold(heldout_scores: np.ndarray, false_alarm_rate: float) -> 
     s = np.sort(np.asarray(heldout_scores, dtype=np.float64))
     r = math.ceil((len(s) + 1) * (1 - false_alarm_rate))
     return float("inf") if r > len(s) else float(s[r - 1])
-
-
-def _wilson(k: int, n: int, confidence: float) -> Estimate:
-    from scipy.stats import norm
-
-    if n == 0:
-        return Estimate(float("nan"))
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return Estimate(p, max(0.0, mid - half), min(1.0, mid + half))
 
 
 @dataclass(frozen=True)
@@ -237,7 +224,7 @@ def ood_probe(
                 threshold=thr,
                 false_alarm_rate=float(false_alarm_rate),
                 heldout_flag_rate=float(np.mean(s_ref > thr)),
-                flag_rate=_wilson(int(flagged.sum()), len(flagged), confidence),
+                flag_rate=wilson_interval(int(flagged.sum()), len(flagged), confidence),
                 flagged_ids=tuple(ids[flagged].tolist()),
                 flagged_categories=dict(Counter(cats[flagged].tolist())),
                 scores=s_test,

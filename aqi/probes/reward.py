@@ -154,48 +154,46 @@ def load_reward_scores(path: str | os.PathLike[str], *, name: str | None = None)
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"reward score file not found: {p}")
-    name = name or p.stem
+    records = _read_records(p)
+    if not records:
+        raise ValueError(f"{p} holds no pairs")
+    kc, kr = _pick(list(records[0]), _CHOSEN_KEYS, p), _pick(list(records[0]), _REJECTED_KEYS, p)
+
+    def column(key: str) -> np.ndarray:
+        out = []
+        for i, r in enumerate(records):
+            if key not in r:
+                raise ValueError(f"{p} row {i}: no {key!r} field (row 0 has one)")
+            out.append(_scalar(r[key], f"{p} row {i}"))
+        return np.array(out)
+
+    groups = (
+        np.array([str(r.get("subset", "")) for r in records]) if "subset" in records[0] else None
+    )
+    return PairScores(column(kc), column(kr), name or p.stem, groups=groups)
+
+
+def _read_records(p: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV, JSONL, JSON list of records or JSON object of columns, as dicts."""
     suffix = p.suffix.lower()
     if suffix == ".csv":
         with p.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fields = reader.fieldnames or []
-            kc, kr = _pick(fields, _CHOSEN_KEYS, p), _pick(fields, _REJECTED_KEYS, p)
-            rows = list(reader)
-        records: list[dict[str, Any]] = rows
-    elif suffix in (".json", ".jsonl"):
-        text = p.read_text(encoding="utf-8")
-        if suffix == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            data = json.loads(text)
-            if isinstance(data, dict):
-                kc = _pick(list(data), _CHOSEN_KEYS, p)
-                kr = _pick(list(data), _REJECTED_KEYS, p)
-                if len(data[kc]) != len(data[kr]):
-                    raise ValueError(f"{p}: {kc} and {kr} have different lengths")
-                records = [
-                    {kc: c, kr: r, **({"subset": data["subset"][i]} if "subset" in data else {})}
-                    for i, (c, r) in enumerate(zip(data[kc], data[kr], strict=True))
-                ]
-            elif isinstance(data, list):
-                records = data
-            else:
-                raise ValueError(f"{p}: expected a JSON list of records or an object of columns")
-        if not records:
-            raise ValueError(f"{p} holds no pairs")
-        kc, kr = (
-            _pick(list(records[0]), _CHOSEN_KEYS, p),
-            _pick(list(records[0]), _REJECTED_KEYS, p),
-        )
-    else:
+            return list(csv.DictReader(f))
+    if suffix == ".jsonl":
+        lines = p.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+    if suffix != ".json":
         raise ValueError(f"{p}: unsupported extension {suffix!r}; use .csv, .json or .jsonl")
-    if not records:
-        raise ValueError(f"{p} holds no pairs")
-    c = np.array([_scalar(r[kc], f"{p} row {i}") for i, r in enumerate(records)])
-    rj = np.array([_scalar(r[kr], f"{p} row {i}") for i, r in enumerate(records)])
-    groups = np.array([str(r["subset"]) for r in records]) if "subset" in records[0] else None
-    return PairScores(c, rj, name, groups=groups)
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a JSON list of records or an object of columns")
+    lengths = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{p}: columns have different lengths {lengths}")
+    n = next(iter(lengths.values()), 0)
+    return [{k: data[k][i] for k in lengths} for i in range(n)]
 
 
 def _reward_of(logits: torch.Tensor, reward_index: int | None) -> torch.Tensor:
@@ -505,6 +503,11 @@ def reward_shift(
         raise ValueError(f"calibrator must be 'temperature', 'platt' or None, got {calibrator!r}")
     kw = {"n_bins": n_bins, "n_boot": n_boot, "confidence": confidence, "seed": seed}
     rng = np.random.default_rng(seed)
+    if not 0 < fit_fraction < 1:
+        raise ValueError(
+            f"fit_fraction must be in (0, 1) (share of reference pairs the calibrator is fitted "
+            f"on), got {fit_fraction!r}"
+        )
     fit, held = reference_split(np.zeros(len(reference)), None, 1 - fit_fraction, seed)
     cal = None
     if calibrator is not None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["COLORS", "MARKERS", "axes", "label_color"]
+__all__ = ["COLORS", "MARKERS", "axes", "label_color", "short"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 COLORS = {
@@ -35,10 +33,5 @@ def axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 
 def short(layer: str) -> str:
-    """``model.layers.12`` -> ``12``; other names unchanged."""
-    tail = layer.rsplit(".", 1)[-1]
-    return tail if tail.isdigit() else layer.rsplit(".", 1)[-1]
-
-
-def finish(fig: Figure, **_: Any) -> Figure:
-    return fig
+    """Tick label of a layer: its last dotted component (``model.layers.12`` -> ``12``)."""
+    return layer.rsplit(".", 1)[-1]

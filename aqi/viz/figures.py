@@ -137,8 +137,24 @@ def plot_index_table(rows: dict[str, dict[str, float]], *, ax: Axes | None = Non
 
 def plot_layer_weights(pooling: Any, *, ax: Axes | None = None) -> Figure:
     """Bar chart of learned layer weights (:func:`aqi.learn_layer_pooling`)."""
+    from ..indices.layer_pooling import LayerPooling
+
+    if not isinstance(pooling, LayerPooling):
+        raise TypeError(
+            "pooling must be a LayerPooling (aqi.learn_layer_pooling), got "
+            f"{type(pooling).__name__}"
+        )
     fig, ax = axes(ax, (max(4.0, 0.22 * len(pooling.layers)), 2.6))
-    return pooling.plot(ax=ax) or fig
+    x = np.arange(len(pooling.layers))
+    ax.bar(x, pooling.weights, color=COLORS["safe"])
+    ax.set_xticks(x, [short(la) for la in pooling.layers], fontsize=7)
+    ax.set_ylabel("weight")
+    ax.set_title(
+        f"learned layer pooling: held-out AQI {pooling.heldout.value:.1f} "
+        f"(best single layer {pooling.best_single.value:.1f})",
+        fontsize=9,
+    )
+    return fig
 
 
 def plot_reliability(

@@ -108,7 +108,12 @@ def test_bootstrap_ci_covers_population_ece() -> None:
     ("args", "kwargs", "exc", "match"),
     [
         (([1.0, 2.0], [1.0]), {}, ValueError, "chosen has 2 rewards but rejected has 1"),
-        (([1.0, np.inf], [1.0, 0.0]), {}, ValueError, "chosen has a non-finite reward at row 1"),
+        (
+            ([1.0, np.inf], [1.0, 0.0]),
+            {},
+            ValueError,
+            "chosen has a non-finite reward at position 1",
+        ),  # noqa: E501
         (([1.0], [0.0]), {"n_bins": 0}, ValueError, "n_bins must be a positive integer"),
         (([1.0], [0.0]), {"binning": "log"}, ValueError, "binning must be 'uniform' or 'quantile'"),
         (([1.0], [0.0]), {"ties": "skip"}, ValueError, "ties must be 'half' or 'wrong'"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,18 @@ def test_projection_pca_and_cached_umap(stores: tuple, tmp_path: Path, monkeypat
     monkeypatch.setenv("AQI_CACHE_DIR", str(tmp_path))
     fig = viz.plot_projection(plain, "L3")
     assert isinstance(fig, Figure) and fig.axes[0].get_title() == "L3 — PCA"
-    t = time.perf_counter()
     a = viz.project(plain, "L3", method="umap")
-    first = time.perf_counter() - t
     assert len(list((tmp_path / "projections").glob("umap-*.npy"))) == 1
-    t = time.perf_counter()
-    b = viz.project(plain, "L3", method="umap")
+    import umap
+
+    def no_refit(*_: Any, **__: Any) -> None:
+        raise AssertionError("UMAP refitted although the projection is cached")
+
+    monkeypatch.setattr(umap, "UMAP", no_refit)
+    b = viz.project(plain, "L3", method="umap")  # served from the cache
     assert np.array_equal(a, b) and a.shape == (120, 2)
-    assert time.perf_counter() - t < first  # served from the cache
+    with pytest.raises(AssertionError, match="UMAP refitted"):
+        viz.project(plain, "L2", method="umap")  # another layer is not cached
     with pytest.raises(ValueError, match="method must be one of"):
         viz.project(plain, "L3", method="mds")
 
@@ -94,6 +97,8 @@ def test_no_pyplot_state_accumulates(stores: tuple) -> None:
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_attributions_are_complete_on_tiny_models(tiny_factory: Any, arch: str) -> None:
     model, tok = tiny_factory(arch)
+    # Relative count: transformers 5 leaves its own output-recording hooks (6 on the tiny
+    # Llama) after any earlier call with output_hidden_states=True on this shared model.
     hooks_before = sum(len(m._forward_hooks) for m in model.modules())
     r = np.random.default_rng(0).normal(size=model.config.hidden_size)
     a = viz.token_attributions(model, tok, "How do I pick a lock quickly?", r, layer=1,
