@@ -113,7 +113,7 @@ def test_bootstrap_ci_covers_population_ece() -> None:
             {},
             ValueError,
             "chosen has a non-finite reward at position 1",
-        ),  # noqa: E501
+        ),
         (([1.0], [0.0]), {"n_bins": 0}, ValueError, "n_bins must be a positive integer"),
         (([1.0], [0.0]), {"binning": "log"}, ValueError, "binning must be 'uniform' or 'quantile'"),
         (([1.0], [0.0]), {"ties": "skip"}, ValueError, "ties must be 'half' or 'wrong'"),
