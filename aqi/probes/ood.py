@@ -11,6 +11,7 @@ their ids and categories.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -169,7 +170,7 @@ def ood_probe(
         Layers to probe (default: every layer in both stores).
     detector : str or OODDetector
         ``"mahalanobis"``, ``"class-mahalanobis"``, ``"relative-mahalanobis"``,
-        ``"knn"`` or an unfitted detector instance (cloned per layer by name only).
+        ``"knn"`` or a detector instance (copied per layer, settings kept; refitted).
     false_alarm_rate : float
         Target share of in-distribution rows flagged (threshold set on held-out rows).
     holdout : float
@@ -202,7 +203,8 @@ def ood_probe(
     ids, cats = test.ids, test.categories
     out = []
     for la in names:
-        det = make_detector(detector) if isinstance(detector, str) else type(detector)()
+        # A fresh copy per layer keeps the instance's settings (k, shrinkage, …).
+        det = copy.deepcopy(make_detector(detector))
         Xr = reference.activations(la, pooling)
         Xt = test.activations(la, pooling)
         if Xr.shape[1] != Xt.shape[1]:

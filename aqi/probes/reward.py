@@ -217,7 +217,7 @@ def score_pairs(
     name: str = "",
     batch_size: int = 16,
     max_length: int | None = None,
-    embedding_layer: str | int | None = "final_norm",
+    embedding_layer: str | int | None = -1,
     pooling: str = "mean",
     reward_index: int | None = None,
     progress: bool = False,
@@ -236,8 +236,8 @@ def score_pairs(
         Layer whose pooled output is captured through :class:`aqi.ActivationHooks`
         in the same forward passes (``"prompt_response"``: the prompt with the
         chosen response), plus one extra pass over the prompts alone
-        (``"prompt"``). ``None`` skips embeddings. Models without a final norm
-        fall back to their last block.
+        (``"prompt"``). Default: the last block (``-1``); ``"final_norm"`` or any
+        spec of :func:`aqi.resolve_layers`; ``None`` skips embeddings.
 
     Returns
     -------
@@ -269,14 +269,7 @@ def score_pairs(
 
     model = reward_model.eval()
     device = next(model.parameters()).device
-    layer = None
-    if embedding_layer is not None:
-        try:
-            layer = resolve_layers(model, embedding_layer)[0].name
-        except ValueError:
-            if embedding_layer != "final_norm":
-                raise
-            layer = resolve_layers(model, -1)[0].name
+    layer = None if embedding_layer is None else resolve_layers(model, embedding_layer)[0].name
     chat = getattr(tokenizer, "chat_template", None) is not None
 
     def encode(ps: Sequence[str], rs: Sequence[str] | None) -> dict[str, torch.Tensor]:
@@ -299,7 +292,9 @@ def score_pairs(
             enc = tokenizer(list(ps), list(rs), **kw)
         return {k: v.to(device) for k, v in enc.items()}
 
-    def run(ps: Sequence[str], rs: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(
+        ps: Sequence[str], rs: Sequence[str] | None, capture: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         rewards, embs = [], []
         it: Any = range(0, n, batch_size)
         if progress:
@@ -307,7 +302,11 @@ def score_pairs(
 
             it = tqdm(it, desc=name or "reward", unit="batch")
         with contextlib.ExitStack() as stack, torch.inference_mode():
-            hooks = stack.enter_context(ActivationHooks(model, [layer], pooling)) if layer else None
+            hooks = (
+                stack.enter_context(ActivationHooks(model, [layer], pooling))
+                if capture and layer
+                else None
+            )
             for a in it:
                 enc = encode(ps[a : a + batch_size], None if rs is None else rs[a : a + batch_size])
                 if hooks is not None:
@@ -318,12 +317,12 @@ def score_pairs(
                 rewards.append(_reward_of(logits.float(), reward_index).cpu().numpy())
         return np.concatenate(rewards), (np.concatenate(embs) if embs else None)
 
-    rc, e_pr = run(prompts, chosen)
-    rr, _ = run(prompts, rejected)
+    rc, e_pr = run(prompts, chosen, capture=True)
+    rr, _ = run(prompts, rejected, capture=False)
     embeddings: dict[str, np.ndarray] = {}
     if layer:
         embeddings["prompt_response"] = e_pr  # type: ignore[assignment]
-        _, e_p = run(prompts, None)
+        _, e_p = run(prompts, None, capture=True)
         embeddings["prompt"] = e_p  # type: ignore[assignment]
     return PairScores(rc, rr, name, lengths, embeddings)
 

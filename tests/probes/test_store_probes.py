@@ -158,3 +158,16 @@ def test_ablation_errors(tiny_factory: Any, tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="centroids coincide"):
         mean_difference_direction(s, "L")
+
+
+def test_ood_probe_keeps_the_detector_instance_settings(tmp_path: Path) -> None:
+    from aqi.probes import CosineKNN
+
+    rng = np.random.default_rng(3)
+    y = ["safe", "unsafe"] * 50
+    ref = aqi.store_from_arrays(tmp_path / "r.h5", {"L": rng.normal(size=(100, 4))}, labels=y)
+    test = aqi.store_from_arrays(tmp_path / "t.h5", {"L": rng.normal(size=(100, 4))}, labels=y)
+    det = CosineKNN(k=3)
+    r = ood_probe(ref, test, detector=det, n_boot=0)["L"]
+    assert r.detector == "CosineKNN(k=3)"
+    assert det.dim_ is None  # the caller's instance is not fitted in place
