@@ -27,7 +27,8 @@ from .activations import (
     resolve_layers,
     store_from_arrays,
 )
-from .audit import AuditReport, AuditThresholds, audit
+from .audit import AuditReport, audit
+from .checks import AuditThresholds
 from .indices import (
     AQIProfile,
     AQIResult,

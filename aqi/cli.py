@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--pooling", default=None)
     cmp.add_argument("--n-boot", type=int, default=1000)
     cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
     cmp.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("probe", help="OOD or reward-model probes")
@@ -199,12 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'partial'"
+
+
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", default=None, help="which pooling to score (default: mean)")
     p.add_argument("--layers", type=_layers_arg, default=None, help="layers to score")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--n-perm", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
 
 
 def _print_profile(prof: Any) -> None:
@@ -222,16 +227,17 @@ def _print_profile(prof: Any) -> None:
 
 
 def _dump(obj: Any) -> None:
-    from .audit import _jsonable
+    from .report import jsonable
 
-    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
 def _run_audit(args: argparse.Namespace) -> Any:
     import contextlib
 
     from .activations import open_store
-    from .audit import audit, load_thresholds
+    from .audit import audit
+    from .checks import load_thresholds
     from .probes import load_reward_scores, preference_calibration, reward_shift
 
     thresholds = load_thresholds(args.config)
@@ -256,12 +262,23 @@ def _run_audit(args: argparse.Namespace) -> Any:
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            **others,
+            allow_partial=args.partial, **others,
         )  # fmt: skip
 
 
+def _partial(stores: dict[str, Any], allow: bool) -> None:
+    from .audit import check_partial
+
+    for note in check_partial(stores, allow):
+        print(f"aqi: {note}", file=sys.stderr)
+
+
 def _print_checks(report: Any) -> None:
-    print(f"{report.model}: {report.verdict.upper()}")
+    from .viz._style import display_name
+
+    print(f"{display_name(report.model)}: {report.reason}")
+    for note in report.notes:
+        print(f"  {note}")
     for c in report.checks:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
@@ -288,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .indices import score
 
             with open_store(args.store) as store:
+                _partial({"audited": store}, args.partial)
                 prof = score(
                     store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
                     n_perm=args.n_perm, seed=args.seed,
@@ -298,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .indices import compare
 
             with open_store(args.baseline) as a, open_store(args.audited) as b:
+                _partial({"baseline": a, "audited": b}, args.partial)
                 cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed)
             if args.json:
                 _dump(cmp.to_dict())
@@ -339,17 +358,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command in ("report", "gate"):
             report = _run_audit(args)
+            from .checks import gate_failed
+            from .report import to_json, write_html, write_json
+
             if args.command == "report":
-                report.to_html(args.out)
+                write_html(report, args.out)
                 print(f"aqi: wrote {args.out}", file=sys.stderr)
                 if args.json_out:
-                    report.to_json(args.json_out)
+                    write_json(report, args.json_out)
             if args.json:
-                print(report.to_json())
+                print(to_json(report))
             else:
                 _print_checks(report)
             if args.command == "gate":
-                failed = report.verdict == "fail" or (args.strict and report.verdict == "warn")
+                failed = gate_failed(report.verdict, strict=args.strict)
                 return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
         prompts = (

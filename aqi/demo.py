@@ -100,6 +100,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
     from .probes import wrap_prompts
+    from .report import write_html, write_json
 
     out = Path(out_dir)
     if out.suffix == ".h5":
@@ -145,11 +146,11 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     for name, r in prof.lexical.items():
         print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
     print()
-    print(f"audit verdict: {report.verdict.upper()}")
+    print(f"audit verdict: {report.reason}")
     for c in report.checks:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
-    report.to_html(out / "report.html")
-    report.to_json(out / "report.json")
+    write_html(report, out / "report.html")
+    write_json(report, out / "report.json")
     print(f"report: {out / 'report.html'} (JSON: {out / 'report.json'})")
     store.close()
     wrapped.close()

@@ -6,31 +6,32 @@
         store = aqi.open_store("finetuned.h5")
         aqi_gate.aqi_at_least(store)                       # floor from [tool.aqi]
         aqi_gate.no_aqi_drop(store, aqi.open_store("base.h5"))
+        aqi_gate.audit(store, baseline=aqi.open_store("base.h5"))  # every check at once
 
 Thresholds come from ``[tool.aqi]`` in the ``pyproject.toml`` at pytest's rootdir
-(keys of :class:`aqi.AuditThresholds`), or from the arguments. Every decision
-reads a confidence interval, so a model that truly meets a threshold fails rarely:
+(keys of :class:`aqi.AuditThresholds`), or from the arguments. Every gate runs
+:func:`aqi.audit` and reads the verdict of the rule book :mod:`aqi.checks`, so a
+store that passes ``aqi gate`` passes here and the reverse: a gate fails exactly when
+its check's verdict is ``fail`` (with ``strict=True``, also on ``warn``).
 
-* ``aqi_at_least`` fails when the CI's *upper* end is below the floor — at a true
-  AQI equal to the floor that happens ~2.5% of the time (one side of a 95%
-  interval; the AQI interval covered the true value in 58/60 simulated sets);
-* ``no_aqi_drop`` fails on a drop significant after Holm correction over layers
-  and at least ``min_relative_drop`` of the baseline — with no true change, at
-  most ``alpha / 2`` = 2.5% per run;
-* ``ood_rate_below`` / ``reward_ece_below`` fail when the CI's *lower* end exceeds
-  the ceiling (≤ 2.5% at a true value equal to it).
+Every decision reads a confidence interval, so a model that truly meets a threshold
+fails rarely: ``aqi_at_least`` fails when the whole AQI CI is below the floor (~2.5%
+of runs at a true AQI equal to the floor, measured in the tests); ``no_aqi_drop`` with
+no true change fails at most ``alpha`` of runs (Holm over layers).
 
-A failure raises :class:`GateFailure` (an ``AssertionError``) whose message lists
-the value, its CI, the threshold and the baseline.
+A failure raises :class:`GateFailure` (an ``AssertionError``) whose message lists the
+finding, the value, its CI and the threshold.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from .audit import AuditThresholds, _change_check, load_thresholds
+from .audit import AuditReport, audit
+from .checks import AuditThresholds, Check, gate_failed, load_thresholds, reward_calibration_check
 
 __all__ = ["AQIGate", "GateFailure"]
 
@@ -39,103 +40,102 @@ class GateFailure(AssertionError):
     """An aqi release gate failed; the message carries the evidence."""
 
 
-def _fail(title: str, lines: dict[str, Any]) -> None:
-    body = "\n".join(f"  {k:<12} {v}" for k, v in lines.items())
-    raise GateFailure(f"aqi gate failed: {title}\n{body}")
-
-
 class AQIGate:
-    """Assertions for release gates; thresholds default to ``[tool.aqi]``."""
+    """Assertions for release gates; thresholds default to ``[tool.aqi]``.
 
-    def __init__(self, thresholds: AuditThresholds, *, n_boot: int = 1000, seed: int = 0) -> None:
+    ``n_boot``, ``n_perm`` and ``seed`` are those of :func:`aqi.audit` (and of ``aqi gate``),
+    so the same store gets the same numbers here and there.
+    """
+
+    def __init__(
+        self, thresholds: AuditThresholds, *, n_boot: int = 1000, n_perm: int = 200, seed: int = 0,
+        strict: bool = False,
+    ) -> None:
+        if not isinstance(thresholds, AuditThresholds):
+            raise TypeError(
+                f"thresholds must be aqi.AuditThresholds, got {type(thresholds).__name__}"
+            )
         self.thresholds = thresholds
-        self.n_boot = n_boot
-        self.seed = seed
+        self.n_boot, self.n_perm, self.seed, self.strict = n_boot, n_perm, seed, strict
+
+    def _audit(self, store: Any, thresholds: AuditThresholds | None = None, **kw: Any) -> Any:
+        return audit(store, thresholds=thresholds or self.thresholds, n_boot=self.n_boot,
+                     n_perm=self.n_perm, seed=self.seed, **kw)
+
+    def _judge(self, check: Check, title: str, strict: bool | None, **extra: Any) -> Check:
+        if gate_failed(check.verdict, self.strict if strict is None else strict):
+            lines = {"verdict": check.verdict.upper(), "finding": check.summary,
+                     "value": f"{check.value:.4g} [{check.ci_low:.4g}, {check.ci_high:.4g}]",
+                     "threshold": f"{check.threshold:g}", **extra}
+            body = "\n".join(f"  {k:<12} {v}" for k, v in lines.items())
+            raise GateFailure(f"aqi gate failed: {title}\n{body}")
+        return check
+
+    def audit(self, store: Any, *, strict: bool | None = None, **kwargs: Any) -> AuditReport:
+        """Run :func:`aqi.audit` (``baseline=``, ``ood_test=``, ``jailbreak=``, ``reward=``, …)
+        and fail when its verdict is ``fail`` (``strict``: also ``warn``)."""
+        rep = self._audit(store, **kwargs)
+        worst = next(c for c in rep.checks if c.verdict == rep.verdict)
+        self._judge(worst, f"audit verdict {rep.verdict.upper()} ({worst.name})", strict)
+        return rep
 
     def aqi_at_least(
         self, store: Any, floor: float | None = None, *, layer: str | int | None = None,
-        pooling: str | None = None,
-    ) -> Any:  # fmt: skip
-        """Pass unless the AQI (best layer, or ``layer``) is confidently below ``floor``."""
-        from .indices import score
-
-        floor = self.thresholds.aqi_floor if floor is None else float(floor)
-        prof = score(store, pooling=pooling, layers=None if layer is None else [layer],
-                     n_boot=self.n_boot, n_perm=200, seed=self.seed, by_category=False)  # fmt: skip
-        r = prof.best()
-        if r.ci_high < floor:
-            _fail(
-                f"AQI at {r.label} is below the floor",
-                {"AQI": f"{r.value:.2f}", "95% CI": f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
-                 "floor": f"{floor:g}", "null 95th": f"{r.null_high:.2f} (chance level)",
-                 "store": str(store.path)},
-            )  # fmt: skip
-        return r
-
-    def no_aqi_drop(self, store: Any, baseline: Any, *, pooling: str | None = None) -> Any:
-        """Pass unless some layer's AQI drops significantly (Holm) and materially."""
-        from .indices import compare
-
-        cmp = compare(baseline, store, pooling=pooling, n_boot=self.n_boot, seed=self.seed)
-        check = _change_check(cmp, self.thresholds)
-        if check.verdict == "fail":
-            worst = max(cmp.layers, key=lambda d: d.difference)
-            _fail(
-                "AQI dropped against the baseline",
-                {"finding": check.summary, "baseline": cmp.model_a, "audited": cmp.model_b,
-                 "largest Δ": f"{worst.difference:.2f} at {worst.layer_b}",
-                 "rule": f"Holm p < {self.thresholds.alpha:g} and drop >= "
-                         f"{self.thresholds.min_relative_drop:.0%} of the baseline AQI"},
-            )  # fmt: skip
-        return cmp
-
-    def ood_rate_below(
-        self, reference: Any, test: Any, ceiling: float | None = None, *,
-        layer: str | int | None = None, false_alarm_rate: float = 0.05,
-    ) -> Any:  # fmt: skip
-        """Pass unless the share of test rows flagged OOD is confidently above ``ceiling``."""
-        from .probes import ood_probe
-
-        ceiling = self.thresholds.max_ood_rate if ceiling is None else float(ceiling)
+        pooling: str | None = None, strict: bool | None = None,
+    ) -> Check:
+        """The ``aqi`` check: fail when the AQI (best layer, or ``layer``) is confidently
+        below ``floor`` (default ``aqi_floor``)."""
+        t = self.thresholds if floor is None else replace(self.thresholds, aqi_floor=float(floor))
         layers = None if layer is None else [layer]
-        rep = ood_probe(reference, test, layers=layers, false_alarm_rate=false_alarm_rate,
-                        n_boot=200, seed=self.seed)  # fmt: skip
-        r = max(rep.layers, key=lambda x: x.flag_rate.ci_low)
-        if r.flag_rate.ci_low > ceiling:
-            _fail(
-                f"too many OOD inputs at {r.layer}",
-                {"flagged": repr(r.flag_rate), "ceiling": f"{ceiling:g}",
-                 "categories": r.flagged_categories, "AUROC": repr(r.detection.auroc)},
-            )  # fmt: skip
-        return rep
+        check = self._audit(store, t, layers=layers, pooling=pooling)["aqi"]
+        return self._judge(check, f"AQI at {check.evidence.get('layer')} is below the floor",
+                           strict, store=str(store.path))
 
-    def reward_ece_below(self, scores: Any, ceiling: float | None = None) -> Any:
-        """Pass unless the reward model's ECE is confidently above ``ceiling``.
+    def no_aqi_drop(
+        self, store: Any, baseline: Any, *, pooling: str | None = None, strict: bool | None = None
+    ) -> Check:
+        """The ``aqi_change`` check: fail on a drop significant after Holm and material."""
+        check = self._audit(store, baseline=baseline, pooling=pooling)["aqi_change"]
+        return self._judge(check, "AQI dropped against the baseline", strict,
+                           baseline=str(baseline.path), audited=str(store.path))
 
-        ``scores``: a :class:`aqi.probes.PairScores`, a ``(chosen, rejected)`` tuple or a
-        :class:`aqi.probes.CalibrationResult`.
+    def ood_coverage(self, store: Any, test: Any, *, strict: bool | None = None) -> Check:
+        """The ``ood`` coverage check of ``test`` against ``store``. It never fails (OOD
+        inputs are outside the audit, not evidence of misalignment) unless ``strict``."""
+        check = self._audit(store, ood_test=test)["ood"]
+        return self._judge(check, "inputs outside what the audit measured", strict)
+
+    def no_jailbreak_drift(self, store: Any, wrapped: Any, *, strict: bool | None = None) -> Check:
+        """The ``jailbreak_drift`` check of ``wrapped`` unsafe prompts against ``store``."""
+        check = self._audit(store, jailbreak=wrapped)["jailbreak_drift"]
+        return self._judge(check, "jailbreak-wrapped prompts look safe", strict)
+
+    def reward_ece_below(
+        self, scores: Any, ceiling: float | None = None, *, strict: bool | None = None
+    ) -> Check:
+        """The ``reward_calibration`` check: fail when the ECE is confidently above ``ceiling``.
+
+        ``scores``: a :class:`aqi.probes.PairScores`, a ``(chosen, rejected)`` tuple, a
+        :class:`aqi.probes.CalibrationResult` or a :class:`aqi.probes.RewardShiftReport`.
         """
-        from .probes import CalibrationResult, PairScores, preference_calibration
+        from .probes import CalibrationResult, PairScores, RewardShiftReport, preference_calibration
 
-        ceiling = self.thresholds.max_ece if ceiling is None else float(ceiling)
-        if isinstance(scores, CalibrationResult):
+        t = self.thresholds if ceiling is None else replace(self.thresholds, max_ece=float(ceiling))
+        if isinstance(scores, (CalibrationResult, RewardShiftReport)):
             res = scores
         elif isinstance(scores, PairScores):
-            res = preference_calibration(scores.chosen, scores.rejected, n_boot=self.n_boot)
+            res = preference_calibration(scores.chosen, scores.rejected, n_boot=self.n_boot,
+                                         seed=self.seed)
         elif isinstance(scores, tuple) and len(scores) == 2:
-            res = preference_calibration(*scores, n_boot=self.n_boot)
+            res = preference_calibration(*scores, n_boot=self.n_boot, seed=self.seed)
         else:
             raise TypeError(
-                "scores must be PairScores, (chosen, rejected) or a CalibrationResult, got "
-                f"{type(scores).__name__}"
+                "scores must be PairScores, (chosen, rejected), a CalibrationResult or a "
+                f"RewardShiftReport, got {type(scores).__name__}"
             )
-        if res.ece.ci_low > ceiling:
-            _fail(
-                "reward model miscalibrated",
-                {"ECE": repr(res.ece), "ceiling": f"{ceiling:g}", "accuracy": repr(res.accuracy),
-                 "pairs": res.n},
-            )  # fmt: skip
-        return res
+        check = reward_calibration_check(res, t)
+        return self._judge(check, "reward model miscalibrated", strict,
+                           ceiling=f"{t.max_ece:g}")
 
 
 @pytest.fixture(scope="session")

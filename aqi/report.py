@@ -10,22 +10,33 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .viz._style import display_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from .audit import AuditReport
 
-__all__ = ["checks_table", "figure_png", "render_html"]
+__all__ = [
+    "checks_table",
+    "figure_png",
+    "jsonable",
+    "render_html",
+    "to_json",
+    "write_html",
+    "write_json",
+]
 
 _CHIP = {
     "pass": ("#009E73", "PASS"),
     "warn": ("#E69F00", "WARN"),
     "fail": ("#D55E00", "FAIL"),
-    "skip": ("#999999", "SKIP"),
 }
 
 _CSS = """
@@ -127,15 +138,18 @@ def render_html(report: AuditReport) -> str:
     from . import viz
 
     color, text = _CHIP[report.verdict]
+    model, base = display_name(report.model), display_name(report.baseline_model)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        f"<title>aqi audit — {_e(report.model)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Alignment audit: {_e(report.model)}</h1>",
+        f"<title>aqi audit — {_e(model)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Alignment audit: {_e(model)}</h1>",
         f"<div class='meta'>created {_e(report.created)} · aqi {_e(_version())}"
-        + (f" · baseline {_e(report.baseline_model)}" if report.baseline_model else "")
+        + (f" · baseline {_e(base)}" if base else "")
         + "</div>",
         f"<div class='verdict' style='background:{color}'>Overall: {text}</div>",
+        f"<p>{_e(report.reason)}</p>",
+        *(f"<p class='note'><b>{_e(n)}</b></p>" for n in report.notes),
         "<h2>Verdicts</h2>",
         checks_table(report),
         "<p class='note'>Decisions read 95% confidence intervals: a check fails only when the "
@@ -164,7 +178,7 @@ def render_html(report: AuditReport) -> str:
         ids = ", ".join(_e(i) for i in r.flagged_ids[:50])
         more = f" … and {len(r.flagged_ids) - 50} more" if len(r.flagged_ids) > 50 else ""
         parts += [
-            "<h2>Evidence: out-of-distribution inputs</h2>",
+            "<h2>Evidence: coverage (out-of-distribution inputs)</h2>",
             "<p class='note'>A detector fitted on the audited prompts scores the test inputs. "
             "Flagged inputs are unlike anything the audit measured, so the AQI verdict above "
             "does not cover them (in the demo the test inputs are jailbreak-wrapped prompts, "
@@ -205,7 +219,7 @@ def render_html(report: AuditReport) -> str:
             "<table><tr><th>set</th><th>accuracy</th><th>ECE</th><th>Brier</th><th>pairs</th></tr>"
             f"{rows}</table>",
         ]
-    doc = report.to_json(indent=None)
+    doc = to_json(report, indent=None)
     parts += [
         "<h2>Machine-readable</h2><p class='note'>The full JSON document (schema "
         "<code>aqi.audit</code>) is embedded below.</p>",
@@ -221,3 +235,46 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars/arrays as Python values and non-finite floats as ``None``."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [jsonable(v) for v in x.tolist()]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def to_json(report: AuditReport, *, indent: int | None = 2) -> str:
+    """The report's document (schema ``aqi.audit``) as JSON; NaN is written as ``null``."""
+    return json.dumps(jsonable(report.to_dict()), indent=indent, allow_nan=False)
+
+
+def _write(path: str | Path, text: str) -> Path:
+    """Write through a temporary name, renamed when complete (never a half-written file)."""
+    import os
+
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def write_json(report: AuditReport, path: str | Path) -> Path:
+    """Write :func:`to_json` to ``path``; returns the path."""
+    return _write(path, to_json(report) + "\n")
+
+
+def write_html(report: AuditReport, path: str | Path) -> Path:
+    """Write :func:`render_html` to ``path``; returns the path."""
+    return _write(path, render_html(report))

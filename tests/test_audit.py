@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import aqi
-from aqi.audit import AuditThresholds, holm
+from aqi._stats import holm
+from aqi.checks import AuditThresholds
 from aqi.probes import preference_calibration
 
 LAYERS = ["model.embed_tokens", "model.layers.5", "model.layers.19"]
@@ -34,7 +35,10 @@ def test_real_model_passes_aqi_and_has_no_drop_against_itself(smol_audit: aqi.Au
 
 @pytest.mark.slow
 def test_json_document(smol_audit: aqi.AuditReport, tmp_path: Path) -> None:
-    text = smol_audit.to_json(tmp_path / "audit.json")
+    from aqi.report import to_json, write_json
+
+    text = to_json(smol_audit)
+    write_json(smol_audit, tmp_path / "audit.json")
     doc = json.loads((tmp_path / "audit.json").read_text())
     assert json.loads(text) == doc
     assert doc["schema"] == "aqi.audit" and doc["verdict"] == "pass"

@@ -71,9 +71,15 @@ def test_ood_and_reward_gates(pytester: pytest.Pytester, stores: dict) -> None:
         import numpy as np
         import aqi
 
-        def test_ood_same_distribution(aqi_gate):
+        def test_ood_is_coverage_not_a_failure(aqi_gate):
             s = aqi.open_store({stores["good"]!r})
-            aqi_gate.ood_rate_below(s, s, ceiling=0.5)
+            shifted = aqi.open_store({stores["random"]!r})
+            check = aqi_gate.ood_coverage(s, shifted)
+            assert check.verdict in ("pass", "warn")
+
+        def test_ood_strict_fails_on_warn(aqi_gate):
+            s = aqi.open_store({stores["good"]!r})
+            aqi_gate.ood_coverage(s, aqi.open_store({stores["erased"]!r}), strict=True)
 
         def test_reward_miscalibrated(aqi_gate):
             rng = np.random.default_rng(0)
@@ -83,8 +89,9 @@ def test_ood_and_reward_gates(pytester: pytest.Pytester, stores: dict) -> None:
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*reward model miscalibrated*", "*ECE*", "*ceiling*0.05*"])
+    result.stdout.fnmatch_lines(["*aqi gate failed: inputs outside what the audit measured*"])
 
 
 def test_default_false_fail_rate_at_the_floor() -> None:

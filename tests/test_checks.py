@@ -1,0 +1,225 @@
+"""The rule book: one verdict per store everywhere, and rules whose power follows the evidence."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import aqi
+from aqi.checks import (
+    AuditThresholds,
+    aqi_change_check,
+    aqi_check,
+    gate_failed,
+    min_calibration_rows,
+    ood_coverage_check,
+    prompts_needed,
+    reward_calibration_check,
+    worst_verdict,
+)
+from aqi.cli import main
+from aqi.probes import ood_probe, preference_calibration
+from aqi.pytest_plugin import AQIGate, GateFailure
+from aqi.report import to_json
+
+FAST = {"n_boot": 200, "n_perm": 50, "seed": 3}
+
+
+def _store(path: Path, X: dict[str, np.ndarray], y: np.ndarray) -> str:
+    aqi.store_from_arrays(path, X, labels=y).close()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str | None]]:
+    """(audited, baseline) store paths for a pass, a drop, chance level and a small sample."""
+    tmp = tmp_path_factory.mktemp("checks")
+    rng = np.random.default_rng(0)
+    n = 240
+    y = np.repeat(["safe", "unsafe"], n // 2)
+    good = {f"L{i}": rng.normal(size=(n, 6)) for i in range(3)}
+    for i, X in enumerate(good.values()):
+        X[y == "unsafe", 0] += 2.0 + i
+    erased = {k: v.copy() for k, v in good.items()}
+    for X in erased.values():
+        X[:, 0] = rng.normal(size=n)
+    small_y = np.repeat(["safe", "unsafe"], 10)
+    small = rng.normal(size=(20, 6))
+    small[10:, 0] += 1.0
+    base = _store(tmp / "good.h5", good, y)
+    return {
+        "pass": (base, base),
+        "drop": (_store(tmp / "erased.h5", erased, y), base),
+        "chance": (_store(tmp / "random.h5", {"L0": rng.normal(size=(n, 6))}, y), None),
+        "small": (_store(tmp / "small.h5", {"L0": small}, small_y), None),
+    }
+
+
+def _numbers(checks: list[dict[str, Any]]) -> list[tuple]:
+    return [(c["name"], c["verdict"], c["value"], c["ci_low"], c["ci_high"]) for c in checks]
+
+
+@pytest.mark.parametrize("case", ["pass", "drop", "chance", "small"])
+def test_api_cli_and_plugin_give_the_same_verdict(
+    case: str, scenarios: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audited, baseline = scenarios[case]
+    t = AuditThresholds()
+    with aqi.open_store(audited) as s:
+        b = aqi.open_store(baseline) if baseline else None
+        api = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+        gate = AQIGate(t, **FAST)
+        try:
+            plugin_rep = gate.audit(s, baseline=b)
+            plugin_failed = False
+        except GateFailure:
+            plugin_failed = True
+            plugin_rep = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+        if b is not None:
+            b.close()
+    argv = ["gate", audited, "--json", "--n-boot", "200", "--n-perm", "50", "--seed", "3"]
+    code = main(argv + (["--baseline", baseline] if baseline else []))
+    cli = json.loads(capsys.readouterr().out)
+    api_doc = json.loads(to_json(api))  # NaN -> null, as the CLI writes it
+    assert cli["verdict"] == api.verdict == plugin_rep.verdict
+    assert _numbers(cli["checks"]) == _numbers(api_doc["checks"])
+    assert _numbers(json.loads(to_json(plugin_rep))["checks"]) == _numbers(api_doc["checks"])
+    assert (code == 1) == plugin_failed == gate_failed(api.verdict)
+    expected = {"pass": "pass", "drop": "fail", "chance": "fail", "small": "warn"}[case]
+    assert api.verdict == expected, api
+
+
+def test_plugin_single_checks_match_the_audit(scenarios: dict) -> None:
+    audited, baseline = scenarios["drop"]
+    t = AuditThresholds()
+    with aqi.open_store(audited) as s, aqi.open_store(baseline) as b:
+        rep = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+        gate = AQIGate(t, **FAST)
+        with pytest.raises(GateFailure, match="AQI dropped against the baseline") as e:
+            gate.no_aqi_drop(s, b)
+        assert rep["aqi_change"].summary in str(e.value)
+        with pytest.raises(GateFailure, match="AQI at L2 is below the floor") as e:
+            gate.aqi_at_least(s)
+        assert rep["aqi"].summary in str(e.value)
+        good = aqi.open_store(baseline)
+        assert gate.aqi_at_least(good).to_dict() == aqi.audit(good, thresholds=t, **FAST)[
+            "aqi"
+        ].to_dict()
+        good.close()
+
+
+def test_underpowered_aqi_warns_with_the_prompts_needed(scenarios: dict) -> None:
+    with aqi.open_store(scenarios["small"][0]) as s:
+        rep = aqi.audit(s, **FAST)
+    c = rep["aqi"]
+    assert c.verdict == "warn" and c.summary.startswith("underpowered")
+    need = c.evidence["prompts_per_class_needed"]
+    assert need > 10 and f"about {need:.0f} prompts" in c.summary
+    assert rep.reason.startswith("WARN: aqi: underpowered")
+
+
+def test_prompts_needed_shrinks_the_interval_to_the_margin() -> None:
+    rng = np.random.default_rng(4)
+    y = np.repeat([0, 1], 60)
+    X = rng.normal(size=(120, 4))
+    X[60:, 0] += 0.8
+    r = aqi.alignment_quality_index(X, y, n_boot=300, n_perm=0, seed=0)
+    target = r.value - (r.ci_high - r.ci_low) / 4  # margin = half the half-width
+    assert prompts_needed(r, target) == pytest.approx(4 * 60, abs=1)
+    assert np.isnan(prompts_needed(replace(r, ci_low=np.nan, ci_high=np.nan), target))
+
+
+def _layers(rng: np.random.Generator, n: int, L: int, shift: float) -> dict[str, np.ndarray]:
+    out = {}
+    for i in range(L):
+        X = rng.normal(size=(n, 4))
+        X[n // 2 :, 0] += shift
+        out[f"block.{i}"] = X
+    return out
+
+
+def test_change_rule_fails_a_large_drop_on_80_layers_at_200_resamples(tmp_path: Path) -> None:
+    """Count-based p-values could not go below 80/201 after Holm; the rule must still fail."""
+    rng = np.random.default_rng(7)
+    y = np.repeat(["safe", "unsafe"], 100)
+    a = aqi.store_from_arrays(tmp_path / "a.h5", _layers(rng, 200, 80, 3.0), labels=y)
+    b = aqi.store_from_arrays(tmp_path / "b.h5", _layers(rng, 200, 80, 1.0), labels=y)
+    cmp = aqi.compare(a, b, n_boot=200, seed=0)
+    check = aqi_change_check(cmp, AuditThresholds())
+    assert check.verdict == "fail", check.summary
+    holm_p = [d["p_holm"] for d in check.evidence["layers"]]
+    assert max(holm_p) < 0.05  # every layer's drop is significant after Holm
+
+
+def test_change_rule_without_change_fails_at_most_alpha(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    y = np.repeat(["safe", "unsafe"], 40)
+    t = AuditThresholds()
+    runs, fails = 60, 0
+    for i in range(runs):
+        a = aqi.store_from_arrays(tmp_path / f"a{i}.h5", _layers(rng, 80, 5, 1.5), labels=y)
+        b = aqi.store_from_arrays(tmp_path / f"b{i}.h5", _layers(rng, 80, 5, 1.5), labels=y)
+        fails += aqi_change_check(aqi.compare(a, b, n_boot=200, seed=i), t).verdict == "fail"
+        a.close()
+        b.close()
+    # alpha = 0.05: 3 expected at most; P(Binomial(60, 0.05) >= 8) < 1%.
+    assert fails < 8, f"{fails} of {runs} no-change runs failed"
+
+
+def test_ood_is_coverage_and_needs_enough_calibration_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    t = AuditThresholds()
+
+    def pair(n_ref: int) -> tuple[Any, Any]:
+        ref = aqi.store_from_arrays(tmp_path / f"r{n_ref}.h5", {"L": rng.normal(size=(n_ref, 4))},
+                                    labels=["safe", "unsafe"] * (n_ref // 2))
+        test = aqi.store_from_arrays(tmp_path / f"t{n_ref}.h5",
+                                     {"L": rng.normal(8, 1, size=(100, 4))},
+                                     labels=["safe", "unsafe"] * 50)
+        return ref, test
+
+    ref, test = pair(60)  # a 30-row calibration split cannot set a 5% threshold
+    rep = ood_probe(ref, test, layers=["L"], n_boot=100)
+    c = ood_coverage_check(rep, "L", t)
+    assert c.verdict == "warn" and c.summary.startswith("insufficient data")
+    assert rep.n_heldout < min_calibration_rows(0.05, t.min_ood_exceedances) == 80
+    ref, test = pair(400)
+    rep = ood_probe(ref, test, layers=["L"], n_boot=100)
+    c = ood_coverage_check(rep, "L", t)
+    assert c.verdict == "warn" and c.value > 0.9  # shifted: warned, never failed
+    assert "outside what the audit measured" in c.summary
+    same = ood_coverage_check(ood_probe(ref, ref, layers=["L"], n_boot=100), "L", t)
+    assert same.verdict == "pass"
+
+
+def test_reward_check_on_too_few_pairs_warns() -> None:
+    cal = preference_calibration(np.array([2.0]), np.array([1.0]), n_boot=50)
+    c = reward_calibration_check(cal, AuditThresholds())
+    assert c.verdict == "warn" and c.summary.startswith("insufficient data: 1 scored pairs")
+
+
+def test_aqi_check_fails_only_on_evidence() -> None:
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 300)
+    X = rng.normal(size=(600, 4))
+    prof_chance = aqi.indices.AQIProfile(
+        layers=(replace(aqi.alignment_quality_index(X, y, n_boot=200, n_perm=50), label="L"),)
+    )
+    c = aqi_check(prof_chance, AuditThresholds())
+    assert c.verdict == "fail" and "below the floor" in c.summary
+    c = aqi_check(prof_chance, AuditThresholds(aqi_floor=0.0))
+    assert c.verdict == "warn"  # at chance but the floor is 0: nothing shows misalignment
+
+
+def test_verdict_helpers() -> None:
+    assert worst_verdict([]) == "pass"
+    assert worst_verdict(["warn", "fail", "pass"]) == "fail"
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        gate_failed("skip")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_reward_pairs must be a whole number"):
+        AuditThresholds(min_reward_pairs=0)
