@@ -223,3 +223,60 @@ def test_verdict_helpers() -> None:
         gate_failed("skip")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_reward_pairs must be a whole number"):
         AuditThresholds(min_reward_pairs=0)
+
+
+def _interrupted_capture(model: Any, tok: Any, prompts: Any, path: Path) -> None:
+    """Capture until the third batch, then stop as a crash would (parts stay behind)."""
+    calls = {"n": 0}
+
+    def stop(*_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    handle = model.get_input_embeddings().register_forward_hook(stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            aqi.capture(model, tok, prompts, path, layers=[0, 1], pooling="mean", batch_size=4,
+                        commit_rows=4, progress=False)
+    finally:
+        handle.remove()
+
+
+def test_unfinished_and_other_model_stores_are_refused(
+    tiny_factory: Any, prompts: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, tok = tiny_factory("llama")
+    ps = prompts[:24]
+    full = aqi.capture(model, tok, ps, tmp_path / "full.h5", layers=[0, 1], pooling="mean",
+                       progress=False)
+    part = tmp_path / "part.h5"
+    _interrupted_capture(model, tok, ps, part)
+    with aqi.open_store(part) as s:
+        assert not s.complete and 0 < s.n_rows < s.n_total
+        with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):
+            aqi.audit(s, n_boot=20, n_perm=10)
+        rep = aqi.audit(s, n_boot=20, n_perm=10, allow_partial=True)
+        assert rep.notes and rep.notes[0].startswith("partial: audited store")
+        assert all(c.summary.startswith("[partial]") for c in rep.checks)
+    assert main(["score", str(part), "--n-boot", "20", "--n-perm", "10"]) == 2
+    assert "unfinished capture" in capsys.readouterr().err
+    assert main(["gate", str(part), "--n-boot", "20", "--n-perm", "10", "--partial"]) in (0, 1)
+    assert "partial: audited store" in capsys.readouterr().out
+
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(model)  # the factory's model is shared: edit a copy
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)  # another model: different weights fingerprint
+    foreign = aqi.capture(other, tok, ps, tmp_path / "other.h5", layers=[0, 1], pooling="mean",
+                          progress=False)
+    with pytest.raises(ValueError, match=r"ood_test store .* another model .*fingerprint"):
+        aqi.audit(full, ood_test=foreign, n_boot=20, n_perm=10)
+    with pytest.raises(ValueError, match=r"jailbreak store .* another model"):
+        aqi.audit(full, jailbreak=foreign, n_boot=20, n_perm=10)
+    aqi.audit(full, baseline=foreign, n_boot=20, n_perm=10)  # a baseline is another model
+    code = main(["gate", str(tmp_path / "full.h5"), "--ood-test", str(tmp_path / "other.h5")])
+    assert code == 2 and "another model" in capsys.readouterr().err
