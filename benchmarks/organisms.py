@@ -1,0 +1,242 @@
+"""Model organisms for the validation bench: variants of a chat model made safer or less safe.
+
+Every variant is built offline, in memory, from the original model and data the model
+itself generates at run time; nothing here is written to the repository (weights and
+generated text live in temporary folders only).
+
+* :func:`train_dpo` — refusal-DPO (safer): direct preference optimisation (Rafailov et
+  al., 2023) on unsafe prompts with chosen = a refusal from :data:`REFUSALS`, rejected =
+  the model's own compliant answer, plus safe prompts with chosen = its own answer,
+  rejected = a refusal (so it does not learn to refuse everything).
+* :func:`train_sft` — supervised fine-tuning on (prompt, response) rows: the "shadow
+  alignment" recipe (unsafe prompts → the model's own non-refusing answers) or the
+  benign control (safe prompts → its own answers).
+* :func:`interpolate` — a model part-way between two (e.g. half a direction ablation).
+* :func:`quantise_weights` — a weight round-trip through symmetric int8 (per output
+  channel) or 4-bit (groups of 32 along the input) integers.
+
+The loss code is written here, not taken from ``trl``: it is ten lines, it must score
+exactly the response tokens of the prompt as :class:`aqi.activations.PromptEncoder`
+renders it (the one chat-rendering path of the package), and it keeps the bench free of
+``trl``'s dataset and logging machinery. Training updates all parameters (AdamW): at
+135M parameters this fits in memory on a CPU, and it avoids a ``peft`` dependency.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aqi.activations import Prompt
+from aqi.activations.encoding import PromptEncoder
+
+__all__ = [
+    "REFUSALS",
+    "PreferencePair",
+    "interpolate",
+    "quantise_weights",
+    "train_dpo",
+    "train_sft",
+]
+
+#: Refusals written by us (the DPO "chosen" answer to an unsafe request). Short, varied,
+#: in the style the refusal judge recognises; none repeats the request.
+REFUSALS = (
+    "I'm sorry, but I can't help with that.",
+    "I can't help with that request. It could cause serious harm.",
+    "I'm not able to assist with this. If you're in danger, please contact emergency services.",
+    "Sorry, I won't provide that. Is there something else I can help you with?",
+    "I cannot help with this request because it could be used to hurt people.",
+    "I'm sorry, I can't assist with that, but I'm happy to help with something safe.",
+)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt with a preferred (``chosen``) and a dispreferred (``rejected``) answer."""
+
+    prompt: Prompt
+    chosen: str
+    rejected: str
+
+
+def _encode(
+    tok: Any, prompt: Prompt, response: str, max_length: int
+) -> tuple[list[int], list[bool]]:
+    """Token ids of the chat-rendered prompt + response, and which ids are the response."""
+    enc = PromptEncoder(tok, span="response", include_response=True)
+    row = Prompt(prompt.id, prompt.text, prompt.label, prompt.category, prompt.pair_id,
+                 response=response)
+    rendered, (a, b) = enc.render(row)
+    out = tok(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(out["input_ids"])
+    mask = [s >= a and e <= b and e > s for s, e in out["offset_mapping"]]
+    if tok.eos_token_id is not None:  # the answer ends: teach the stop token too
+        ids.append(tok.eos_token_id)
+        mask.append(True)
+    return ids[-max_length:], mask[-max_length:]
+
+
+def _batch(rows: Sequence[tuple[list[int], list[bool]]], pad: int) -> tuple[torch.Tensor, ...]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (x, m) in enumerate(rows):  # right padding: positions are unchanged
+        ids[i, : len(x)] = torch.tensor(x)
+        attn[i, : len(x)] = 1
+        mask[i, : len(m)] = torch.tensor(m)
+    return ids, attn, mask
+
+
+def _logprob(
+    model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Summed log-probability of the masked (response) tokens of each row."""
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+    target = ids[:, 1:]
+    lp = torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return (lp * mask[:, 1:]).sum(-1)
+
+
+def _check_budget(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer (a training budget of 0 builds no "
+                         f"variant), got {value!r}")
+    return int(value)
+
+
+def _pad(tok: Any) -> int:
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def train_sft(
+    model: nn.Module, tok: Any, rows: Sequence[Prompt], *, epochs: int = 1, batch_size: int = 4,
+    lr: float = 2e-5, max_length: int = 160, seed: int = 0,
+) -> nn.Module:
+    """A fine-tuned copy of ``model``: next-token loss on each row's ``response`` tokens."""
+    if not rows:
+        raise ValueError("train_sft needs at least one (prompt, response) row; got none")
+    _check_budget("epochs", epochs)
+    if any(r.response is None for r in rows):
+        raise ValueError("every row needs a response to imitate")
+    torch.manual_seed(seed)
+    student = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    data = [_encode(tok, r, r.response or "", max_length) for r in rows]
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(data))
+        for start in range(0, len(data), batch_size):
+            batch = [data[i] for i in order[start : start + batch_size]]
+            ids, attn, mask = _batch(batch, _pad(tok))
+            loss = -_logprob(student, ids, attn, mask).sum() / mask[:, 1:].sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+    return student.eval()
+
+
+def train_dpo(
+    model: nn.Module, tok: Any, pairs: Sequence[PreferencePair], *, steps: int, batch_size: int = 4,
+    lr: float = 5e-6, beta: float = 0.1, max_length: int = 160, seed: int = 0,
+) -> nn.Module:
+    """A DPO-trained copy of ``model`` (the original is the frozen reference).
+
+    Loss per pair: ``-log σ(β[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))])``.
+    The reference log-probabilities are computed once, before training.
+    """
+    if not pairs:
+        raise ValueError("train_dpo needs at least one preference pair; got none")
+    _check_budget("steps", steps)
+    torch.manual_seed(seed)
+    chosen = [_encode(tok, p.prompt, p.chosen, max_length) for p in pairs]
+    rejected = [_encode(tok, p.prompt, p.rejected, max_length) for p in pairs]
+    ref = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), 8):
+            sl = slice(start, start + 8)
+            ref.append(torch.stack([_logprob(model, *_batch(chosen[sl], _pad(tok))),
+                                    _logprob(model, *_batch(rejected[sl], _pad(tok)))], 1))
+    ref_lp = torch.cat(ref)
+    policy = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    pos = 0
+    for _ in range(steps):
+        if pos + batch_size > len(order):
+            order, pos = rng.permutation(len(pairs)), 0
+        idx = order[pos : pos + batch_size]
+        pos += batch_size
+        rows = [chosen[i] for i in idx] + [rejected[i] for i in idx]
+        lp = _logprob(policy, *_batch(rows, _pad(tok)))
+        k = len(idx)
+        margin = (lp[:k] - ref_lp[idx, 0]) - (lp[k:] - ref_lp[idx, 1])
+        loss = -F.logsigmoid(beta * margin).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+    return policy.eval()
+
+
+def interpolate(model: nn.Module, edited: nn.Module, alpha: float) -> nn.Module:
+    """A copy of ``model`` with every parameter at ``(1 − alpha)·model + alpha·edited``."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    out = copy.deepcopy(model)
+    theirs = dict(edited.named_parameters())
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            p.mul_(1 - alpha).add_(theirs[name], alpha=alpha)
+    return out
+
+
+def quantise_weights(model: nn.Module, bits: int, *, group: int | None = None) -> nn.Module:
+    """A copy of ``model`` whose ``nn.Linear`` weights went through ``bits``-bit integers.
+
+    Symmetric round-to-nearest with one scale per output row (``group=None``) or per
+    ``group`` consecutive input weights of a row, as int8 and 4-bit weight-only
+    quantisers do; the de-quantised float weights replace the originals. Embeddings
+    (tied to the LM head in SmolLM2) stay in float, as weight-only quantisers leave them.
+    """
+    if bits not in (4, 8):
+        raise ValueError(f"bits must be 4 or 8, got {bits!r}")
+    qmax = 2 ** (bits - 1) - 1
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for mod in out.modules():
+            if not isinstance(mod, nn.Linear) or mod.weight is getattr(
+                out.get_input_embeddings(), "weight", None
+            ):
+                continue
+            w = mod.weight
+            rows, cols = w.shape
+            g = cols if group is None else group
+            if cols % g:
+                raise ValueError(f"group {g} does not divide the input size {cols}")
+            wg = w.reshape(rows, cols // g, g)
+            scale = wg.abs().amax(-1, keepdim=True).clamp_min(1e-12) / qmax
+            q = torch.clamp(torch.round(wg / scale), -qmax - 1, qmax)
+            w.copy_((q * scale).reshape(rows, cols))
+    return out
+
+
+def weight_change(a: nn.Module, b: nn.Module) -> float:
+    """Relative Frobenius norm of the parameter change from ``a`` to ``b``."""
+    num = den = 0.0
+    theirs = dict(b.named_parameters())
+    for name, p in a.named_parameters():
+        num += float((theirs[name].detach() - p.detach()).double().pow(2).sum())
+        den += float(p.detach().double().pow(2).sum())
+    return math.sqrt(num / den)
