@@ -38,6 +38,7 @@ from .indices import (
     learn_layer_pooling,
     score,
 )
+from .loading import load_model
 
 try:
     __version__ = version("aqi")
@@ -61,6 +62,7 @@ __all__ = [
     "capture",
     "compare",
     "learn_layer_pooling",
+    "load_model",
     "load_prompts",
     "merge_shards",
     "open_store",

@@ -38,14 +38,9 @@ def _load_model(name: str) -> tuple[Any, Any]:
         from .demo import load_demo_model
 
         return load_demo_model()
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from .loading import load_model
 
-    config = AutoConfig.from_pretrained(name)
-    causal = any(a.endswith("ForCausalLM") for a in (config.architectures or []))
-    cls = AutoModelForCausalLM if causal else AutoModel
-    model = cls.from_pretrained(name, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(name)
+    return load_model(name)
 
 
 def _layers_arg(value: str) -> list[str | int] | str:

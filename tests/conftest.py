@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from aqi.activations import PromptSet, bundled_prompts
-from aqi.demo import cache_dir, load_demo_model, load_minilm, package_dir
+from aqi.demo import demo_checkpoint, load_demo_model, load_minilm, package_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 matplotlib.use("Agg")
@@ -50,7 +50,7 @@ def minilm() -> tuple[Any, Any]:
 
 @pytest.fixture(scope="session")
 def decoder_tokenizer_dir(smollm2: tuple[Any, Any]) -> Path:
-    return cache_dir() / "smollm2-135m-instruct-f32"
+    return demo_checkpoint()
 
 
 def _decoder_tokenizer(path: Path, side: str) -> Any:

@@ -1,0 +1,277 @@
+"""One model loader: any checkpoint the way its users load it, with errors that say what to do.
+
+:func:`load_model` is what the CLI, the demo, the notebooks and the generation commands
+use. It takes a local folder or a hub id (with ``revision``), a GGUF file (dequantised
+once and cached as an ordinary checkpoint), a dtype (``"auto"``: the checkpoint's own on
+an accelerator, float32 on the CPU), a device or ``device_map="auto"`` (accelerate), 8-bit
+or 4-bit weights through bitsandbytes (the ``aqi[quant]`` extra), remote code only when
+asked, and an attention implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DTYPES", "cache_dir", "gguf_checkpoint", "load_model", "resolve_dtype"]
+
+#: dtype names accepted by :func:`load_model` (and ``--dtype``).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16",
+            "float": "float32"}
+
+
+def cache_dir() -> Path:
+    """Where aqi caches converted checkpoints (``$AQI_CACHE_DIR`` or ``~/.cache/aqi``)."""
+    return Path(os.environ.get("AQI_CACHE_DIR", Path.home() / ".cache" / "aqi"))
+
+
+def resolve_dtype(dtype: Any, device: str, config_dtype: Any = None) -> Any:
+    """The torch dtype to load with.
+
+    ``"auto"``: the checkpoint's dtype (``config_dtype``) on an accelerator, float32 on
+    the CPU (half precision on a CPU is slow and, for float16, inexact).
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_dtype("auto", "cpu", torch.bfloat16), resolve_dtype("bf16", "cpu")
+    (torch.float32, torch.bfloat16)
+    >>> resolve_dtype("float8", "cpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype='float8' is not supported; expected one of auto, float32, bfloat16, float16
+    """
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _ALIASES.get(str(dtype), str(dtype))
+    if name not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
+    if name == "auto":
+        if device.startswith("cpu"):
+            return torch.float32
+        if isinstance(config_dtype, str):
+            config_dtype = getattr(torch, config_dtype, None)
+        return config_dtype if isinstance(config_dtype, torch.dtype) else torch.float32
+    return getattr(torch, name)
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        return device
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but no CUDA device is available; use 'cpu'")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA "
+                             "device(s) are available")
+        return device
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device={device!r} but MPS is not available; use 'cpu'")
+        return device
+    raise ValueError(f"device={device!r} is not supported; expected 'cpu', 'cuda', 'cuda:N' or "
+                     "'mps'")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gguf_checkpoint(folder: Path, gguf_file: str, cache: Path | None = None) -> Path:
+    """Dequantise ``folder/gguf_file`` once into a float32 checkpoint; return its folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = folder / gguf_file
+    if not src.is_file():
+        raise FileNotFoundError(f"GGUF file {str(src)!r} not found")
+    with src.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{str(src)!r} is not a GGUF file (it does not start with 'GGUF')")
+    st = src.stat()
+    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    stem = gguf_file.removesuffix(".gguf").lower()
+    target = (cache or cache_dir()) / f"{stem}-f32-{key[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
+                                                     dtype=torch.float32)
+    except ImportError as e:
+        raise ImportError(f"loading {gguf_file!r} needs the 'gguf' package: pip install "
+                          f"'aqi[demo]' ({e})") from None
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    # The dequantised weights are plain float32: drop the GGUF quantizer so that
+    # save_pretrained writes an ordinary checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)  # atomic: a half-written cache is never used
+    return target
+
+
+def _quantization(load_in_8bit: bool, load_in_4bit: bool, device: str) -> Any:
+    if not (load_in_8bit or load_in_4bit):
+        return None
+    if load_in_8bit and load_in_4bit:
+        raise ValueError("choose one of load_in_8bit and load_in_4bit, not both")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ImportError("8-bit/4-bit loading needs bitsandbytes: pip install 'aqi[quant]'")
+    if device.startswith("cpu"):
+        raise ValueError(f"{'8' if load_in_8bit else '4'}-bit loading through bitsandbytes needs "
+                         "a CUDA device; on the CPU load in float32 (or bfloat16)")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit)
+
+
+def _is_causal(config: Any) -> bool:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or [])):
+        return True
+    return getattr(config, "model_type", None) in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not any(
+        a.endswith(("Model", "ForMaskedLM", "ForSequenceClassification"))
+        for a in (config.architectures or [])
+    )
+
+
+def _friendly(e: Exception, name: str, revision: str | None) -> Exception:
+    """Re-word the hub's errors: no network, remote code, unknown repository."""
+    msg = str(e)
+    if "trust_remote_code" in msg:
+        return ValueError(f"{name!r} ships its own model code; pass trust_remote_code=True "
+                          "(CLI: --trust-remote-code) if you trust it")
+    offline = ("offline" in msg.lower() or "couldn't connect" in msg.lower()
+               or "cannot find the requested files" in msg.lower()
+               or "does not appear to have a file named" in msg.lower()
+               or isinstance(e, OSError))
+    if offline and not Path(name).exists():
+        where = f" at revision {revision!r}" if revision else ""
+        return FileNotFoundError(
+            f"model {name!r}{where} is not a local folder and not in the local Hugging Face "
+            "cache, and it cannot be downloaded here (no network or HF_HUB_OFFLINE=1); "
+            "download it on a connected machine or pass a local folder"
+        )
+    return e
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    gguf_file: str | None = None,
+    dtype: Any = "auto",
+    device: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    load_in_8bit: bool = False,
+    load_in_4bit: bool = False,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    cache: Path | None = None,
+) -> tuple[Any, Any]:
+    """Load a Hugging Face model (causal LM, or an encoder) and its tokenizer, in eval mode.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A local folder or a hub id (``"meta-llama/Llama-3.1-8B-Instruct"``). Without a
+        network, a hub id must already be in the local Hugging Face cache.
+    revision : str, optional
+        Branch, tag or commit of a hub id.
+    gguf_file : str, optional
+        A GGUF file inside ``name_or_path``: dequantised once and cached (float32
+        safetensors under ``$AQI_CACHE_DIR``), reloaded from there in about a second.
+    dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype
+        ``"auto"``: the checkpoint's dtype on an accelerator, float32 on the CPU.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; default CUDA when available.
+        Ignored with ``device_map``.
+    device_map : "auto" or dict, optional
+        Spread the layers over every visible device (needs ``accelerate``); capture
+        pools each layer on its own device.
+    load_in_8bit, load_in_4bit : bool
+        Quantised weights through bitsandbytes (``pip install 'aqi[quant]'``, CUDA only).
+    trust_remote_code : bool
+        Run model code shipped with the checkpoint; off unless asked.
+    attn_implementation : str, optional
+        ``"eager"``, ``"sdpa"``, ``"flash_attention_2"``, … as transformers takes it.
+
+    Returns
+    -------
+    model, tokenizer
+
+    Examples
+    --------
+    >>> from aqi import load_model
+    >>> load_model("/nonexistent/model")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model '/nonexistent/model' is not a local folder and not in the local ...
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    name = os.fspath(name_or_path)
+    if not isinstance(trust_remote_code, bool):
+        raise TypeError(f"trust_remote_code must be a bool, got {trust_remote_code!r}")
+    if device_map is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("accelerate") is None:
+            raise ImportError("device_map needs accelerate: pip install accelerate")
+        if device is not None:
+            raise ValueError("pass device or device_map, not both")
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        dev = _check_device(device or _default_device())
+    quant = _quantization(load_in_8bit, load_in_4bit, dev)
+    if gguf_file is not None:
+        if not Path(name).is_dir():
+            raise FileNotFoundError(f"gguf_file needs a local folder holding it; {name!r} is not "
+                                    "a folder")
+        name = str(gguf_checkpoint(Path(name), gguf_file, cache))
+        revision = None
+    hub = {"revision": revision, "trust_remote_code": trust_remote_code}
+    hub = {k: v for k, v in hub.items() if v is not None}
+    try:
+        config = AutoConfig.from_pretrained(name, **hub)
+        kwargs: dict[str, Any] = {
+            "dtype": resolve_dtype(dtype, dev, getattr(config, "dtype", None)
+                                   or getattr(config, "torch_dtype", None)),
+            **hub,
+        }
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        cls = AutoModelForCausalLM if _is_causal(config) else AutoModel
+        model = cls.from_pretrained(name, **kwargs)
+        tok = AutoTokenizer.from_pretrained(name, **hub)
+    except (OSError, ValueError) as e:
+        raise _friendly(e, name, revision) from None
+    if device_map is None and quant is None:
+        model = model.to(dev)
+    return model.eval(), tok
