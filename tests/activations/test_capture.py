@@ -16,7 +16,7 @@ from torch import nn
 import aqi
 from aqi.activations import PromptEncoder, PromptSet, open_store
 from aqi.activations.encoding import pad_batch
-from aqi.activations.store import partial_dir
+from aqi.activations._parts import partial_dir
 
 from ..conftest import TINY_ARCHS, hook_count
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import aqi
-from aqi.activations.store import list_parts, partial_dir
+from aqi.activations._parts import list_parts, partial_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).parent / "scripts" / "capture_child.py"

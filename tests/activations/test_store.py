@@ -34,7 +34,9 @@ def test_bring_your_own_roundtrip(tmp_path):
     )
     assert s.layers == ("emb", "deep") and s.complete and len(s) == 6
     np.testing.assert_array_equal(s.activations("deep"), arr["deep"])
-    np.testing.assert_array_equal(s.activations(0), arr["emb"])
+    np.testing.assert_array_equal(s.activations("@0"), arr["emb"])  # a position
+    with pytest.raises(ValueError, match="records no transformer blocks.*'@0'"):
+        s.activations(0)  # an int is a block index, and these layers are not blocks
     assert s.categories.tolist() == list("abcabc") and s.y.tolist() == [0, 1] * 3
     assert s.provenance["user"] == {"model": "my-extractor"}
     assert s.token_counts.tolist() == [-1] * 6
@@ -76,14 +78,13 @@ def test_accessor_errors(tmp_path):
         {"layer": {"mean": np.zeros((6, 2)), "last": np.ones((6, 2))}},
         labels=LABELS,
     )
-    with pytest.raises(ValueError, match="several poolings"):
-        s.activations("layer")
+    np.testing.assert_array_equal(s.activations("layer"), np.zeros((6, 2)))  # "mean" preferred
     with pytest.raises(
         ValueError, match=r"layer 'layr' is not in this store; did you mean 'layer'"
     ):
         s.activations("layr", "mean")
-    with pytest.raises(ValueError, match="layer index 3 out of range for 1 stored layers"):
-        s.activations(3, "mean")
+    with pytest.raises(ValueError, match=r"position '@3' out of range for 1 stored layers"):
+        s.activations("@3", "mean")
     with pytest.raises(ValueError, match=r"pooling='max' is not in this store \['mean', 'last'\]"):
         s.activations("layer", "max")
     with pytest.raises(KeyError, match="'nope' is not among"):
