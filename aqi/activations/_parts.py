@@ -6,7 +6,8 @@ While a capture runs, the rows it has committed live next to the store in
 temporary name, fsync'ed and atomically renamed (:func:`publish`). A part file
 therefore exists whole or not at all. On resume every part is read back
 (:func:`damaged_parts`); one that cannot be read back whole (truncated, missing a
-dataset, rows short) is renamed ``*.damaged`` and its rows are captured again.
+dataset, rows short) is moved beside the store as ``<store>.<part>.damaged``
+and its rows are captured again.
 
 Two writers never share a path: :class:`WriterLock` holds ``<path>.lock``
 (pid and host inside) for as long as a writer lives. And a writer replaces only
@@ -51,7 +52,7 @@ __all__ = [
 MANIFEST = "manifest.h5"
 _PART_RE = re.compile(r"^part-(\d{10})-(\d{10})\.h5$")
 # Names a partial folder of ours may hold; anything else means it is not ours.
-_OURS_RE = re.compile(r"^(manifest\.h5|part-\d{10}-\d{10}\.h5)(\.tmp-\d+|\.damaged(-\d+)?)?$")
+_OURS_RE = re.compile(r"^(manifest\.h5|part-\d{10}-\d{10}\.h5)(\.tmp-\d+)?$")
 
 
 def partial_dir(path: Path) -> Path:
@@ -148,15 +149,20 @@ def damaged_parts(
 
 
 def set_aside(path: Path, reason: str) -> Path:
-    """Rename a damaged part to ``*.damaged`` (kept for inspection) and warn naming it."""
-    target = path.with_name(path.name + ".damaged")
+    """Move a damaged part beside the store as ``<store>.<part>.damaged`` and warn naming it.
+
+    It is kept (outside the partial folder, which is removed once the capture
+    completes) so that the damage can be inspected.
+    """
+    stem = path.parent.name.removesuffix(".partial")
+    target = path.parent.parent / f"{stem}.{path.name}.damaged"
     for i in itertools.count(1):
         if not target.exists():
             break
-        target = path.with_name(f"{path.name}.damaged-{i}")
+        target = path.parent.parent / f"{stem}.{path.name}.damaged-{i}"
     os.replace(path, target)
     warnings.warn(
-        f"part file {str(path)!r} is damaged ({reason}); moved it to {target.name!r} and "
+        f"part file {str(path)!r} is damaged ({reason}); moved it to {str(target)!r} and "
         "its rows will be captured again",
         stacklevel=3,
     )
