@@ -7,15 +7,8 @@ from .hooks import ActivationHooks
 from .layers import ARCHITECTURES, LayerRef, find_architecture, resolve_layers
 from .pooling import POOLINGS, SpanMask, pool
 from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
-from .store import (
-    FORMAT_VERSION,
-    ActivationStore,
-    LayerInfo,
-    StoreWriter,
-    open_store,
-    pair_by_id,
-    store_from_arrays,
-)
+from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
+from .writer import StoreWriter, check_not_input, store_from_arrays
 
 __all__ = [
     "ARCHITECTURES",
@@ -36,6 +29,7 @@ __all__ = [
     "StoreWriter",
     "bundled_prompts",
     "capture",
+    "check_not_input",
     "current_shard",
     "find_architecture",
     "load_prompts",
@@ -45,5 +39,6 @@ __all__ = [
     "pool",
     "resolve_layers",
     "shard_path",
+    "shared_layers",
     "store_from_arrays",
 ]

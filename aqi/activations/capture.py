@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._format import LayerInfo, stream_of
 from .distributed import current_shard, merge_shards, shard_path
 from .encoding import PromptEncoder, pad_batch
 from .hooks import ActivationHooks, to_cpu
-from .layers import LayerSpec
+from .layers import LayerSpec, find_architecture
 from .prompts import PromptSet, load_prompts
 from .provenance import (
     config_hash,
@@ -28,7 +29,8 @@ from .provenance import (
     utc_now,
     weights_fingerprint,
 )
-from .store import ActivationStore, LayerInfo, StoreWriter, _stream_of
+from .store import ActivationStore
+from .writer import StoreWriter, check_not_input
 
 __all__ = ["capture"]
 
@@ -61,6 +63,14 @@ def _default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
     if isinstance(mpe, int) and mpe > 0:
         limits.append(mpe)
     return min(limits) if limits else None
+
+
+def _n_blocks(model: nn.Module) -> int | None:
+    """The model's block count (recorded so that stores resolve negative block indices)."""
+    try:
+        return len(find_architecture(model).blocks)
+    except ValueError:
+        return None
 
 
 def _forward_kwargs(model: nn.Module) -> set[str]:
@@ -140,6 +150,8 @@ def capture(
         Compression of the final store's datasets.
     overwrite : bool, default False
         Replace an existing store (finished or not) at ``path`` instead of resuming it.
+        Only an aqi store (and its ``.partial`` folder) is replaced; any other file is
+        refused, as is a ``path`` that is the prompt file being read.
     progress : bool, optional
         Show a progress bar (default: only on a terminal).
 
@@ -169,6 +181,7 @@ def capture(
         isinstance(commit_rows, bool) or not isinstance(commit_rows, int) or commit_rows < 1
     ):
         raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
+    check_not_input(path, [prompts])
     prompt_set: PromptSet = load_prompts(prompts)
     side = padding_side or getattr(tokenizer, "padding_side", "right")
     if side not in ("left", "right"):
@@ -202,7 +215,7 @@ def capture(
         rows = prompt_set[offset:stop]
         path = shard_path(final_path, rank, world)
 
-    layer_info = [LayerInfo(r.name, r.role, r.block, _stream_of(r.role)) for r in hooks.layers]
+    layer_info = [LayerInfo(r.name, r.role, r.block, stream_of(r.role)) for r in hooks.layers]
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -227,22 +240,23 @@ def capture(
         overwrite=overwrite,
         compression=compression,
     )
-    todo = writer.pending()
-    if todo:
-        _run(
-            model,
-            hooks,
-            encoder,
-            rows,
-            writer,
-            todo,
-            batch_size,
-            pad_id,
-            side,
-            commit_rows,
-            progress,
-        )
-    store = writer.finalize()
+    with writer:  # holds the store's lock until finalized, or released on any error
+        todo = writer.pending()
+        if todo:
+            _run(
+                model,
+                hooks,
+                encoder,
+                rows,
+                writer,
+                todo,
+                batch_size,
+                pad_id,
+                side,
+                commit_rows,
+                progress,
+            )
+        store = writer.finalize()
     if world > 1:
         store.close()
         return merge_shards(
@@ -297,6 +311,7 @@ def _provenance(
             "span": encoder.span,
             "poolings": list(hooks.poolings),
             "layers": [li.to_dict() for li in layer_info],
+            "n_blocks": _n_blocks(model),
             "stream": "residual stream after each block, unless a layer says otherwise",
             "pooling_dtype": "float32",
             "batch_size": batch_size,

@@ -12,6 +12,7 @@ copy=True)`` writes a self-contained file instead.
 
 from __future__ import annotations
 
+import copy as copy_module
 import json
 import os
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
+
+from ._format import ROW_COLUMNS, dataset_name, write_rows
+from ._parts import WriterLock, atomic_h5, check_not_input, check_ours
 
 if TYPE_CHECKING:
     from .store import ActivationStore
@@ -42,94 +46,94 @@ def shard_path(path: str | os.PathLike[str], rank: int, world: int) -> Path:
     return p.with_name(f"{p.stem}.rank{rank}-of-{world}{p.suffix}")
 
 
+def _check_shards(paths: Sequence[Path], stores: Sequence[ActivationStore]) -> None:
+    for p, s in zip(paths, stores, strict=True):
+        if not s.complete:
+            raise ValueError(f"shard {str(p)!r} is unfinished ({s.n_rows}/{s.n_total} rows)")
+
+    def settings(s: ActivationStore) -> dict[str, object]:
+        ident = s.provenance["identity"]
+        return {k: v for k, v in ident.items() if k not in ("prompts_sha256", "shard")}
+
+    first = stores[0]
+    for p, s in zip(paths[1:], stores[1:], strict=True):
+        if s.layers != first.layers or s.poolings != first.poolings:
+            raise ValueError(
+                f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}"
+            )
+        if settings(s) != settings(first):
+            raise ValueError(f"shard {str(p)!r} was captured with other settings or another model")
+
+
+def _fill(
+    f: h5py.File, paths: Sequence[Path], stores: Sequence[ActivationStore], out: Path, copy: bool
+) -> None:
+    """Write the merged store into the open (temporary) file ``f``."""
+    first = stores[0]
+    sizes = [s.n_total for s in stores]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(bounds[-1])
+    with h5py.File(paths[0], "r") as f0:
+        for k, v in f0.attrs.items():
+            f.attrs[k] = v
+    prov = copy_module.deepcopy(first.provenance)
+    prov["identity"]["shard"] = [0, 1, 0]
+    prov["identity"]["prompts_sha256"] = [
+        s.provenance["identity"]["prompts_sha256"] for s in stores
+    ]
+    prov["merged_from"] = [p.name for p in paths]
+    prov["prompts"]["n"] = n
+    f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    f.attrs["n_rows"] = n
+    write_rows(f, [row for s in stores for row in s.prompts()])
+    columns = {
+        "token_count": [s.token_counts for s in stores],
+        "span_tokens": [s.span_tokens for s in stores],
+        "truncated": [s.truncated for s in stores],
+    }
+    for key in ROW_COLUMNS:
+        f["rows"].create_dataset(key, data=np.concatenate(columns[key]))
+    for li in first.layer_info:
+        dims = {s.dim(li.name) for s in stores}
+        if len(dims) != 1:
+            raise ValueError(f"layer {li.name}: shards disagree on the dimension {sorted(dims)}")
+        dim = dims.pop()
+        for pool in first.poolings:
+            key = dataset_name(li.name, pool)
+            if copy:
+                ds = f.create_dataset(
+                    key, shape=(n, dim), dtype="f4", chunks=True, compression="lzf", shuffle=True
+                )
+                for i, s in enumerate(stores):
+                    ds[bounds[i] : bounds[i + 1]] = s.activations(li.name, pool)
+            else:
+                layout = h5py.VirtualLayout(shape=(n, dim), dtype="f4")
+                for i, p in enumerate(paths):
+                    # Relative names: HDF5 resolves them beside the merged file.
+                    rel = os.path.relpath(p, out.parent)
+                    layout[bounds[i] : bounds[i + 1]] = h5py.VirtualSource(
+                        rel, key, shape=(sizes[i], dim)
+                    )
+                ds = f.create_virtual_dataset(key, layout)
+            ds.attrs.update(li.h5_attrs(dim))
+
+
 def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:
-    from .store import _atomic_h5, _check_h5, _dataset_name, _json_attr, open_store
+    from .store import open_store
 
-    if out.exists():
-        _check_h5(out, "merge output")
-    stores = [open_store(p) for p in paths]
+    check_not_input(out, paths)
+    lock = WriterLock(out)
     try:
-        for p, s in zip(paths, stores, strict=True):
-            if not s.complete:
-                raise ValueError(f"shard {str(p)!r} is unfinished ({s.n_rows}/{s.n_total} rows)")
-        first = stores[0]
-        for p, s in zip(paths[1:], stores[1:], strict=True):
-            if s.layers != first.layers or s.poolings != first.poolings:
-                raise ValueError(
-                    f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}"
-                )
-            a = {
-                k: v
-                for k, v in s.provenance["identity"].items()
-                if k not in ("prompts_sha256", "shard")
-            }
-            b = {
-                k: v
-                for k, v in first.provenance["identity"].items()
-                if k not in ("prompts_sha256", "shard")
-            }
-            if a != b:
-                raise ValueError(
-                    f"shard {str(p)!r} was captured with other settings or another model"
-                )
-        sizes = [s.n_total for s in stores]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        n = int(bounds[-1])
-
-        def fill(f: h5py.File) -> None:
-            with h5py.File(paths[0], "r") as f0:
-                for k, v in f0.attrs.items():
-                    f.attrs[k] = v
-                prov = _json_attr(f0, "provenance")
-                row_keys = list(f0["rows"].keys())
-            prov["identity"]["shard"] = [0, 1, 0]
-            prov["identity"]["prompts_sha256"] = [
-                s.provenance["identity"]["prompts_sha256"] for s in stores
-            ]
-            prov["merged_from"] = [p.name for p in paths]
-            prov["prompts"]["n"] = n
-            f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
-            f.attrs["n_rows"] = n
-            g = f.create_group("rows")
-            for key in row_keys:
-                # The shards are already open (and complete): read through their handles.
-                parts = [s._h5[f"rows/{key}"][()] for s in stores]
-                ds0 = first._h5[f"rows/{key}"]
-                d = g.create_dataset(key, data=np.concatenate(parts), dtype=ds0.dtype)
-                d.attrs.update(dict(ds0.attrs))
-            for li in first.layer_info:
-                for pool in first.poolings:
-                    key = _dataset_name(li.name, pool)
-                    dims = {s.dim(li.name) for s in stores}
-                    if len(dims) != 1:
-                        raise ValueError(f"{key}: shards disagree on the dimension {sorted(dims)}")
-                    dim = dims.pop()
-                    if copy:
-                        ds = f.create_dataset(
-                            key,
-                            shape=(n, dim),
-                            dtype="f4",
-                            chunks=True,
-                            compression="lzf",
-                            shuffle=True,
-                        )
-                        for i, s in enumerate(stores):
-                            ds[bounds[i] : bounds[i + 1]] = s._h5[key][()]
-                    else:
-                        layout = h5py.VirtualLayout(shape=(n, dim), dtype="f4")
-                        for i, p in enumerate(paths):
-                            # Relative names: HDF5 resolves them beside the merged file.
-                            rel = os.path.relpath(p, out.parent)
-                            layout[bounds[i] : bounds[i + 1]] = h5py.VirtualSource(
-                                rel, key, shape=(sizes[i], dim)
-                            )
-                        ds = f.create_virtual_dataset(key, layout)
-                    ds.attrs.update(li.h5_attrs(dim))
-
-        _atomic_h5(out, fill)
+        check_ours(out)  # an existing aqi store is replaced (atomically); nothing else is
+        stores = [open_store(p) for p in paths]
+        try:
+            _check_shards(paths, stores)
+            atomic_h5(out, lambda f: _fill(f, paths, stores, out, copy))
+        finally:
+            for s in stores:
+                s.close()
     finally:
-        for s in stores:
-            s.close()
+        lock.release()
 
 
 def merge_shards(
@@ -146,7 +150,8 @@ def merge_shards(
     paths : sequence of path-like
         Shard stores of one capture (same model, layers, poolings), in row order.
     out : path-like
-        The merged store to write (replaced if it exists).
+        The merged store to write. An existing aqi store there is replaced; any
+        other file (or one of ``paths``) is refused with a ``ValueError``.
     copy : bool, default False
         Copy activations into ``out`` (self-contained) instead of mapping them
         through virtual datasets.

@@ -101,10 +101,11 @@ def score(
     store : ActivationStore
         From :func:`aqi.capture`, :func:`aqi.open_store` or :func:`aqi.store_from_arrays`.
     pooling : str, optional
-        Which pooling to score (needed when the store has several; default: ``"mean"``
-        when present).
-    layers : sequence, optional
-        Subset of layers (names or positions); default all.
+        Which pooling to score; default as in :meth:`ActivationStore.resolve_pooling`
+        (``"mean"`` when stored, else the only one).
+    layers : str, int or sequence, optional
+        Subset of layers as in :meth:`ActivationStore.resolve_layers` (an int is a
+        block index, ``"@5"`` a position); default all.
     by_category : bool
         Also score each category that has both classes.
     lexical_control : bool
@@ -115,9 +116,8 @@ def score(
     """
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an aqi ActivationStore, got {type(store).__name__}")
-    if pooling is None and len(store.poolings) > 1 and "mean" in store.poolings:
-        pooling = "mean"
-    names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
+    pooling = store.resolve_pooling(pooling)
+    names = store.resolve_layers(layers)
     y = store.labels
     cats = store.categories
     kw = {"n_boot": n_boot, "n_perm": n_perm, "confidence": confidence, "lam": lam, "seed": seed}
@@ -154,6 +154,6 @@ def score(
         tuple(results),
         per_cat,
         lexical,
-        pooling or store.poolings[0],
-        str(store.provenance.get("model", {}).get("name", "")),
+        pooling,
+        store.model_name,
     )

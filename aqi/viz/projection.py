@@ -54,8 +54,7 @@ def project(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     name = store.layer_name(layer)
-    if pooling is None:
-        pooling = "mean" if "mean" in store.poolings else store.poolings[0]
+    pooling = store.resolve_pooling(pooling)
     X = store.activations(name, pooling).astype(np.float64)
     X = (X - X.mean(0)) / (X.std(0) + 1e-12)
     if method == "pca":

@@ -15,8 +15,8 @@ from torch import nn
 
 import aqi
 from aqi.activations import PromptEncoder, PromptSet, open_store
+from aqi.activations._parts import partial_dir
 from aqi.activations.encoding import pad_batch
-from aqi.activations.store import partial_dir
 
 from ..conftest import TINY_ARCHS, hook_count
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import aqi
-from aqi.activations.store import list_parts, partial_dir
+from aqi.activations._parts import list_parts, partial_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).parent / "scripts" / "capture_child.py"
@@ -65,6 +65,8 @@ def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_p
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert not crashed.exists()
+    lock = crashed.with_name(crashed.name + ".lock")
+    assert lock.exists()  # left by the dead writer: the resume below takes it over
     n_parts = len(list_parts(parts_dir))
     assert 3 <= n_parts < 15  # 120 rows / 8 per commit = 15: it really died part-way
 
@@ -83,7 +85,7 @@ def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_p
     # the rows seen while it was being written are the final rows
     pos = a.positions(live_ids)
     np.testing.assert_allclose(a.activations(0, "mean")[pos], live_mean, atol=1e-6)
-    assert not parts_dir.exists()
+    assert not parts_dir.exists() and not lock.exists()
 
 
 def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tmp_path):
@@ -120,6 +122,43 @@ def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tm
     live.close()
     with pytest.raises(ValueError, match="is closed"):
         live.activations(0, "mean")
+    for la in ref.layers:
+        np.testing.assert_allclose(
+            done.activations(la, "mean"), ref.activations(la, "mean"), atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_part_is_named_set_aside_and_recaptured(
+    tiny_factory, small_prompts, tmp_path, damage
+):
+    model, tok = tiny_factory("llama")
+    p = tmp_path / "a.h5"
+    ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5", commit_rows=6)
+    calls = {"n": 0}
+
+    def boom(*_):
+        calls["n"] += 1
+        if calls["n"] > 4:  # 2 windows of 6 rows, batch 3
+            raise KeyboardInterrupt
+
+    h = model.model.layers[0].register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
+    finally:
+        h.remove()
+    assert not p.with_name("a.h5.lock").exists()  # the interrupted writer let go of its lock
+    d = partial_dir(p)
+    bad = d / "part-0000000006-0000000012.h5"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\0" * len(data))
+    with pytest.raises(ValueError, match=rf"part file '{bad}' .*cannot be read.*re-run"):
+        aqi.open_store(p).activations(0, "mean")  # a reader names the part, no raw OSError
+    with pytest.warns(UserWarning, match=rf"part file '{bad}' is damaged.*captured again"):
+        done = aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
+    assert done.complete and not d.exists()
+    assert (tmp_path / "a.h5.part-0000000006-0000000012.h5.damaged").is_file()  # kept
     for la in ref.layers:
         np.testing.assert_allclose(
             done.activations(la, "mean"), ref.activations(la, "mean"), atol=1e-6

@@ -96,7 +96,7 @@ def test_smollm2_deep_layer_aqi_above_permutation_null(smol_store):
 
 def test_smollm2_learned_pooling_reports_heldout(smol_store):
     lp = learn_layer_pooling(
-        smol_store, pooling="mean", layers=list(range(1, 31)), n_boot=200, n_perm=100, steps=150
+        smol_store, pooling="mean", layers=list(range(30)), n_boot=200, n_perm=100, steps=150
     )
     assert lp.n_train + lp.n_heldout == 294
     assert lp.heldout.above_chance

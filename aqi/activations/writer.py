@@ -1,0 +1,475 @@
+"""Writing activation stores: :class:`StoreWriter`, :class:`PartWriter`, :func:`store_from_arrays`.
+
+A writer commits rows window by window into ``<path>.partial/`` (the protocol
+of :mod:`._parts`) and consolidates them into ``<path>`` when every row is in;
+every file is written under a temporary name and renamed only when complete.
+While it lives it holds ``<path>.lock``, so a second writer on the same path is
+refused. ``overwrite`` replaces only an aqi store (or its partial folder),
+never another file; on resume, part files that cannot be read back whole are
+set aside (``*.damaged``) and their rows captured again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ROW_COLUMNS,
+    LayerInfo,
+    chunk_rows,
+    dataset_name,
+    json_attr,
+    open_h5,
+    write_rows,
+)
+from ._parts import (
+    WriterLock,
+    atomic_h5,
+    check_not_input,
+    damaged_parts,
+    list_parts,
+    manifest_path,
+    part_path,
+    partial_dir,
+    publish,
+    remove_ours,
+    set_aside,
+    tmp_name,
+)
+from .prompts import PromptSet
+from .store import ActivationStore, open_store
+
+__all__ = ["PartWriter", "StoreWriter", "check_not_input", "store_from_arrays"]
+
+
+class StoreWriter:
+    """Writes a store through committed parts; resumes a compatible unfinished one.
+
+    Used by :func:`aqi.capture`; also the way to build a store from arrays
+    computed elsewhere (see :func:`store_from_arrays`).
+
+    Parameters
+    ----------
+    path : path-like
+        The final store path.
+    rows : PromptSet
+        The rows, in the order they will be stored.
+    provenance : dict
+        JSON-serialisable provenance; its ``"identity"`` entry decides whether an
+        existing unfinished (or finished) store may be resumed.
+    layers : sequence of LayerInfo
+        The layers, in depth order.
+    poolings : sequence of str
+        The poolings.
+    overwrite : bool
+        Delete an existing store (finished or not) instead of resuming it. Only an
+        aqi store and its partial folder are ever deleted: any other file at
+        ``path`` is refused with a ``ValueError`` naming it.
+    compression : {"lzf", "gzip", None}
+        HDF5 compression filter for activation datasets (with byte shuffle).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        rows: PromptSet,
+        provenance: Mapping[str, Any],
+        layers: Sequence[LayerInfo],
+        poolings: Sequence[str],
+        *,
+        overwrite: bool = False,
+        compression: str | None = "lzf",
+    ) -> None:
+        if compression not in ("lzf", "gzip", None):
+            raise ValueError(f"compression={compression!r}; expected 'lzf', 'gzip' or None")
+        self.path = Path(path)
+        self.rows = rows
+        self.provenance = dict(provenance)
+        self.layers = tuple(layers)
+        self.poolings = tuple(poolings)
+        self.compression = compression
+        self.dir = partial_dir(self.path)
+        self.finished = False
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise FileNotFoundError(
+                f"directory {str(parent)!r} for store {str(self.path)!r} does not exist"
+            )
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(
+                f"cannot write the store {str(self.path)!r}: {str(parent)!r} is not writable"
+            )
+        if self.path.is_dir():
+            raise IsADirectoryError(f"store path {str(self.path)!r} is a directory; name a file")
+        self._lock = WriterLock(self.path)
+        try:
+            self._open(overwrite)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, overwrite: bool) -> None:
+        if overwrite:
+            remove_ours(self.path)
+        if self.path.exists():
+            with open_store(self.path) as existing:
+                self._check_compatible(existing.provenance, str(self.path))
+            self.finished = True
+            return
+        manifest = manifest_path(self.path)
+        if manifest.exists():
+            with open_h5(manifest, "manifest") as f:
+                self._check_compatible(json_attr(f, "provenance"), str(self.dir))
+            for stale in self.dir.glob("*.tmp-*"):
+                stale.unlink(missing_ok=True)  # a window in flight when the writer died
+            names = [li.name for li in self.layers]
+            for part, reason in damaged_parts(self.dir, names, self.poolings):
+                set_aside(part, reason)
+        else:
+            if self.dir.exists() and any(self.dir.iterdir()):
+                remove_ours(self.path)  # parts without a manifest: ours, and unusable
+            self.dir.mkdir(exist_ok=True)
+            atomic_h5(manifest, self._fill_manifest)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the writer's lock (idempotent); unfinished rows stay committed for a resume."""
+        self._lock.release()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+
+    # -- compatibility -----------------------------------------------------------
+    def _check_compatible(self, old: Mapping[str, Any], where: str) -> None:
+        mine, theirs = self.provenance.get("identity", {}), old.get("identity", {})
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            shown = "; ".join(
+                f"{k}: stored {_short(theirs.get(k))} vs now {_short(mine.get(k))}" for k in diff
+            )
+            raise ValueError(
+                f"{where} holds a capture with different settings, so it cannot be resumed "
+                f"({shown}); pass overwrite=True to replace it, or choose another path"
+            )
+
+    def _fill_manifest(self, f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["n_rows"] = len(self.rows)
+        f.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
+        f.attrs["layers"] = json.dumps([li.to_dict() for li in self.layers])
+        f.attrs["poolings"] = json.dumps(list(self.poolings))
+        write_rows(f, self.rows)
+
+    # -- writing -----------------------------------------------------------------------
+    def pending(self) -> list[tuple[int, int]]:
+        """Row ranges ``[start, stop)`` that no committed part holds."""
+        if self.finished:
+            return []
+        todo, at = [], 0
+        for a, b, _ in list_parts(self.dir):
+            if a > at:
+                todo.append((at, a))
+            at = max(at, b)
+        if at < len(self.rows):
+            todo.append((at, len(self.rows)))
+        return todo
+
+    def part(self, start: int, stop: int) -> PartWriter:
+        """Open the window of rows ``[start, stop)`` for writing, batch by batch."""
+        if not 0 <= start < stop <= len(self.rows):
+            raise ValueError(f"rows {start}…{stop} outside 0…{len(self.rows)}")
+        return PartWriter(self, start, stop)
+
+    def commit(
+        self,
+        start: int,
+        arrays: Mapping[tuple[str, str], np.ndarray],
+        *,
+        token_count: np.ndarray | None = None,
+        span_tokens: np.ndarray | None = None,
+        truncated: np.ndarray | None = None,
+    ) -> None:
+        """Atomically commit rows ``start … start + n`` for every (layer, pooling) at once."""
+        n = {np.shape(a)[0] for a in arrays.values()}
+        if len(n) != 1:
+            raise ValueError(f"arrays of one commit must have the same number of rows, got {n}")
+        rows = n.pop()
+        with self.part(start, start + rows) as part:
+            part.write(np.arange(rows), arrays)
+            part.commit(token_count=token_count, span_tokens=span_tokens, truncated=truncated)
+
+    def finalize(self) -> ActivationStore:
+        """Consolidate the parts into the final file, remove the partial folder, unlock."""
+        if not self.finished:
+            self._consolidate()
+            self.finished = True
+        self.close()
+        return open_store(self.path)
+
+    def _consolidate(self) -> None:
+        parts = list_parts(self.dir)
+        gaps = self.pending()
+        if gaps:
+            raise RuntimeError(f"cannot finalize {str(self.path)!r}: rows {gaps} not committed")
+        n = len(self.rows)
+
+        def fill(f: h5py.File) -> None:
+            with h5py.File(manifest_path(self.path), "r") as m:
+                for k, v in m.attrs.items():
+                    f.attrs[k] = v
+                m.copy("rows", f)
+            dims: dict[str, int] = {}
+            with h5py.File(parts[0][2], "r") as p0:
+                for li in self.layers:
+                    for p in self.poolings:
+                        key = dataset_name(li.name, p)
+                        dims[key] = p0[key].shape[1]
+            for li in self.layers:
+                for p in self.poolings:
+                    key = dataset_name(li.name, p)
+                    d = dims[key]
+                    ds = f.create_dataset(
+                        key,
+                        shape=(n, d),
+                        dtype="f4",
+                        chunks=(chunk_rows(n, d), d),
+                        compression=self.compression,
+                        shuffle=self.compression is not None,
+                    )
+                    ds.attrs.update(li.h5_attrs(d))
+            cols = {k: np.zeros(n, bool if k == "truncated" else "i4") for k in ROW_COLUMNS}
+            for a, b, path in parts:
+                with h5py.File(path, "r") as pf:
+                    for key in dims:
+                        block = pf[key][()]
+                        if block.shape[1] != dims[key]:
+                            raise ValueError(
+                                f"{key}: part {path.name} has dim {block.shape[1]}, "
+                                f"others {dims[key]}"
+                            )
+                        f[key][a:b] = block
+                    for k in ROW_COLUMNS:
+                        cols[k][a:b] = pf[f"rows/{k}"][()]
+            for k, v in cols.items():
+                f["rows"].create_dataset(k, data=v)
+
+        atomic_h5(self.path, fill)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PartWriter:
+    """One window of rows, written batch by batch into a temporary part file.
+
+    Rows may arrive in any order (capture sorts by length); memory stays at one batch.
+    :meth:`commit` makes the window visible atomically (fsync, rename); leaving the
+    ``with`` block without committing — an exception, a ``KeyboardInterrupt`` —
+    deletes the temporary file, and a killed process leaves one that the next
+    resume deletes.
+    """
+
+    def __init__(self, writer: StoreWriter, start: int, stop: int) -> None:
+        self.writer = writer
+        self.start, self.stop = start, stop
+        self.final = part_path(writer.dir, start, stop)
+        self.tmp = tmp_name(self.final)
+        self._expected = {(li.name, p) for li in writer.layers for p in writer.poolings}
+        self._written = np.zeros(stop - start, dtype=bool)
+        self._seen: set[tuple[str, str]] = set()
+        self._file: h5py.File | None = h5py.File(self.tmp, "w")
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
+        if self._file is not None:
+            self.abort()
+
+    def write(self, rows: np.ndarray, arrays: Mapping[tuple[str, str], np.ndarray]) -> None:
+        """Write ``arrays[(layer, pooling)][i]`` to window row ``rows[i]`` (0-based)."""
+        if self._file is None:
+            raise RuntimeError("this part is already committed or aborted")
+        rows = np.asarray(rows, dtype=np.int64)
+        n = self.stop - self.start
+        if rows.ndim != 1 or rows.size == 0 or rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"rows must be indices in 0…{n - 1}, got {rows!r}")
+        if set(arrays) != self._expected:
+            missing = sorted(self._expected - set(arrays))[:3]
+            extra = sorted(set(arrays) - self._expected)[:3]
+            raise ValueError(
+                f"write needs every (layer, pooling): missing {missing}, extra {extra}"
+            )
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        if np.any(np.diff(sorted_rows) == 0):
+            raise ValueError("rows contains duplicates")
+        for (layer, p), a in arrays.items():
+            a = np.asarray(a, dtype=np.float32)
+            if a.ndim != 2 or a.shape[0] != rows.size:
+                raise ValueError(
+                    f"array for ({layer!r}, {p!r}) must be ({rows.size}, dim), got {a.shape}"
+                )
+            key = dataset_name(layer, p)
+            ds = self._file.get(key)
+            if ds is None:
+                ds = self._file.create_dataset(key, shape=(n, a.shape[1]), dtype="f4")
+            elif ds.shape[1] != a.shape[1]:
+                raise ValueError(f"{key}: dim {a.shape[1]}, earlier batches {ds.shape[1]}")
+            if rows.size == n and np.array_equal(sorted_rows, np.arange(n)):
+                ds[...] = a[order]
+            else:
+                ds[sorted_rows] = a[order]
+        self._written[rows] = True
+
+    def commit(
+        self,
+        *,
+        token_count: np.ndarray | None = None,
+        span_tokens: np.ndarray | None = None,
+        truncated: np.ndarray | None = None,
+    ) -> None:
+        """Make the window visible: every row must have been written."""
+        if self._file is None:
+            raise RuntimeError("this part is already committed or aborted")
+        if not self._written.all():
+            missing = np.flatnonzero(~self._written)[:5] + self.start
+            raise RuntimeError(f"rows {missing.tolist()}… of this window were never written")
+        n = self.stop - self.start
+        defaults = {"token_count": -1, "span_tokens": -1, "truncated": False}
+        cols = {"token_count": token_count, "span_tokens": span_tokens, "truncated": truncated}
+        for k, v in cols.items():
+            arr = np.full(n, defaults[k]) if v is None else np.asarray(v)
+            if arr.shape != (n,):
+                raise ValueError(f"{k} must have shape ({n},), got {arr.shape}")
+            self._file.create_dataset(
+                f"rows/{k}", data=arr.astype(bool if k == "truncated" else "i4")
+            )
+        self._file.close()
+        self._file = None
+        publish(self.tmp, self.final)
+
+    def abort(self) -> None:
+        """Discard the window (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= 60 else s[:28] + "…" + s[-28:]
+
+
+def store_from_arrays(
+    path: str | os.PathLike[str],
+    arrays: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+    *,
+    prompts: PromptSet | None = None,
+    labels: Sequence[Any] | None = None,
+    ids: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    pooling: str = "given",
+    provenance: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> ActivationStore:
+    """Build a store from activations extracted elsewhere (bring your own).
+
+    Parameters
+    ----------
+    path : path-like
+        Where to write the store.
+    arrays : mapping
+        ``{layer: array}`` (stored under ``pooling``) or ``{layer: {pooling: array}}``;
+        arrays are ``(n, dim)`` and in row order. Layer order is kept.
+    prompts : PromptSet, optional
+        The rows. Otherwise give ``labels`` (and optionally ``ids``, ``categories``).
+    labels, ids, categories : sequences, optional
+        Row metadata when no ``prompts`` are given; ids default to ``"0" … "n-1"``.
+    pooling : str
+        Pooling name for plain arrays.
+    provenance : mapping, optional
+        Anything JSON-serialisable to record (model, extraction settings); a
+        ``"model"`` entry names the model (:attr:`ActivationStore.model_name`).
+    overwrite : bool
+        Replace an existing aqi store at ``path``; any other file there is refused.
+    """
+    if not arrays:
+        raise ValueError("arrays is empty; pass {layer: (n, dim) array}")
+    nested: dict[str, dict[str, np.ndarray]] = {}
+    for layer, v in arrays.items():
+        if not isinstance(layer, str) or not layer or "/" in layer:
+            raise ValueError(f"layer name {layer!r} must be a non-empty str without '/'")
+        nested[layer] = dict(v) if isinstance(v, Mapping) else {pooling: v}
+    pools = tuple(next(iter(nested.values())))
+    for layer, d in nested.items():
+        if tuple(d) != pools:
+            raise ValueError(f"layer {layer!r} has poolings {list(d)}, others {list(pools)}")
+        for p, a in d.items():
+            a = np.asarray(a)
+            if a.ndim != 2:
+                raise ValueError(f"arrays[{layer!r}][{p!r}] must be (n, dim), got shape {a.shape}")
+            if not np.isfinite(a).all():
+                r = int(np.argwhere(~np.isfinite(a))[0][0])
+                raise ValueError(f"arrays[{layer!r}][{p!r}] has a non-finite value in row {r}")
+            d[p] = a
+    n = {a.shape[0] for d in nested.values() for a in d.values()}
+    if len(n) != 1:
+        raise ValueError(f"all arrays need the same number of rows, got {sorted(n)}")
+    n_rows = n.pop()
+    if prompts is None:
+        if labels is None:
+            raise ValueError("pass prompts= (a PromptSet) or labels= for the rows")
+        recs = [
+            {
+                "id": ids[i] if ids is not None else str(i),
+                "text": f"<row {i}>",
+                "label": labels[i],
+                "category": categories[i] if categories is not None else "",
+            }
+            for i in range(len(labels))
+        ]
+        prompts = PromptSet.from_records(recs)
+    if len(prompts) != n_rows:
+        raise ValueError(f"{len(prompts)} rows of metadata for arrays of {n_rows} rows")
+    digest = hashlib.sha256()
+    for d in nested.values():
+        for a in d.values():
+            digest.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    prov = {
+        "source": "store_from_arrays",
+        "identity": {
+            "prompts": prompts.fingerprint(),
+            "layers": list(nested),
+            "poolings": list(pools),
+            "data_sha256": digest.hexdigest(),
+        },
+        "user": dict(provenance or {}),
+    }
+    layers = [LayerInfo(name, "module", None, "given") for name in nested]
+    with StoreWriter(path, prompts, prov, layers, pools, overwrite=overwrite) as writer:
+        if not writer.finished:
+            writer.commit(0, {(la, p): a for la, d in nested.items() for p, a in d.items()})
+        return writer.finalize()
