@@ -255,7 +255,7 @@ def audit(
     if notes:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     return AuditReport(
-        model=str(store.provenance.get("model", {}).get("name", "")) or str(store.path),
+        model=store.model_name,
         checks=tuple(checks),
         thresholds=t,
         profile=profile,
