@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..activations.store import ActivationStore
-from ._bootstrap import Estimate, check_bootstrap_args, wilson_interval
+from .._stats import Estimate, check_bootstrap_args, wilson_interval
 from .detectors import OODDetector, make_detector
 from .metrics import DetectionResult, detection_metrics
 
