@@ -103,6 +103,39 @@ def _layer_pairs(
     )
 
 
+def _difference(
+    Xa: np.ndarray,
+    Xb: np.ndarray,
+    y: np.ndarray,
+    weights: PairedWeights,
+    *,
+    lam: float,
+    confidence: float,
+    layers: tuple[str, str],
+) -> AQIDifference:
+    """``AQI(Xa) − AQI(Xb)`` on paired rows, with its paired bootstrap CI and p-value."""
+    k = 2
+    vals, errs = [], []
+    for X in (Xa, Xb):
+        Xc, codes, _ = check_data(X, y)
+        stats = SuffStats.of(Xc, codes, k)
+        v, _, _ = aqi_from_stats(stats, lam)
+        truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
+        boot, _, _ = aqi_from_stats(resampled_stats(Xc, codes, k, weights, weights.n_boot), lam)
+        vals.append(float(v))
+        errs.append(boot - truth)  # mimics estimate − true value (basic bootstrap)
+    delta = vals[0] - vals[1]
+    err = errs[0] - errs[1]
+    err = err[np.isfinite(err)]
+    lo, hi = basic_interval(err, 0.0, delta, confidence)
+    what = f"the AQI drop at {layers[1]}"
+    p = normal_p_value(delta, err, what) if weights.n_boot else float("nan")
+    return AQIDifference(
+        layer_a=layers[0], layer_b=layers[1], aqi_a=vals[0], aqi_b=vals[1], difference=delta,
+        ci_low=float(lo), ci_high=float(hi), p_value=p,
+    )
+
+
 def compare(
     a: ActivationStore,
     b: ActivationStore,
@@ -134,30 +167,14 @@ def compare(
     _, ia, ib = pair_by_id(a, b)
     y = a.y[ia]
     pairs = _layer_pairs(a, b, layers)
-    k = 2
     # One set of resampling weights, replayed for every layer and both models.
-    weights = PairedWeights(tuple(np.bincount(y, minlength=k).tolist()), n_boot, seed)
-    out = []
-    for la, lb in pairs:
-        vals, errs = [], []
-        for store, rows, name in ((a, ia, la), (b, ib, lb)):
-            X, codes, _ = check_data(store.activations(name, pooling)[rows], y)
-            stats = SuffStats.of(X, codes, k)
-            v, _, _ = aqi_from_stats(stats, lam)
-            truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
-            bv, _, _ = aqi_from_stats(resampled_stats(X, codes, k, weights, n_boot), lam)
-            vals.append(float(v))
-            errs.append(bv - truth)  # mimics estimate − true value (basic bootstrap)
-        delta = vals[0] - vals[1]
-        err = errs[0] - errs[1]
-        err = err[np.isfinite(err)]
-        lo, hi = basic_interval(err, 0.0, delta, confidence)
-        p = normal_p_value(delta, err, f"the AQI drop at {lb}") if n_boot else float("nan")
-        out.append(
-            AQIDifference(
-                layer_a=la, layer_b=lb, aqi_a=vals[0], aqi_b=vals[1], difference=delta,
-                ci_low=float(lo), ci_high=float(hi), p_value=p,
-            )
+    weights = PairedWeights(tuple(np.bincount(y, minlength=2).tolist()), n_boot, seed)
+    out = [
+        _difference(
+            a.activations(la, pooling)[ia], b.activations(lb, pooling)[ib], y, weights,
+            lam=lam, confidence=confidence, layers=(la, lb),
         )
+        for la, lb in pairs
+    ]
     model = lambda s: str(s.provenance.get("model", {}).get("name", s.path))  # noqa: E731
     return Comparison(tuple(out), len(ia), confidence, n_boot, model(a), model(b))
