@@ -36,7 +36,7 @@ from aqi._stats import (
 def test_resample_counts_rows_sum_to_m(m: int, b: int, seed: int) -> None:
     M = resample_counts(m, b, np.random.default_rng(seed), np.float32)
     assert M.shape == (b, m) and M.dtype == np.float32
-    assert (M >= 0).all() and (M == np.round(M)).all()
+    assert (M >= 0).all() and (np.round(M) == M).all()
     assert (M.sum(axis=1) == m).all()
 
 

@@ -16,9 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from ..activations.prompts import Prompt, PromptSet
-from ..activations.store import ActivationStore
-from ..indices.alignment_quality import AQIResult, alignment_quality_index
 from .._stats import (
     Estimate,
     check_bootstrap_args,
@@ -26,6 +23,9 @@ from .._stats import (
     stratified_weights,
     wilson_interval,
 )
+from ..activations.prompts import Prompt, PromptSet
+from ..activations.store import ActivationStore
+from ..indices.alignment_quality import AQIResult, alignment_quality_index
 from .linear import make_linear_probe
 
 __all__ = [

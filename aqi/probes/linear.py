@@ -12,8 +12,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..activations.store import ActivationStore
 from .._stats import Estimate, check_bootstrap_args, estimate, resample_counts
+from ..activations.store import ActivationStore
 from .metrics import detection_metrics
 
 __all__ = ["LinearProbeProfile", "LinearProbeResult", "linear_probe", "make_linear_probe"]

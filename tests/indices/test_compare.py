@@ -78,11 +78,12 @@ def test_p_value_is_the_normal_tail_of_the_paired_differences():
     w = PairedWeights(sizes=(40, 40), n_boot=100, seed=0)
     d = _difference(Xa, Xb, y, w, lam=0.5, confidence=0.95, layers=("l", "l"))
     counts = np.concatenate(list(w)).astype(int)
-    diffs = [
-        aqi.alignment_quality_index(np.repeat(Xa, c, 0), np.repeat(y, c), n_boot=0, n_perm=0).value
-        - aqi.alignment_quality_index(np.repeat(Xb, c, 0), np.repeat(y, c), n_boot=0, n_perm=0).value
-        for c in counts
-    ]
+
+    def plain(X: np.ndarray, c: np.ndarray) -> float:
+        rows, labels = np.repeat(X, c, 0), np.repeat(y, c)
+        return aqi.alignment_quality_index(rows, labels, n_boot=0, n_perm=0).value
+
+    diffs = [plain(Xa, c) - plain(Xb, c) for c in counts]
     single = aqi.alignment_quality_index(Xa, y, n_boot=0, n_perm=0).value
     assert d.aqi_a == pytest.approx(single) and d.difference == pytest.approx(d.aqi_a - d.aqi_b)
     expected = norm.sf(d.difference / np.std(diffs, ddof=1))
