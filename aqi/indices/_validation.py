@@ -7,11 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .._stats import DegenerateInputWarning
+
 __all__ = ["DegenerateInputWarning", "check_data", "check_matrix", "undefined"]
-
-
-class DegenerateInputWarning(UserWarning):
-    """An index is undefined on this input and NaN was returned."""
 
 
 def undefined(index: str, why: str) -> float:

@@ -25,11 +25,21 @@ products — no Python loop over resamples.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._stats import (
+    Estimate,
+    basic_interval,
+    check_confidence,
+    check_n_boot,
+    permutation_p_value,
+    stratified_weights,
+)
 from ._validation import check_data, undefined
 
 __all__ = [
@@ -37,8 +47,7 @@ __all__ = [
     "SuffStats",
     "alignment_quality_index",
     "aqi_from_stats",
-    "basic_interval",
-    "resample_counts",
+    "resampled_stats",
 ]
 
 FORMULATION = "aqi-v1"
@@ -50,12 +59,13 @@ class SuffStats:
     """Per-class sufficient statistics, with any leading batch shape.
 
     ``n``: ``(..., k)`` counts; ``S``: ``(..., k, d)`` sums; ``Q``: ``(..., k)`` sums of
-    squared norms (of centred data).
+    squared norms (of centred data). numpy arrays, or torch tensors for a
+    differentiable AQI (see :func:`aqi_from_stats`).
     """
 
-    n: np.ndarray
-    S: np.ndarray
-    Q: np.ndarray
+    n: Any
+    S: Any
+    Q: Any
 
     @classmethod
     def of(cls, X: np.ndarray, codes: np.ndarray, k: int) -> SuffStats:
@@ -66,26 +76,50 @@ class SuffStats:
         return cls(n, S, Q)
 
 
+def _namespace(a: Any) -> Any:
+    """The array module of ``a``: torch for a torch tensor (never imported here), else numpy."""
+    return sys.modules["torch"] if type(a).__module__.startswith("torch") else np
+
+
 def aqi_from_stats(
-    st: SuffStats, lam: float = 0.5, *, corrected: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    st: SuffStats, lam: float = 0.5, *, corrected: bool = True, clamp: bool = True
+) -> tuple[Any, Any, Any]:
     """AQI and its two terms from sufficient statistics (vectorised over batch dims).
+
+    The one implementation of the formula (module docstring): used by
+    :func:`alignment_quality_index`, :func:`aqi.compare` and, on torch tensors, by
+    learned layer pooling. It uses only operations numpy arrays and torch tensors
+    share, so on tensors it is differentiable.
 
     ``corrected=False`` gives the AQI of the rows taken as the whole population (no
     small-sample corrections): the parameter of the bootstrap world, see
-    :func:`basic_interval`.
+    :func:`aqi._stats.basic_interval`. ``clamp=False`` drops the clamps at zero of
+    ``D²_min`` and of the adjusted between-class term (Xie–Beni term
+    ``D²/(|D²| + s_w)``), so the value has a gradient everywhere; it equals the
+    clamped AQI whenever both are positive.
+
+    Examples
+    --------
+    >>> st = SuffStats(np.array([2.0, 2.0]), np.array([[-2.0, 0.0], [2.0, 0.0]]),
+    ...                np.array([2.5, 2.5]))
+    >>> [round(float(v), 4) for v in aqi_from_stats(st)]
+    [78.75, 0.875, 0.7]
     """
     n, S, Q = st.n, st.S, st.Q
+    xp = _namespace(S)
     k = n.shape[-1]
     N = n.sum(-1)
     c = S / n[..., None]
-    Wk = Q - n * (c * c).sum(-1)
-    Wk = np.maximum(Wk, 0.0)  # round-off can make an exact zero slightly negative
+    nc2 = n * (c * c).sum(-1)
+    Wk = Q - nc2
+    if clamp:
+        Wk = Wk.clip(min=0.0)  # round-off can make an exact zero slightly negative
     W = Wk.sum(-1)
     tot = S.sum(-2) / N[..., None]
-    B = (n * (c * c).sum(-1)).sum(-1) - N * (tot * tot).sum(-1)
+    B = nc2.sum(-1) - N * (tot * tot).sum(-1)
     T = B + W
-    iu, ju = np.triu_indices(k, 1)
+    iu = [i for i in range(k) for _ in range(i + 1, k)]
+    ju = [j for i in range(k) for j in range(i + 1, k)]
     diff = c[..., iu, :] - c[..., ju, :]
     D2 = (diff * diff).sum(-1)
     if corrected:
@@ -96,10 +130,15 @@ def aqi_from_stats(
     else:
         s_w = W / N
         B_adj = B
-    D2min = np.maximum(D2.min(-1), 0.0)
+    D2min = xp.amin(D2, -1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t_xb = np.where(D2min + s_w > 0, D2min / (D2min + s_w), np.nan)
-        t_ch = np.maximum(B_adj, 0.0) / T
+        if clamp:
+            D2min = D2min.clip(min=0.0)
+            t_xb = xp.where(D2min + s_w > 0, D2min / (D2min + s_w), float("nan"))
+            t_ch = B_adj.clip(min=0.0) / T
+        else:
+            t_xb = D2min / (abs(D2min) + s_w)
+            t_ch = B_adj / T
     return 100.0 * (lam * t_xb + (1 - lam) * t_ch), t_xb, t_ch
 
 
@@ -142,6 +181,11 @@ class AQIResult:
     bootstrap: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
+    def estimate(self) -> Estimate:
+        """The AQI with its bootstrap CI as an :class:`~aqi._stats.Estimate`."""
+        return Estimate(self.value, self.ci_low, self.ci_high)
+
+    @property
     def above_chance(self) -> bool:
         """Whether the CI's lower end is above the null's upper quantile."""
         return bool(self.ci_low > self.null_high)
@@ -166,54 +210,49 @@ class AQIResult:
         return f"<code>{self.__repr__().replace('<', '&lt;')}</code>"
 
 
-def basic_interval(
-    boot: np.ndarray, boot_truth: float, estimate: float, confidence: float
-) -> tuple[float, float]:
-    """Basic bootstrap interval ``[θ̂ − q_hi(θ* − θ_F̂), θ̂ − q_lo(θ* − θ_F̂)]``.
-
-    ``θ_F̂`` (``boot_truth``) is the statistic of the bootstrap world's population —
-    the sample itself. For the AQI it is the *uncorrected* value: resampling
-    re-introduces exactly the small-sample bias that the estimator corrects, so the
-    bootstrap values sit above ``θ̂`` and a percentile interval (even a bias-corrected
-    one) can miss the estimate altogether. ``θ* − θ_F̂`` mimics ``θ̂ − θ``.
-    """
-    d = boot[np.isfinite(boot)] - boot_truth
-    if d.size == 0 or not np.isfinite(estimate):
-        return float("nan"), float("nan")
-    alpha = 1 - confidence
-    q_lo, q_hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    return float(estimate - q_hi), float(estimate - q_lo)
-
-
 def _chunks(total: int, per_item_bytes: int) -> list[tuple[int, int]]:
     step = max(1, min(total, _CHUNK_BYTES // max(per_item_bytes, 1)))
     return [(a, min(total, a + step)) for a in range(0, total, step)]
 
 
-def resample_counts(m: int, b: int, rng: np.random.Generator) -> np.ndarray:
-    """``(b, m)`` float64 counts of a bootstrap resample of ``m`` rows, ``b`` times."""
-    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
-    return np.bincount(draws.ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
+def resampled_stats(
+    X: np.ndarray, codes: np.ndarray, k: int, weights: Iterable[np.ndarray], n_boot: int
+) -> SuffStats:
+    """Sufficient statistics of ``n_boot`` stratified resamples, from their weights.
+
+    ``weights`` yields ``(b, n)`` resample counts in chunks (``Σ b = n_boot``), columns
+    ordered class by class (the rows of class 0, then of class 1, … in their order in
+    ``X``), as :func:`aqi._stats.stratified_weights` draws them. The resamples are
+    never materialised: per class ``j``, ``M_j X_j`` and ``M_j q_j`` are matrix products.
+    """
+    idx = [np.flatnonzero(codes == j) for j in range(k)]
+    off = np.cumsum([0] + [len(i) for i in idx])
+    Xs = [X[i] for i in idx]
+    qs = [np.einsum("ij,ij->i", Xj, Xj) for Xj in Xs]
+    n = np.broadcast_to(np.diff(off).astype(np.float64), (n_boot, k)).copy()
+    S = np.zeros((n_boot, k, X.shape[1]))
+    Q = np.zeros((n_boot, k))
+    a = 0
+    for W in weights:
+        b = a + len(W)
+        for j in range(k):
+            M = W[:, off[j] : off[j + 1]]
+            S[a:b, j] = M @ Xs[j]
+            Q[a:b, j] = M @ qs[j]
+        a = b
+    if a != n_boot:
+        raise ValueError(f"weights held {a} resamples, expected n_boot={n_boot}")
+    return SuffStats(n, S, Q)
 
 
 def _bootstrap_stats(
     X: np.ndarray, codes: np.ndarray, k: int, n_boot: int, rng: np.random.Generator
 ) -> SuffStats:
     """Stratified bootstrap: class sizes fixed, rows resampled within each class."""
-    d = X.shape[1]
-    n = np.zeros((n_boot, k))
-    S = np.zeros((n_boot, k, d))
-    Q = np.zeros((n_boot, k))
-    for j in range(k):
-        idx = np.flatnonzero(codes == j)
-        Xj, m = X[idx], len(idx)
-        qj = np.einsum("ij,ij->i", Xj, Xj)
-        n[:, j] = m
-        for a, b in _chunks(n_boot, 8 * m):
-            M = resample_counts(m, b - a, rng)
-            S[a:b, j] = M @ Xj
-            Q[a:b, j] = M @ qj
-    return SuffStats(n, S, Q)
+    sizes = np.bincount(codes, minlength=k).tolist()
+    # One chunk of weights holds as many as one class's chunk did before (64 MB).
+    weights = stratified_weights(sizes, n_boot, rng, chunk_elements=_CHUNK_BYTES // 8)
+    return resampled_stats(X, codes, k, weights, n_boot)
 
 
 def _permutation_stats(
@@ -281,11 +320,8 @@ def alignment_quality_index(
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam={lam!r}; expected a weight in [0, 1]")
-    if not 0.5 < confidence < 1.0:
-        raise ValueError(f"confidence={confidence!r}; expected a level in (0.5, 1)")
-    for name, v in (("n_boot", n_boot), ("n_perm", n_perm)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name}={v!r}; expected a non-negative int")
+    check_confidence(confidence)
+    n_boot, n_perm = check_n_boot(n_boot), check_n_boot(n_perm, "n_perm")
     Xc, codes, names = check_data(X, labels)
     k = len(names)
     counts = np.bincount(codes, minlength=k)
@@ -296,25 +332,13 @@ def alignment_quality_index(
             "to estimate within-class variance"
         )
     per_class = {str(nm): int(c) for nm, c in zip(names, counts, strict=True)}
+    sizes = {"n": len(Xc), "n_per_class": per_class, "dim": Xc.shape[1]}
+    settings = {"confidence": confidence, "lam": lam, "label": label}
     if bool(np.all(Xc == 0)):
         v = undefined("AQI", "all points are identical")
         return AQIResult(
-            v,
-            v,
-            v,
-            v,
-            v,
-            v,
-            v,
-            v,
-            len(Xc),
-            per_class,
-            Xc.shape[1],
-            confidence,
-            lam,
-            0,
-            0,
-            label=label,
+            value=v, ci_low=v, ci_high=v, null_mean=v, null_high=v, p_value=v, xb_term=v,
+            ch_term=v, **sizes, **settings,
         )
     stats = SuffStats.of(Xc, codes, k)
     value, t_xb, t_ch = (float(a) for a in aqi_from_stats(stats, lam))
@@ -330,24 +354,9 @@ def alignment_quality_index(
     if n_perm:
         null, _, _ = aqi_from_stats(_permutation_stats(Xc, codes, k, n_perm, rng), lam)
         null_mean, null_high = float(null.mean()), float(np.quantile(null, confidence))
-        p = float((1 + np.sum(null >= value)) / (1 + n_perm))
+        p = permutation_p_value(null, value)
     return AQIResult(
-        value,
-        lo,
-        hi,
-        null_mean,
-        null_high,
-        p,
-        t_xb,
-        t_ch,
-        len(Xc),
-        per_class,
-        Xc.shape[1],
-        confidence,
-        lam,
-        int(n_boot),
-        int(n_perm),
-        FORMULATION,
-        label,
-        boot if keep_bootstrap else None,
+        value=value, ci_low=lo, ci_high=hi, null_mean=null_mean, null_high=null_high,
+        p_value=p, xb_term=t_xb, ch_term=t_ch, **sizes, **settings, n_boot=n_boot,
+        n_perm=n_perm, formulation=FORMULATION, bootstrap=boot if keep_bootstrap else None,
     )

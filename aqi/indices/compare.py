@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from .._stats import PairedWeights, basic_interval, check_confidence, check_n_boot, normal_p_value
 from ..activations.store import ActivationStore, pair_by_id
 from ._validation import check_data
-from .alignment_quality import SuffStats, aqi_from_stats, basic_interval, resample_counts
+from .alignment_quality import SuffStats, aqi_from_stats, resampled_stats
 
 __all__ = ["AQIDifference", "Comparison", "compare"]
 
@@ -19,10 +20,14 @@ __all__ = ["AQIDifference", "Comparison", "compare"]
 class AQIDifference:
     """``AQI(a) − AQI(b)`` at one layer pair, with a paired bootstrap CI and p-value.
 
-    The CI is the basic bootstrap interval of the paired resamples; ``p_value`` the
-    matching two-sided bootstrap p-value of "no difference", ``2 · min(P*(e ≥ Δ̂),
-    P*(e ≤ Δ̂))`` with ``e`` the resampled estimation error (floored at ``1/(n_boot+1)``),
-    so ``p < 1 − confidence`` exactly when the CI excludes 0.
+    The CI is the basic bootstrap interval of the paired resamples. ``p_value`` is
+    the one-sided p-value of "the AQI dropped" (``Δ = AQI(a) − AQI(b) > 0``) from a
+    normal fit to the paired bootstrap: ``z = Δ̂ / sd*``, ``p = Φ(−z)``, with ``sd*``
+    the standard deviation of the resampled differences. It is not a count of
+    resamples, so it is not floored at ``1/(n_boot + 1)``: a large drop stays
+    significant after a Holm correction over many layers at any ``n_boot``. NaN (with
+    a :class:`~aqi.indices.DegenerateInputWarning`) when ``sd*`` is 0 or undefined —
+    e.g. a store compared with itself.
     """
 
     layer_a: str
@@ -98,6 +103,39 @@ def _layer_pairs(
     )
 
 
+def _difference(
+    Xa: np.ndarray,
+    Xb: np.ndarray,
+    y: np.ndarray,
+    weights: PairedWeights,
+    *,
+    lam: float,
+    confidence: float,
+    layers: tuple[str, str],
+) -> AQIDifference:
+    """``AQI(Xa) − AQI(Xb)`` on paired rows, with its paired bootstrap CI and p-value."""
+    k = 2
+    vals, errs = [], []
+    for X in (Xa, Xb):
+        Xc, codes, _ = check_data(X, y)
+        stats = SuffStats.of(Xc, codes, k)
+        v, _, _ = aqi_from_stats(stats, lam)
+        truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
+        boot, _, _ = aqi_from_stats(resampled_stats(Xc, codes, k, weights, weights.n_boot), lam)
+        vals.append(float(v))
+        errs.append(boot - truth)  # mimics estimate − true value (basic bootstrap)
+    delta = vals[0] - vals[1]
+    err = errs[0] - errs[1]
+    err = err[np.isfinite(err)]
+    lo, hi = basic_interval(err, 0.0, delta, confidence)
+    what = f"the AQI drop at {layers[1]}"
+    p = normal_p_value(delta, err, what) if weights.n_boot else float("nan")
+    return AQIDifference(
+        layer_a=layers[0], layer_b=layers[1], aqi_a=vals[0], aqi_b=vals[1], difference=delta,
+        ci_low=float(lo), ci_high=float(hi), p_value=p,
+    )
+
+
 def compare(
     a: ActivationStore,
     b: ActivationStore,
@@ -123,45 +161,20 @@ def compare(
         Layer names/positions present in both, or ``(layer_a, layer_b)`` tuples.
         Default: the shared layer names, else positions when the counts match.
     """
+    n_boot, confidence = check_n_boot(n_boot), check_confidence(confidence)
     if pooling is None and "mean" in a.poolings and "mean" in b.poolings:
         pooling = "mean"
     _, ia, ib = pair_by_id(a, b)
     y = a.y[ia]
     pairs = _layer_pairs(a, b, layers)
-    rng = np.random.default_rng(seed)
-    k = 2
-    # One set of resampling weights shared by every layer and both models.
-    weights = []
-    for j in range(k):
-        idx = np.flatnonzero(y == j)
-        weights.append((idx, resample_counts(len(idx), n_boot, rng)))
-    out = []
-    for la, lb in pairs:
-        vals, boots = [], []
-        for store, rows, name in ((a, ia, la), (b, ib, lb)):
-            X, codes, _ = check_data(store.activations(name, pooling)[rows], y)
-            stats = SuffStats.of(X, codes, k)
-            v, _, _ = aqi_from_stats(stats, lam)
-            truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
-            n = np.zeros((n_boot, k))
-            S = np.zeros((n_boot, k, X.shape[1]))
-            Q = np.zeros((n_boot, k))
-            for j, (idx, W) in enumerate(weights):
-                Xj = X[idx]
-                n[:, j] = len(idx)
-                S[:, j] = W @ Xj
-                Q[:, j] = W @ np.einsum("ij,ij->i", Xj, Xj)
-            bv, _, _ = aqi_from_stats(SuffStats(n, S, Q), lam)
-            vals.append(float(v))
-            boots.append(bv - truth)  # mimics estimate − true value (basic bootstrap)
-        delta = vals[0] - vals[1]
-        err = boots[0] - boots[1]
-        err = err[np.isfinite(err)]
-        lo, hi = basic_interval(err, 0.0, delta, confidence)
-        p = 2 * min(np.mean(err >= delta), np.mean(err <= delta))
-        p = float(min(1.0, max(p, 1 / (n_boot + 1))))
-        out.append(
-            AQIDifference(la, lb, vals[0], vals[1], vals[0] - vals[1], float(lo), float(hi), p)
+    # One set of resampling weights, replayed for every layer and both models.
+    weights = PairedWeights(tuple(np.bincount(y, minlength=2).tolist()), n_boot, seed)
+    out = [
+        _difference(
+            a.activations(la, pooling)[ia], b.activations(lb, pooling)[ib], y, weights,
+            lam=lam, confidence=confidence, layers=(la, lb),
         )
+        for la, lb in pairs
+    ]
     model = lambda s: str(s.provenance.get("model", {}).get("name", s.path))  # noqa: E731
     return Comparison(tuple(out), len(ia), confidence, n_boot, model(a), model(b))

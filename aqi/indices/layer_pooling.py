@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..activations.store import ActivationStore
-from .alignment_quality import AQIResult, alignment_quality_index
+from .alignment_quality import AQIResult, SuffStats, alignment_quality_index, aqi_from_stats
 
 __all__ = ["LayerPooling", "learn_layer_pooling", "sparsemax"]
 
@@ -107,20 +107,13 @@ def _split(groups: np.ndarray, train_fraction: float, seed: int) -> np.ndarray:
 
 
 def _soft_aqi(Z: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
-    """The AQI of two classes without its clamps at zero (so it has a gradient everywhere)."""
-    stats = []
-    for j in (0, 1):
-        Zj = Z[y == j]
-        c = Zj.mean(0)
-        stats.append((Zj.shape[0], c, ((Zj - c) ** 2).sum()))
-    (n0, c0, w0), (n1, c1, w1) = stats
-    N = n0 + n1
-    s_w = (w0 + w1) / (N - 2)
-    d2 = ((c0 - c1) ** 2).sum() - w0 / (n0 - 1) / n0 - w1 / (n1 - 1) / n1
-    t_xb = d2 / (d2.abs() + s_w)
-    b = n0 * n1 / N * ((c0 - c1) ** 2).sum()
-    t_ch = (b - s_w) / (b + w0 + w1)
-    return 100 * (lam * t_xb + (1 - lam) * t_ch)
+    """The AQI of two classes without its clamps at zero (so it has a gradient everywhere).
+
+    :func:`~aqi.indices.alignment_quality.aqi_from_stats` on torch sufficient statistics.
+    """
+    onehot = torch.stack([y == 0, y == 1], dim=1).to(Z.dtype)  # (n, 2)
+    stats = SuffStats(onehot.sum(0), onehot.T @ Z, onehot.T @ (Z * Z).sum(1))
+    return aqi_from_stats(stats, lam, clamp=False)[0]
 
 
 def learn_layer_pooling(

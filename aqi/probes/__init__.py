@@ -13,7 +13,7 @@
   :func:`ablate_direction`.
 """
 
-from ._bootstrap import Estimate
+from .._stats import Estimate
 from .ablation import ablate_direction, mean_difference_direction
 from .calibration import (
     CalibrationResult,

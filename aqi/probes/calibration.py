@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_expit
 
-from ._bootstrap import Estimate, check_bootstrap_args, estimate, stratified_weights
+from .._stats import Estimate, check_bootstrap_args, estimate, stratified_weights
 from ._validation import check_vector
 
 __all__ = [

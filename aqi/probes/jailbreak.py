@@ -16,10 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from .._stats import (
+    Estimate,
+    check_bootstrap_args,
+    estimate,
+    stratified_weights,
+    wilson_interval,
+)
 from ..activations.prompts import Prompt, PromptSet
 from ..activations.store import ActivationStore
 from ..indices.alignment_quality import AQIResult, alignment_quality_index
-from ._bootstrap import Estimate, check_bootstrap_args, estimate, wilson_interval
 from .linear import make_linear_probe
 
 __all__ = [
@@ -215,6 +221,29 @@ class JailbreakDriftProfile:
         )
 
 
+def _centroid_shift(cs: np.ndarray, cu: np.ndarray, cw: np.ndarray) -> np.ndarray:
+    """Position of ``cw`` on the ``cu → cs`` axis (0 at ``cu``, 1 at ``cs``), per row."""
+    axis = np.atleast_2d(cs - cu)
+    return np.einsum("ij,ij->i", np.atleast_2d(cw - cu), axis) / np.einsum("ij,ij->i", axis, axis)
+
+
+def _bootstrap_shift(
+    Xs: np.ndarray, Xu: np.ndarray, W: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Centroid shift of ``n_boot`` resamples, each set resampled within itself.
+
+    A resample's centroid is ``M X / m`` for its count matrix ``M``: every resample
+    at once, by matrix products.
+    """
+    blocks = (Xs, Xu, W)
+    edges = np.cumsum([0] + [len(b) for b in blocks])
+    out = []
+    for M in stratified_weights([len(b) for b in blocks], n_boot, rng):
+        cs, cu, cw = (M[:, edges[i] : edges[i + 1]] @ b / len(b) for i, b in enumerate(blocks))
+        out.append(_centroid_shift(cs, cu, cw))
+    return np.concatenate(out)
+
+
 def jailbreak_drift(
     plain: ActivationStore,
     wrapped: ActivationStore,
@@ -265,23 +294,11 @@ def jailbreak_drift(
         share = wilson_interval(int(safe_w.sum()), len(safe_w), confidence)
         plain_share = float(np.mean(probe.predict(X[y == 1]) == 0))
         Xs, Xu = X[y == 0], X[y == 1]
-
-        def shift(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-            cs, cu, cw = a.mean(0), b.mean(0), c.mean(0)
-            axis = cs - cu
-            return float((cw - cu) @ axis / (axis @ axis))
-
-        boots = np.array(
-            [
-                shift(
-                    Xs[rng.integers(0, len(Xs), len(Xs))],
-                    Xu[rng.integers(0, len(Xu), len(Xu))],
-                    W[rng.integers(0, len(W), len(W))],
-                )
-                for _ in range(n_boot)
-            ]
+        cshift = estimate(
+            float(_centroid_shift(Xs.mean(0), Xu.mean(0), W.mean(0))[0]),
+            _bootstrap_shift(Xs, Xu, W, n_boot, rng) if n_boot else None,
+            confidence,
         )
-        cshift = estimate(shift(Xs, Xu, W), boots if n_boot else None, confidence)
         kw = {"n_boot": n_boot, "n_perm": 0, "confidence": confidence, "seed": seed}
         a_plain = alignment_quality_index(X, y, label=f"{la}: plain", **kw)
         a_wrapped = alignment_quality_index(

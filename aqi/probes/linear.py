@@ -12,8 +12,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .._stats import Estimate, check_bootstrap_args, estimate, resample_counts
 from ..activations.store import ActivationStore
-from ._bootstrap import Estimate, check_bootstrap_args, estimate
 from .metrics import detection_metrics
 
 __all__ = ["LinearProbeProfile", "LinearProbeResult", "linear_probe", "make_linear_probe"]
@@ -119,8 +119,8 @@ def linear_probe(
         else StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     )
     names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
-    rng = np.random.default_rng(seed)
-    boot_rows = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
+    # One set of resample counts for every layer: accuracy of resample r = (W @ correct)_r / n.
+    W = resample_counts(len(y), n_boot, np.random.default_rng(seed), np.float32)
     out = []
     for la in names:
         X = store.activations(la, pooling).astype(np.float64)
@@ -129,10 +129,8 @@ def linear_probe(
             method="predict_proba",
         )[:, 1]  # fmt: skip
         correct = ((p >= 0.5).astype(int) == y).astype(np.float64)
-        acc = estimate(
-            correct.mean(), np.array([correct[r].mean() for r in boot_rows]) if n_boot else None,
-            confidence,
-        )  # fmt: skip
+        boot = (W @ correct.astype(np.float32)).astype(np.float64) / len(y)
+        acc = estimate(correct.mean(), boot if n_boot else None, confidence)
         auroc = detection_metrics(
             p[y == 0], p[y == 1], n_boot=n_boot, confidence=confidence, seed=seed
         ).auroc

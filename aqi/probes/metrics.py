@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._bootstrap import Estimate, check_bootstrap_args, estimate, stratified_weights
+from .._stats import Estimate, check_bootstrap_args, estimate, stratified_weights
 from ._validation import check_vector
 
 __all__ = ["DetectionResult", "RiskCoverage", "detection_metrics", "risk_coverage"]

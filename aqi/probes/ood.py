@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .._stats import Estimate, check_bootstrap_args, wilson_interval
 from ..activations.store import ActivationStore
-from ._bootstrap import Estimate, check_bootstrap_args, wilson_interval
 from .detectors import OODDetector, make_detector
 from .metrics import DetectionResult, detection_metrics
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.special import expit, logsumexp
 
-from ._bootstrap import Estimate, check_bootstrap_args, estimate, stratified_weights
+from .._stats import Estimate, check_bootstrap_args, estimate, stratified_weights
 from .calibration import (
     CalibrationResult,
     PlattScaling,

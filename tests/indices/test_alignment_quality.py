@@ -85,7 +85,7 @@ def test_resample_counts_give_the_same_aqi_as_duplicated_rows():
     X, y = two_classes(n0=20, n1=25, d=3, seed=4)
     Xc = X - X.mean(0)
     rng = np.random.default_rng(11)
-    from aqi.indices.alignment_quality import resample_counts
+    from aqi._stats import resample_counts
 
     M0 = resample_counts(20, 1, rng)[0].astype(int)
     M1 = resample_counts(25, 1, rng)[0].astype(int)
@@ -196,7 +196,7 @@ def test_ci_coverage_of_the_true_value():
 
 
 def test_basic_interval():
-    from aqi.indices.alignment_quality import basic_interval
+    from aqi._stats import basic_interval
 
     boot = np.random.default_rng(0).normal(10.0, 1.0, 20_000)
     lo, hi = basic_interval(boot, 10.0, 9.0, 0.95)

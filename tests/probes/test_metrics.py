@@ -91,8 +91,11 @@ def test_risk_coverage_equals_geifman_average_with_distinct_confidences() -> Non
         ({"scores_in": [[1.0]], "scores_out": [1.0]}, "scores_in must be a 1-D"),
         ({"scores_in": [], "scores_out": [1.0]}, "scores_in is empty"),
         ({"scores_in": [1.0, np.nan], "scores_out": [1.0]}, "non-finite score at position 1"),
-        ({"scores_in": [1.0], "scores_out": [1.0], "n_boot": -1}, "n_boot must be"),
-        ({"scores_in": [1.0], "scores_out": [1.0], "confidence": 1.5}, "confidence must be"),
+        ({"scores_in": [1.0], "scores_out": [1.0], "n_boot": -1}, "n_boot=-1"),
+        (
+            {"scores_in": [1.0], "scores_out": [1.0], "confidence": 1.5},
+            r"confidence=1.5; expected a level in \(0, 1\)",
+        ),
         ({"scores_in": [1.0], "scores_out": [1.0], "tpr_level": 0}, "tpr_level must be"),
     ],
 )

@@ -1,0 +1,185 @@
+"""The statistics core (aqi._stats): resampling, intervals, p-values, Holm, validators."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from aqi import _stats
+from aqi._stats import (
+    DegenerateInputWarning,
+    Estimate,
+    PairedWeights,
+    basic_interval,
+    check_confidence,
+    check_n_boot,
+    check_probability,
+    estimate,
+    holm,
+    normal_p_value,
+    percentile_interval,
+    permutation_p_value,
+    resample_counts,
+    stratified_weights,
+    wilson_interval,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 60), b=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_resample_counts_rows_sum_to_m(m: int, b: int, seed: int) -> None:
+    M = resample_counts(m, b, np.random.default_rng(seed), np.float32)
+    assert M.shape == (b, m) and M.dtype == np.float32
+    assert (M >= 0).all() and (np.round(M) == M).all()
+    assert (M.sum(axis=1) == m).all()
+
+
+def test_resample_counts_are_the_int64_draws_counted() -> None:
+    """The int32 fast path counts exactly the draws ``rng.integers(0, m, (b, m))`` gives."""
+    draws = np.random.default_rng(5).integers(0, 37, size=(4, 37))
+    expected = np.stack([np.bincount(r, minlength=37) for r in draws])
+    assert (resample_counts(37, 4, np.random.default_rng(5)) == expected).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    n_boot=st.integers(1, 50),
+    chunk=st.integers(1, 500),
+    seed=st.integers(0, 1000),
+)
+def test_stratified_weights_keep_strata_sizes(
+    sizes: list[int], n_boot: int, chunk: int, seed: int
+) -> None:
+    chunks = list(
+        stratified_weights(sizes, n_boot, np.random.default_rng(seed), chunk_elements=chunk)
+    )
+    W = np.concatenate(chunks)
+    assert W.shape == (n_boot, sum(sizes))
+    edges = np.cumsum([0, *sizes])
+    for j, m in enumerate(sizes):
+        assert (W[:, edges[j] : edges[j + 1]].sum(axis=1) == m).all()
+
+
+def test_paired_weights_replay_the_same_resamples() -> None:
+    pw = PairedWeights(sizes=(30, 20), n_boot=7, seed=3)
+    first, second = np.concatenate(list(pw)), np.concatenate(list(pw))
+    assert (first == second).all() and first.shape == (7, 50)
+    other = np.concatenate(list(PairedWeights(sizes=(30, 20), n_boot=7, seed=4)))
+    assert not (first == other).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 500), data=st.data(), conf=st.floats(0.5, 0.999))
+def test_wilson_within_unit_interval_and_contains_p(n: int, data: st.DataObject, conf: float):
+    k = data.draw(st.integers(0, n))
+    e = wilson_interval(k, n, conf)
+    assert 0.0 <= e.ci_low <= e.value <= e.ci_high <= 1.0
+    assert e.value == pytest.approx(k / n)
+
+
+def test_wilson_known_value_and_empty() -> None:
+    e = wilson_interval(10, 20, 0.95)  # textbook: 0.5 [0.2993, 0.7007]
+    assert (round(e.ci_low, 4), round(e.ci_high, 4)) == (0.2993, 0.7007)
+    assert np.isnan(wilson_interval(0, 0, 0.95).value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(p=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30))
+def test_holm_monotone_and_at_least_raw(p: list[float]) -> None:
+    raw = np.array(p)
+    adj = holm(raw)
+    assert (adj >= raw - 1e-15).all() and (adj <= 1.0).all()
+    order = np.argsort(raw, kind="stable")
+    assert (np.diff(adj[order]) >= -1e-15).all()  # same order as the raw p-values
+    assert adj.min() == pytest.approx(min(1.0, raw.min() * len(raw)))
+
+
+def test_percentile_interval_known_cases() -> None:
+    assert percentile_interval(np.arange(101.0), 0.5) == (25.0, 75.0)
+    assert percentile_interval(np.r_[np.arange(101.0), np.nan], 0.5) == (25.0, 75.0)
+    assert np.isnan(percentile_interval(np.array([np.nan, np.inf]), 0.9)).all()
+
+
+def test_basic_interval_reflects_the_error_distribution() -> None:
+    # θ* − θ_F̂ uniform on [−50, 50]: the interval is θ̂ ∓ the quartiles.
+    assert basic_interval(np.arange(101.0), 50.0, 10.0, 0.5) == (-15.0, 35.0)
+    # Skewed errors: the basic interval reflects them (a percentile one would not).
+    lo, hi = basic_interval(np.r_[np.zeros(80), np.full(20, 10.0)], 0.0, 1.0, 0.8)
+    assert (lo, hi) == (-9.0, 1.0)
+    assert np.isnan(basic_interval(np.array([1.0]), 0.0, np.nan, 0.9)).all()
+
+
+def test_estimate_leaves_out_undefined_resamples_with_a_warning() -> None:
+    with pytest.warns(DegenerateInputWarning, match="1 of 102"):
+        e = estimate(0.5, np.r_[np.linspace(0.4, 0.6, 101), np.nan], 0.9)
+    assert (e.ci_low, e.ci_high) == pytest.approx((0.41, 0.59))
+    assert repr(estimate(0.5, None, 0.9)) == "0.5" and np.isnan(Estimate(1.0).ci_low)
+
+
+def test_permutation_p_value_counts_the_observed() -> None:
+    assert permutation_p_value(np.array([0.1, 0.5, 0.9]), 0.6) == pytest.approx(2 / 4)
+    assert permutation_p_value(np.zeros(99), 1.0) == pytest.approx(1 / 100)
+
+
+@settings(max_examples=30, deadline=None)
+@given(value=st.floats(-5, 5), sd=st.floats(0.1, 10), n=st.integers(10, 200))
+def test_normal_p_value_is_the_normal_tail(value: float, sd: float, n: int) -> None:
+    reps = np.random.default_rng(n).normal(0.0, sd, n)
+    expected = norm.sf(value / reps.std(ddof=1))
+    assert normal_p_value(value, reps) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_normal_p_value_has_no_floor_and_is_nan_without_spread() -> None:
+    reps = np.random.default_rng(0).normal(0.0, 1.0, 200)
+    assert normal_p_value(10.0, reps) < 1e-15  # far below 1 / (200 + 1)
+    with pytest.warns(DegenerateInputWarning, match="undefined"):
+        assert np.isnan(normal_p_value(1.0, np.zeros(50)))
+    with pytest.warns(DegenerateInputWarning):
+        assert np.isnan(normal_p_value(1.0, np.array([np.nan, 1.0])))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10", None])
+def test_check_n_boot_names_the_argument(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^n_perm=.*integer >= 0"):
+        check_n_boot(bad, "n_perm")
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.0, -0.5, 95, True, "0.9", float("nan")])
+def test_check_confidence_one_open_range(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^confidence=.*\(0, 1\)"):
+        check_confidence(bad)
+
+
+@pytest.mark.parametrize("ok", [0.01, 0.5, 0.95, np.float32(0.9)])
+def test_check_confidence_accepts_the_open_unit_interval(ok: float) -> None:
+    assert check_confidence(ok) == pytest.approx(float(ok))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.01, False, "0.1", float("nan")])
+def test_check_probability_names_the_argument(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^alpha=.*\[0, 1\]"):
+        check_probability(bad, "alpha")
+    assert check_probability(0, "alpha") == 0.0 and check_probability(1, "alpha") == 1.0
+
+
+def test_core_imports_nothing_from_aqi() -> None:
+    """The statistics core is the bottom layer: no import of any aqi module."""
+    tree = ast.parse(Path(_stats.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not (node.module or "").startswith("aqi"), node.module
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("aqi") for a in node.names)
+
+
+def test_the_indices_reexport_the_one_warning_class() -> None:
+    import aqi.indices
+
+    assert aqi.indices.DegenerateInputWarning is DegenerateInputWarning
