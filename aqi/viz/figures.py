@@ -15,7 +15,7 @@ from ..indices.profile import AQIProfile
 from ..probes.calibration import CalibrationResult
 from ..probes.jailbreak import JailbreakDriftProfile
 from ..probes.ood import OODLayerResult
-from ._style import COLORS, axes, short
+from ._style import COLORS, axes, display_name, short
 
 __all__ = [
     "index_table",
@@ -69,8 +69,6 @@ def plot_profile(profile: AQIProfile, *, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("layer")
     ax.set_ylabel("AQI (0–100)")
     ax.set_ylim(bottom=0)
-    from ..audit import display_name
-
     name = display_name(profile.model) or "model"
     ax.set_title(f"AQI per layer — {name} ({profile.pooling} pooling)", fontsize=9)
     ax.legend(fontsize=6, frameon=False, loc="upper left")
