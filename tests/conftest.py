@@ -147,3 +147,32 @@ def hook_count(model: torch.nn.Module) -> int:
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def build_family(model_type: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny (2 blocks, hidden 16) random causal LM — or base model — of any text family."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    if model_type == "gpt2":
+        cfg = tf.AutoConfig.for_model(
+            "gpt2", vocab_size=64, n_embd=16, n_layer=2, n_head=2, n_positions=64
+        )
+    else:
+        cfg = tf.AutoConfig.for_model(
+            model_type,
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+            max_position_embeddings=64,
+            pad_token_id=None,
+        )
+    try:
+        model = tf.AutoModelForCausalLM.from_config(cfg)
+    except ValueError:  # encoders without a causal-LM head
+        model = tf.AutoModel.from_config(cfg)
+    return model.float().eval()

@@ -4,7 +4,14 @@ from .capture import capture
 from .distributed import current_shard, merge_shards, shard_path
 from .encoding import SPANS, EncodedPrompt, PromptEncoder
 from .hooks import ActivationHooks
-from .layers import ARCHITECTURES, LayerRef, find_architecture, resolve_layers
+from .layers import (
+    ARCHITECTURES,
+    Architecture,
+    LayerRef,
+    ModelArchitecture,
+    find_architecture,
+    resolve_layers,
+)
 from .pooling import POOLINGS, SpanMask, pool
 from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
 from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
@@ -19,9 +26,11 @@ __all__ = [
     "SPANS",
     "ActivationHooks",
     "ActivationStore",
+    "Architecture",
     "EncodedPrompt",
     "LayerInfo",
     "LayerRef",
+    "ModelArchitecture",
     "Prompt",
     "PromptEncoder",
     "PromptSet",

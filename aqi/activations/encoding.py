@@ -31,12 +31,16 @@ SPANS: tuple[str, ...] = ("all", "user", "response")
 
 @dataclass(frozen=True, slots=True)
 class EncodedPrompt:
-    """A tokenized prompt: ids, the token span to pool ``[start, stop)``, truncation."""
+    """A tokenized prompt: ids, the token span to pool ``[start, stop)``, truncation.
+
+    ``token_type_ids`` holds the segment ids of a text pair (``text_pair=True``).
+    """
 
     input_ids: list[int]
     start: int
     stop: int
     truncated: bool
+    token_type_ids: list[int] | None = None
 
 
 class PromptEncoder:
@@ -59,6 +63,11 @@ class PromptEncoder:
         Truncate longer inputs. ``None``: the smaller of the tokenizer's
         ``model_max_length`` and the model's ``max_position_embeddings``
         when known, as passed by :func:`aqi.capture`.
+    text_pair : bool
+        Plain text only: encode prompt and response as the tokenizer's text pair
+        (separator and segment ids, the way sequence-pair reward models are trained)
+        instead of joining them with a newline. Needs ``include_response=True`` and
+        ``span="all"``.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class PromptEncoder:
         system_prompt: str | None = None,
         include_response: bool = False,
         max_length: int | None = None,
+        text_pair: bool = False,
     ) -> None:
         if span not in SPANS:
             raise ValueError(f"span={span!r}; expected one of {', '.join(map(repr, SPANS))}")
@@ -96,6 +106,13 @@ class PromptEncoder:
             )
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length={max_length!r}; expected a positive int or None")
+        if text_pair and (chat or not include_response or span != "all"):
+            raise ValueError(
+                "text_pair=True encodes plain (prompt, response) pairs: it needs chat=False, "
+                f"include_response=True and span='all'; got chat={chat}, include_response="
+                f"{include_response}, span={span!r}"
+            )
+        self.text_pair = bool(text_pair)
         self.tokenizer = tokenizer
         self.span = span
         self.chat = bool(chat)
@@ -130,6 +147,8 @@ class PromptEncoder:
             rendered = self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=not self.include_response
             )
+            if self.span == "all":  # nothing to locate
+                return rendered, (0, len(rendered))
             resp = (len(rendered), len(rendered))
             if self.include_response:
                 resp = _locate(rendered, response, len(rendered), prompt.id, "response")  # type: ignore[arg-type]
@@ -142,19 +161,30 @@ class PromptEncoder:
 
     def encode(self, prompts: Sequence[Prompt]) -> list[EncodedPrompt]:
         """Encode a batch of prompts (one tokenizer call)."""
-        rendered = [self.render(p) for p in prompts]
+        if self.text_pair:
+            for p in prompts:
+                if p.response is None:
+                    raise ValueError(f"prompt {p.id!r} has no response but text_pair=True")
+            rendered = [(p.text, (0, 0)) for p in prompts]
+            pair: dict[str, Any] = {"text_pair": [p.response for p in prompts]}
+        else:
+            rendered = [self.render(p) for p in prompts]
+            pair = {}
         enc = self.tokenizer(
             [r for r, _ in rendered],
+            **pair,
             add_special_tokens=not self.chat,
             return_offsets_mapping=self.span != "all",
             return_attention_mask=False,
             truncation=False,
             verbose=False,
         )
+        types = enc.get("token_type_ids") if self.text_pair else None
         out: list[EncodedPrompt] = []
         n_truncated = 0
         for i, (prompt, (_, (c0, c1))) in enumerate(zip(prompts, rendered, strict=True)):
             ids: list[int] = list(enc["input_ids"][i])
+            tt: list[int] | None = None if types is None else list(types[i])
             n = len(ids)
             if self.span == "all":
                 start, stop = 0, n
@@ -177,9 +207,11 @@ class PromptEncoder:
                 if self.truncation_side == "left":
                     cut = n - keep
                     ids = ids[cut:]
+                    tt = None if tt is None else tt[cut:]
                     start, stop = max(start - cut, 0), stop - cut
                 else:
                     ids = ids[:keep]
+                    tt = None if tt is None else tt[:keep]
                     stop = min(stop, keep)
                 if stop <= start:
                     raise ValueError(
@@ -187,7 +219,11 @@ class PromptEncoder:
                         f"{keep} on the {self.truncation_side}, leaves none of its "
                         f"{self.span!r} span; raise max_length or use span='all'"
                     )
-            out.append(EncodedPrompt(ids, start, stop, truncated))
+            out.append(
+                EncodedPrompt(
+                    input_ids=ids, start=start, stop=stop, truncated=truncated, token_type_ids=tt
+                )
+            )
         if n_truncated:
             warnings.warn(
                 f"{n_truncated} prompt(s) longer than max_length={self.max_length} tokens were "
@@ -227,3 +263,18 @@ def pad_batch(
         attn[i, off : off + n] = 1
         span[i, off + e.start : off + e.stop] = True
     return ids, attn, span
+
+
+def pad_token_type_ids(encoded: Sequence[EncodedPrompt], side: str) -> torch.Tensor | None:
+    """Segment ids of a text-pair batch padded like :func:`pad_batch` (``None`` without)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
+    if any(e.token_type_ids is None for e in encoded):
+        return None
+    width = max(len(e.input_ids) for e in encoded)
+    out = torch.zeros((len(encoded), width), dtype=torch.long)
+    for i, e in enumerate(encoded):
+        n = len(e.input_ids)
+        off = width - n if side == "left" else 0
+        out[i, off : off + n] = torch.as_tensor(e.token_type_ids, dtype=torch.long)
+    return out

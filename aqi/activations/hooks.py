@@ -175,13 +175,21 @@ class ActivationHooks:
         ``span`` (a ``[batch, seq]`` bool mask) selects the tokens to pool, e.g.
         an attention mask; ``None`` pools every position.
         """
+        return self.run_with_output(*args, span=span, **kwargs)[1]
+
+    def run_with_output(
+        self, *args: Any, span: SpanMask | torch.Tensor | None = None, **kwargs: Any
+    ) -> tuple[Any, dict[str, dict[str, torch.Tensor]]]:
+        """Like :meth:`run`, and also return what the model returned (``None`` when
+        ``early_exit`` stopped the forward pass), e.g. a reward model's logits."""
         if not self._handles:
             raise RuntimeError("hooks are not registered; use `with ActivationHooks(...) as h:`")
         self.set_span(span)
         self._out = {}
+        output = None
         try:
             with torch.inference_mode():
-                self.model(*args, **kwargs)
+                output = self.model(*args, **kwargs)
         except _StopForward:
             pass
         except BaseException:
@@ -196,7 +204,7 @@ class ActivationHooks:
                 f"layers {missing} did not run during the forward pass; are they used by "
                 f"{type(self.model).__name__}.forward?"
             )
-        return self.pop()
+        return output, self.pop()
 
 
 def to_cpu(

@@ -13,9 +13,11 @@ A layer spec names the modules whose outputs are captured:
   (``"model.layers.*.mlp"``);
 - a list mixing any of these.
 
-Blocks, embeddings and the final norm are found through an architecture table
-of common Hugging Face families; unknown architectures fall back to the longest
-``nn.ModuleList`` of identical modules, and the store records what was read.
+Blocks, embeddings and the final norm are found through one architecture table
+of common Hugging Face families (:data:`ARCHITECTURES`), which also lists the
+modules that write into the residual stream (used by
+:func:`aqi.probes.ablate_direction`); unknown architectures fall back to the
+longest ``nn.ModuleList`` of identical modules, and the store records what was read.
 """
 
 from __future__ import annotations
@@ -23,55 +25,130 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "LayerRef", "LayerSpec", "find_architecture", "resolve_layers"]
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "LayerRef",
+    "LayerSpec",
+    "ModelArchitecture",
+    "find_architecture",
+    "resolve_layers",
+]
 
 LayerSpec = str | int | Sequence[str | int] | None
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """Where a family keeps its blocks, embedding output and final norm (name suffixes)."""
+    """Where a family keeps its modules, as name suffixes.
+
+    Attributes
+    ----------
+    blocks : str
+        The ``nn.ModuleList`` of transformer blocks.
+    embeddings, final_norm : str or None
+        The module whose output is the embedding output (what
+        ``layers="embeddings"`` captures) and the final norm.
+    embedding_writers : tuple of str
+        The embedding tables that write into the residual stream (token and, where
+        learned, position embeddings).
+    block_writers : tuple of str
+        Per block, relative to it: the modules that add into the residual stream
+        (attention and MLP output projections).
+    no_ablation : str or None
+        Why :func:`aqi.probes.ablate_direction` does not apply to the family
+        (``None`` when the writers are listed).
+    """
 
     blocks: str
     embeddings: str | None
     final_norm: str | None
+    embedding_writers: tuple[str, ...] = ()
+    block_writers: tuple[str, ...] = ()
+    no_ablation: str | None = None
+
+    def __post_init__(self) -> None:
+        has_writers = bool(self.embedding_writers) and bool(self.block_writers)
+        if has_writers == (self.no_ablation is not None):
+            raise ValueError(
+                "an Architecture lists its residual-stream writers (embedding_writers and "
+                "block_writers) or says why ablation does not apply (no_ablation), not both "
+                f"or neither; got {self!r}"
+            )
 
 
-_DECODER = Architecture(blocks="layers", embeddings="embed_tokens", final_norm="norm")
+_POST_NORM = (
+    "post-norm — a LayerNorm after each residual addition re-normalises the stream, "
+    "so orthogonalising its writers would not remove the direction"
+)
+_SANDWICH_NORM = (
+    "sandwich norms — attention and MLP outputs pass through a norm with a learned scale "
+    "before joining the residual stream, so orthogonalising the projections would not "
+    "remove the direction"
+)
+_MOE = "mixture of experts — the experts' output weights are not supported yet"
+_DECODER = Architecture(
+    blocks="layers",
+    embeddings="embed_tokens",
+    final_norm="norm",
+    embedding_writers=("embed_tokens",),
+    block_writers=("self_attn.o_proj", "mlp.down_proj"),
+)
+_DECODER_SANDWICH = replace(
+    _DECODER, embedding_writers=(), block_writers=(), no_ablation=_SANDWICH_NORM
+)
+_DECODER_MOE = replace(_DECODER, embedding_writers=(), block_writers=(), no_ablation=_MOE)
+_ENCODER = Architecture(
+    blocks="encoder.layer", embeddings="embeddings", final_norm=None, no_ablation=_POST_NORM
+)
 
-#: model_type -> where blocks, embeddings and final norm live (matched as name suffixes,
-#: so the same entry serves ``LlamaModel``, ``LlamaForCausalLM`` and wrappers).
+#: model_type -> where blocks, embeddings, final norm and residual-stream writers live
+#: (matched as name suffixes, so the same entry serves ``LlamaModel``,
+#: ``LlamaForCausalLM`` and wrappers).
 ARCHITECTURES: dict[str, Architecture] = {
     "llama": _DECODER,
     "mistral": _DECODER,
-    "mixtral": _DECODER,
+    "mixtral": _DECODER_MOE,
     "qwen2": _DECODER,
     "qwen3": _DECODER,
-    "qwen2_moe": _DECODER,
-    "qwen3_moe": _DECODER,
+    "qwen2_moe": _DECODER_MOE,
+    "qwen3_moe": _DECODER_MOE,
     "phi3": _DECODER,
     "olmo": _DECODER,
-    "olmo2": _DECODER,
+    "olmo2": _DECODER_SANDWICH,
     "gemma": _DECODER,
-    "gemma2": _DECODER,
-    "gemma3_text": _DECODER,
+    "gemma2": _DECODER_SANDWICH,
+    "gemma3_text": _DECODER_SANDWICH,
     # Multimodal Gemma 3: only the language model's blocks, never the vision tower's.
     "gemma3": Architecture(
-        "language_model.layers", "language_model.embed_tokens", "language_model.norm"
+        blocks="language_model.layers",
+        embeddings="language_model.embed_tokens",
+        final_norm="language_model.norm",
+        no_ablation=_SANDWICH_NORM,
     ),
-    "gpt2": Architecture(blocks="h", embeddings="drop", final_norm="ln_f"),
+    "gpt2": Architecture(
+        blocks="h",
+        embeddings="drop",
+        final_norm="ln_f",
+        embedding_writers=("wte", "wpe"),
+        block_writers=("attn.c_proj", "mlp.c_proj"),
+    ),
     "gpt_neox": Architecture(
-        blocks="layers", embeddings="emb_dropout", final_norm="final_layer_norm"
+        blocks="layers",
+        embeddings="emb_dropout",
+        final_norm="final_layer_norm",
+        embedding_writers=("embed_in",),
+        block_writers=("attention.dense", "mlp.dense_4h_to_h"),
     ),
-    "bert": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
-    "roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
-    "xlm-roberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
-    "deberta": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
-    "deberta-v2": Architecture(blocks="encoder.layer", embeddings="embeddings", final_norm=None),
+    "bert": _ENCODER,
+    "roberta": _ENCODER,
+    "xlm-roberta": _ENCODER,
+    "deberta": _ENCODER,
+    "deberta-v2": _ENCODER,
 }
 
 
@@ -90,12 +167,33 @@ class LayerRef:
 
 
 @dataclass(frozen=True)
-class _Found:
+class ModelArchitecture:
+    """Where one model keeps its blocks, embedding output, final norm and residual writers.
+
+    Attributes
+    ----------
+    blocks_name : str
+        The block list (``"model.layers"``).
+    blocks : tuple of str
+        Every block, in order (``"model.layers.0"``, …).
+    embeddings, final_norm : str or None
+        The embedding-output module and the final norm, where known.
+    source : str
+        ``"table:<model_type>"`` (found through :data:`ARCHITECTURES`) or ``"heuristic"``.
+    residual_writers : tuple of str
+        Every module that writes into the residual stream (embedding tables, then each
+        block's attention and MLP output projections); empty when unknown.
+    no_ablation : str or None
+        Why ``residual_writers`` is empty (``None`` when it is not).
+    """
+
     blocks_name: str
     blocks: tuple[str, ...]
     embeddings: str | None
     final_norm: str | None
-    source: str  # "table:<model_type>" or "heuristic"
+    source: str
+    residual_writers: tuple[str, ...] = ()
+    no_ablation: str | None = None
 
 
 def _by_suffix(names: Sequence[str], suffix: str | None) -> str | None:
@@ -106,8 +204,46 @@ def _by_suffix(names: Sequence[str], suffix: str | None) -> str | None:
     return min(hits, key=len) if hits else None
 
 
-def find_architecture(model: nn.Module) -> _Found:
-    """Locate the block list, embedding output and final norm of ``model``."""
+def _writers(
+    arch: Architecture, names: Sequence[str], blocks: Sequence[str], model_type: str
+) -> tuple[tuple[str, ...], str | None]:
+    """Full names of the residual writers of ``arch``, or ``()`` and why not."""
+    if arch.no_ablation is not None:
+        return (), f"model_type {model_type!r}: {arch.no_ablation}"
+    embeds = [_by_suffix(names, e) for e in arch.embedding_writers]
+    per_block = [f"{b}.{w}" for b in blocks for w in arch.block_writers]
+    known = set(names)
+    missing = [e for e, n in zip(arch.embedding_writers, embeds, strict=True) if n is None]
+    missing += [n for n in per_block if n not in known]
+    if missing:
+        return (), (
+            f"model_type {model_type!r}: the table's residual-stream writers are not all in "
+            f"the model (missing: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''})"
+        )
+    return (*(e for e in embeds if e is not None), *per_block), None
+
+
+def find_architecture(model: nn.Module) -> ModelArchitecture:
+    """Locate the blocks, embedding output, final norm and residual writers of ``model``.
+
+    Hugging Face families in :data:`ARCHITECTURES` are found by ``config.model_type``;
+    any other model falls back to its longest ``nn.ModuleList`` of identical modules
+    (no embeddings, final norm or writers known).
+
+    Raises
+    ------
+    ValueError
+        When no block list can be found.
+
+    Examples
+    --------
+    >>> from transformers import GPT2Config, GPT2Model
+    >>> a = find_architecture(GPT2Model(GPT2Config(n_layer=2, n_embd=8, n_head=2, vocab_size=10)))
+    >>> a.blocks, a.source
+    (('h.0', 'h.1'), 'table:gpt2')
+    >>> a.residual_writers[:4]
+    ('wte', 'wpe', 'h.0.attn.c_proj', 'h.0.mlp.c_proj')
+    """
     modules = dict(model.named_modules())
     names = list(modules)
     config = getattr(model, "config", None)
@@ -117,12 +253,16 @@ def find_architecture(model: nn.Module) -> _Found:
         blocks_name = _by_suffix(names, arch.blocks)
         if blocks_name is not None and isinstance(modules[blocks_name], nn.ModuleList):
             n = len(modules[blocks_name])
-            return _Found(
-                blocks_name,
-                tuple(f"{blocks_name}.{i}" for i in range(n)) if blocks_name else (),
-                _by_suffix(names, arch.embeddings),
-                _by_suffix(names, arch.final_norm),
-                f"table:{model_type}",
+            blocks = tuple(f"{blocks_name}.{i}" for i in range(n)) if blocks_name else ()
+            writers, no_ablation = _writers(arch, names, blocks, str(model_type))
+            return ModelArchitecture(
+                blocks_name=blocks_name,
+                blocks=blocks,
+                embeddings=_by_suffix(names, arch.embeddings),
+                final_norm=_by_suffix(names, arch.final_norm),
+                source=f"table:{model_type}",
+                residual_writers=writers,
+                no_ablation=no_ablation,
             )
     # Heuristic: the longest ModuleList whose children all share one class.
     best: tuple[int, str] | None = None
@@ -138,8 +278,16 @@ def find_architecture(model: nn.Module) -> _Found:
             "name the modules to capture explicitly, e.g. layers=['encoder.0', 'encoder.1']"
         )
     n, blocks_name = best
-    return _Found(
-        blocks_name, tuple(f"{blocks_name}.{i}" for i in range(n)), None, None, "heuristic"
+    return ModelArchitecture(
+        blocks_name=blocks_name,
+        blocks=tuple(f"{blocks_name}.{i}" for i in range(n)),
+        embeddings=None,
+        final_norm=None,
+        source="heuristic",
+        no_ablation=(
+            f"model_type {model_type!r}: not in aqi.activations.ARCHITECTURES, so its "
+            "residual-stream writers are unknown"
+        ),
     )
 
 
@@ -187,12 +335,12 @@ def resolve_layers(model: nn.Module, spec: LayerSpec = "blocks") -> list[LayerRe
     names = [n for n in modules if n]
     order = {n: i for i, n in enumerate(modules)}
     try:
-        found: _Found | None = find_architecture(model)
+        found: ModelArchitecture | None = find_architecture(model)
         arch_error: ValueError | None = None
     except ValueError as e:  # only an error if the spec needs blocks / aliases
         found, arch_error = None, e
 
-    def arch() -> _Found:
+    def arch() -> ModelArchitecture:
         if found is None:
             assert arch_error is not None  # internal invariant, not user input
             raise arch_error

@@ -83,12 +83,6 @@ class LayerPooling:
             "n_heldout": self.n_heldout,
         }
 
-    def plot(self, ax: Any = None) -> Any:
-        """Bar chart of the layer weights; see :func:`aqi.viz.plot_layer_weights`."""
-        from ..viz.figures import plot_layer_weights
-
-        return plot_layer_weights(self, ax=ax)
-
     def __repr__(self) -> str:
         used = [f"{la}: {w:.2f}" for la, w in zip(self.layers, self.weights, strict=True) if w > 0]
         return (

@@ -10,11 +10,13 @@
   :func:`preference_calibration`, :class:`TemperatureScaling`,
   :class:`PlattScaling`, :func:`reward_shift`;
 * hidden-misalignment flags: :func:`jailbreak_drift`, :func:`linear_probe`,
-  :func:`ablate_direction`.
+  :func:`ablate_direction`;
+* token attributions (integrated gradients): :func:`token_attributions`.
 """
 
 from .._stats import Estimate
 from .ablation import ablate_direction, mean_difference_direction
+from .attributions import TokenAttribution, token_attributions
 from .calibration import (
     CalibrationResult,
     PlattScaling,
@@ -77,6 +79,7 @@ __all__ = [
     "RiskCoverage",
     "ShiftResult",
     "TemperatureScaling",
+    "TokenAttribution",
     "ablate_direction",
     "conformal_threshold",
     "detection_metrics",
@@ -95,5 +98,6 @@ __all__ = [
     "reward_shift",
     "risk_coverage",
     "score_pairs",
+    "token_attributions",
     "wrap_prompts",
 ]

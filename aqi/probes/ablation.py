@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..activations.layers import ARCHITECTURES, find_architecture
 from ..activations.store import ActivationStore
 
 __all__ = ["ablate_direction", "mean_difference_direction", "residual_writers"]
@@ -45,32 +46,43 @@ def mean_difference_direction(
     return d / norm
 
 
+def _kind(name: str, module: nn.Module) -> str:
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if type(module).__name__ == "Conv1D":  # transformers' GPT-2 layer: weight is in x out
+        return "conv1d"
+    raise ValueError(
+        f"residual writer {name!r} is a {type(module).__name__}; direction ablation handles "
+        "nn.Embedding, nn.Linear and transformers' Conv1D"
+    )
+
+
 def residual_writers(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
     """``(name, module, kind)`` of every module writing into the residual stream.
 
-    ``kind``: ``"embedding"`` (rows are vectors), ``"linear"`` (``out x in`` weight)
-    or ``"conv1d"`` (GPT-2's ``in x out`` weight).
+    The modules come from the architecture table
+    (:data:`aqi.activations.ARCHITECTURES`, through
+    :func:`aqi.activations.find_architecture`). ``kind``: ``"embedding"`` (rows are
+    vectors), ``"linear"`` (``out x in`` weight) or ``"conv1d"`` (GPT-2's ``in x out``
+    weight).
+
+    Raises
+    ------
+    ValueError
+        For a family whose writers are not in the table (post-norm encoders,
+        sandwich-norm decoders, mixtures of experts, unknown architectures).
     """
-    core = getattr(model, "model", None) or getattr(model, "transformer", None) or model
-    writers: list[tuple[str, nn.Module, str]] = []
-    if hasattr(core, "embed_tokens") and hasattr(core, "layers"):  # Llama family
-        writers.append(("embed_tokens", core.embed_tokens, "embedding"))
-        for i, block in enumerate(core.layers):
-            writers.append((f"layers.{i}.self_attn.o_proj", block.self_attn.o_proj, "linear"))
-            writers.append((f"layers.{i}.mlp.down_proj", block.mlp.down_proj, "linear"))
-        return writers
-    if hasattr(core, "wte") and hasattr(core, "h"):  # GPT-2
-        writers.append(("wte", core.wte, "embedding"))
-        writers.append(("wpe", core.wpe, "embedding"))
-        for i, block in enumerate(core.h):
-            writers.append((f"h.{i}.attn.c_proj", block.attn.c_proj, "conv1d"))
-            writers.append((f"h.{i}.mlp.c_proj", block.mlp.c_proj, "conv1d"))
-        return writers
-    raise ValueError(
-        f"direction ablation supports pre-norm Llama-family and GPT-2 models; "
-        f"{type(model).__name__} is not one (post-norm models re-normalise the residual "
-        "stream, so orthogonalising its writers would not remove the direction)"
-    )
+    found = find_architecture(model)
+    if not found.residual_writers:
+        supported = sorted(k for k, a in ARCHITECTURES.items() if a.no_ablation is None)
+        raise ValueError(
+            f"cannot ablate a direction in {type(model).__name__}; {found.no_ablation} "
+            f"(ablation supports model types {', '.join(supported)})"
+        )
+    modules = dict(model.named_modules())
+    return [(n, modules[n], _kind(n, modules[n])) for n in found.residual_writers]
 
 
 def ablate_direction(model: nn.Module, direction: Any, *, inplace: bool = False) -> nn.Module:
@@ -79,7 +91,10 @@ def ablate_direction(model: nn.Module, direction: Any, *, inplace: bool = False)
 
     Parameters
     ----------
-    model : Llama-family or GPT-2 model
+    model : torch.nn.Module
+        A pre-norm model whose family lists its residual-stream writers in
+        :data:`aqi.activations.ARCHITECTURES` (Llama, Mistral, Qwen2/3, Phi-3, OLMo,
+        Gemma, GPT-2, GPT-NeoX).
     direction : array-like of shape (hidden_size,)
         Normalised internally.
     inplace : bool

@@ -4,8 +4,9 @@ attributions. Every function returns a matplotlib ``Figure`` built without pyplo
 global state; colours are the Okabe–Ito colour-blind-safe palette (safe = blue,
 unsafe = vermillion)."""
 
+from ..probes.attributions import TokenAttribution, token_attributions
 from ._style import COLORS
-from .attributions import TokenAttribution, plot_token_attributions, token_attributions
+from .attributions import plot_token_attributions
 from .figures import (
     index_table,
     plot_comparison,

@@ -1,6 +1,9 @@
-"""Shared figure helpers: colour-blind-safe colours (Okabe–Ito), figures without pyplot."""
+"""Shared figure helpers: colour-blind-safe colours (Okabe–Ito), figures without pyplot,
+names for people."""
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -38,7 +41,15 @@ def short(layer: str) -> str:
 
 
 def display_name(name: str) -> str:
-    """A model name for people: a local checkpoint path shows as its folder name."""
-    from pathlib import PurePath
+    """A model name for people: a local checkpoint path shows as its folder name.
 
+    Examples
+    --------
+    >>> display_name("/ckpt/runs/llama-7b-dpo/")
+    'llama-7b-dpo'
+    >>> display_name("HuggingFaceTB/SmolLM2-135M-Instruct")
+    'SmolLM2-135M-Instruct'
+    >>> display_name("gpt2")
+    'gpt2'
+    """
     return PurePath(name).name if ("/" in name or "\\" in name) and name.strip("/") else name

@@ -1,139 +1,15 @@
-"""Token attributions (captum): which tokens push a prompt toward the unsafe cluster.
-
-The attributed quantity is the prompt's pooled activation at ``layer`` projected on
-a direction — by default the safe→unsafe mean-difference direction of a store, or a
-linear probe's weight vector — ``f(x) = mean_{t ∈ span} h_t(x) · r``.
-:class:`captum.attr.LayerIntegratedGradients` integrates its gradient with respect to
-the token embeddings from a baseline (the prompt's tokens replaced by padding, the
-chat template kept) to the input. Completeness — attributions sum to
-``f(x) − f(baseline)`` up to the reported ``delta`` — is checked in the tests.
-"""
+"""Draw token attributions (:func:`aqi.probes.token_attributions`) as a heat map."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..activations.encoding import PromptEncoder
-from ..activations.layers import resolve_layers
-from ..activations.prompts import Prompt
+from ..probes.attributions import TokenAttribution
 from ._style import axes
 
-__all__ = ["TokenAttribution", "plot_token_attributions", "token_attributions"]
-
-
-@dataclass(frozen=True)
-class TokenAttribution:
-    """Per-token attribution of the projection on a direction at one layer."""
-
-    text: str
-    tokens: tuple[str, ...]
-    scores: np.ndarray = field(repr=False)
-    span: tuple[int, int]
-    layer: str
-    value: float
-    baseline_value: float
-    delta: float
-
-    def top(self, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` span tokens that push hardest toward the direction (unsafe)."""
-        a, b = self.span
-        idx = np.argsort(-self.scores[a:b])[:k] + a
-        return [(self.tokens[i], float(self.scores[i])) for i in idx]
-
-    def plot(self, ax: Axes | None = None) -> Figure:
-        return plot_token_attributions(self, ax=ax)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "tokens": list(self.tokens),
-            "scores": self.scores.tolist(),
-            "span": list(self.span),
-            "layer": self.layer,
-            "value": self.value,
-            "baseline_value": self.baseline_value,
-            "delta": self.delta,
-        }
-
-
-def token_attributions(
-    model: torch.nn.Module,
-    tokenizer: Any,
-    text: str,
-    direction: Any,
-    *,
-    layer: str | int,
-    chat: bool | None = None,
-    n_steps: int = 32,
-    internal_batch_size: int | None = 8,
-) -> TokenAttribution:
-    """Integrated-gradients attribution of ``mean(h_layer) · direction`` to the prompt tokens.
-
-    Parameters
-    ----------
-    model, tokenizer
-        A Hugging Face model and its tokenizer.
-    text : str
-        The user prompt (rendered with the chat template when the tokenizer has one).
-    direction : array-like of shape (hidden,)
-        E.g. :func:`aqi.probes.mean_difference_direction` (positive = toward unsafe).
-    layer : layer spec
-        Where the projection is read.
-    n_steps : int
-        Integration steps (more = smaller completeness error ``delta``).
-    """
-    from captum.attr import LayerIntegratedGradients
-
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("text must be a non-empty string")
-    ref = resolve_layers(model, layer)[0]
-    r = torch.as_tensor(np.asarray(direction, dtype=np.float32))
-    if r.ndim != 1:
-        raise ValueError(f"direction must be a 1-D vector, got shape {tuple(r.shape)}")
-    enc = PromptEncoder(tokenizer, span="user", chat=chat).encode([Prompt("x", text, "unsafe")])[0]
-    device = next(model.parameters()).device
-    ids = torch.tensor([enc.input_ids], device=device)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    base = ids.clone()
-    base[0, enc.start : enc.stop] = pad
-    r = r.to(device)
-    captured: dict[str, torch.Tensor] = {}
-
-    def hook(_m: Any, _a: Any, out: Any) -> None:
-        captured["h"] = out[0] if isinstance(out, tuple) else out
-
-    def forward(input_ids: torch.Tensor) -> torch.Tensor:
-        model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
-        h = captured.pop("h")
-        if h.shape[-1] != r.shape[0]:
-            raise ValueError(
-                f"direction has {r.shape[0]} entries but {ref.name} outputs {h.shape[-1]}"
-            )
-        return h[:, enc.start : enc.stop].float().mean(1) @ r
-
-    handle = ref.module.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
-            attr, delta = lig.attribute(
-                ids, baselines=base, n_steps=n_steps, return_convergence_delta=True,
-                internal_batch_size=internal_batch_size,
-            )  # fmt: skip
-            with torch.no_grad():
-                fx, fb = float(forward(ids)[0]), float(forward(base)[0])
-    finally:
-        handle.remove()
-    scores = attr.sum(-1)[0].detach().float().cpu().numpy()
-    tokens = tuple(tokenizer.convert_ids_to_tokens(enc.input_ids))
-    return TokenAttribution(
-        text, tokens, scores, (enc.start, enc.stop), ref.name, fx, fb, float(delta[0])
-    )
+__all__ = ["plot_token_attributions"]
 
 
 def _clean(tok: str) -> str:
@@ -146,6 +22,12 @@ def plot_token_attributions(
     """Token heat map: vermillion pushes toward unsafe, blue toward safe."""
     from matplotlib import colormaps
     from matplotlib.colors import TwoSlopeNorm
+
+    if not isinstance(attr, TokenAttribution):
+        raise TypeError(
+            "attr must be a TokenAttribution (aqi.probes.token_attributions), got "
+            f"{type(attr).__name__}"
+        )
 
     a, b = attr.span if span_only else (0, len(attr.tokens))
     toks = [_clean(t) for t in attr.tokens[a:b]]

@@ -69,7 +69,6 @@ def plot_profile(profile: AQIProfile, *, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("layer")
     ax.set_ylabel("AQI (0–100)")
     ax.set_ylim(bottom=0)
-
     name = display_name(profile.model) or "model"
     ax.set_title(f"AQI per layer — {name} ({profile.pooling} pooling)", fontsize=9)
     ax.legend(fontsize=6, frameon=False, loc="upper left")

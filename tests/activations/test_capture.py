@@ -352,3 +352,30 @@ def test_partial_dir_removed_after_success(tiny_factory, small_prompts, tmp_path
     p = tmp_path / "a.h5"
     aqi.capture(model, tok, small_prompts[:3], p, commit_rows=1).close()
     assert p.is_file() and not partial_dir(Path(p)).exists()
+
+
+def test_encoder_text_pair_matches_the_tokenizer_pair(bert_tokenizer_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from aqi.activations import Prompt
+    from aqi.activations.encoding import pad_token_type_ids
+
+    tok = AutoTokenizer.from_pretrained(bert_tokenizer_dir)
+    rows = [Prompt("a", "How do I bake bread?", "safe", response="Knead, rise, bake."),
+            Prompt("b", "Hi", "safe", response="Hello there, friend.")]  # fmt: skip
+    enc = PromptEncoder(tok, span="all", include_response=True, text_pair=True).encode(rows)
+    for e, p in zip(enc, rows, strict=True):
+        ref = tok(p.text, p.response)
+        assert e.input_ids == ref["input_ids"] and e.token_type_ids == ref["token_type_ids"]
+        assert (e.start, e.stop) == (0, len(ref["input_ids"]))
+    types = pad_token_type_ids(enc, "left")
+    assert types is not None
+    pad = len(enc[0].input_ids) - len(enc[1].input_ids)
+    assert types[1, :pad].sum() == 0 and types[1, pad:].tolist() == enc[1].token_type_ids
+    assert pad_token_type_ids(PromptEncoder(tok, span="all").encode(rows), "right") is None
+    with pytest.raises(ValueError, match="text_pair=True encodes plain"):
+        PromptEncoder(tok, span="user", include_response=True, text_pair=True)
+    with pytest.raises(ValueError, match="has no response but text_pair=True"):
+        PromptEncoder(tok, span="all", include_response=True, text_pair=True).encode(
+            [Prompt("c", "x", "safe")]
+        )

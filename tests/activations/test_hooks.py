@@ -136,3 +136,16 @@ def test_shared_module_called_twice_is_an_error():
 def test_span_mask_rejects_empty_rows():
     with pytest.raises(ValueError, match=r"rows \[1\] select no token"):
         SpanMask(torch.tensor([[True, False], [False, False]]))
+
+
+def test_run_with_output_returns_the_model_output_too():
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(3, 5, 4)
+    with ActivationHooks(net, ["0"], pooling="mean") as hooks:
+        out, pooled = hooks.run_with_output(x)
+        assert torch.equal(out, net(x))
+        assert torch.equal(pooled["0"]["mean"], hooks.run(x)["0"]["mean"])
+    with ActivationHooks(net, ["0"], pooling="mean", early_exit=True) as hooks:
+        out, pooled = hooks.run_with_output(x)
+    assert out is None and sorted(pooled) == ["0"]
+    assert hook_count(net) == 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import transformers as tf
 
-from aqi.activations import find_architecture, resolve_layers
+from aqi.activations import ARCHITECTURES, Architecture, find_architecture, resolve_layers
 
-from ..conftest import build_tiny
+from ..conftest import build_family, build_tiny
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,61 @@ def test_bad_specs(spec, exc, match):
 def test_bert_has_no_final_norm():
     with pytest.raises(ValueError, match="has no known final_norm module"):
         resolve_layers(build_tiny("bert", 64), "final_norm")
+
+
+# Every text family of the table (multimodal Gemma 3 would build a full-size vision tower).
+TEXT_FAMILIES = sorted(k for k in ARCHITECTURES if k != "gemma3")
+
+
+@pytest.mark.parametrize("model_type", TEXT_FAMILIES)
+def test_architecture_table_entry_matches_the_family(model_type: str) -> None:
+    from torch import nn
+
+    arch = ARCHITECTURES[model_type]
+    model = build_family(model_type)
+    found = find_architecture(model)
+    modules = dict(model.named_modules())
+    assert found.source == f"table:{model_type}"
+    assert len(found.blocks) == 2
+    assert all(name in modules for name in (found.embeddings, found.final_norm) if name)
+    if arch.no_ablation is not None:
+        assert found.residual_writers == ()
+        assert found.no_ablation == f"model_type {model_type!r}: {arch.no_ablation}"
+        return
+    assert found.no_ablation is None
+    assert len(found.residual_writers) == len(arch.embedding_writers) + 2 * len(
+        arch.block_writers
+    )
+    hidden = model.config.hidden_size if model_type != "gpt2" else model.config.n_embd
+    for name in found.residual_writers:  # each one writes hidden-size vectors
+        m = modules[name]
+        out = m.embedding_dim if isinstance(m, nn.Embedding) else m.weight.shape[
+            0 if isinstance(m, nn.Linear) else 1
+        ]
+        assert out == hidden, name
+
+
+def test_architecture_entries_say_writers_or_why_not() -> None:
+    assert all(
+        (a.no_ablation is None) == bool(a.block_writers) for a in ARCHITECTURES.values()
+    )
+    with pytest.raises(ValueError, match="not both or neither"):
+        Architecture(blocks="layers", embeddings=None, final_norm=None)
+    with pytest.raises(ValueError, match="not both or neither"):
+        Architecture(
+            blocks="layers",
+            embeddings=None,
+            final_norm=None,
+            embedding_writers=("wte",),
+            block_writers=("attn.c_proj",),
+            no_ablation="post-norm",
+        )
+
+
+def test_unknown_architecture_has_no_writers() -> None:
+    from torch import nn
+
+    net = nn.Sequential(nn.ModuleList([nn.Linear(4, 4) for _ in range(3)]))
+    found = find_architecture(net)
+    assert (found.source, found.blocks[0], found.residual_writers) == ("heuristic", "0.0", ())
+    assert "not in aqi.activations.ARCHITECTURES" in (found.no_ablation or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,42 @@ def test_score_pairs_with_callable_and_errors() -> None:
         score_pairs(len, None, prompts, chosen, rejected[:2])
     with pytest.raises(TypeError, match="must be a torch module or a callable"):
         score_pairs(3, None, prompts, chosen, rejected)
+
+
+def test_score_pairs_renders_through_the_chat_template(tiny_factory: Callable) -> None:
+    """A chat tokenizer: pairs are rendered by the capture's encoder (user + assistant turn),
+    left padding changes nothing, and the prompt-only pass ends in the generation prompt."""
+    import transformers as tf
+
+    from aqi.activations import ActivationHooks
+
+    _, tok = tiny_factory("llama", side="left")
+    torch.manual_seed(0)
+    cfg = tf.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = tf.LlamaForSequenceClassification(cfg).eval()
+    prompts, chosen, rejected = PAIRS
+    s = score_pairs(model, tok, prompts, chosen, rejected, batch_size=4, embedding_layer=-1)
+    assert s.embeddings["prompt"].shape == (9, 32)
+    for i in (0, 5):
+        turns = [{"role": "user", "content": prompts[i]}]
+        text = tok.apply_chat_template(
+            [*turns, {"role": "assistant", "content": rejected[i]}], tokenize=False
+        )
+        enc = tok(text, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            reward = float(model(**enc).logits[0, 0])
+        assert s.rejected[i] == pytest.approx(reward, abs=1e-4)
+        text = tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        enc = tok(text, add_special_tokens=False, return_tensors="pt")
+        with ActivationHooks(model, [-1], "mean") as hooks:
+            emb = hooks.run(**enc)["model.layers.1"]["mean"][0]
+        np.testing.assert_allclose(s.embeddings["prompt"][i], emb.numpy(), atol=1e-4)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import aqi
+import aqi.activations
 from aqi.probes import (
     JAILBREAK_TEMPLATES,
     ablate_direction,
@@ -22,6 +23,8 @@ from aqi.probes import (
     ood_probe,
     wrap_prompts,
 )
+
+from ..conftest import build_family
 
 DEEP = ["model.layers.5", "model.layers.19"]
 
@@ -146,9 +149,31 @@ def test_ablated_model_has_no_component_along_the_direction(tiny_factory: Any, a
     assert not torch.equal(next(model.parameters()), next(ablated.parameters()))
 
 
+@pytest.mark.parametrize(
+    "model_type",
+    sorted(k for k, a in aqi.activations.ARCHITECTURES.items() if a.no_ablation is None),
+)
+def test_ablation_follows_the_architecture_table(model_type: str) -> None:
+    # Every family the table lists writers for: no hidden state keeps a component along r.
+    model = build_family(model_type)
+    hidden = model.get_input_embeddings().weight.shape[1]
+    r = np.random.default_rng(1).normal(size=hidden)
+    ablated = ablate_direction(model, r)
+    ids = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        hs = ablated(input_ids=ids, output_hidden_states=True).hidden_states
+        hs0 = model(input_ids=ids, output_hidden_states=True).hidden_states
+    rt = torch.tensor(r / np.linalg.norm(r), dtype=torch.float32)
+    assert len(hs) == 3
+    for h, h0 in zip(hs[:-1], hs0[:-1], strict=True):  # the last one is after the final norm
+        assert (h @ rt).abs().max() < 1e-4 * max(1.0, float(h.abs().max()))
+        assert (h0 @ rt).abs().max() > 1e-3
+
+
 def test_ablation_errors(tiny_factory: Any, tmp_path: Path) -> None:
     bert, _ = tiny_factory("bert")
-    with pytest.raises(ValueError, match="supports pre-norm Llama-family and GPT-2"):
+    msg = "cannot ablate a direction in BertModel; model_type 'bert': post-norm"
+    with pytest.raises(ValueError, match=msg):
         ablate_direction(bert, np.ones(32))
     llama, _ = tiny_factory("llama")
     with pytest.raises(ValueError, match="direction has 3 entries but the hidden size is 32"):

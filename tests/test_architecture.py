@@ -1,0 +1,294 @@
+"""Imports point down: activations → indices → probes → checks/audit → report, viz, cli.
+
+Every module of ``aqi/`` is parsed with :mod:`ast`; every import counts, including
+the ones inside functions and under ``if TYPE_CHECKING:`` (a lazy import is still
+a dependency). A module may import its own layer or a lower one, never a higher
+one. Import cycles are looked for among the imports that run when a module is
+imported (module and class bodies, not function bodies, not ``TYPE_CHECKING``).
+Failures name the offending import as ``path:line``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Layers, bottom to top. A module belongs to the longest prefix listed here;
+#: a new top-level module must be placed in a layer before this test passes.
+LAYERS: dict[str, int] = {
+    "aqi._stats": 0,  # the statistics core, below everything that computes
+    "aqi.data": 0,  # bundled data files
+    "aqi.activations": 1,
+    "aqi.indices": 2,
+    "aqi.probes": 3,
+    "aqi.checks": 4,
+    "aqi.audit": 4,
+    "aqi": 5,  # the package itself re-exports every layer
+    "aqi.report": 5,
+    "aqi.viz": 5,
+    "aqi.cli": 5,
+    "aqi.pytest_plugin": 5,
+    "aqi.behaviour": 5,
+    "aqi.demo": 5,
+}
+LAYER_NAMES = {
+    0: "statistics core / data",
+    1: "activations",
+    2: "indices",
+    3: "probes",
+    4: "checks/audit",
+    5: "report/viz/cli/pytest plugin/demo",
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of an ``aqi`` module, resolved to the module it loads."""
+
+    source: str  # importing module
+    target: str  # imported module (the longest known prefix)
+    path: Path
+    line: int
+    at_import_time: bool  # runs when ``source`` is imported
+
+    def where(self, root: Path) -> str:
+        return f"{self.path.relative_to(root)}:{self.line}"
+
+
+def module_names(package_dir: Path) -> dict[str, Path]:
+    """``{dotted module name: file}`` for every ``.py`` file of a package."""
+    base = package_dir.parent
+    out: dict[str, Path] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(base).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(node: ast.AST, at_import_time: bool) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node under ``node`` with whether it runs when the module is imported."""
+    for child in ast.iter_child_nodes(node):
+        runs = at_import_time
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            runs = False
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and child in node.body:
+            runs = False
+        yield child, runs
+        yield from _walk(child, runs)
+
+
+def _known(name: str, modules: dict[str, Path]) -> str:
+    """The longest prefix of ``name`` that is a module of the package."""
+    parts = name.split(".")
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Import]:
+    """Every import of a package module in ``path``, resolved to module names."""
+    top = min(modules, key=len).split(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: list[Import] = []
+    for node, runs in _walk(tree, True):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names if a.name.split(".")[0] == top]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                pkg = module.split(".") if is_package else module.split(".")[:-1]
+                base_parts = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] != top:
+                continue
+            # ``from pkg import sub`` loads the submodule when ``sub`` is one.
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
+        for t in dict.fromkeys(targets):
+            target = _known(t, modules)
+            if target and target != module:
+                found.append(Import(module, target, path, node.lineno, runs))
+    return found
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    while parts:
+        if ".".join(parts) in LAYERS:
+            return LAYERS[".".join(parts)]
+        parts.pop()
+    return None
+
+
+def upward_imports(imports: list[Import], root: Path) -> list[str]:
+    """``path:line: message`` for every import of a higher layer."""
+    bad = []
+    for imp in imports:
+        src, dst = layer_of(imp.source), layer_of(imp.target)
+        if src is None or dst is None:
+            continue  # reported by test_every_module_has_a_layer
+        if dst > src:
+            bad.append(
+                f"{imp.where(root)}: {imp.source} ({LAYER_NAMES[src]}) imports {imp.target} "
+                f"({LAYER_NAMES[dst]})" + ("" if imp.at_import_time else " [lazy]")
+            )
+    return bad
+
+
+def import_cycles(imports: list[Import], root: Path) -> list[str]:
+    """One description per cycle of import-time imports (each strongly connected component)."""
+    graph: dict[str, dict[str, Import]] = {}
+    for imp in imports:
+        if imp.at_import_time:
+            graph.setdefault(imp.source, {}).setdefault(imp.target, imp)
+    # Tarjan's strongly connected components.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                components.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    out = []
+    for comp in components:
+        edges = [
+            f"    {imp.where(root)}: {a} imports {b}"
+            for a in comp
+            for b, imp in sorted(graph.get(a, {}).items())
+            if b in comp
+        ]
+        out.append(f"cycle among {', '.join(comp)}:\n" + "\n".join(edges))
+    return out
+
+
+@pytest.fixture(scope="module")
+def package() -> tuple[dict[str, Path], list[Import]]:
+    modules = module_names(ROOT / "aqi")
+    imports = [imp for m, p in modules.items() for imp in imports_of(m, p, modules)]
+    return modules, imports
+
+
+def test_every_module_has_a_layer(package: tuple[dict[str, Path], list[Import]]) -> None:
+    modules, _ = package
+    # The walk must have seen the package, or the tests below pass on nothing.
+    assert {"aqi.activations.store", "aqi.indices.profile", "aqi.probes.ood"} <= set(modules)
+    unplaced = sorted(m for m in modules if layer_of(m) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS in {__file__}): {unplaced}"
+
+
+def test_imports_point_down(package: tuple[dict[str, Path], list[Import]]) -> None:
+    _, imports = package
+    bad = upward_imports(imports, ROOT)
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles(package: tuple[dict[str, Path], list[Import]]) -> None:
+    _, imports = package
+    cycles = import_cycles(imports, ROOT)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+# -- the checker checks ---------------------------------------------------------------
+
+
+def _fake(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, Path], list[Import]]:
+    for rel, text in files.items():
+        p = tmp_path / "aqi" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    modules = module_names(tmp_path / "aqi")
+    return modules, [imp for m, p in modules.items() for imp in imports_of(m, p, modules)]
+
+
+def test_checker_finds_lazy_and_type_checking_upward_imports(tmp_path: Path) -> None:
+    _, imports = _fake(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "viz/__init__.py": "",
+            "viz/figures.py": "def plot(): ...\n",
+            "audit.py": "",
+            "indices/__init__.py": "",
+            "indices/pool.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n"
+                "    from ..audit import x\n"
+                "def plot():\n"
+                "    from ..viz.figures import plot\n"
+                "    import aqi.viz\n"
+            ),
+        },
+    )
+    bad = upward_imports(imports, tmp_path)
+    assert [b.split(":")[:2] for b in bad] == [
+        ["aqi/indices/pool.py", "3"],
+        ["aqi/indices/pool.py", "5"],
+        ["aqi/indices/pool.py", "6"],
+    ]
+    assert "aqi.viz.figures (report/viz/cli/pytest plugin/demo) [lazy]" in bad[1]
+
+
+def test_checker_resolves_relative_imports_and_finds_cycles(tmp_path: Path) -> None:
+    _, imports = _fake(
+        tmp_path,
+        {
+            "__init__.py": "from . import report\n",
+            "report.py": "from .viz import figures\n",
+            "viz/__init__.py": "from .figures import plot\n",
+            "viz/figures.py": "from .. import report\ndef plot(): ...\n",
+        },
+    )
+    edges = {(i.source, i.target) for i in imports}
+    assert edges == {
+        ("aqi", "aqi.report"),
+        ("aqi.report", "aqi.viz.figures"),
+        ("aqi.viz", "aqi.viz.figures"),
+        ("aqi.viz.figures", "aqi.report"),
+    }
+    (cycle,) = import_cycles(imports, tmp_path)
+    assert cycle.startswith("cycle among aqi.report, aqi.viz.figures")
+    assert "aqi/viz/figures.py:1: aqi.viz.figures imports aqi.report" in cycle
+    # A lazy import closes no cycle.
+    lazy = [Import(i.source, i.target, i.path, i.line, False) for i in imports]
+    assert import_cycles(lazy, tmp_path) == []
