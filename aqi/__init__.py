@@ -11,8 +11,7 @@ Examples
 PromptSet 'aqi-litmus-pairs'(294 prompts: 147 safe, 147 unsafe, 7 categories)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from ._version import __version__
 from .activations import (
     ActivationHooks,
     ActivationStore,
@@ -39,11 +38,6 @@ from .indices import (
     score,
 )
 from .loading import load_model
-
-try:
-    __version__ = version("aqi")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "AQIProfile",

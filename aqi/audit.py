@@ -15,6 +15,7 @@ import html
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ._version import __version__
 from .activations.store import ActivationStore
 from .checks import (
     AuditThresholds,
@@ -78,8 +79,6 @@ class AuditReport:
         raise KeyError(f"no check {name!r}; have {[c.name for c in self.checks]}")
 
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
-
         return {
             "schema": "aqi.audit",
             "schema_version": SCHEMA_VERSION,

@@ -232,7 +232,7 @@ def render_html(report: AuditReport) -> str:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 
