@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--n-boot", type=int, default=1000)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
+    cmp.add_argument("--allow-text-mismatch", action="store_true",
+                     help="compare even if a prompt id has different texts (warns with a count)")
     cmp.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("probe", help="OOD or reward-model probes")
@@ -312,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with open_store(args.baseline) as a, open_store(args.audited) as b:
                 _partial({"baseline": a, "audited": b}, args.partial)
-                cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed)
+                cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
+                              allow_text_mismatch=args.allow_text_mismatch)
             if args.json:
                 _dump(cmp.to_dict())
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._stats import PairedWeights, basic_interval, check_confidence, check_n_boot, normal_p_value
-from ..activations.store import ActivationStore, pair_by_id
+from ..activations.store import ActivationStore, pair_by_id, shared_layers
 from ._validation import check_data
 from .alignment_quality import SuffStats, aqi_from_stats, resampled_stats
 
@@ -92,15 +93,7 @@ def _layer_pairs(
             la, lb = item if isinstance(item, tuple) else (item, item)
             out.append((a.layer_name(la), b.layer_name(lb)))
         return out
-    shared = [la for la in a.layers if la in set(b.layers)]
-    if shared:
-        return [(la, la) for la in shared]
-    if len(a.layers) == len(b.layers):
-        return list(zip(a.layers, b.layers, strict=True))
-    raise ValueError(
-        f"the stores share no layer name and have {len(a.layers)} vs {len(b.layers)} layers; "
-        "pass layers=[(layer_a, layer_b), ...]"
-    )
+    return [(la, la) for la in shared_layers(a, b)]  # by name, never by position
 
 
 def _difference(
@@ -146,6 +139,7 @@ def compare(
     confidence: float = 0.95,
     lam: float = 0.5,
     seed: int = 0,
+    allow_text_mismatch: bool = False,
 ) -> Comparison:
     """AQI of model ``a`` minus AQI of model ``b`` per layer, on the prompts both stores hold.
 
@@ -158,13 +152,26 @@ def compare(
     a, b : ActivationStore
         Stores of the same prompts (e.g. a base model and its fine-tune).
     layers : sequence, optional
-        Layer names/positions present in both, or ``(layer_a, layer_b)`` tuples.
-        Default: the shared layer names, else positions when the counts match.
+        Layers present in both (names, block numbers, ``"@i"`` positions), or
+        ``(layer_a, layer_b)`` tuples. Default: the layers both stores hold, paired by
+        name (never by position); none shared is an error listing both sides.
+    allow_text_mismatch : bool
+        Compare even when a prompt id has different texts in the two stores (a warning
+        counts them); by default that is an error, since the stores then answer
+        different prompts.
     """
     n_boot, confidence = check_n_boot(n_boot), check_confidence(confidence)
-    if pooling is None and "mean" in a.poolings and "mean" in b.poolings:
-        pooling = "mean"
+    pooling = a.resolve_pooling(pooling)
+    b.resolve_pooling(pooling)
     _, ia, ib = pair_by_id(a, b)
+    differ = int(np.sum(a.texts[ia] != b.texts[ib]))
+    if differ:
+        msg = (f"{differ} of {len(ia)} prompt ids have different texts in {str(a.path)!r} and "
+               f"{str(b.path)!r}: the stores were captured on different prompt sets")
+        if not allow_text_mismatch:
+            raise ValueError(f"{msg}; pass allow_text_mismatch=True (CLI: --allow-text-mismatch) "
+                             "to compare them anyway")
+        warnings.warn(f"{msg}; comparing them anyway (allow_text_mismatch=True)", stacklevel=2)
     y = a.y[ia]
     pairs = _layer_pairs(a, b, layers)
     # One set of resampling weights, replayed for every layer and both models.
@@ -176,5 +183,5 @@ def compare(
         )
         for la, lb in pairs
     ]
-    model = lambda s: str(s.provenance.get("model", {}).get("name", s.path))  # noqa: E731
-    return Comparison(tuple(out), len(ia), confidence, n_boot, model(a), model(b))
+    return Comparison(layers=tuple(out), n=len(ia), confidence=confidence, n_boot=n_boot,
+                      model_a=a.model_name, model_b=b.model_name)

@@ -148,9 +148,8 @@ def learn_layer_pooling(
     """
     if not 0.1 <= train_fraction <= 0.9:
         raise ValueError(f"train_fraction={train_fraction!r}; expected a value in [0.1, 0.9]")
-    if pooling is None and "mean" in store.poolings:
-        pooling = "mean"
-    names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
+    pooling = store.resolve_pooling(pooling)
+    names = store.resolve_layers(layers)
     if len(names) < 2:
         raise ValueError(f"learned pooling needs at least 2 layers, got {names}")
     y = store.y.astype(np.int64)

@@ -31,8 +31,7 @@ def mean_difference_direction(
 
     ``rows`` restricts to a training split (indices or a boolean mask).
     """
-    if pooling is None and "mean" in store.poolings:
-        pooling = "mean"
+    pooling = store.resolve_pooling(pooling)
     X = store.activations(layer, pooling).astype(np.float64)
     y = store.y
     if rows is not None:

@@ -24,7 +24,7 @@ from .._stats import (
     wilson_interval,
 )
 from ..activations.prompts import Prompt, PromptSet
-from ..activations.store import ActivationStore
+from ..activations.store import ActivationStore, shared_layers
 from ..indices.alignment_quality import AQIResult, alignment_quality_index
 from .linear import make_linear_probe
 
@@ -272,13 +272,10 @@ def jailbreak_drift(
         if not isinstance(s, ActivationStore):
             raise TypeError(f"{nm} must be an aqi ActivationStore, got {type(s).__name__}")
     check_bootstrap_args(n_boot, confidence)
-    if pooling is None and "mean" in plain.poolings and "mean" in wrapped.poolings:
-        pooling = "mean"
-    names = (
-        [la for la in plain.layers if la in set(wrapped.layers)]
-        if layers is None
-        else [plain.layer_name(la) for la in layers]
-    )
+    pooling = plain.resolve_pooling(pooling)
+    wrapped.resolve_pooling(pooling)
+    names = shared_layers(plain, wrapped) if layers is None else plain.resolve_layers(layers)
+    wrapped.resolve_layers(names)
     y = plain.y
     w_rows = np.flatnonzero(wrapped.y == 1)
     if len(w_rows) == 0:

@@ -102,8 +102,7 @@ def linear_probe(
     check_bootstrap_args(n_boot, confidence)
     if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
         raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    if pooling is None and "mean" in store.poolings:
-        pooling = "mean"
+    pooling = store.resolve_pooling(pooling)
     y = store.y
     counts = np.bincount(y, minlength=2)
     if counts.min() < n_folds:
@@ -118,7 +117,7 @@ def linear_probe(
         if grouped
         else StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     )
-    names = list(store.layers) if layers is None else [store.layer_name(la) for la in layers]
+    names = store.resolve_layers(layers)
     # One set of resample counts for every layer: accuracy of resample r = (W @ correct)_r / n.
     W = resample_counts(len(y), n_boot, np.random.default_rng(seed), np.float32)
     out = []
@@ -135,4 +134,4 @@ def linear_probe(
             p[y == 0], p[y == 1], n_boot=n_boot, confidence=confidence, seed=seed
         ).auroc
         out.append(LinearProbeResult(la, acc, auroc, len(y), n_folds, grouped))
-    return LinearProbeProfile(tuple(out), str(store.provenance.get("model", {}).get("name", "")))
+    return LinearProbeProfile(tuple(out), store.model_name)

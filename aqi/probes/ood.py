@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._stats import Estimate, check_bootstrap_args, wilson_interval
-from ..activations.store import ActivationStore
+from ..activations.store import ActivationStore, shared_layers
 from .detectors import OODDetector, make_detector
 from .metrics import DetectionResult, detection_metrics
 
@@ -139,8 +139,6 @@ class OODReport:
         )
 
 
-def _name(store: ActivationStore) -> str:
-    return str(store.provenance.get("model", {}).get("name", "")) or str(store.path)
 
 
 def ood_probe(
@@ -186,19 +184,10 @@ def ood_probe(
         if not isinstance(s, ActivationStore):
             raise TypeError(f"{name} must be an aqi ActivationStore, got {type(s).__name__}")
     check_bootstrap_args(n_boot, confidence)
-    if pooling is None and "mean" in reference.poolings and "mean" in test.poolings:
-        pooling = "mean"
-    if layers is None:
-        names = [la for la in reference.layers if la in set(test.layers)]
-        if not names:
-            raise ValueError(
-                f"the stores share no layer ({list(reference.layers)[:3]}… vs "
-                f"{list(test.layers)[:3]}…); pass layers=[...]"
-            )
-    else:
-        names = [reference.layer_name(la) for la in layers]
-        for la in names:
-            test.layer_name(la)
+    pooling = reference.resolve_pooling(pooling)
+    test.resolve_pooling(pooling)
+    names = shared_layers(reference, test) if layers is None else reference.resolve_layers(layers)
+    test.resolve_layers(names)
     fit_rows, held_rows = reference_split(reference.labels, reference.pair_ids, holdout, seed)
     ids, cats = test.ids, test.categories
     out = []
@@ -234,5 +223,5 @@ def ood_probe(
             )
         )
     return OODReport(
-        tuple(out), _name(reference), _name(test), len(fit_rows), len(held_rows), len(test)
+        tuple(out), reference.model_name, test.model_name, len(fit_rows), len(held_rows), len(test)
     )

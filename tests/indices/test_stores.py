@@ -102,3 +102,34 @@ def test_smollm2_learned_pooling_reports_heldout(smol_store):
     )
     assert lp.n_train + lp.n_heldout == 294
     assert lp.heldout.above_chance
+
+
+def test_compare_never_pairs_layers_by_position(tmp_path):
+    """Before: two stores with equally many layers but no shared name were paired by position
+    and printed under the second store's names."""
+    a = _synthetic(tmp_path, "a.h5")
+    rng = np.random.default_rng(0)
+    b = store_from_arrays(tmp_path / "b.h5", {f"other{i}": rng.normal(size=(len(a), 3))
+                                              for i in range(len(a.layers))},
+                          prompts=a.prompts())
+    assert len(a.layers) == len(b.layers)
+    with pytest.raises(ValueError, match=r"share no layer name") as e:
+        aqi.compare(a, b)
+    assert "layer0" in str(e.value) and "other0" in str(e.value)  # both sides listed
+
+
+def test_compare_refuses_same_ids_with_different_texts(tmp_path):
+    a = _synthetic(tmp_path, "a.h5")
+    from dataclasses import replace
+
+    rows = list(a.prompts())
+    rows[3] = replace(rows[3], text=rows[3].text + " (edited)")
+    rows[7] = replace(rows[7], text="another prompt")
+    b = store_from_arrays(tmp_path / "b.h5", {la: a.activations(la) for la in a.layers},
+                          prompts=aqi.PromptSet(rows))
+    with pytest.raises(ValueError, match=r"2 of \d+ prompt ids have different texts.*"
+                                         r"allow_text_mismatch=True"):
+        aqi.compare(a, b)
+    with pytest.warns(UserWarning, match="2 of .* different texts.*comparing them anyway"):
+        c = aqi.compare(a, b, n_boot=50, allow_text_mismatch=True)
+    assert len(c.layers) == len(a.layers)
