@@ -181,7 +181,7 @@ def test_empty_prompt_list_is_an_error(tiny_factory, tmp_path):
 
 def test_empty_text_is_an_error(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
-    with pytest.raises(ValueError, match=r"row 1 \(id='b'\): text is empty"):
+    with pytest.raises(ValueError, match=r"row 2 \(id='b'\): text is empty"):
         aqi.capture(
             model,
             tok,
