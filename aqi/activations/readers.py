@@ -156,7 +156,7 @@ def read_csv_records(path: str | Path) -> list[Located]:
 
 
 def _parse_csv(path: Path, text: str) -> list[Located]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     located: list[Located] = []
     header: list[str] | None = None
     last_line = 0

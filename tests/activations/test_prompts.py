@@ -98,7 +98,8 @@ def test_label_aliases(label):
         (
             [{"prompt": "x", "label": "safe"}],
             ValueError,
-            r"missing column 'text' \(columns: \['label', 'prompt'\]\); name the column with text_col= \(aqi capture --text-col\)",
+            r"missing column 'text' \(columns: \['label', 'prompt'\]\); name the column with "
+            r"text_col= \(aqi capture --text-col\)",
         ),
         ([{"text": 3, "label": "safe"}], TypeError, "must be a string"),
     ],
