@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
@@ -422,6 +423,8 @@ def _run(
                     done += stop - start
     except KeyboardInterrupt:
         bar.close()
+        with contextlib.suppress(OSError):  # what is on disk, should Ctrl-C hit a commit
+            done = len(rows) - sum(b - a for a, b in writer.pending())
         raise CaptureInterrupted(done, len(rows)) from None
     bar.close()
 

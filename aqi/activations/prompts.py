@@ -447,6 +447,8 @@ def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> P
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise IsADirectoryError(f"prompt file {str(path)!r} is a directory")
         if not path.is_file():
             raise FileNotFoundError(f"prompt file not found: {str(path)!r}")
         fmt = format or {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(path.suffix)

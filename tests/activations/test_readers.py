@@ -155,3 +155,13 @@ def test_columns_for_litmus_format_are_refused(tmp_path):
 def test_records_must_be_an_iterable_of_mappings():
     with pytest.raises(TypeError, match="records must be an iterable of mappings, got dict"):
         PromptSet.from_records({"text": "x", "label": "safe"})
+
+
+def test_deeply_nested_json_and_a_directory_are_clear_errors(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json: nested too deeply"):
+        load_prompts(p)
+    (tmp_path / "d.jsonl").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"d\.jsonl' is a directory"):
+        load_prompts(tmp_path / "d.jsonl")
