@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-from .readers import read_csv_records, read_json_records
+from .readers import id_string, missing_column, read_csv_records, read_json_records
 
 __all__ = [
     "LABELS",
@@ -47,32 +47,6 @@ LITMUS_AXIOMS: tuple[str, ...] = (
     "Well-being & Peace",
     "Wisdom & Knowledge",
 )
-
-
-def _missing_column(col: str, arg: str, rec: Mapping[str, Any]) -> str:
-    """``missing column ...`` with the columns present, a near match, and how to name it."""
-    cols = sorted(map(str, rec))
-    near = [c for c in cols if c.strip().lstrip("\ufeff").lower() == col.lower() and c != col]
-    hint = f"; did you mean {near[0]!r}?" if near else ""
-    flag = "--" + arg.replace("_", "-")
-    return (
-        f"missing column {col!r} (columns: {cols}){hint}; name the column with {arg}= "
-        f"(aqi capture {flag})"
-    )
-
-
-def _id_string(value: object, *, loc: str, column: str) -> str:
-    """An id as a string: strings as they are, integers in decimal; anything else refused."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise TypeError(
-        f"{loc}: {column}={value!r} is a {type(value).__name__}; ids must be strings or "
-        "integers (a float id, e.g. from a pandas column with gaps, would change its spelling)"
-    )
 
 
 def _normalise_label(value: object, *, row: str, column: str) -> str:
@@ -338,10 +312,10 @@ class PromptSet(Sequence[Prompt]):
                 raise TypeError(f"{loc}: expected a mapping, got {type(rec).__name__}")
             for col, arg in ((text_col, "text_col"), (label_col, "label_col")):
                 if col not in rec:
-                    raise ValueError(f"{loc}: {_missing_column(col, arg, rec)}")
+                    raise ValueError(f"{loc}: {missing_column(col, arg, rec)}")
             raw_id = rec.get(id_col)
             has_id.append(not (raw_id is None or raw_id == ""))
-            pid = _id_string(raw_id, loc=loc, column=id_col) if has_id[-1] else str(len(rows))
+            pid = id_string(raw_id, loc=loc, column=id_col) if has_id[-1] else str(len(rows))
             at = f"{loc} (id={pid!r})" if has_id[-1] else loc
             text = rec[text_col]
             if not isinstance(text, str):

@@ -20,6 +20,7 @@ import codecs
 import csv
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,33 @@ def _parse_csv(path: Path, text: str) -> list[Located]:
     if header is None:
         raise ValueError(f"{path}: empty file; expected a header row and one row per prompt")
     return located
+
+
+def missing_column(col: str, arg: str, rec: Mapping[str, Any]) -> str:
+    """``missing column ...`` with the columns present, a near match, and how to name it."""
+    cols = sorted(map(str, rec))
+    near = [c for c in cols if c.strip().lstrip("\ufeff").lower() == col.lower() and c != col]
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    flag = "--" + arg.replace("_", "-")
+    return (
+        f"missing column {col!r} (columns: {cols}){hint}; name the column with {arg}= "
+        f"(aqi capture {flag})"
+    )
+
+
+def id_string(value: object, *, loc: str, column: str) -> str:
+    """An id as a string: strings as they are, integers in decimal; anything else refused.
+
+    >>> id_string(7, loc="p.csv:2", column="id"), id_string("007", loc="p.csv:2", column="id")
+    ('7', '007')
+    """
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(
+        f"{loc}: {column}={value!r} is a {type(value).__name__}; ids must be strings or "
+        "integers (a float id, e.g. from a pandas column with gaps, would change its spelling)"
+    )
