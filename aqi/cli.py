@@ -1,7 +1,8 @@
 """Command-line interface: ``aqi capture | info | score | compare | probe | report | gate | demo``.
 
 Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
-(bad arguments, missing files, incompatible stores). Progress goes to stderr,
+(bad arguments, missing files, incompatible stores), reported on one line of
+stderr (``--debug`` adds the traceback); 130 interrupted (Ctrl-C). Progress goes to stderr,
 results to stdout (JSON with ``--json``).
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 _EPILOG = """\
 examples:
@@ -29,7 +32,8 @@ examples:
   aqi report finetuned.h5 --baseline base.h5 --out audit.html --json-out audit.json
   aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
 
-exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error
+exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
+  130 interrupted (Ctrl-C; re-run the same capture to resume). --debug shows tracebacks.
 """
 
 
@@ -88,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     cap = sub.add_parser(
@@ -103,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompts", default=None, help="JSONL/CSV prompt file (default: the bundled prompt set)"
     )
     cap.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
+    for col, default in (("text", "text"), ("label", "label"), ("id", "id"),
+                         ("category", "category")):  # fmt: skip
+        cap.add_argument(
+            f"--{col}-col", default=None, help=f"{col} column of --prompts (default {default!r})"
+        )
+    cap.add_argument(
+        "--include-response", action="store_true",
+        help="append each prompt's response (a 'response' column) as the assistant turn",
+    )  # fmt: skip
     cap.add_argument("--out", required=True, help="store path (.h5)")
     cap.add_argument(
         "--layers",
@@ -115,7 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("--span", default="user", choices=["user", "all", "response"])
     cap.add_argument("--batch-size", type=int, default=16)
-    cap.add_argument("--max-length", type=int, default=None)
+    cap.add_argument(
+        "--max-length", type=int, default=None,
+        help="truncate longer inputs to this many tokens (default: the model's context)",
+    )  # fmt: skip
+    cap.add_argument(
+        "--max-tokens-per-batch", type=int, default=None,
+        help="padded tokens per forward pass (default 8192; a longer input runs alone)",
+    )  # fmt: skip
     cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")
     cap.add_argument("--overwrite", action="store_true")
     cap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -194,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out-dir", default="aqi-demo", help="folder for stores and the report")
     demo.add_argument("--overwrite", action="store_true")
+    for p in [*sub.choices.values(), *psub.choices.values()]:  # also after the subcommand
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks of errors")  # fmt: skip
     return parser
 
 
@@ -372,8 +396,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed = gate_failed(report.verdict, strict=args.strict)
                 return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
+        columns = {f"{c}_col": getattr(args, f"{c}_col")
+                   for c in ("text", "label", "id", "category")
+                   if getattr(args, f"{c}_col") is not None}  # fmt: skip
+        if columns and not args.prompts:
+            flags = ", ".join("--" + k.replace("_", "-") for k in columns)
+            raise ValueError(f"{flags} name columns of --prompts, which was not given")
         prompts = (
-            load_prompts(args.prompts, format=args.format) if args.prompts else bundled_prompts()
+            load_prompts(args.prompts, format=args.format, **columns)
+            if args.prompts
+            else bundled_prompts()
         )
         model, tok = _load_model(args.model)
         store = capture(
@@ -386,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             span=args.span,
             batch_size=args.batch_size,
             max_length=args.max_length,
+            max_tokens_per_batch=args.max_tokens_per_batch,
+            include_response=args.include_response,
             chat=False if args.no_chat else None,
             overwrite=args.overwrite,
             progress=False if args.quiet else None,
@@ -393,8 +427,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         with store:
             _print_summary(_summary(store), args.json)
         return EXIT_OK
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, OSError, KeyError) as e:
-        print(f"aqi {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        if args.debug:
+            traceback.print_exc()
+        done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
+        where = f" after {done} of {total} rows" if done is not None else ""
+        again = "; run the same command again to resume" if args.command == "capture" else ""
+        print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, OSError, KeyError, FloatingPointError, MemoryError,
+            RuntimeError) as e:  # fmt: skip
+        oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+        if isinstance(e, RuntimeError) and not oom:
+            raise  # a bug, not an input error: keep the traceback
+        if args.debug:
+            traceback.print_exc()
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else " ".join(str(e).split())
+        if oom:
+            text = f"out of memory ({text}); lower --batch-size or --max-tokens-per-batch"
+        print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
         return EXIT_USAGE
 
 

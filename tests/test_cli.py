@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,91 @@ def test_gate_exit_codes_and_report(
     assert rc == 0 and out.read_text().startswith("<!DOCTYPE html>")
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "aqi.audit"
     assert main(["gate", str(tmp_path / "missing.h5")]) == 2
+
+
+# -- input errors, column flags, --debug, Ctrl-C --------------------------------------
+
+
+def test_column_flags_name_the_columns(tiny_model_dir, tmp_path, capsys):
+    p = tmp_path / "p.csv"
+    p.write_bytes(b"\xef\xbb\xbfkey,prompt,y,axis\nk1,How do I bake bread?,0,food\n"
+                  b"k2,How do I poison bread?,1,food\n")  # fmt: skip
+    out = tmp_path / "s.h5"
+    argv = ["capture", "--model", str(tiny_model_dir), "--prompts", str(p), "--out", str(out),
+            "--layers", "0", "--pooling", "mean", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "missing column 'text'" in err and "--text-col" in err
+    cols = ["--text-col", "prompt", "--label-col", "y", "--id-col", "key", "--category-col", "axis"]
+    assert main([*argv, *cols]) == 0, capsys.readouterr().err
+    with aqi.open_store(out) as s:
+        assert s.ids.tolist() == ["k1", "k2"] and s.y.tolist() == [0, 1]
+    assert main(["capture", "--model", "demo", "--out", str(out), "--text-col", "prompt"]) == 2
+    assert "--text-col name columns of --prompts, which was not given" in capsys.readouterr().err
+
+
+def test_include_response_flag(tiny_model_dir, tmp_path, capsys):
+    p = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": "a", "text": "Hi", "label": "safe", "response": "Hello!"},
+        {"id": "b", "text": "Hurt", "label": "unsafe", "response": "No."},
+    ])  # fmt: skip
+    out = tmp_path / "s.h5"
+    argv = ["capture", "--model", str(tiny_model_dir), "--prompts", str(p), "--out", str(out),
+            "--layers", "0", "--pooling", "mean", "--quiet", "--span", "response"]  # fmt: skip
+    assert main(argv) == 2
+    assert "(aqi capture --include-response)" in capsys.readouterr().err
+    assert main([*argv, "--include-response"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_user_errors_are_one_line_unless_debug(tmp_path, capsys, debug):
+    bad = tmp_path / "p.jsonl"
+    bad.write_bytes(b'{"text": "caf\xe9", "label": "safe"}\n')
+    for argv in (["info", str(tmp_path / "none.h5")],
+                 ["capture", "--model", "x", "--prompts", str(bad), "--out", "o.h5"]):  # fmt: skip
+        assert main([*debug, *argv]) == 2
+        err = capsys.readouterr().err
+        assert ("Traceback" in err) == bool(debug)
+        if not debug:
+            assert err.count("\n") == 1 and err.startswith(f"aqi {argv[0]}: error: ")
+    assert "p.jsonl:1: not valid UTF-8 (byte 0xe9 at column 14)" in err
+    assert main(["info", str(tmp_path / "none.h5"), *debug]) == 2  # also after the subcommand
+    assert ("Traceback" in capsys.readouterr().err) == bool(debug)
+
+
+def test_ctrl_c_during_capture_exits_130_and_says_how_to_resume(decoder_tokenizer_dir, tmp_path):
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from aqi.activations.store import list_parts, partial_dir
+
+    root = Path(__file__).resolve().parents[1]
+    child = root / "tests" / "activations" / "scripts" / "cli_capture_child.py"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "s.h5"
+    cmd = [sys.executable, str(child), str(decoder_tokenizer_dir), str(out)]
+    proc = subprocess.Popen([*cmd, "0.05"], env=env, cwd=root, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(FileNotFoundError):  # the folder goes when the capture ends
+            if len(list_parts(partial_dir(out))) >= 2:
+                break
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    done = sum(b - a for a, b, _ in list_parts(partial_dir(out)))
+    assert err.strip().splitlines()[-1] == (
+        f"aqi capture: interrupted after {done} of 294 rows; run the same command again to resume"
+    )
+    assert 16 <= done < 294
+    again = subprocess.run([*cmd, "0"], env=env, cwd=root, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    with aqi.open_store(out) as s:
+        assert s.complete and s.n_rows == 294

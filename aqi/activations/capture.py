@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ._format import LayerInfo, stream_of
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import PromptEncoder, pad_batch
+from .encoding import PromptEncoder, pad_batch, plan_batches
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec, find_architecture
 from .prompts import PromptSet, load_prompts
@@ -32,13 +33,31 @@ from .provenance import (
 from .store import ActivationStore
 from .writer import StoreWriter, check_not_input
 
-__all__ = ["capture"]
+__all__ = ["CaptureInterrupted", "capture"]
 
 # Families that derive position ids from the padding themselves (with an offset):
 # passing arange-style position ids would be wrong for them.
 _OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
 _UNBOUNDED = 1_000_000
 DEFAULT_COMMIT_ROWS = 2048
+DEFAULT_MAX_TOKENS_PER_BATCH = 8192
+
+
+class CaptureInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`capture`, with the rows committed so far (a re-run resumes there).
+
+    Attributes
+    ----------
+    rows_done : int
+        Rows committed to the store (they survive; a re-run does not redo them).
+    rows_total : int
+        Rows this capture writes.
+    """
+
+    def __init__(self, rows_done: int, rows_total: int) -> None:
+        super().__init__(f"interrupted after {rows_done} of {rows_total} rows")
+        self.rows_done = rows_done
+        self.rows_total = rows_total
 
 
 def _input_device(model: nn.Module) -> torch.device:
@@ -91,6 +110,7 @@ def capture(
     pooling: str | Sequence[str] = ("mean", "last"),
     span: str = "user",
     batch_size: int = 16,
+    max_tokens_per_batch: int | None = DEFAULT_MAX_TOKENS_PER_BATCH,
     chat: bool | None = None,
     system_prompt: str | None = None,
     include_response: bool = False,
@@ -130,7 +150,12 @@ def capture(
     span : {"user", "all", "response"}, default "user"
         The tokens pooled: the user's text only, the whole input, or the response.
     batch_size : int, default 16
-        Prompts per forward pass.
+        Most prompts per forward pass.
+    max_tokens_per_batch : int or None, default 8192
+        Most padded tokens (rows x longest row) per forward pass; batches of
+        long prompts hold fewer rows, and a prompt longer than this runs alone.
+        Bounds memory and time per batch whatever the inputs. ``None``: no bound
+        (batches of ``batch_size``). Results do not depend on it.
     chat : bool, optional
         Render with the chat template (default: when the tokenizer has one).
     system_prompt : str, optional
@@ -138,8 +163,8 @@ def capture(
     include_response : bool, default False
         Append each prompt's response (needs responses in the prompt set).
     max_length : int, optional
-        Longer inputs are truncated, flagged and warned about. Default: the
-        tokenizer's / model's limit.
+        Longer inputs are truncated (each row on its own, before batching),
+        flagged and warned about. Default: the tokenizer's / model's limit.
     padding_side : {"left", "right"}, optional
         Default: the tokenizer's. Results do not depend on it.
     commit_rows : int, optional
@@ -177,6 +202,14 @@ def capture(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
+    if max_tokens_per_batch is not None and (
+        isinstance(max_tokens_per_batch, bool)
+        or not isinstance(max_tokens_per_batch, int)
+        or max_tokens_per_batch < 1
+    ):
+        raise ValueError(
+            f"max_tokens_per_batch={max_tokens_per_batch!r}; expected a positive int or None"
+        )
     if commit_rows is not None and (
         isinstance(commit_rows, bool) or not isinstance(commit_rows, int) or commit_rows < 1
     ):
@@ -229,6 +262,7 @@ def capture(
         prompt_set.name,
         shard=(rank, world, offset),
         batch_size=batch_size,
+        max_tokens_per_batch=max_tokens_per_batch,
         padding_side=side,
     )
     writer = StoreWriter(
@@ -251,6 +285,7 @@ def capture(
                 writer,
                 todo,
                 batch_size,
+                max_tokens_per_batch,
                 pad_id,
                 side,
                 commit_rows,
@@ -276,6 +311,7 @@ def _provenance(
     *,
     shard: tuple[int, int, int],
     batch_size: int,
+    max_tokens_per_batch: int | None,
     padding_side: str,
 ) -> dict[str, Any]:
     """What produced the store; ``identity`` decides whether a capture may be resumed."""
@@ -315,6 +351,7 @@ def _provenance(
             "stream": "residual stream after each block, unless a layer says otherwise",
             "pooling_dtype": "float32",
             "batch_size": batch_size,
+            "max_tokens_per_batch": max_tokens_per_batch,
             "padding_side": padding_side,
         },
         "prompts": {"name": prompts_name, "n": len(rows), "offset": shard[2]},
@@ -331,6 +368,7 @@ def _run(
     writer: StoreWriter,
     todo: list[tuple[int, int]],
     batch_size: int,
+    max_tokens: int | None,
     pad_id: int,
     side: str,
     commit_rows: int | None,
@@ -352,42 +390,57 @@ def _run(
         file=sys.stderr,
     )
     tokens = 0
+    done = len(rows) - total  # rows committed before this run
     t0 = time.perf_counter()
-    with hooks:
-        for a, b in todo:
-            for start in range(a, b, window):
-                stop = min(b, start + window)
-                chunk = [rows[i] for i in range(start, stop)]
-                encoded = encoder.encode(chunk)
-                # Longest first: an out-of-memory batch fails at once, not at the end.
-                by_len = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
-                with writer.part(start, stop) as part:
-                    for bstart in range(0, len(by_len), batch_size):
-                        sel = by_len[bstart : bstart + batch_size]
-                        ids, attn, span_mask = pad_batch([encoded[i] for i in sel], pad_id, side)
-                        kwargs: dict[str, Any] = dict(extra)
-                        if pass_positions:
-                            kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
-                        pooled = hooks.run(
-                            input_ids=ids.to(device),
-                            attention_mask=attn.to(device),
-                            span=span_mask,
-                            **kwargs,
+    try:
+        with hooks:
+            for a, b in todo:
+                for start in range(a, b, window):
+                    stop = min(b, start + window)
+                    chunk = [rows[i] for i in range(start, stop)]
+                    encoded = encoder.encode(chunk)  # truncated row by row, before batching
+                    # Longest first: an out-of-memory batch fails at once, not at the end.
+                    lengths = [len(e.input_ids) for e in encoded]
+                    with writer.part(start, stop) as part:
+                        for sel in plan_batches(lengths, batch_size, max_tokens):
+                            ids, attn, span_mask = pad_batch(
+                                [encoded[i] for i in sel], pad_id, side
+                            )
+                            kwargs: dict[str, Any] = dict(extra)
+                            if pass_positions:
+                                kwargs["position_ids"] = (
+                                    (attn.cumsum(-1) - 1).clamp(min=0).to(device)
+                                )
+                            pooled = hooks.run(
+                                input_ids=ids.to(device),
+                                attention_mask=attn.to(device),
+                                span=span_mask,
+                                **kwargs,
+                            )
+                            arrays = dict(
+                                zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
+                            )
+                            _check_finite(
+                                arrays, [chunk[i].id for i in sel], [start + i for i in sel]
+                            )
+                            part.write(np.asarray(sel), arrays)
+                            tokens += int(attn.sum())
+                            bar.update(len(sel))
+                            elapsed = time.perf_counter() - t0
+                            bar.set_postfix(
+                                tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False
+                            )
+                        part.commit(
+                            token_count=np.array(lengths),
+                            span_tokens=np.array([e.stop - e.start for e in encoded]),
+                            truncated=np.array([e.truncated for e in encoded]),
                         )
-                        arrays = dict(
-                            zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
-                        )
-                        _check_finite(arrays, [chunk[i].id for i in sel], [start + i for i in sel])
-                        part.write(np.asarray(sel), arrays)
-                        tokens += int(attn.sum())
-                        bar.update(len(sel))
-                        elapsed = time.perf_counter() - t0
-                        bar.set_postfix(tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
-                    part.commit(
-                        token_count=np.array([len(e.input_ids) for e in encoded]),
-                        span_tokens=np.array([e.stop - e.start for e in encoded]),
-                        truncated=np.array([e.truncated for e in encoded]),
-                    )
+                    done += stop - start
+    except KeyboardInterrupt:
+        bar.close()
+        with contextlib.suppress(OSError):  # what is on disk, should Ctrl-C hit a commit
+            done = len(rows) - sum(b - a for a, b in writer.pending())
+        raise CaptureInterrupted(done, len(rows)) from None
     bar.close()
 
 
@@ -399,5 +452,5 @@ def _check_finite(
             bad = int(np.argwhere(~np.isfinite(arr))[0][0])
             raise FloatingPointError(
                 f"non-finite activation at layer {layer!r} ({pooling} pooling) for prompt "
-                f"{ids[bad]!r} (row {rows[bad]}); check the model's weights and dtype"
+                f"{ids[bad]!r} (row {rows[bad] + 1}); check the model's weights and dtype"
             )

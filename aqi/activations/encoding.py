@@ -9,7 +9,9 @@ template and tokenizer that reports offsets (every "fast" tokenizer):
 
 Inputs longer than ``max_length`` tokens are truncated on the tokenizer's
 ``truncation_side``, flagged and reported; a row whose span is cut away
-entirely is an error.
+entirely is an error. Truncation happens per row, before any batch is
+formed; :func:`plan_batches` then bounds each batch by rows and by padded
+tokens.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class PromptEncoder:
         if system_prompt is not None and not chat:
             raise ValueError("system_prompt needs chat rendering (chat=True)")
         if span == "response" and not include_response:
-            raise ValueError("span='response' needs include_response=True")
+            raise ValueError(
+                "span='response' needs include_response=True (aqi capture --include-response)"
+            )
         if span != "all" and not getattr(tokenizer, "is_fast", False):
             raise ValueError(
                 f"span={span!r} needs token offsets, which {type(tokenizer).__name__} (a slow "
@@ -132,7 +136,10 @@ class PromptEncoder:
         """The model's input text and the character range of the span to pool."""
         text, response = prompt.text, prompt.response
         if self.include_response and response is None:
-            raise ValueError(f"prompt {prompt.id!r} has no response but include_response=True")
+            raise ValueError(
+                f"prompt {prompt.id!r} has no response but include_response=True "
+                "(aqi capture --include-response); give every row a 'response'"
+            )
         if not self.chat:
             rendered = text + ("\n" + response if self.include_response else "")  # type: ignore[operator]
             user = (0, len(text))
@@ -197,7 +204,7 @@ class PromptEncoder:
                 if not inside:
                     raise ValueError(
                         f"prompt {prompt.id!r}: no token overlaps its {self.span} span; "
-                        "use span='all'"
+                        "use span='all' (aqi capture --span all)"
                     )
                 start, stop = inside[0], inside[-1] + 1
             truncated = self.max_length is not None and n > self.max_length
@@ -217,7 +224,8 @@ class PromptEncoder:
                     raise ValueError(
                         f"prompt {prompt.id!r}: {n} tokens, truncated to max_length="
                         f"{keep} on the {self.truncation_side}, leaves none of its "
-                        f"{self.span!r} span; raise max_length or use span='all'"
+                        f"{self.span!r} span; raise max_length (--max-length) or use "
+                        "span='all' (--span all)"
                     )
             out.append(
                 EncodedPrompt(
@@ -244,6 +252,51 @@ def _locate(rendered: str, needle: str, before: int, pid: str, what: str) -> tup
         f"prompt {pid!r}: the chat template changed its {what} so it cannot be located "
         "in the rendered input; use span='all'"
     )
+
+
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None
+) -> list[list[int]]:
+    """Group rows into batches, longest first, bounded by rows and by padded tokens.
+
+    Rows are sorted by length (longest first, ties in row order) and cut into
+    batches of at most ``batch_size`` rows whose padded size (rows x longest
+    row) stays within ``max_tokens``. A row longer than ``max_tokens`` runs
+    alone, so one long input never pads a whole batch to its length.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Token count of each row (after truncation).
+    batch_size : int
+        Most rows per batch.
+    max_tokens : int or None
+        Most padded tokens per batch; ``None``: no bound.
+
+    Returns
+    -------
+    list of list of int
+        Row indices of each batch.
+
+    Examples
+    --------
+    >>> plan_batches([5, 100, 6, 7], batch_size=3, max_tokens=None)
+    [[1, 3, 2], [0]]
+    >>> plan_batches([5, 100, 6, 7], batch_size=3, max_tokens=64)
+    [[1], [3, 2, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            cur = batches[-1]
+            width = lengths[cur[0]]  # the longest: rows come longest first
+            fits = max_tokens is None or (len(cur) + 1) * width <= max_tokens
+            if len(cur) < batch_size and fits:
+                cur.append(i)
+                continue
+        batches.append([i])
+    return batches
 
 
 def pad_batch(

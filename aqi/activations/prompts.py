@@ -14,7 +14,6 @@ Loaders accept JSONL, CSV, in-memory records, pandas DataFrames, Hugging Face
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter
@@ -23,6 +22,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, overload
+
+from .readers import id_string, missing_column, read_csv_records, read_json_records
 
 __all__ = [
     "LABELS",
@@ -48,7 +49,7 @@ LITMUS_AXIOMS: tuple[str, ...] = (
 )
 
 
-def _normalise_label(value: object, *, row: int, column: str) -> str:
+def _normalise_label(value: object, *, row: str, column: str) -> str:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # numpy scalar
     if isinstance(value, str):
@@ -60,7 +61,7 @@ def _normalise_label(value: object, *, row: int, column: str) -> str:
     elif isinstance(value, (bool, int, float)) and value in (0, 1):
         return LABELS[int(value)]
     raise ValueError(
-        f"row {row}: {column}={value!r} is not a known label; expected 'safe' or 'unsafe' "
+        f"{row}: {column}={value!r} is not a known label; expected 'safe' or 'unsafe' "
         "(case-insensitive), or 0/1 / False/True with 1 = unsafe"
     )
 
@@ -133,17 +134,17 @@ class PromptSet(Sequence[Prompt]):
             raise ValueError("prompts is empty; a PromptSet needs at least one row")
         for i, row in enumerate(rows):
             if not isinstance(row, Prompt):
-                raise TypeError(f"row {i}: expected aqi.Prompt, got {type(row).__name__}")
+                raise TypeError(f"row {i + 1}: expected aqi.Prompt, got {type(row).__name__}")
             if not isinstance(row.id, str) or not row.id:
-                raise ValueError(f"row {i}: id={row.id!r} must be a non-empty string")
+                raise ValueError(f"row {i + 1}: id={row.id!r} must be a non-empty string")
             if not isinstance(row.text, str) or not row.text.strip():
-                raise ValueError(f"row {i} (id={row.id!r}): text is empty")
+                raise ValueError(f"row {i + 1} (id={row.id!r}): text is empty")
             if row.label not in LABELS:
                 raise ValueError(
-                    f"row {i} (id={row.id!r}): label={row.label!r}; expected 'safe' or 'unsafe'"
+                    f"row {i + 1} (id={row.id!r}): label={row.label!r}; expected 'safe' or 'unsafe'"
                 )
             if row.response is not None and not isinstance(row.response, str):
-                raise TypeError(f"row {i} (id={row.id!r}): response must be a str or None")
+                raise TypeError(f"row {i + 1} (id={row.id!r}): response must be a str or None")
         counts = Counter(r.id for r in rows)
         dupes = [k for k, c in counts.items() if c > 1]
         if dupes:
@@ -262,27 +263,65 @@ class PromptSet(Sequence[Prompt]):
     ) -> PromptSet:
         """Build a set from mappings (dicts, DataFrame records, dataset rows).
 
-        Missing ids are generated as the row number; a missing category is ``""``.
-        Labels accept ``"safe"``/``"unsafe"`` in any case and 0/1 (1 = unsafe).
+        When no row has an id, ids are generated as the row's position
+        (``"0"``, ``"1"``, …); when some rows have one, a row without is an
+        error. Ids must be strings or integers (a float id, e.g. from a
+        pandas column with gaps, is refused rather than turned into ``"1.0"``).
+        A missing category is ``""``. Labels accept ``"safe"``/``"unsafe"`` in
+        any case and 0/1 (1 = unsafe). Messages count rows from 1.
         """
+        if isinstance(records, (str, bytes, Mapping)):
+            raise TypeError(
+                f"records must be an iterable of mappings, got {type(records).__name__}"
+            )
+        located = ((f"row {i}", rec) for i, rec in enumerate(records, 1))
+        return cls._from_located(
+            located,
+            id_col=id_col,
+            text_col=text_col,
+            label_col=label_col,
+            category_col=category_col,
+            pair_col=pair_col,
+            response_col=response_col,
+            name=name,
+        )
+
+    @classmethod
+    def _from_located(
+        cls,
+        located: Iterable[tuple[str, Any]],
+        *,
+        id_col: str = "id",
+        text_col: str = "text",
+        label_col: str = "label",
+        category_col: str | None = "category",
+        pair_col: str | None = "pair_id",
+        response_col: str | None = "response",
+        name: str = "",
+        source: str = "",
+    ) -> PromptSet:
+        """Build a set from ``(location, record)`` pairs; every error names the location."""
+        for arg, col in (("id_col", id_col), ("text_col", text_col), ("label_col", label_col)):
+            if not isinstance(col, str) or not col:
+                raise TypeError(f"{arg}={col!r}; expected a non-empty column name")
         rows: list[Prompt] = []
-        for i, rec in enumerate(records):
+        where: list[str] = []
+        has_id: list[bool] = []
+        for loc, rec in located:
             if not isinstance(rec, Mapping):
-                raise TypeError(f"row {i}: expected a mapping, got {type(rec).__name__}")
-            if text_col not in rec:
-                raise ValueError(
-                    f"row {i}: missing column {text_col!r} (columns: {sorted(rec)}); "
-                    f"pass text_col= to name the text column"
-                )
-            if label_col not in rec:
-                raise ValueError(
-                    f"row {i}: missing column {label_col!r} (columns: {sorted(rec)}); "
-                    f"pass label_col= to name the label column"
-                )
+                raise TypeError(f"{loc}: expected a mapping, got {type(rec).__name__}")
+            for col, arg in ((text_col, "text_col"), (label_col, "label_col")):
+                if col not in rec:
+                    raise ValueError(f"{loc}: {missing_column(col, arg, rec)}")
             raw_id = rec.get(id_col)
+            has_id.append(not (raw_id is None or raw_id == ""))
+            pid = id_string(raw_id, loc=loc, column=id_col) if has_id[-1] else str(len(rows))
+            at = f"{loc} (id={pid!r})" if has_id[-1] else loc
             text = rec[text_col]
             if not isinstance(text, str):
-                raise TypeError(f"row {i}: {text_col}={text!r} must be a string")
+                raise TypeError(f"{at}: {text_col}={text!r} must be a string")
+            if not text.strip():
+                raise ValueError(f"{at}: {text_col} is empty")
 
             def _opt(col: str | None, _rec: Mapping[str, Any] = rec) -> str | None:
                 if col is None:
@@ -294,43 +333,47 @@ class PromptSet(Sequence[Prompt]):
 
             rows.append(
                 Prompt(
-                    id=str(i) if raw_id is None or raw_id == "" else str(raw_id),
+                    id=pid,
                     text=text,
-                    label=_normalise_label(rec[label_col], row=i, column=label_col),
+                    label=_normalise_label(rec[label_col], row=at, column=label_col),
                     category=_opt(category_col) or "",
                     pair_id=_opt(pair_col),
                     response=_opt(response_col),
                 )
             )
+            where.append(loc)
         if not rows:
-            raise ValueError("prompts is empty; no records were given")
+            raise ValueError(f"{source + ': ' if source else ''}prompts is empty; no records")
+        if any(has_id) and not all(has_id):
+            lacking = where[has_id.index(False)]
+            raise ValueError(
+                f"{lacking}: no {id_col!r} while other rows have one (e.g. "
+                f"{where[has_id.index(True)]}); give every row an id, or none (ids are then "
+                "generated from the row positions)"
+            )
+        seen: dict[str, str] = {}
+        for loc, r in zip(where, rows, strict=True):
+            if r.id in seen:
+                raise ValueError(f"{loc}: duplicate id {r.id!r} (first at {seen[r.id]})")
+            seen[r.id] = loc
         return cls(rows, name=name)
 
     @classmethod
     def from_jsonl(cls, path: str | Path, **columns: Any) -> PromptSet:
-        """Load JSON Lines (one object per line; blank lines ignored)."""
+        """Load JSON Lines (one object per line; blank lines ignored) or a JSON array of objects.
+
+        UTF-8 with or without a byte-order mark (see :mod:`aqi.activations.readers`).
+        """
         path = Path(path)
-        records = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
         columns.setdefault("name", path.stem)
-        return cls.from_records(records, **columns)
+        return cls._from_located(read_json_records(path), source=str(path), **columns)
 
     @classmethod
     def from_csv(cls, path: str | Path, **columns: Any) -> PromptSet:
-        """Load a CSV file with a header row."""
+        """Load a comma-separated file with a header row (UTF-8, byte-order mark allowed)."""
         path = Path(path)
-        with path.open(encoding="utf-8", newline="") as f:
-            records = list(csv.DictReader(f))
-        records = [{k: (v if v != "" else None) for k, v in r.items()} for r in records]
         columns.setdefault("name", path.stem)
-        return cls.from_records(records, **columns)
+        return cls._from_located(read_csv_records(path), source=str(path), **columns)
 
     @classmethod
     def from_pandas(cls, frame: Any, **columns: Any) -> PromptSet:
@@ -365,6 +408,7 @@ def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> P
         Where the prompts come from.
     format : {"jsonl", "csv", "litmus"}, optional
         File format; inferred from the suffix (``.jsonl``/``.json``, ``.csv``) if omitted.
+        ``"jsonl"`` also reads a JSON file holding one array of objects.
     **columns
         Column names, e.g. ``text_col="prompt"`` (see :meth:`PromptSet.from_records`).
 
@@ -377,6 +421,8 @@ def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> P
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise IsADirectoryError(f"prompt file {str(path)!r} is a directory")
         if not path.is_file():
             raise FileNotFoundError(f"prompt file not found: {str(path)!r}")
         fmt = format or {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(path.suffix)
@@ -385,6 +431,11 @@ def load_prompts(source: Any, *, format: str | None = None, **columns: Any) -> P
         if fmt == "csv":
             return PromptSet.from_csv(path, **columns)
         if fmt == "litmus":
+            if columns:
+                raise ValueError(
+                    f"format='litmus' fixes the columns (input, safety_label, axiom); got "
+                    f"{', '.join(sorted(columns))} as well"
+                )
             return PromptSet.from_litmus(path)
         raise ValueError(
             f"format={format!r} for {str(path)!r}; expected 'jsonl', 'csv' or 'litmus' "

@@ -181,7 +181,7 @@ def test_empty_prompt_list_is_an_error(tiny_factory, tmp_path):
 
 def test_empty_text_is_an_error(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
-    with pytest.raises(ValueError, match=r"row 1 \(id='b'\): text is empty"):
+    with pytest.raises(ValueError, match=r"row 2 \(id='b'\): text is empty"):
         aqi.capture(
             model,
             tok,
@@ -204,6 +204,36 @@ def test_over_long_prompt_is_truncated_flagged_and_warned(tiny_factory, tmp_path
         s = aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=48, span="all")
     assert s.truncated.tolist() == [False, True]
     assert s.token_counts[1] == 48
+
+
+def test_long_prompt_is_truncated_before_batching_and_batches_keep_a_token_budget(
+    tiny_factory, small_prompts, tmp_path
+):
+    model, tok = tiny_factory("llama")
+    rows = [*small_prompts.to_records()[:10], {"id": "long", "text": "word " * 5000,
+                                               "label": "unsafe"}]  # fmt: skip
+    widths: list[tuple[int, int]] = []
+    h = model.get_input_embeddings().register_forward_hook(
+        lambda _m, inp, _out: widths.append(tuple(inp[0].shape))
+    )
+    try:
+        with pytest.warns(UserWarning, match="1 prompt"):
+            s = aqi.capture(model, tok, rows, tmp_path / "a.h5", span="all", max_length=64,
+                            batch_size=8, max_tokens_per_batch=100)  # fmt: skip
+    finally:
+        h.remove()
+    assert s.truncated.tolist() == [False] * 10 + [True] and s.token_counts[-1] == 64
+    assert widths[0] == (1, 64)  # the long row, cut to max_length first, runs alone
+    assert all(w <= 64 and (b == 1 or b * w <= 100) for b, w in widths), widths
+    assert sum(b for b, _ in widths) == 11 and len(widths) > 2
+    with pytest.warns(UserWarning, match="1 prompt"):
+        unbounded = aqi.capture(model, tok, rows, tmp_path / "b.h5", span="all", max_length=64,
+                                batch_size=8, max_tokens_per_batch=None)  # fmt: skip
+    for la in s.layers:
+        np.testing.assert_allclose(
+            s.activations(la, "mean"), unbounded.activations(la, "mean"), atol=1e-5
+        )
+    assert s.provenance["capture"]["max_tokens_per_batch"] == 100
 
 
 def test_truncation_that_removes_the_span_is_an_error(tiny_factory, tmp_path):
@@ -306,6 +336,7 @@ def test_rerun_of_finished_capture_returns_it_without_work(tiny_factory, small_p
         ({"padding_side": "top"}, "padding_side='top'"),
         ({"span": "response"}, "span='response' needs include_response=True"),
         ({"include_response": True}, "has no response but include_response=True"),
+        ({"max_tokens_per_batch": 0}, "max_tokens_per_batch=0; expected a positive int or None"),
     ],
 )
 def test_bad_arguments_name_the_argument(tiny_factory, small_prompts, tmp_path, kwargs, match):

@@ -82,12 +82,12 @@ def test_label_aliases(label):
         (
             [{"id": "a", "text": "x", "label": "safe"}, {"id": "a", "text": "y", "label": "safe"}],
             ValueError,
-            "duplicate ids in prompt set: 'a'",
+            r"row 2: duplicate id 'a' \(first at row 1\)",
         ),
         (
             [{"id": "a", "text": "", "label": "safe"}],
             ValueError,
-            r"row 0 \(id='a'\): text is empty",
+            r"row 1 \(id='a'\): text is empty",
         ),
         (
             [{"text": "x", "label": "harmful"}],
@@ -98,7 +98,8 @@ def test_label_aliases(label):
         (
             [{"prompt": "x", "label": "safe"}],
             ValueError,
-            r"missing column 'text' \(columns: \['label', 'prompt'\]\); pass text_col=",
+            r"missing column 'text' \(columns: \['label', 'prompt'\]\); name the column with "
+            r"text_col= \(aqi capture --text-col\)",
         ),
         ([{"text": 3, "label": "safe"}], TypeError, "must be a string"),
     ],
