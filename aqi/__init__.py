@@ -28,6 +28,15 @@ from .activations import (
     store_from_arrays,
 )
 from .audit import AuditReport, AuditThresholds, audit
+from .behaviour import (
+    RefusalJudge,
+    Responses,
+    compare_refusal,
+    generate_responses,
+    load_responses,
+    refusal_rate,
+    with_responses,
+)
 from .indices import (
     AQIProfile,
     AQIResult,
@@ -53,18 +62,25 @@ __all__ = [
     "Comparison",
     "Prompt",
     "PromptSet",
+    "RefusalJudge",
+    "Responses",
     "__version__",
     "alignment_quality_index",
     "audit",
     "bundled_prompts",
     "capture",
     "compare",
+    "compare_refusal",
+    "generate_responses",
     "learn_layer_pooling",
     "load_prompts",
+    "load_responses",
     "merge_shards",
     "open_store",
     "pair_by_id",
+    "refusal_rate",
     "resolve_layers",
     "score",
     "store_from_arrays",
+    "with_responses",
 ]

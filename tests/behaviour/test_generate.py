@@ -224,3 +224,21 @@ def test_capture_on_own_responses_end_to_end(tiny_factory, few, tmp_path):
         assert store.n_rows == len(ps)
         assert list(store.ids) == list(ps.ids)
         assert store.activations(store.layers[0]).shape[0] == len(ps)
+
+
+def test_cli_generate(tiny_factory, few, tmp_path, capsys):
+    from aqi.cli import main
+
+    model, tok = tiny_factory("llama")
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    few.to_jsonl(tmp_path / "p.jsonl")
+    out = tmp_path / "r.jsonl"
+    argv = ["generate", "--model", str(tmp_path / "m"), "--prompts", str(tmp_path / "p.jsonl"),
+            "--out", str(out), "--max-new-tokens", "4", "--batch-size", "3", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "RefusalReport" in capsys.readouterr().out
+    rs = load_responses(out)
+    assert len(rs) == 6 and rs.identity["max_new_tokens"] == 4
+    assert main([*argv[:-5], "--max-new-tokens", "5", "--quiet"]) == 2  # other settings
+    assert "other settings" in capsys.readouterr().err
