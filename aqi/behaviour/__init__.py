@@ -4,6 +4,7 @@ This layer sits above :mod:`aqi.probes`: it may use activations, indices and
 probes; nothing below imports it.
 """
 
+from .agreement import JudgeAgreement, judge_agreement
 from .generate import check_finite_weights, generate_responses
 from .judge import (
     REFUSAL_OPENINGS,
@@ -39,6 +40,7 @@ __all__ = [
     "RULES_VERSION",
     "STRONG_REFUSALS",
     "ClassifierJudge",
+    "JudgeAgreement",
     "PairedRefusal",
     "RefusalComparison",
     "RefusalJudge",
@@ -49,6 +51,7 @@ __all__ = [
     "check_finite_weights",
     "compare_refusal",
     "generate_responses",
+    "judge_agreement",
     "judge_responses",
     "load_responses",
     "mcnemar_exact",
