@@ -27,6 +27,15 @@ from .activations import (
     store_from_arrays,
 )
 from .audit import AuditReport, audit
+from .behaviour import (
+    RefusalJudge,
+    Responses,
+    compare_refusal,
+    generate_responses,
+    load_responses,
+    refusal_rate,
+    with_responses,
+)
 from .checks import AuditThresholds
 from .indices import (
     AQIProfile,
@@ -49,19 +58,26 @@ __all__ = [
     "Comparison",
     "Prompt",
     "PromptSet",
+    "RefusalJudge",
+    "Responses",
     "__version__",
     "alignment_quality_index",
     "audit",
     "bundled_prompts",
     "capture",
     "compare",
+    "compare_refusal",
+    "generate_responses",
     "learn_layer_pooling",
     "load_model",
     "load_prompts",
+    "load_responses",
     "merge_shards",
     "open_store",
     "pair_by_id",
+    "refusal_rate",
     "resolve_layers",
     "score",
     "store_from_arrays",
+    "with_responses",
 ]

@@ -24,6 +24,7 @@ examples:
   aqi capture --model ./my-model --prompts prompts.jsonl --out acts.h5 \\
       --layers all --pooling mean,last --span user
   aqi capture --model demo --out acts.h5     # the bundled model and prompt set
+  aqi generate --model demo --out responses.jsonl   # greedy responses, refusal rates
   aqi info acts.h5 --json
   aqi score acts.h5                          # AQI per layer with CI and null
   aqi compare base.h5 finetuned.h5           # paired AQI difference per layer
@@ -141,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--overwrite", action="store_true")
     cap.add_argument("--quiet", action="store_true", help="no progress bar")
     cap.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    gen = sub.add_parser("generate", help="generate responses (resumable JSONL, docs/format.md)")
+    gen.add_argument("--model", required=True, help="local model directory, or 'demo'")
+    gen.add_argument("--prompts", default=None, help="JSONL/CSV prompts (default: bundled set)")
+    gen.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
+    gen.add_argument("--out", required=True, help="responses file (.jsonl)")
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--batch-size", type=int, default=16)
+    gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--n", type=int, default=1, help="samples per prompt (with --sample)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--overwrite", action="store_true")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     info = sub.add_parser("info", help="describe a store (finished or in progress)")
     info.add_argument("store")
@@ -408,6 +423,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             else bundled_prompts()
         )
         model, tok = _load_model(args.model)
+        if args.command == "generate":
+            from .behaviour import generate_responses, refusal_rate
+
+            rs = generate_responses(
+                model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
+                n=args.n, seed=args.seed, overwrite=args.overwrite,
+                progress=False if args.quiet else None,
+            )  # fmt: skip
+            print(f"{args.out}: {rs!r}\n{refusal_rate(rs)!r}")
+            return EXIT_OK
         store = capture(
             model,
             tok,

@@ -33,7 +33,7 @@ from .provenance import (
 from .store import ActivationStore
 from .writer import StoreWriter, check_not_input
 
-__all__ = ["CaptureInterrupted", "capture"]
+__all__ = ["CaptureInterrupted", "capture", "default_max_length", "input_device"]
 
 # Families that derive position ids from the padding themselves (with an offset):
 # passing arange-style position ids would be wrong for them.
@@ -60,7 +60,7 @@ class CaptureInterrupted(KeyboardInterrupt):
         self.rows_total = rows_total
 
 
-def _input_device(model: nn.Module) -> torch.device:
+def input_device(model: nn.Module) -> torch.device:
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     weight = getattr(emb, "weight", None)
     if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
@@ -71,7 +71,7 @@ def _input_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
+def default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
     limits = []
     tml = getattr(tokenizer, "model_max_length", None)
     if isinstance(tml, int) and 0 < tml < _UNBOUNDED:
@@ -226,7 +226,7 @@ def capture(
             stacklevel=2,
         )
     if max_length is None:
-        max_length = _default_max_length(tokenizer, model)
+        max_length = default_max_length(tokenizer, model)
     encoder = PromptEncoder(
         tokenizer,
         span=span,
@@ -374,7 +374,7 @@ def _run(
     commit_rows: int | None,
     progress: bool | None,
 ) -> None:
-    device = _input_device(model)
+    device = input_device(model)
     accepted = _forward_kwargs(model)
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS

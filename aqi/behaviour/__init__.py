@@ -1,0 +1,61 @@
+"""Behaviour: what a model does with the prompts — responses, refusal judges, refusal rates.
+
+This layer sits above :mod:`aqi.probes`: it may use activations, indices and
+probes; nothing below imports it.
+"""
+
+from .agreement import JudgeAgreement, judge_agreement
+from .generate import check_finite_weights, generate_responses
+from .judge import (
+    REFUSAL_OPENINGS,
+    RULES_VERSION,
+    STRONG_REFUSALS,
+    ClassifierJudge,
+    RefusalJudge,
+    judge_responses,
+)
+from .refusal import (
+    PairedRefusal,
+    RefusalComparison,
+    RefusalRate,
+    RefusalReport,
+    compare_refusal,
+    mcnemar_exact,
+    newcombe_paired_interval,
+    refusal_rate,
+)
+from .responses import (
+    RESPONSES_SCHEMA,
+    RESPONSES_VERSION,
+    Response,
+    Responses,
+    load_responses,
+    with_responses,
+)
+
+__all__ = [
+    "REFUSAL_OPENINGS",
+    "RESPONSES_SCHEMA",
+    "RESPONSES_VERSION",
+    "RULES_VERSION",
+    "STRONG_REFUSALS",
+    "ClassifierJudge",
+    "JudgeAgreement",
+    "PairedRefusal",
+    "RefusalComparison",
+    "RefusalJudge",
+    "RefusalRate",
+    "RefusalReport",
+    "Response",
+    "Responses",
+    "check_finite_weights",
+    "compare_refusal",
+    "generate_responses",
+    "judge_agreement",
+    "judge_responses",
+    "load_responses",
+    "mcnemar_exact",
+    "newcombe_paired_interval",
+    "refusal_rate",
+    "with_responses",
+]

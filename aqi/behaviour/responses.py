@@ -1,0 +1,361 @@
+"""Generated responses: the record type, the container and the JSONL file they live in.
+
+A responses file (``aqi-responses`` version 1, documented in ``docs/format.md``)
+is JSON Lines: a header object on the first line (schema name and version,
+the generation ``identity`` that decides whether a run may be resumed, and
+provenance), then one object per response. Records are appended batch by
+batch with ``flush`` + ``fsync``, so a crash loses at most the batch being
+written; a torn last line is cut off when the file is reopened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..activations import Prompt, PromptSet, load_prompts
+
+__all__ = [
+    "RESPONSES_SCHEMA",
+    "RESPONSES_VERSION",
+    "Response",
+    "Responses",
+    "load_responses",
+    "with_responses",
+]
+
+RESPONSES_SCHEMA = "aqi-responses"
+RESPONSES_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One generated response to one prompt.
+
+    Parameters
+    ----------
+    prompt_id : str
+        The id of the prompt it answers.
+    sample : int
+        Sample index ``0 .. n-1`` (always ``0`` for greedy decoding).
+    text : str
+        The decoded response (special tokens removed, cut at the first end-of-sequence
+        token); ``""`` for an empty generation, which is kept and judged.
+    label : {"safe", "unsafe"}
+        The prompt's label (copied so that a responses file is self-contained).
+    category : str
+        The prompt's category.
+    pair_id : str or None
+        The prompt's pair id.
+    finish_reason : {"eos", "length"}
+        Whether generation stopped on an end-of-sequence token or on ``max_new_tokens``.
+    n_prompt_tokens : int
+        Tokens of the rendered prompt fed to the model (after any truncation).
+    n_new_tokens : int
+        Tokens generated before the end-of-sequence token.
+    truncated : bool
+        The user's text was cut on the left to fit the context.
+    """
+
+    prompt_id: str
+    sample: int
+    text: str
+    label: str
+    category: str = ""
+    pair_id: str | None = None
+    finish_reason: str = "eos"
+    n_prompt_tokens: int = -1
+    n_new_tokens: int = -1
+    truncated: bool = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """``(prompt_id, sample)``: what pairs responses of two models."""
+        return (self.prompt_id, self.sample)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSONL record (``text`` is stored under ``"response"``)."""
+        d = asdict(self)
+        d["response"] = d.pop("text")
+        return d
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any], *, line: int = 0) -> Response:
+        try:
+            d = dict(rec)
+            d["text"] = d.pop("response")
+            return cls(**d)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"line {line}: not an aqi-responses record ({e})") from None
+
+
+@dataclass(frozen=True)
+class Responses(Sequence[Response]):
+    """Responses of one model to a prompt set, with the settings that produced them.
+
+    Parameters
+    ----------
+    records : tuple of Response
+        In prompt order, samples in order.
+    header : dict
+        ``schema``, ``version``, ``identity`` (model, tokenizer, prompts and
+        generation settings) and ``provenance``.
+
+    Examples
+    --------
+    >>> rs = Responses(records=(Response("a", 0, "I can't help.", "unsafe"),))
+    >>> len(rs), rs.prompt_ids, rs.n_samples
+    (1, ('a',), 1)
+    """
+
+    records: tuple[Response, ...]
+    header: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: set[tuple[str, int]] = set()
+        for r in self.records:
+            if not isinstance(r, Response):
+                raise TypeError(f"records must be aqi Response objects, got {type(r).__name__}")
+            if r.key in seen:
+                raise ValueError(
+                    f"duplicate response for prompt {r.prompt_id!r}, sample {r.sample}"
+                )
+            seen.add(r.key)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Response:  # type: ignore[override]
+        return self.records[i]
+
+    def __iter__(self) -> Iterator[Response]:
+        return iter(self.records)
+
+    def __repr__(self) -> str:
+        n_unsafe = sum(r.label == "unsafe" for r in self.records)
+        model = self.header.get("provenance", {}).get("model", "")
+        return (
+            f"Responses({len(self)} responses to {len(self.prompt_ids)} prompts, "
+            f"{n_unsafe} unsafe, {self.n_samples} per prompt{', ' + model if model else ''})"
+        )
+
+    @property
+    def prompt_ids(self) -> tuple[str, ...]:
+        """Distinct prompt ids, in order."""
+        return tuple(dict.fromkeys(r.prompt_id for r in self.records))
+
+    @property
+    def n_samples(self) -> int:
+        """Largest number of samples for any prompt (0 when empty)."""
+        counts: dict[str, int] = {}
+        for r in self.records:
+            counts[r.prompt_id] = counts.get(r.prompt_id, 0) + 1
+        return max(counts.values(), default=0)
+
+    @property
+    def identity(self) -> Mapping[str, Any]:
+        return self.header.get("identity", {})
+
+    def by_key(self) -> dict[tuple[str, int], Response]:
+        """``{(prompt_id, sample): Response}``."""
+        return {r.key: r for r in self.records}
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> None:
+        """Write header and records to ``path`` (replacing it)."""
+        tmp = Path(f"{path}.tmp-{os.getpid()}")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(json.dumps(_full_header(self.header), ensure_ascii=False) + "\n")
+            for r in self.records:
+                f.write(json.dumps(r.to_record(), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _full_header(header: Mapping[str, Any]) -> dict[str, Any]:
+    return {"schema": RESPONSES_SCHEMA, "version": RESPONSES_VERSION, **header}
+
+
+def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, list[Response]]:
+    """Header and records of a responses file; a torn last line is cut off when ``repair``."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        return None, []
+    lines = raw.split(b"\n")
+    complete = lines[:-1]  # the part after the last newline is torn (or empty)
+    if lines[-1].strip():
+        if not repair:
+            raise ValueError(f"{path}: last line is incomplete (an interrupted write)")
+        warnings.warn(
+            f"{path}: dropped an incomplete last line left by an interrupted write; "
+            "its responses will be generated again",
+            stacklevel=4,
+        )
+        with path.open("r+b") as f:
+            f.truncate(len(raw) - len(lines[-1]))
+            f.flush()
+            os.fsync(f.fileno())
+    if not complete:
+        return None, []
+    try:
+        header = json.loads(complete[0])
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}: first line is not JSON; not an aqi-responses file") from None
+    if not isinstance(header, dict) or header.get("schema") != RESPONSES_SCHEMA:
+        raise ValueError(
+            f"{path}: header schema={header.get('schema') if isinstance(header, dict) else None!r}"
+            f"; expected {RESPONSES_SCHEMA!r}"
+        )
+    version = header.get("version")
+    if not isinstance(version, int) or version > RESPONSES_VERSION:
+        raise ValueError(
+            f"{path}: {RESPONSES_SCHEMA} version {version!r}; this aqi reads versions "
+            f"<= {RESPONSES_VERSION}"
+        )
+    records = []
+    for i, line in enumerate(complete[1:], start=2):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {i} is not valid JSON") from None
+            records.append(Response.from_record(rec, line=i))
+    return header, records
+
+
+def load_responses(path: str | os.PathLike[str]) -> Responses:
+    """Read a responses file written by :func:`aqi.behaviour.generate_responses`.
+
+    Records come in file order, which is generation order (length-sorted
+    batches); pair or look them up with :meth:`Responses.by_key`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not an ``aqi-responses`` file, a newer version, or a malformed line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no responses file at {str(p)!r}")
+    header, records = _read_jsonl(p, repair=False)
+    if header is None:
+        raise ValueError(f"{p}: empty file; not an aqi-responses file")
+    body = {k: v for k, v in header.items() if k not in ("schema", "version")}
+    return Responses(records=tuple(records), header=body)
+
+
+class ResponseWriter:
+    """Append-only, crash-safe writer of a responses file (used by ``generate_responses``)."""
+
+    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any], *,
+                 overwrite: bool = False) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.header = dict(header)
+        self.done: list[Response] = []
+        if overwrite or not self.path.exists():
+            self._create()
+            return
+        old, records = _read_jsonl(self.path, repair=True)
+        if old is None:  # crashed before the header was written
+            self._create()
+            return
+        mismatch = {
+            k: (old.get("identity", {}).get(k), v)
+            for k, v in self.header["identity"].items()
+            if old.get("identity", {}).get(k) != v
+        }
+        if mismatch:
+            shown = "; ".join(f"{k}: file has {a!r}, this call {b!r}" for k, (a, b) in
+                              list(mismatch.items())[:4])  # fmt: skip
+            raise ValueError(
+                f"{self.path} was generated with other settings ({shown}); pass overwrite=True "
+                "to replace it, or another out path"
+            )
+        self.done = records
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", encoding="utf-8") as f:
+            f.write(json.dumps(_full_header(self.header), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, records: Iterable[Response]) -> None:
+        text = "".join(json.dumps(r.to_record(), ensure_ascii=False) + "\n" for r in records)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def with_responses(
+    prompts: Any,
+    responses: Responses,
+    *,
+    sample: int = 0,
+    on_empty: str = "error",
+) -> PromptSet:
+    """The prompts with each one's generated response attached, ready for ``capture``.
+
+    ``aqi.capture(model, tok, with_responses(prompts, rs), path, span="response",
+    include_response=True)`` then reads the model's activations over its **own**
+    responses (the AQI paper's setting).
+
+    Parameters
+    ----------
+    prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
+        The prompts the responses answer.
+    responses : Responses
+        From :func:`generate_responses` or :func:`load_responses`.
+    sample : int, default 0
+        Which sample to attach when several were drawn per prompt.
+    on_empty : {"error", "drop"}, default "error"
+        What to do with prompts whose response is empty or whitespace (a
+        response span must hold tokens): raise, naming them, or leave those
+        prompts out.
+
+    Raises
+    ------
+    ValueError
+        A prompt without a response (for ``sample``), or empty responses with
+        ``on_empty="error"``.
+
+    Examples
+    --------
+    >>> ps = PromptSet([Prompt("a", "Hi?", "safe")])
+    >>> rs = Responses(records=(Response("a", 0, "Hello!", "safe"),))
+    >>> with_responses(ps, rs)["a"].response
+    'Hello!'
+    """
+    if on_empty not in ("error", "drop"):
+        raise ValueError(f"on_empty={on_empty!r}; expected 'error' or 'drop'")
+    if not isinstance(responses, Responses):
+        raise TypeError(
+            f"responses must be aqi.behaviour.Responses, got {type(responses).__name__}"
+        )
+    ps = load_prompts(prompts)
+    by_key = responses.by_key()
+    missing = [p.id for p in ps if (p.id, sample) not in by_key]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} prompt(s) have no response for sample {sample}: "
+            f"{', '.join(map(repr, missing[:5]))}"
+        )
+    empty = [p.id for p in ps if not by_key[(p.id, sample)].text.strip()]
+    if empty and on_empty == "error":
+        raise ValueError(
+            f"{len(empty)} empty response(s) cannot be captured with span='response': "
+            f"{', '.join(map(repr, empty[:5]))}; pass on_empty='drop' to leave them out"
+        )
+    dropped = set(empty)
+    rows: list[Prompt] = [
+        replace(p, response=by_key[(p.id, sample)].text) for p in ps if p.id not in dropped
+    ]
+    return PromptSet(rows, name=ps.name)
