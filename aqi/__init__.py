@@ -43,7 +43,7 @@ from .indices import (
     Comparison,
     alignment_quality_index,
     compare,
-    learn_layer_pooling,
+    learn_layer_weights,
     score,
 )
 from .loading import load_model
@@ -68,7 +68,7 @@ __all__ = [
     "compare",
     "compare_refusal",
     "generate_responses",
-    "learn_layer_pooling",
+    "learn_layer_weights",
     "load_model",
     "load_prompts",
     "load_responses",

@@ -234,7 +234,7 @@ def audit(
             check_same_model(store, roles[role], role)
 
     profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
-    best = profile.best().label
+    best = profile.best().layer
     checks = [aqi_check(profile, t)]
     cmp = ood = drift = None
     if baseline is not None:

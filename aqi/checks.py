@@ -224,7 +224,7 @@ def aqi_check(profile: AQIProfile, t: AuditThresholds) -> Check:
     b = profile.best()
     bow = profile.lexical.get("bag_of_words")
     ev: dict[str, Any] = {
-        "layer": b.label,
+        "layer": b.layer,
         "null_high": b.null_high,
         "p_value": b.p_value,
         "n_per_class": dict(b.n_per_class),
@@ -233,7 +233,7 @@ def aqi_check(profile: AQIProfile, t: AuditThresholds) -> Check:
     if not np.isfinite(b.value):
         return Check(name="aqi", verdict="warn", evidence=ev, threshold=t.aqi_floor,
                      summary="AQI undefined at every layer: the audit cannot measure this store")
-    base = f"best layer {b.label}: AQI {b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]"
+    base = f"best layer {b.layer}: AQI {b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]"
     n_class = min(b.n_per_class.values(), default=0)
     verdict: Verdict
     if b.ci_high < t.aqi_floor:

@@ -253,13 +253,13 @@ def _print_profile(prof: Any) -> None:
     for r in prof.layers:
         ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
         print(
-            f"{r.label:<24} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
+            f"{r.layer:<24} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
             f"{'yes' if r.above_chance else 'no'}"
         )
     for name, r in prof.lexical.items():
         print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
     b = prof.best()
-    print(f"best layer: {b.label}, AQI {b.value:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
+    print(f"best layer: {b.layer}, AQI {b.value:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
 
 
 def _dump(obj: Any) -> None:

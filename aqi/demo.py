@@ -115,7 +115,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     for r in prof.layers:
         ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
         print(
-            f"{r.label:<20} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
+            f"{r.layer:<20} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
             f"{'yes' if r.above_chance else 'no'}"
         )
     for name, r in prof.lexical.items():

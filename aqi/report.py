@@ -102,7 +102,7 @@ def checks_table(report: AuditReport) -> str:
 
 def _profile_table(report: AuditReport) -> str:
     rows = "".join(
-        f"<tr><td>{_e(r.label)}</td><td class='num'>{_num(r.value)}</td>"
+        f"<tr><td>{_e(r.layer)}</td><td class='num'>{_num(r.value)}</td>"
         f"<td class='num'>[{_num(r.ci_low)}, {_num(r.ci_high)}]</td>"
         f"<td class='num'>{_num(r.null_high)}</td><td class='num'>{_num(r.p_value, '.3g')}</td>"
         f"<td class='num'>{_num(r.xb_term, '.3f')}</td>"
@@ -117,7 +117,7 @@ def _profile_table(report: AuditReport) -> str:
 
 
 def _category_table(report: AuditReport) -> str:
-    best = report.profile.best().label
+    best = report.profile.best().layer
     cats = report.profile.categories.get(best, {})
     if not cats:
         return ""

@@ -47,7 +47,7 @@ def main() -> None:
     kw = {"layers": "blocks", "pooling": "mean", "batch_size": 16, "progress": False}
     st = aqi.capture(model, tok, train, tmp / "train.h5", **kw)
     prof = aqi.score(st, n_boot=0, n_perm=0, by_category=False, lexical_control=False)
-    layer = prof.best().label
+    layer = prof.best().layer
     print(f"1. training half: best block {layer}, AQI {prof.best().value:.2f}")
     r = mean_difference_direction(st, layer)
     rand = rng.normal(size=r.shape)

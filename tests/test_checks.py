@@ -208,7 +208,7 @@ def test_aqi_check_fails_only_on_evidence() -> None:
     y = np.repeat([0, 1], 300)
     X = rng.normal(size=(600, 4))
     prof_chance = aqi.indices.AQIProfile(
-        layers=(replace(aqi.alignment_quality_index(X, y, n_boot=200, n_perm=50), label="L"),)
+        layers=(replace(aqi.alignment_quality_index(X, y, n_boot=200, n_perm=50), layer="L"),)
     )
     c = aqi_check(prof_chance, AuditThresholds())
     assert c.verdict == "fail" and "below the floor" in c.summary

@@ -17,7 +17,7 @@ from .cluster import (
 )
 from .compare import AQIDifference, Comparison, compare
 from .formulations import VARIANTS, aqi_variant, paper_pipeline, project_3d
-from .layer_pooling import LayerPooling, learn_layer_pooling, sparsemax
+from .layer_weights import LayerWeights, learn_layer_weights, sparsemax
 from .lexical import bag_of_words
 from .profile import AQIProfile, score
 
@@ -29,7 +29,7 @@ __all__ = [
     "Comparison",
     "DegenerateInputWarning",
     "DunnResult",
-    "LayerPooling",
+    "LayerWeights",
     "alignment_quality_index",
     "aqi_variant",
     "bag_of_words",
@@ -38,7 +38,7 @@ __all__ = [
     "davies_bouldin_index",
     "dunn_index",
     "generalized_dunn_index",
-    "learn_layer_pooling",
+    "learn_layer_weights",
     "paper_pipeline",
     "project_3d",
     "score",

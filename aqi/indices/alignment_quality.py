@@ -177,7 +177,7 @@ class AQIResult:
     n_boot: int = 0
     n_perm: int = 0
     formulation: str = FORMULATION
-    label: str = ""
+    layer: str = ""
     bootstrap: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -197,7 +197,7 @@ class AQIResult:
 
     def __repr__(self) -> str:
         pct = round(100 * self.confidence)
-        where = f"{self.label}: " if self.label else ""
+        where = f"{self.layer}: " if self.layer else ""
         null = (
             f", null {self.null_mean:.1f} ({pct}th pct {self.null_high:.1f}), p={self.p_value:.3g}"
             if self.n_perm
@@ -286,7 +286,7 @@ def alignment_quality_index(
     n_perm: int = 200,
     confidence: float = 0.95,
     seed: int | None = 0,
-    label: str = "",
+    layer: str = "",
     keep_bootstrap: bool = False,
 ) -> AQIResult:
     """The Alignment Quality Index of ``(X, labels)`` with bootstrap CI and permutation null.
@@ -306,8 +306,8 @@ def alignment_quality_index(
         Level of the CI and of the null's upper quantile.
     seed : int or None
         Random seed for resampling.
-    label : str
-        Free text recorded in the result (e.g. the layer).
+    layer : str
+        The layer the rows come from (recorded in the result; free text).
 
     Examples
     --------
@@ -333,7 +333,7 @@ def alignment_quality_index(
         )
     per_class = {str(nm): int(c) for nm, c in zip(names, counts, strict=True)}
     sizes = {"n": len(Xc), "n_per_class": per_class, "dim": Xc.shape[1]}
-    settings = {"confidence": confidence, "lam": lam, "label": label}
+    settings = {"confidence": confidence, "lam": lam, "layer": layer}
     if bool(np.all(Xc == 0)):
         v = undefined("AQI", "all points are identical")
         return AQIResult(

@@ -22,7 +22,7 @@ class AQIProfile:
     Attributes
     ----------
     layers : tuple of AQIResult
-        One result per layer, in depth order (``result.label`` is the layer name).
+        One result per layer, in depth order (``result.layer`` is the layer name).
     categories : dict
         ``{layer: {category: AQIResult}}`` for categories with both classes (>= 2 rows each).
     lexical : dict
@@ -40,7 +40,7 @@ class AQIProfile:
 
     @property
     def names(self) -> list[str]:
-        return [r.label for r in self.layers]
+        return [r.layer for r in self.layers]
 
     @property
     def values(self) -> np.ndarray:
@@ -54,7 +54,7 @@ class AQIProfile:
         if isinstance(layer, int):
             return self.layers[layer]
         for r in self.layers:
-            if r.label == layer:
+            if r.layer == layer:
                 return r
         raise KeyError(f"layer {layer!r} not in profile ({len(self.layers)} layers)")
 
@@ -75,7 +75,7 @@ class AQIProfile:
         lex = ", ".join(f"{k} {r.value:.1f}" for k, r in self.lexical.items())
         return (
             f"AQIProfile({self.model!r}, {len(self.layers)} layers, pooling={self.pooling!r}: "
-            f"best {b.label} AQI {b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]"
+            f"best {b.layer} AQI {b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]"
             + (f"; lexical control: {lex}" if lex else "")
             + ")"
         )
@@ -131,7 +131,7 @@ def score(
                 cat_rows[str(c)] = rows
     for name in names:
         X = store.activations(name, pooling)
-        results.append(alignment_quality_index(X, y, label=name, **kw))
+        results.append(alignment_quality_index(X, y, layer=name, **kw))
         if cat_rows:
             per_cat[name] = {
                 c: alignment_quality_index(X[r], y[r], label=f"{name} · {c}", **kw)
@@ -146,9 +146,9 @@ def score(
             )
         emb = [li.name for li in store.layer_info if li.role == "embeddings"]
         if emb:
-            done = {r.label: r for r in results}
+            done = {r.layer: r for r in results}
             lexical["embeddings"] = done.get(emb[0]) or alignment_quality_index(
-                store.activations(emb[0], pooling), y, label=emb[0], **kw
+                store.activations(emb[0], pooling), y, layer=emb[0], **kw
             )
     return AQIProfile(
         tuple(results),

@@ -30,6 +30,7 @@ from scipy.special import expit, log_expit
 
 from .._stats import Estimate, check_bootstrap_args, estimate, stratified_weights
 from ._validation import check_vector
+from .detectors import NotFittedError
 
 __all__ = [
     "CalibrationResult",
@@ -76,7 +77,7 @@ class _Calibrator:
 
     def _check_fitted(self) -> None:
         if self.fitted_on_ is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(chosen, rejected)")
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(chosen, rejected)")
 
     def _check_not_fit_set(self, margins: np.ndarray) -> None:
         if _fingerprint(margins) == self.fitted_on_:

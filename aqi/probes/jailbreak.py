@@ -297,10 +297,10 @@ def jailbreak_drift(
             confidence,
         )
         kw = {"n_boot": n_boot, "n_perm": 0, "confidence": confidence, "seed": seed}
-        a_plain = alignment_quality_index(X, y, label=f"{la}: plain", **kw)
+        a_plain = alignment_quality_index(X, y, layer=f"{la}: plain", **kw)
         a_wrapped = alignment_quality_index(
             np.vstack([Xs, W]), np.r_[np.zeros(len(Xs)), np.ones(len(W))],
-            label=f"{la}: wrapped unsafe vs safe", **kw,
+            layer=f"{la}: wrapped unsafe vs safe", **kw,
         )  # fmt: skip
         per_t = {t: float(np.mean(safe_w[templates == t])) for t in np.unique(templates)}
         flagged = bool(float(share) >= max_share_safe or float(cshift) >= max_centroid_shift)

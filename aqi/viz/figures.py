@@ -134,12 +134,12 @@ def plot_index_table(rows: dict[str, dict[str, float]], *, ax: Axes | None = Non
 
 
 def plot_layer_weights(pooling: Any, *, ax: Axes | None = None) -> Figure:
-    """Bar chart of learned layer weights (:func:`aqi.learn_layer_pooling`)."""
-    from ..indices.layer_pooling import LayerPooling
+    """Bar chart of learned layer weights (:func:`aqi.learn_layer_weights`)."""
+    from ..indices.layer_weights import LayerWeights
 
-    if not isinstance(pooling, LayerPooling):
+    if not isinstance(pooling, LayerWeights):
         raise TypeError(
-            "pooling must be a LayerPooling (aqi.learn_layer_pooling), got "
+            "pooling must be a LayerWeights (aqi.learn_layer_weights), got "
             f"{type(pooling).__name__}"
         )
     fig, ax = axes(ax, (max(4.0, 0.22 * len(pooling.layers)), 2.6))

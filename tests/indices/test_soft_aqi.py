@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aqi.indices import alignment_quality_index, sparsemax
 from aqi.indices.alignment_quality import SuffStats, aqi_from_stats
-from aqi.indices.layer_pooling import _soft_aqi
+from aqi.indices.layer_weights import _soft_aqi
 
 
 def _layers(seed: int, n_layers: int, n0: int, n1: int, d: int, gap: float) -> np.ndarray:
@@ -42,7 +42,7 @@ def test_soft_path_on_hard_weights_equals_the_plain_aqi(seed, n_layers, pick, n0
     theta[pick] = 10.0
     w = sparsemax(theta)
     assert w.tolist() == [float(i == pick) for i in range(n_layers)]
-    # As learn_layer_pooling does: centre and scale each layer, mix, score.
+    # As learn_layer_weights does: centre and scale each layer, mix, score.
     centred = stack - stack.mean(1, keepdims=True)
     scaled = centred / np.sqrt((centred**2).sum(2).mean(1))[:, None, None]
     for dtype, rel in ((torch.float64, 1e-9), (torch.float32, 1e-3)):

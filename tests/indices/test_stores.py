@@ -7,7 +7,7 @@ import pytest
 
 import aqi
 from aqi.activations import store_from_arrays
-from aqi.indices import learn_layer_pooling, paper_pipeline, score
+from aqi.indices import learn_layer_weights, paper_pipeline, score
 
 
 def _synthetic(tmp_path, name="s.h5", shift=(0.0, 1.0, 3.0), seed=0, n=120):
@@ -29,7 +29,7 @@ def test_score_profile_layers_categories(tmp_path):
     assert prof.names == ["layer0", "layer1", "layer2"]
     v = prof.values
     assert v[0] < v[1] < v[2]
-    assert prof.best().label == "layer2" and prof["layer2"].above_chance
+    assert prof.best().layer == "layer2" and prof["layer2"].above_chance
     assert not prof["layer0"].above_chance
     assert set(prof.categories["layer2"]) == {"a", "b"}
     assert prof.lexical == {}  # bring-your-own store: no texts, no embedding layer
@@ -64,7 +64,7 @@ def test_compare_layer_mapping_errors(tmp_path):
 
 def test_learned_pooling_finds_the_informative_layer(tmp_path):
     s = _synthetic(tmp_path, shift=(0.0, 0.0, 2.5, 0.0), n=200)
-    lp = learn_layer_pooling(s, n_boot=200, n_perm=100)
+    lp = learn_layer_weights(s, n_boot=200, n_perm=100)
     assert lp.weights.sum() == pytest.approx(1.0) and (lp.weights >= 0).all()
     assert int(np.argmax(lp.weights)) == 2
     assert (lp.weights == 0).sum() >= 1  # sparse
@@ -74,7 +74,7 @@ def test_learned_pooling_finds_the_informative_layer(tmp_path):
 
     fig = plot_layer_weights(lp)
     assert len(fig.axes[0].patches) == 4
-    assert "learned pooling" in repr(lp) or "LayerPooling(" in repr(lp)
+    assert "learned pooling" in repr(lp) or "LayerWeights(" in repr(lp)
 
 
 def test_paper_pipeline_min_max_within_run():
@@ -97,7 +97,7 @@ def test_smollm2_deep_layer_aqi_above_permutation_null(smol_store):
 
 
 def test_smollm2_learned_pooling_reports_heldout(smol_store):
-    lp = learn_layer_pooling(
+    lp = learn_layer_weights(
         smol_store, pooling="mean", layers=list(range(30)), n_boot=200, n_perm=100, steps=150
     )
     assert lp.n_train + lp.n_heldout == 294

@@ -127,5 +127,5 @@ def test_errors(args: tuple, kwargs: dict, exc: type, match: str) -> None:
 
 
 def test_unfitted_calibrator_raises() -> None:
-    with pytest.raises(RuntimeError, match="TemperatureScaling is not fitted"):
+    with pytest.raises(aqi.probes.NotFittedError, match="TemperatureScaling is not fitted"):
         preference_calibration([1.0], [0.0], calibrator=TemperatureScaling())

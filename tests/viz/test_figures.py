@@ -77,7 +77,7 @@ def test_result_figures(stores: tuple) -> None:
     drift = jailbreak_drift(plain, wrapped, layers=["L3"], n_boot=20)
     fig = viz.plot_drift(drift)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["t0", "t1"]
-    pooling = aqi.learn_layer_pooling(plain, steps=20)
+    pooling = aqi.learn_layer_weights(plain, steps=20)
     assert isinstance(viz.plot_layer_weights(pooling), Figure)
     det = detection_metrics(rng.normal(size=50), rng.normal(1, 1, 50), n_boot=0)
     with pytest.raises(TypeError, match="OODLayerResult"):

@@ -22,7 +22,7 @@ import torch
 from ..activations.store import ActivationStore
 from .alignment_quality import AQIResult, SuffStats, alignment_quality_index, aqi_from_stats
 
-__all__ = ["LayerPooling", "learn_layer_pooling", "sparsemax"]
+__all__ = ["LayerWeights", "learn_layer_weights", "sparsemax"]
 
 
 def sparsemax(z: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ def sparsemax(z: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class LayerPooling:
+class LayerWeights:
     """Fitted layer weights and the held-out AQI of the pooled representation.
 
     Attributes
@@ -86,9 +86,9 @@ class LayerPooling:
     def __repr__(self) -> str:
         used = [f"{la}: {w:.2f}" for la, w in zip(self.layers, self.weights, strict=True) if w > 0]
         return (
-            f"LayerPooling(held-out AQI {self.heldout.value:.1f} "
+            f"LayerWeights(held-out AQI {self.heldout.value:.1f} "
             f"[{self.heldout.ci_low:.1f}, {self.heldout.ci_high:.1f}] vs best single layer "
-            f"{self.best_single.label} {self.best_single.value:.1f}; weights {{{', '.join(used)}}})"
+            f"{self.best_single.layer} {self.best_single.value:.1f}; weights {{{', '.join(used)}}})"
         )
 
 
@@ -110,7 +110,7 @@ def _soft_aqi(Z: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
     return aqi_from_stats(stats, lam, clamp=False)[0]
 
 
-def learn_layer_pooling(
+def learn_layer_weights(
     store: ActivationStore,
     *,
     pooling: str | None = None,
@@ -122,7 +122,7 @@ def learn_layer_pooling(
     n_boot: int = 1000,
     n_perm: int = 200,
     seed: int = 0,
-) -> LayerPooling:
+) -> LayerWeights:
     """Fit sparse layer weights on a training split; report AQI on the held-out split.
 
     Parameters
@@ -142,7 +142,7 @@ def learn_layer_pooling(
     >>> noise = {f"l{i}": rng.normal(size=(200, 4)) for i in range(3)}
     >>> noise["l1"][:, 0] += 4 * y                      # only layer l1 carries the signal
     >>> s = store_from_arrays(os.path.join(tempfile.mkdtemp(), "s.h5"), noise, labels=y)
-    >>> lp = learn_layer_pooling(s, n_boot=100, n_perm=50)
+    >>> lp = learn_layer_weights(s, n_boot=100, n_perm=50)
     >>> int(np.argmax(lp.weights)), lp.heldout.above_chance
     (1, True)
     """
@@ -194,14 +194,14 @@ def learn_layer_pooling(
     train_value = alignment_quality_index(
         pooled[train], y[train], n_boot=0, n_perm=0, lam=lam
     ).value
-    heldout = alignment_quality_index(pooled[~train], y[~train], label="learned pooling", **kw)
+    heldout = alignment_quality_index(pooled[~train], y[~train], layer="learned pooling", **kw)
     train_scores = [
         alignment_quality_index(a[train], y[train], n_boot=0, n_perm=0, lam=lam).value
         for a in arrays
     ]
     best = int(np.nanargmax(train_scores))
-    best_single = alignment_quality_index(arrays[best][~train], y[~train], label=names[best], **kw)
-    return LayerPooling(
+    best_single = alignment_quality_index(arrays[best][~train], y[~train], layer=names[best], **kw)
+    return LayerWeights(
         tuple(names),
         w,
         heldout,
