@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aqi.probes import PlattScaling, TemperatureScaling, preference_calibration
+from aqi.probes import NotFittedError, PlattScaling, TemperatureScaling, preference_calibration
 
 
 def _plain_ece(chosen: np.ndarray, rejected: np.ndarray, n_bins: int = 10) -> tuple[float, ...]:
@@ -127,5 +127,5 @@ def test_errors(args: tuple, kwargs: dict, exc: type, match: str) -> None:
 
 
 def test_unfitted_calibrator_raises() -> None:
-    with pytest.raises(aqi.probes.NotFittedError, match="TemperatureScaling is not fitted"):
+    with pytest.raises(NotFittedError, match="TemperatureScaling is not fitted"):
         preference_calibration([1.0], [0.0], calibrator=TemperatureScaling())
