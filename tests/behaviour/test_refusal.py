@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aqi.probes._bootstrap import wilson_interval
 from scipy.stats import binomtest
 
+from aqi._stats import wilson_interval
 from aqi.behaviour import (
     ClassifierJudge,
     RefusalJudge,
