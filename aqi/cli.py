@@ -249,15 +249,9 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
 
 
 def _print_profile(prof: Any) -> None:
-    print(f"{'layer':<24} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance")
-    for r in prof.layers:
-        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
-        print(
-            f"{r.layer:<24} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
-            f"{'yes' if r.above_chance else 'no'}"
-        )
-    for name, r in prof.lexical.items():
-        print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+    from .report import profile_table
+
+    print(profile_table(prof))
     b = prof.best()
     print(f"best layer: {b.layer}, AQI {b.value:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
 

@@ -75,7 +75,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
     from .probes import wrap_prompts
-    from .report import write_html, write_json
+    from .report import profile_table, write_html, write_json
 
     out = Path(out_dir)
     if out.suffix == ".h5":
@@ -111,15 +111,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     report = audit(store, ood_test=wrapped, jailbreak=wrapped, n_boot=1000, n_perm=200)
     prof = report.profile
     print(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
-    print(f"{'layer':<20} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance")
-    for r in prof.layers:
-        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
-        print(
-            f"{r.layer:<20} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} {r.p_value:7.3f}  "
-            f"{'yes' if r.above_chance else 'no'}"
-        )
-    for name, r in prof.lexical.items():
-        print(f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+    print(profile_table(prof))
     print()
     print(f"audit verdict: {report.reason}")
     for c in report.checks:

@@ -27,6 +27,7 @@ __all__ = [
     "checks_table",
     "figure_png",
     "jsonable",
+    "profile_table",
     "render_html",
     "to_json",
     "write_html",
@@ -235,6 +236,19 @@ def _version() -> str:
     from ._version import __version__
 
     return __version__
+
+
+def profile_table(profile: Any) -> str:
+    """The AQI profile as a plain-text table (one row per layer, then the lexical controls)."""
+    w = max([len("layer"), *(len(r.layer) for r in profile.layers)])
+    lines = [f"{'layer':<{w}} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance"]
+    for r in profile.layers:
+        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
+        lines.append(f"{r.layer:<{w}} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} "
+                     f"{r.p_value:7.3f}  {'yes' if r.above_chance else 'no'}")
+    lines += [f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+              for name, r in profile.lexical.items()]
+    return "\n".join(lines)
 
 
 def jsonable(x: Any) -> Any:

@@ -134,7 +134,7 @@ def score(
         results.append(alignment_quality_index(X, y, layer=name, **kw))
         if cat_rows:
             per_cat[name] = {
-                c: alignment_quality_index(X[r], y[r], label=f"{name} · {c}", **kw)
+                c: alignment_quality_index(X[r], y[r], layer=f"{name} · {c}", **kw)
                 for c, r in cat_rows.items()
             }
     lexical: dict[str, AQIResult] = {}
@@ -142,7 +142,7 @@ def score(
         texts = store.texts.tolist()
         if not all(t.startswith("<row ") for t in texts):  # bring-your-own stores have no text
             lexical["bag_of_words"] = alignment_quality_index(
-                bag_of_words(texts), y, label="bag of words", **kw
+                bag_of_words(texts), y, layer="bag of words", **kw
             )
         emb = [li.name for li in store.layer_info if li.role == "embeddings"]
         if emb:
