@@ -11,42 +11,108 @@ Examples
 PromptSet 'aqi-litmus-pairs'(294 prompts: 147 safe, 147 unsafe, 7 categories)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .activations import (
-    ActivationHooks,
-    ActivationStore,
-    Prompt,
-    PromptSet,
-    bundled_prompts,
-    capture,
-    load_prompts,
-    merge_shards,
-    open_store,
-    pair_by_id,
-    resolve_layers,
-    store_from_arrays,
-)
-from .audit import AuditReport, audit
-from .behaviour import (
-    RefusalJudge,
-    Responses,
-    compare_refusal,
-    generate_responses,
-    load_responses,
-    refusal_rate,
-    with_responses,
-)
-from .checks import AuditThresholds
-from .indices import (
-    AQIProfile,
-    AQIResult,
-    Comparison,
-    alignment_quality_index,
-    compare,
-    learn_layer_weights,
-    score,
-)
-from .loading import load_model
+
+# The names below are imported on first use (PEP 562), so `import aqi` and `aqi --help`
+# do not pay for torch, transformers, umap and matplotlib until a verb needs them.
+_LAZY: dict[str, str] = {
+    "AQIProfile": "indices",
+    "AQIResult": "indices",
+    "ActivationHooks": "activations",
+    "ActivationStore": "activations",
+    "AuditReport": "audit",
+    "AuditThresholds": "checks",
+    "Comparison": "indices",
+    "Prompt": "activations",
+    "PromptSet": "activations",
+    "RefusalJudge": "behaviour",
+    "Responses": "behaviour",
+    "alignment_quality_index": "indices",
+    "audit": "audit",
+    "bundled_prompts": "activations",
+    "capture": "activations",
+    "compare": "indices",
+    "compare_refusal": "behaviour",
+    "generate_responses": "behaviour",
+    "learn_layer_weights": "indices",
+    "load_model": "loading",
+    "load_prompts": "activations",
+    "load_responses": "behaviour",
+    "merge_shards": "activations",
+    "open_store": "activations",
+    "pair_by_id": "activations",
+    "refusal_rate": "behaviour",
+    "resolve_layers": "activations",
+    "score": "indices",
+    "store_from_arrays": "activations",
+    "with_responses": "behaviour",
+}
+_SUBPACKAGES = ("activations", "audit", "behaviour", "checks", "indices", "loading", "probes",
+                "report", "viz")
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .activations import (
+        ActivationHooks,
+        ActivationStore,
+        Prompt,
+        PromptSet,
+        bundled_prompts,
+        capture,
+        load_prompts,
+        merge_shards,
+        open_store,
+        pair_by_id,
+        resolve_layers,
+        store_from_arrays,
+    )
+    from .audit import (
+        AuditReport,
+        audit,
+    )
+    from .behaviour import (
+        RefusalJudge,
+        Responses,
+        compare_refusal,
+        generate_responses,
+        load_responses,
+        refusal_rate,
+        with_responses,
+    )
+    from .checks import (
+        AuditThresholds,
+    )
+    from .indices import (
+        AQIProfile,
+        AQIResult,
+        Comparison,
+        alignment_quality_index,
+        compare,
+        learn_layer_weights,
+        score,
+    )
+    from .loading import (
+        load_model,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'aqi' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
+
 
 __all__ = [
     "AQIProfile",

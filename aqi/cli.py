@@ -385,7 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
                                              label=ref.name)  # fmt: skip
-            _dump(res.to_dict()) if args.json else print(repr(res))
+            if args.json:
+                _dump(res.to_dict())
+            else:
+                from .report import reward_table
+
+                print(reward_table(res))
             return EXIT_OK
         if args.command in ("report", "gate"):
             report = _run_audit(args)

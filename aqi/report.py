@@ -29,6 +29,7 @@ __all__ = [
     "jsonable",
     "profile_table",
     "render_html",
+    "reward_table",
     "to_json",
     "write_html",
     "write_json",
@@ -248,6 +249,28 @@ def profile_table(profile: Any) -> str:
                      f"{r.p_value:7.3f}  {'yes' if r.above_chance else 'no'}")
     lines += [f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
               for name, r in profile.lexical.items()]
+    return "\n".join(lines)
+
+
+def reward_table(result: Any) -> str:
+    """A reward-model calibration result (or a shift report) as a plain-text table."""
+    shift = hasattr(result, "shifts")
+    ref = result.reference if shift else result
+    rows = [("set", "pairs", "accuracy", "ECE", "Brier"),
+            (ref.label or "reference", str(ref.n), repr(ref.accuracy), repr(ref.ece),
+             repr(ref.brier))]
+    if shift:
+        for s in result.shifts:
+            c = s.calibration
+            rows.append((s.name, str(c.n), repr(c.accuracy), repr(c.ece), repr(c.brier)))
+    width = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, width, strict=True)).rstrip() for r in rows]
+    if shift:
+        lines.append("")
+        for s in result.shifts:
+            det = ", ".join(f"{k} AUROC {float(v.auroc):.3f}" for k, v in s.detection.items())
+            lines.append(f"{s.name}: accuracy drop {s.accuracy_drop!r}, ECE change "
+                         f"{s.ece_change!r}" + (f"; OOD {det}" if det else ""))
     return "\n".join(lines)
 
 

@@ -246,3 +246,28 @@ def test_ctrl_c_during_capture_exits_130_and_says_how_to_resume(decoder_tokenize
     assert again.returncode == 0, again.stderr[-2000:]
     with aqi.open_store(out) as s:
         assert s.complete and s.n_rows == 294
+
+
+def test_help_does_not_import_the_heavy_stack() -> None:
+    """`aqi --help` answers at once: parsing the command line imports no torch/transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys, aqi.cli; aqi.cli.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'umap', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_probe_reward_prints_a_table(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    m = rng.normal(1, 2, 400)
+    for name, scale in (("ref", 1.0), ("shifted", 0.3)):
+        rows = "\n".join(f"{c},{r}" for c, r in zip(m * scale, np.zeros(400)))
+        (tmp_path / f"{name}.csv").write_text("chosen,rejected\n" + rows + "\n")
+    assert main(["probe", "reward", str(tmp_path / "ref.csv"), str(tmp_path / "shifted.csv"),
+                 "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["set", "pairs", "accuracy", "ECE", "Brier"]
+    assert "shifted: accuracy drop" in out and "RewardShiftReport(" not in out
