@@ -82,6 +82,10 @@ class Scale:
     quick: bool = False
 
 
+#: A first real run that fits in ~45 minutes on 2 quiet cores: fewer steps, shorter answers.
+SMALL = Scale(n_eval_extra=30, max_new_tokens=24, train_new_tokens=32, dpo_steps=(8, 24),
+              sft_sizes=(16, 32, 64), n_sampled=20, n_jailbreak=15)
+
 QUICK = Scale(n_eval_extra=6, max_new_tokens=6, train_new_tokens=6, dpo_steps=(1, 2),
               sft_sizes=(2, 3, 4), n_sampled=4, n_jailbreak=3, batch_size=8, n_boot=30,
               quick=True)
@@ -340,12 +344,19 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
     base = measure("original", "original", model, tok, sets, ctx, scale, tmp)
     ms = []
     timings = {}
-    for name, kind, variant in build_variants(model, tok, sets, ctx, scale, tmp):
+    variants = build_variants(model, tok, sets, ctx, scale, tmp)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            name, kind, variant = next(variants)
+        except StopIteration:
+            break
+        t1 = time.perf_counter()
+        print(f"  built {name} in {t1 - t0:.0f} s", flush=True)
         if scale.variants and name not in scale.variants:
             continue
-        t0 = time.perf_counter()
         ms.append(measure(name, kind, variant, tok, sets, ctx, scale, tmp))
-        timings[name] = time.perf_counter() - t0
+        timings[name] = {"build_s": t1 - t0, "measure_s": time.perf_counter() - t1}
         del variant
         gc.collect()
     base.signals = signals(base, base, ctx, scale)
@@ -353,6 +364,7 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
         m.signals = signals(m, base, ctx, scale)
     result = outcomes(base, ms, ctx, scale)
     result["seconds"] = time.perf_counter() - t_start
+    result["timings"] = timings
     result["fixed_layer"] = layer
     result["sizes"] = {k: len(v) for k, v in sets.items()}
     return result
@@ -390,11 +402,13 @@ def outcomes(base: Measured, ms: list[Measured], ctx: dict, scale: Scale) -> dic
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="plumbing run on a tiny model")
+    ap.add_argument("--small", action="store_true", help="a smaller real run (~45 min)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--variants", default="", help="comma-separated subset of variants")
     ap.add_argument("--out", type=Path, default=OUT / "validity.json")
     args = ap.parse_args(argv)
-    scale = dataclasses.replace(QUICK if args.quick else Scale(),
+    base = QUICK if args.quick else SMALL if args.small else Scale()
+    scale = dataclasses.replace(base,
                          variants=tuple(v for v in args.variants.split(",") if v))
     res = run(scale, args.workdir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
