@@ -14,6 +14,8 @@ PromptSet 'aqi-litmus-pairs'(294 prompts: 147 safe, 147 unsafe, 7 categories)
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -112,6 +114,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
+
+
+class _Package(types.ModuleType):
+    """``aqi.audit`` is the verb, also once the submodule ``aqi.audit`` has been imported
+    (the import system would otherwise set the package attribute to the module)."""
+
+    @property
+    def audit(self) -> Any:
+        return importlib.import_module(".audit", __name__).audit
+
+    @audit.setter
+    def audit(self, value: Any) -> None:  # the submodule stays in sys.modules["aqi.audit"]
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from typing import Any
 
 from ._version import __version__
 from .activations.store import ActivationStore
+from .behaviour import RefusalComparison, RefusalReport, Responses, compare_refusal, refusal_rate
 from .checks import (
     AuditThresholds,
     Check,
@@ -56,6 +57,8 @@ class AuditReport:
     created: str = ""
     baseline_model: str = ""
     notes: tuple[str, ...] = ()
+    behaviour: RefusalReport | None = None
+    behaviour_change: RefusalComparison | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -95,6 +98,11 @@ class AuditReport:
             "ood": None if self.ood is None else self.ood.to_dict(),
             "jailbreak_drift": None if self.drift is None else self.drift.to_dict(),
             "reward": None if self.reward is None else self.reward.to_dict(),
+            "behaviour": None if self.behaviour is None else {
+                "refusal": self.behaviour.to_dict(),
+                "change": None if self.behaviour_change is None
+                else self.behaviour_change.to_dict(),
+            },
         }
 
     def __repr__(self) -> str:
@@ -172,6 +180,9 @@ def audit(
     n_perm: int = 200,
     seed: int = 0,
     allow_partial: bool = False,
+    responses: Responses | None = None,
+    baseline_responses: Responses | None = None,
+    judge: Any = None,
 ) -> AuditReport:
     """Audit a model's activations and combine every available check into one report.
 
@@ -199,6 +210,14 @@ def audit(
         AQI null, and the seed.
     allow_partial : bool
         Audit unfinished captures (their rows so far) instead of refusing them.
+    responses, baseline_responses : Responses, optional
+        The audited (and baseline) model's generated responses
+        (:func:`aqi.generate_responses`): the report gains a *Behaviour* section —
+        refusal on unsafe and over-refusal on safe prompts, and with both, the paired
+        change (exact McNemar). Behaviour is evidence beside the geometry; no check
+        decides on it yet (docs/validation.md).
+    judge : callable, optional
+        Refusal judge for ``responses`` (default :class:`aqi.RefusalJudge`).
 
     Returns
     -------
@@ -253,6 +272,10 @@ def audit(
         checks.append(reward_calibration_check(reward, t))
     if notes:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
+    behaviour = None if responses is None else refusal_rate(responses, judge)
+    change = None
+    if responses is not None and baseline_responses is not None:
+        change = compare_refusal(baseline_responses, responses, judge)
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),
@@ -265,4 +288,6 @@ def audit(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         baseline_model=cmp.model_a if cmp else "",
         notes=tuple(notes),
+        behaviour=behaviour,
+        behaviour_change=change,
     )

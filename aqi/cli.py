@@ -15,45 +15,12 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from ._cli_parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-
-_EPILOG = """\
-examples:
-  aqi demo                                   # full audit of SmolLM2-135M-Instruct + HTML report
-  aqi capture --model ./my-model --prompts prompts.jsonl --out acts.h5 \\
-      --layers all --pooling mean,last --span user
-  aqi capture --model demo --out acts.h5     # the bundled model and prompt set
-  aqi generate --model demo --out responses.jsonl   # greedy responses, refusal rates
-  aqi info acts.h5 --json
-  aqi score acts.h5                          # AQI per layer with CI and null
-  aqi compare base.h5 finetuned.h5           # paired AQI difference per layer
-  aqi probe ood acts.h5 traffic.h5           # OOD detector per layer, flagged rows
-  aqi probe reward english.csv french.csv    # reward-model calibration under shift
-  aqi report finetuned.h5 --baseline base.h5 --out audit.html --json-out audit.json
-  aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
-
-exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
-  130 interrupted (Ctrl-C; re-run the same capture to resume). --debug shows tracebacks.
-"""
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    """The loading flags, the same on every command that loads a model (aqi.load_model)."""
-    g = p.add_argument_group("model loading (aqi.load_model)")
-    g.add_argument("--model", required=True,
-                   help="local folder, hub id (from the local cache), or 'demo' (SmolLM2-135M)")
-    g.add_argument("--revision", default=None, help="branch, tag or commit of a hub id")
-    g.add_argument("--gguf-file", default=None, help="GGUF file inside --model (dequantised once)")
-    g.add_argument("--dtype", default="auto",
-                   help="auto (checkpoint's on GPU, float32 on CPU), float32, bfloat16, float16")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda if any)")
-    g.add_argument("--device-map", default=None, help="'auto': spread layers over devices")
-    g.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (aqi[quant])")
-    g.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (aqi[quant])")
-    g.add_argument("--trust-remote-code", action="store_true",
-                   help="run model code shipped with the checkpoint")
-    g.add_argument("--attn-implementation", default=None, help="eager, sdpa, flash_attention_2")
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -69,16 +36,6 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
         load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
         attn_implementation=args.attn_implementation,
     )
-
-
-def _layers_arg(value: str) -> list[str | int] | str:
-    if value in ("blocks", "all", "embeddings", "final_norm"):
-        return value
-    out: list[str | int] = []
-    for item in value.split(","):
-        item = item.strip()
-        out.append(int(item) if item.lstrip("-").isdigit() else item)
-    return out
 
 
 def _summary(store: Any) -> dict[str, Any]:
@@ -107,166 +64,6 @@ def _print_summary(info: dict[str, Any], as_json: bool) -> None:
         f"{', '.join(info['poolings'])}, span {info['span'] or '-'}, "
         f"{info['truncated']} truncated"
     )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aqi",
-        description="Audit the alignment of language models from the inside.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    cap = sub.add_parser(
-        "capture",
-        help="capture pooled activations into an HDF5 store",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _model_args(cap)
-    cap.add_argument(
-        "--prompts", default=None, help="JSONL/CSV prompt file (default: the bundled prompt set)"
-    )
-    cap.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
-    for col, default in (("text", "text"), ("label", "label"), ("id", "id"),
-                         ("category", "category")):  # fmt: skip
-        cap.add_argument(
-            f"--{col}-col", default=None, help=f"{col} column of --prompts (default {default!r})"
-        )
-    cap.add_argument(
-        "--include-response", action="store_true",
-        help="append each prompt's response (a 'response' column) as the assistant turn",
-    )  # fmt: skip
-    cap.add_argument("--out", required=True, help="store path (.h5)")
-    cap.add_argument(
-        "--layers",
-        default="blocks",
-        type=_layers_arg,
-        help="'blocks', 'all', or comma-separated indices / names / globs",
-    )
-    cap.add_argument(
-        "--pooling", default="mean,last", help="comma-separated: mean, last, first, max"
-    )
-    cap.add_argument("--span", default="user", choices=["user", "all", "response"])
-    cap.add_argument("--batch-size", type=int, default=16)
-    cap.add_argument(
-        "--max-length", type=int, default=None,
-        help="truncate longer inputs to this many tokens (default: the model's context)",
-    )  # fmt: skip
-    cap.add_argument(
-        "--max-tokens-per-batch", type=int, default=None,
-        help="padded tokens per forward pass (default 8192; a longer input runs alone)",
-    )  # fmt: skip
-    cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")
-    cap.add_argument("--overwrite", action="store_true")
-    cap.add_argument("--quiet", action="store_true", help="no progress bar")
-    cap.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-    gen = sub.add_parser("generate", help="generate responses (resumable JSONL, docs/format.md)")
-    _model_args(gen)
-    gen.add_argument("--prompts", default=None, help="JSONL/CSV prompts (default: bundled set)")
-    gen.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
-    gen.add_argument("--out", required=True, help="responses file (.jsonl)")
-    gen.add_argument("--max-new-tokens", type=int, default=64)
-    gen.add_argument("--batch-size", type=int, default=16)
-    gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--n", type=int, default=1, help="samples per prompt (with --sample)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--overwrite", action="store_true")
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    info = sub.add_parser("info", help="describe a store (finished or in progress)")
-    info.add_argument("store")
-    info.add_argument("--json", action="store_true")
-
-    sc = sub.add_parser("score", help="AQI per layer (CI, permutation null, lexical control)")
-    sc.add_argument("store")
-    _scoring_args(sc)
-    sc.add_argument("--json", action="store_true")
-
-    cmp = sub.add_parser("compare", help="AQI of a baseline minus an audited model, per layer")
-    cmp.add_argument("baseline")
-    cmp.add_argument("audited")
-    cmp.add_argument("--pooling", default=None)
-    cmp.add_argument("--n-boot", type=int, default=1000)
-    cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
-    cmp.add_argument("--allow-text-mismatch", action="store_true",
-                     help="compare even if a prompt id has different texts (warns with a count)")
-    cmp.add_argument("--json", action="store_true")
-
-    pr = sub.add_parser("probe", help="OOD or reward-model probes")
-    psub = pr.add_subparsers(dest="probe", required=True)
-    ood = psub.add_parser("ood", help="fit a detector on a reference store, flag test rows")
-    ood.add_argument("reference")
-    ood.add_argument("test")
-    ood.add_argument("--layers", type=_layers_arg, default=None)
-    ood.add_argument("--pooling", default=None)
-    ood.add_argument(
-        "--detector",
-        default="mahalanobis",
-        choices=["mahalanobis", "class-mahalanobis", "relative-mahalanobis", "knn"],
-    )
-    ood.add_argument("--false-alarm-rate", type=float, default=0.05)
-    ood.add_argument("--n-boot", type=int, default=200)
-    ood.add_argument("--json", action="store_true")
-    rw = psub.add_parser("reward", help="calibration of reward scores, in distribution and shifted")
-    rw.add_argument("reference", help="scores CSV/JSON(L) with chosen/rejected rewards")
-    rw.add_argument("shifted", nargs="*", help="score files of shifted conditions")
-    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default="temperature")
-    rw.add_argument("--n-boot", type=int, default=200)
-    rw.add_argument("--json", action="store_true")
-
-    for name, helptext in (
-        ("report", "run the audit and write the HTML (and JSON) report"),
-        ("gate", "run the audit; exit 1 when a check fails"),
-    ):
-        g = sub.add_parser(name, help=helptext, epilog=_EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-        g.add_argument("store", help="the audited model's store")
-        g.add_argument("--baseline", help="store of a reference model on the same prompts")
-        g.add_argument("--ood-test", help="store of the audited model on new inputs")
-        g.add_argument("--jailbreak", help="store of the audited model on wrapped unsafe prompts")
-        g.add_argument("--reward", help="reward scores (chosen/rejected) in distribution")
-        g.add_argument("--reward-shift", nargs="*", default=[], help="shifted reward scores")
-        g.add_argument(
-            "--reward-n-boot", type=int, default=200,
-            help="bootstrap resamples for the reward-model CIs (default 200: they cover "
-            "every pair, often tens of thousands)",
-        )  # fmt: skip
-        g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
-        _scoring_args(g)
-        g.add_argument("--json", action="store_true", help="print the JSON document")
-        if name == "report":
-            g.add_argument("--out", default="aqi-report.html", help="HTML report path")
-            g.add_argument("--json-out", default=None, help="also write the JSON document")
-        else:
-            g.add_argument("--strict", action="store_true", help="also fail on 'warn'")
-
-    demo = sub.add_parser(
-        "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"
-    )
-    demo.add_argument("--out-dir", default="aqi-demo", help="folder for stores and the report")
-    demo.add_argument("--overwrite", action="store_true")
-    for p in [*sub.choices.values(), *psub.choices.values()]:  # also after the subcommand
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks of errors")  # fmt: skip
-    return parser
-
-
-_PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'partial'"
-
-
-def _scoring_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pooling", default=None, help="which pooling to score (default: mean)")
-    p.add_argument("--layers", type=_layers_arg, default=None, help="layers to score")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--n-perm", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
 
 
 def _print_profile(prof: Any) -> None:
@@ -305,6 +102,12 @@ def _run_audit(args: argparse.Namespace) -> Any:
                 ref.chosen, ref.rejected, n_boot=args.reward_n_boot, seed=args.seed,
                 label=ref.name,
             )  # fmt: skip
+    from .behaviour import load_responses
+
+    if args.baseline_responses and not args.responses:
+        raise ValueError("--baseline-responses needs --responses (the audited model's)")
+    responses = {k: load_responses(v) for k, v in (("responses", args.responses),
+                 ("baseline_responses", args.baseline_responses)) if v}
     print("aqi: running the audit…", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(open_store(args.store))
@@ -313,7 +116,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            allow_partial=args.partial, **others,
+            allow_partial=args.partial, **others, **responses,
         )  # fmt: skip
 
 

@@ -135,6 +135,30 @@ def _category_table(report: AuditReport) -> str:
     )
 
 
+def _behaviour(report: AuditReport) -> str:
+    """What the model does: refusal and over-refusal, and the paired change (if given)."""
+    b = report.behaviour
+    if b is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{what}</td><td class='num'>{_e(r)}</td></tr>"
+        for what, r in (("refusal on unsafe prompts", b.refusal),
+                        ("over-refusal on safe prompts", b.over_refusal))
+    )
+    change = ""
+    if report.behaviour_change is not None:
+        c = report.behaviour_change
+        change = "".join(f"<p>{_e(p)}</p>" for p in (c.refusal, c.over_refusal))
+    return (
+        "<h2>Evidence: behaviour</h2><p class='note'>What the model does with the same kind "
+        f"of prompts, judged by {_e(b.judge)} (Wilson 95% intervals; {b.n_empty} empty "
+        "responses counted). Beside the geometry, not yet part of a verdict: "
+        "docs/validation.md.</p>"
+        f"<table><tr><th>measure</th><th>rate [95% CI] (refused/total)</th></tr>{rows}</table>"
+        + change
+    )
+
+
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML document (no external resources)."""
     from . import viz
@@ -165,6 +189,7 @@ def render_html(report: AuditReport) -> str:
         _img(viz.plot_profile(report.profile), "AQI per layer"),
         _profile_table(report),
         _category_table(report),
+        _behaviour(report),
     ]
     if report.comparison is not None:
         parts += [

@@ -35,8 +35,9 @@ LAYERS: dict[str, int] = {
     "aqi.report": 5,
     "aqi.viz": 5,
     "aqi.cli": 5,
+    "aqi._cli_parser": 5,
     "aqi.pytest_plugin": 5,
-    "aqi.behaviour": 5,
+    "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
     "aqi.demo": 5,
 }
 LAYER_NAMES = {

@@ -38,7 +38,24 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> aqi.AuditReport:
     m = rng.normal(1, 2, 2000)
     rew = reward_shift(PairScores(m, np.zeros(2000), "ref"),
                        {EVIL: PairScores(m * 0.3, np.zeros(2000), EVIL)}, n_boot=20)  # fmt: skip
-    return aqi.audit(s, baseline=s, ood_test=t, jailbreak=w, reward=rew, n_boot=100, n_perm=50)
+    from aqi.behaviour import Response, Responses
+
+    def said(refuse_every: int) -> Responses:
+        return Responses(records=tuple(
+            Response(i, 0, "I'm sorry, but I can't help with that." if k % refuse_every == 0
+                     else f"Sure: {EVIL}", lab, c)
+            for k, (i, lab, c) in enumerate(zip(ids, y, cats))))
+
+    return aqi.audit(s, baseline=s, ood_test=t, jailbreak=w, reward=rew, n_boot=100, n_perm=50,
+                     responses=said(4), baseline_responses=said(2))
+
+
+def test_behaviour_section(report: aqi.AuditReport, tmp_path: Path) -> None:
+    html = write_html(report, tmp_path / "b.html").read_text()
+    assert "Evidence: behaviour" in html and "refusal on unsafe prompts" in html
+    doc = json.loads(to_json(report))["behaviour"]
+    assert doc["refusal"]["refusal"]["rate"] == pytest.approx(0.25)
+    assert doc["change"]["refusal"]["difference"] == pytest.approx(0.25 - 0.5)
 
 
 def test_html_is_self_contained_and_escaped(report: aqi.AuditReport, tmp_path: Path) -> None:

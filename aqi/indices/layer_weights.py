@@ -1,4 +1,4 @@
-"""Learned layer pooling: sparse non-negative weights over layers that maximise separation.
+"""Learned layer weights: sparse non-negative weights over layers that maximise separation.
 
 The paper's layer-wise pooled representation mixes layers instead of picking
 one. Here the mix is ``z = Σ_l w_l · x_l / σ_l`` (each layer scaled by its total
