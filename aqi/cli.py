@@ -281,13 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
         where = f" after {done} of {total} rows" if done is not None else ""
-        again = "; run the same command again to resume" if args.command == "capture" else ""
+        resumable = args.command in ("capture", "generate")
+        again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError, KeyError, FloatingPointError, MemoryError,
             RuntimeError) as e:  # fmt: skip
         oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-        if isinstance(e, RuntimeError) and not oom:
+        if isinstance(e, RuntimeError) and not oom and type(e).__name__ != "StoreLockedError":
             raise  # a bug, not an input error: keep the traceback
         if args.debug:
             traceback.print_exc()

@@ -136,3 +136,17 @@ def test_cli_loading_flags(tiny_dir: Path, tmp_path: Path, capsys: pytest.Captur
                  str(tmp_path / "x.h5")])
     err = capsys.readouterr().err
     assert code == 2 and "dtype='float8' is not supported" in err and "Traceback" not in err
+
+
+def test_cli_second_writer_is_one_line(tiny_dir: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    from aqi.cli import main
+
+    out = tmp_path / "locked.h5"
+    (tmp_path / "locked.h5.lock").write_text(json.dumps({"pid": 1, "host": socket.gethostname()}))
+    code = main(["capture", "--model", str(tiny_dir), "--device", "cpu", "--out", str(out),
+                 "--layers", "0", "--pooling", "mean", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "another writer holds" in err and "Traceback" not in err

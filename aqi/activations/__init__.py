@@ -1,6 +1,7 @@
 """Activation capture: labelled prompts in, layer-wise pooled activations out (resumable HDF5)."""
 
-from .capture import capture
+from ._parts import StoreLockedError
+from .capture import CaptureInterrupted, capture
 from .distributed import current_shard, merge_shards, shard_path
 from .encoding import SPANS, EncodedPrompt, PromptEncoder
 from .hooks import ActivationHooks
@@ -27,6 +28,7 @@ __all__ = [
     "ActivationHooks",
     "ActivationStore",
     "Architecture",
+    "CaptureInterrupted",
     "EncodedPrompt",
     "LayerInfo",
     "LayerRef",
@@ -35,6 +37,7 @@ __all__ = [
     "PromptEncoder",
     "PromptSet",
     "SpanMask",
+    "StoreLockedError",
     "StoreWriter",
     "bundled_prompts",
     "capture",

@@ -34,6 +34,7 @@ from ._format import ROW_COLUMNS, dataset_name, is_aqi_store
 
 __all__ = [
     "MANIFEST",
+    "StoreLockedError",
     "WriterLock",
     "atomic_h5",
     "check_not_input",
@@ -53,6 +54,11 @@ MANIFEST = "manifest.h5"
 _PART_RE = re.compile(r"^part-(\d{10})-(\d{10})\.h5$")
 # Names a partial folder of ours may hold; anything else means it is not ours.
 _OURS_RE = re.compile(r"^(manifest\.h5|part-\d{10}-\d{10}\.h5)(\.tmp-\d+)?$")
+
+
+class StoreLockedError(RuntimeError):
+    """Another process is writing the same store (its lock file names the pid and host)."""
+
 
 
 def partial_dir(path: Path) -> Path:
@@ -299,7 +305,7 @@ class WriterLock:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 return
-        raise RuntimeError(
+        raise StoreLockedError(
             f"another writer holds {str(self.path)!r} (pid {pid} on host {host}); wait for it "
             "to finish, or if it is gone, delete the lock file and run again"
         )
