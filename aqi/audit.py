@@ -25,6 +25,7 @@ from .checks import (
     aqi_change_check,
     aqi_check,
     jailbreak_drift_check,
+    min_calibration_rows,
     ood_coverage_check,
     reward_calibration_check,
     worst_verdict,
@@ -260,7 +261,12 @@ def audit(
         cmp = compare(baseline, store, pooling=pooling, n_boot=n_boot, seed=seed)
         checks.append(aqi_change_check(cmp, t))
     if ood_test is not None:
-        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed)
+        # Hold out enough reference rows to calibrate a 5% false-alarm threshold (up to
+        # half the reference); with fewer, the coverage check says "insufficient data".
+        need = min_calibration_rows(0.05, t.min_ood_exceedances)
+        holdout = min(0.5, max(0.25, (need + 2) / max(store.n_rows, 1)))
+        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
+                        holdout=holdout, false_alarm_rate=0.05)
         checks.append(ood_coverage_check(ood, best, t))
     if jailbreak is not None:
         drift = jailbreak_drift(
