@@ -52,6 +52,16 @@ def _layers_arg(value: str) -> list[str | int] | str:
     return out
 
 
+def _prompt_args(p: argparse.ArgumentParser) -> None:
+    """The prompt-file flags, the same on every command that reads prompts."""
+    p.add_argument("--prompts", default=None,
+                   help="JSONL/CSV/JSON prompt file (default: the bundled prompt set)")
+    p.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
+    for col in ("text", "label", "id", "category"):
+        p.add_argument(f"--{col}-col", default=None,
+                       help=f"{col} column of --prompts (default {col!r})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aqi",
@@ -69,15 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _model_args(cap)
-    cap.add_argument(
-        "--prompts", default=None, help="JSONL/CSV prompt file (default: the bundled prompt set)"
-    )
-    cap.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
-    for col, default in (("text", "text"), ("label", "label"), ("id", "id"),
-                         ("category", "category")):  # fmt: skip
-        cap.add_argument(
-            f"--{col}-col", default=None, help=f"{col} column of --prompts (default {default!r})"
-        )
+    _prompt_args(cap)
     cap.add_argument(
         "--include-response", action="store_true",
         help="append each prompt's response (a 'response' column) as the assistant turn",
@@ -109,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate responses (resumable JSONL, docs/format.md)")
     _model_args(gen)
-    gen.add_argument("--prompts", default=None, help="JSONL/CSV prompts (default: bundled set)")
-    gen.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
+    _prompt_args(gen)
     gen.add_argument("--out", required=True, help="responses file (.jsonl)")
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--batch-size", type=int, default=16)

@@ -214,11 +214,11 @@ def quantise_weights(model: nn.Module, bits: int, *, group: int | None = None) -
         raise ValueError(f"bits must be 4 or 8, got {bits!r}")
     qmax = 2 ** (bits - 1) - 1
     out = copy.deepcopy(model)
+    embeddings = out.get_input_embeddings() if hasattr(out, "get_input_embeddings") else None
+    tied = getattr(embeddings, "weight", None)
     with torch.no_grad():
         for mod in out.modules():
-            if not isinstance(mod, nn.Linear) or mod.weight is getattr(
-                out.get_input_embeddings(), "weight", None
-            ):
+            if not isinstance(mod, nn.Linear) or mod.weight is tied:
                 continue
             w = mod.weight
             rows, cols = w.shape
