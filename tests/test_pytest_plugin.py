@@ -77,9 +77,11 @@ def test_ood_and_reward_gates(pytester: pytest.Pytester, stores: dict) -> None:
             check = aqi_gate.ood_coverage(s, shifted)
             assert check.verdict in ("pass", "warn")
 
-        def test_ood_strict_fails_on_warn(aqi_gate):
+        def test_ood_strict_fails_on_warn(aqi_gate, tmp_path):
             s = aqi.open_store({stores["good"]!r})
-            aqi_gate.ood_coverage(s, aqi.open_store({stores["erased"]!r}), strict=True)
+            shifted = aqi.store_from_arrays(tmp_path / "far.h5", {{"L": s.activations("L") + 8}},
+                                            prompts=s.prompts())
+            aqi_gate.ood_coverage(s, shifted, strict=True)  # shifted: a warning, strict stops
 
         def test_reward_miscalibrated(aqi_gate):
             rng = np.random.default_rng(0)
