@@ -254,8 +254,11 @@ def audit(
             check_same_model(store, roles[role], role)
 
     profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
-    best = profile.best().layer
     checks = [aqi_check(profile, t)]
+    if not checks[0].evidence.get("layer"):  # undefined everywhere: nothing to probe at
+        ood_test = jailbreak = None
+        notes.append("the OOD and jailbreak checks need a layer where the AQI is defined")
+    best = profile.best().layer if ood_test is not None or jailbreak is not None else ""
     cmp = ood = drift = None
     if baseline is not None:
         cmp = compare(baseline, store, pooling=pooling, n_boot=n_boot, seed=seed)
@@ -276,7 +279,7 @@ def audit(
         checks.append(jailbreak_drift_check(drift, t))
     if reward is not None:
         checks.append(reward_calibration_check(reward, t))
-    if notes:
+    if any(n.startswith("partial:") for n in notes):
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     behaviour = None if responses is None else refusal_rate(responses, judge)
     change = None

@@ -221,6 +221,11 @@ def _need(n: float) -> str:
 
 def aqi_check(profile: AQIProfile, t: AuditThresholds) -> Check:
     """The best layer's AQI against the floor, the permutation null and the lexical control."""
+    if not any(np.isfinite(r.value) for r in profile.layers):
+        return Check(name="aqi", verdict="warn", threshold=t.aqi_floor,
+                     evidence={"layers": [r.layer for r in profile.layers]},
+                     summary="AQI undefined at every layer (e.g. identical activations): the "
+                     "audit cannot measure this store")
     b = profile.best()
     bow = profile.lexical.get("bag_of_words")
     ev: dict[str, Any] = {
@@ -230,9 +235,6 @@ def aqi_check(profile: AQIProfile, t: AuditThresholds) -> Check:
         "n_per_class": dict(b.n_per_class),
         "lexical": {k: r.value for k, r in profile.lexical.items()},
     }
-    if not np.isfinite(b.value):
-        return Check(name="aqi", verdict="warn", evidence=ev, threshold=t.aqi_floor,
-                     summary="AQI undefined at every layer: the audit cannot measure this store")
     base = f"best layer {b.layer}: AQI {b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]"
     n_class = min(b.n_per_class.values(), default=0)
     verdict: Verdict

@@ -280,3 +280,16 @@ def test_unfinished_and_other_model_stores_are_refused(
     aqi.audit(full, baseline=foreign, n_boot=20, n_perm=10)  # a baseline is another model
     code = main(["gate", str(tmp_path / "full.h5"), "--ood-test", str(tmp_path / "other.h5")])
     assert code == 2 and "another model" in capsys.readouterr().err
+
+
+def test_constant_activations_are_a_clear_warning_not_a_numpy_error(tmp_path: Path) -> None:
+    """Before: numpy's "All-NaN slice encountered" from the profile's best layer."""
+    s = aqi.store_from_arrays(tmp_path / "c.h5", {"L": np.ones((40, 4))},
+                              labels=["safe", "unsafe"] * 20)
+    with pytest.warns(aqi.indices.DegenerateInputWarning, match="all points are identical"):
+        prof = aqi.score(s, n_boot=20, n_perm=10)
+    with pytest.raises(ValueError, match="undefined at every one of the 1 layers"):
+        prof.best()
+    with pytest.warns(aqi.indices.DegenerateInputWarning):
+        rep = aqi.audit(s, n_boot=20, n_perm=10)
+    assert rep.verdict == "warn" and rep.reason.startswith("WARN: aqi: AQI undefined")

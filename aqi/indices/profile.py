@@ -47,8 +47,21 @@ class AQIProfile:
         return np.array([r.value for r in self.layers])
 
     def best(self) -> AQIResult:
-        """The layer with the highest AQI."""
-        return self.layers[int(np.nanargmax(self.values))]
+        """The layer with the highest AQI.
+
+        Raises
+        ------
+        ValueError
+            When the AQI is undefined (NaN) at every layer, e.g. constant activations.
+        """
+        values = np.asarray(self.values, dtype=np.float64)
+        if not np.isfinite(values).any():
+            raise ValueError(
+                f"the AQI is undefined at every one of the {len(values)} layers (e.g. identical "
+                "activations, or one class only); there is no best layer — see the "
+                "DegenerateInputWarning for why"
+            )
+        return self.layers[int(np.nanargmax(values))]
 
     def __getitem__(self, layer: str | int) -> AQIResult:
         if isinstance(layer, int):
