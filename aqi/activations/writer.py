@@ -171,7 +171,8 @@ class StoreWriter:
             )
             raise ValueError(
                 f"{where} holds a capture with different settings, so it cannot be resumed "
-                f"({shown}); pass overwrite=True to replace it, or choose another path"
+                f"({shown}); pass overwrite=True (CLI: --overwrite) to replace it, or choose "
+                "another path"
             )
 
     def _fill_manifest(self, f: h5py.File) -> None:

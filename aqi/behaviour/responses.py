@@ -275,8 +275,8 @@ class ResponseWriter:
             shown = "; ".join(f"{k}: file has {a!r}, this call {b!r}" for k, (a, b) in
                               list(mismatch.items())[:4])  # fmt: skip
             raise ValueError(
-                f"{self.path} was generated with other settings ({shown}); pass overwrite=True "
-                "to replace it, or another out path"
+                f"{self.path} was generated with other settings ({shown}); pass "
+                "overwrite=True (CLI: --overwrite) to replace it, or another out path"
             )
         self.done = records
 
