@@ -342,6 +342,21 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
            "jailbreak_prompts": jb, "cache": {}}
     print(f"fixed layer (best on the direction split): {layer}", flush=True)
     base = measure("original", "original", model, tok, sets, ctx, scale, tmp)
+    base.signals = signals(base, base, ctx, scale)
+    partial = tmp / "partial.jsonl"  # one line per measured variant: survives an interruption
+
+    def keep(m: Measured) -> None:
+        row = {"variant": m.name, "kind": m.kind, "weight_change": m.weight_change,
+               "refusal": m.refusal.refusal.rate, "over_refusal": m.refusal.over_refusal.rate,
+               "sampled_refusal": m.sampled.refusal.rate,
+               "jailbreak_refusal": m.jailbreak.refusal.rate, **m.signals}
+        with partial.open("a") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+        print("    signals: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in m.signals.items()
+                                         if k not in ("gate_reason", "compare_ci")), flush=True)
+
+    keep(base)
     ms = []
     timings = {}
     variants = build_variants(model, tok, sets, ctx, scale, tmp)
@@ -356,12 +371,11 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
         if scale.variants and name not in scale.variants:
             continue
         ms.append(measure(name, kind, variant, tok, sets, ctx, scale, tmp))
+        ms[-1].signals = signals(ms[-1], base, ctx, scale)
+        keep(ms[-1])
         timings[name] = {"build_s": t1 - t0, "measure_s": time.perf_counter() - t1}
         del variant
         gc.collect()
-    base.signals = signals(base, base, ctx, scale)
-    for m in ms:
-        m.signals = signals(m, base, ctx, scale)
     result = outcomes(base, ms, ctx, scale)
     result["seconds"] = time.perf_counter() - t_start
     result["timings"] = timings
