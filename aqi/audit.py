@@ -248,7 +248,8 @@ def audit(
     for role, other in roles.items():
         if other is not None and not isinstance(other, ActivationStore):
             raise TypeError(f"{role} must be an aqi ActivationStore, got {type(other).__name__}")
-    notes = check_partial(roles, allow_partial)
+    partial = check_partial(roles, allow_partial)
+    notes = list(partial)
     for role in ("ood_test", "jailbreak"):
         if roles[role] is not None:
             check_same_model(store, roles[role], role)
@@ -279,7 +280,7 @@ def audit(
         checks.append(jailbreak_drift_check(drift, t))
     if reward is not None:
         checks.append(reward_calibration_check(reward, t))
-    if any(n.startswith("partial:") for n in notes):
+    if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     behaviour = None if responses is None else refusal_rate(responses, judge)
     change = None

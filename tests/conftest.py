@@ -144,6 +144,29 @@ def hook_count(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+def interrupted_capture(
+    model: torch.nn.Module, tok: Any, prompts: PromptSet, path: Path, *, stop_after: int,
+    **kwargs: Any,
+) -> None:
+    """Run ``aqi.capture`` and stop it with Ctrl-C on the forward pass after ``stop_after``
+    (counted at the embeddings), as a user would: the committed parts stay behind."""
+    import aqi
+
+    calls = {"n": 0}
+
+    def stop(*_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > stop_after:
+            raise KeyboardInterrupt
+
+    handle = model.get_input_embeddings().register_forward_pre_hook(stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            aqi.capture(model, tok, prompts, path, **kwargs)
+    finally:
+        handle.remove()
+
+
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

@@ -27,6 +27,8 @@ from aqi.probes import ood_probe, preference_calibration
 from aqi.pytest_plugin import AQIGate, GateFailure
 from aqi.report import to_json
 
+from .conftest import interrupted_capture
+
 FAST = {"n_boot": 200, "n_perm": 50, "seed": 3}
 
 
@@ -225,24 +227,6 @@ def test_verdict_helpers() -> None:
         AuditThresholds(min_reward_pairs=0)
 
 
-def _interrupted_capture(model: Any, tok: Any, prompts: Any, path: Path) -> None:
-    """Capture until the third batch, then stop as a crash would (parts stay behind)."""
-    calls = {"n": 0}
-
-    def stop(*_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    handle = model.get_input_embeddings().register_forward_hook(stop)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            aqi.capture(model, tok, prompts, path, layers=[0, 1], pooling="mean", batch_size=4,
-                        commit_rows=4, progress=False)
-    finally:
-        handle.remove()
-
-
 def test_unfinished_and_other_model_stores_are_refused(
     tiny_factory: Any, prompts: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -251,7 +235,8 @@ def test_unfinished_and_other_model_stores_are_refused(
     full = aqi.capture(model, tok, ps, tmp_path / "full.h5", layers=[0, 1], pooling="mean",
                        progress=False)
     part = tmp_path / "part.h5"
-    _interrupted_capture(model, tok, ps, part)
+    interrupted_capture(model, tok, ps, part, stop_after=2, layers=[0, 1], pooling="mean",
+                        batch_size=4, commit_rows=4, progress=False)
     with aqi.open_store(part) as s:
         assert not s.complete and 0 < s.n_rows < s.n_total
         with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):

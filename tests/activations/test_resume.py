@@ -15,6 +15,8 @@ import pytest
 import aqi
 from aqi.activations._parts import list_parts, partial_dir
 
+from ..conftest import interrupted_capture
+
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).parent / "scripts" / "capture_child.py"
 
@@ -93,19 +95,8 @@ def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tm
     p = tmp_path / "a.h5"
     ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5", commit_rows=6)
     # Interrupt a capture after two committed windows, then add a torn temporary file.
-    calls = {"n": 0}
-
-    def boom(*_):
-        calls["n"] += 1
-        if calls["n"] > 4:  # 2 windows of 6 rows, batch 3
-            raise KeyboardInterrupt
-
-    h = model.model.layers[0].register_forward_pre_hook(boom)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
-    finally:
-        h.remove()
+    # 2 windows of 6 rows in batches of 3, then Ctrl-C
+    interrupted_capture(model, tok, small_prompts, p, stop_after=4, commit_rows=6, batch_size=3)
     d = partial_dir(p)
     assert [(a, b) for a, b, _ in list_parts(d)] == [(0, 6), (6, 12)]
     (d / "part-0000000012-0000000018.h5.tmp-999").write_bytes(b"torn")
@@ -135,19 +126,8 @@ def test_damaged_part_is_named_set_aside_and_recaptured(
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
     ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5", commit_rows=6)
-    calls = {"n": 0}
-
-    def boom(*_):
-        calls["n"] += 1
-        if calls["n"] > 4:  # 2 windows of 6 rows, batch 3
-            raise KeyboardInterrupt
-
-    h = model.model.layers[0].register_forward_pre_hook(boom)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
-    finally:
-        h.remove()
+    # 2 windows of 6 rows in batches of 3, then Ctrl-C
+    interrupted_capture(model, tok, small_prompts, p, stop_after=4, commit_rows=6, batch_size=3)
     assert not p.with_name("a.h5.lock").exists()  # the interrupted writer let go of its lock
     d = partial_dir(p)
     bad = d / "part-0000000006-0000000012.h5"
