@@ -42,6 +42,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attn-implementation", default=None, help="eager, sdpa, flash_attention_2")
 
 
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _layers_arg(value: str) -> list[str | int] | str:
     if value in ("blocks", "all", "embeddings", "final_norm"):
         return value
@@ -105,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="padded tokens per forward pass (default 8192; a longer input runs alone)",
     )  # fmt: skip
     cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")
+    cap.add_argument(
+        "--nproc", type=_positive_int, default=1,
+        help="processes on this machine (torchrun): each captures a shard, rank 0 merges",
+    )  # fmt: skip
     cap.add_argument("--overwrite", action="store_true")
     cap.add_argument("--quiet", action="store_true", help="no progress bar")
     cap.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -30,9 +31,16 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
         return load_demo_model()
     from .loading import load_model
 
+    device = args.device
+    local = os.environ.get("LOCAL_RANK")
+    if local is not None and device in (None, "cuda") and args.device_map is None:
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per process under torchrun
+            device = f"cuda:{local}"
     return load_model(
         args.model, revision=args.revision, gguf_file=args.gguf_file, dtype=args.dtype,
-        device=args.device, device_map=args.device_map, load_in_8bit=args.load_in_8bit,
+        device=device, device_map=args.device_map, load_in_8bit=args.load_in_8bit,
         load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
         attn_implementation=args.attn_implementation,
     )
@@ -137,6 +145,39 @@ def _print_checks(report: Any) -> None:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
 
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _launch(argv: Sequence[str], nproc: int) -> int:
+    """Run this capture as ``nproc`` processes under torchrun (no home-made launcher)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", "aqi", *_without_nproc(argv)]
+    return subprocess.call(cmd)
+
+
+def _start_process_group() -> bool:
+    """Join torchrun's process group (gloo: capture only exchanges barriers)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    dist.init_process_group("gloo")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aqi`` command; returns the exit code."""
     parser = build_parser()
@@ -144,6 +185,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return int(e.code or 0)
+    if args.command == "capture" and args.nproc > 1 and "RANK" not in os.environ:
+        return _launch(sys.argv[1:] if argv is None else argv, args.nproc)
+    started = args.command == "capture" and _start_process_group()
+    try:
+        return _run(args)
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             from .demo import run_demo

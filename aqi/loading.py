@@ -239,7 +239,7 @@ def load_model(
         import importlib.util
 
         if importlib.util.find_spec("accelerate") is None:
-            raise ImportError("device_map needs accelerate: pip install accelerate")
+            raise ImportError("device_map needs accelerate: pip install 'aqi[accelerate]'")
         if device is not None:
             raise ValueError("pass device or device_map, not both")
         dev = "cuda" if torch.cuda.is_available() else "cpu"

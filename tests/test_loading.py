@@ -150,3 +150,30 @@ def test_cli_second_writer_is_one_line(tiny_dir: Path, tmp_path: Path,
                  "--layers", "0", "--pooling", "mean", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "another writer holds" in err and "Traceback" not in err
+
+
+def test_cli_nproc_runs_torchrun_and_equals_one_process(tiny_dir: Path, tmp_path: Path) -> None:
+    """``aqi capture --nproc 2`` starts two ranks through torchrun; rank 0 merges the shards."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from aqi.activations import shard_path
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["capture", "--model", str(tiny_dir), "--device", "cpu", "--layers", "0,1",
+            "--pooling", "mean", "--quiet"]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "aqi", *args, "--nproc", "2", "--out",
+                          str(tmp_path / "two.h5")], env=env, capture_output=True, timeout=300)
+    assert two.returncode == 0, two.stderr.decode()[-3000:]
+    one = subprocess.run([sys.executable, "-m", "aqi", *args, "--out", str(tmp_path / "one.h5")],
+                         env=env, capture_output=True, timeout=300)
+    assert one.returncode == 0, one.stderr.decode()[-3000:]
+    assert all(shard_path(tmp_path / "two.h5", r, 2).is_file() for r in range(2))
+    with aqi.open_store(tmp_path / "two.h5") as a, aqi.open_store(tmp_path / "one.h5") as b:
+        assert a.ids.tolist() == b.ids.tolist() and a.n_rows == len(aqi.bundled_prompts())
+        for layer in b.layers:
+            np.testing.assert_allclose(a.activations(layer, "mean"),
+                                       b.activations(layer, "mean"), atol=1e-5, rtol=0)
