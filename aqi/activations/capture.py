@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +360,26 @@ def _provenance(
     }
 
 
+ForwardInputs = Callable[[torch.Tensor, torch.Tensor], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def _forward_inputs(model: nn.Module) -> ForwardInputs:
+    """How one padded batch (ids, attention mask) is passed to ``model``: args and kwargs."""
+    device = input_device(model)
+    accepted = _forward_kwargs(model)
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
+    extra = {"use_cache": False} if "use_cache" in accepted else {}
+
+    def inputs(ids: torch.Tensor, attn: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = dict(extra)
+        if pass_positions:
+            kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
+        return (), {"input_ids": ids.to(device), "attention_mask": attn.to(device), **kwargs}
+
+    return inputs
+
+
 def _run(
     model: nn.Module,
     hooks: ActivationHooks,
@@ -374,11 +394,7 @@ def _run(
     commit_rows: int | None,
     progress: bool | None,
 ) -> None:
-    device = input_device(model)
-    accepted = _forward_kwargs(model)
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
-    extra = {"use_cache": False} if "use_cache" in accepted else {}
+    feed = _forward_inputs(model)
     order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
     window = commit_rows or DEFAULT_COMMIT_ROWS
     total = sum(b - a for a, b in todo)
@@ -406,17 +422,8 @@ def _run(
                             ids, attn, span_mask = pad_batch(
                                 [encoded[i] for i in sel], pad_id, side
                             )
-                            kwargs: dict[str, Any] = dict(extra)
-                            if pass_positions:
-                                kwargs["position_ids"] = (
-                                    (attn.cumsum(-1) - 1).clamp(min=0).to(device)
-                                )
-                            pooled = hooks.run(
-                                input_ids=ids.to(device),
-                                attention_mask=attn.to(device),
-                                span=span_mask,
-                                **kwargs,
-                            )
+                            args, kwargs = feed(ids, attn)
+                            pooled = hooks.run(*args, span=span_mask, **kwargs)
                             arrays = dict(
                                 zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
                             )
