@@ -206,6 +206,10 @@ def test_early_exit_skips_deeper_hook_points(tl_model, small_prompts, tmp_path):
 def test_transformerlens_store_records_the_model_and_scores(tl_model, prompts, tmp_path):
     rows = prompts[:40]
     store = aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all", batch_size=8)
+    # The same call again returns the finished store (a changed identity would raise).
+    mtime = (tmp_path / "tl.h5").stat().st_mtime_ns
+    aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all", batch_size=8)
+    assert (tmp_path / "tl.h5").stat().st_mtime_ns == mtime
     prov = store.provenance
     assert prov["model"]["family"] == "transformerlens"
     assert prov["identity"]["model_class"] == type(tl_model).__name__
