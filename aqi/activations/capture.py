@@ -1,4 +1,5 @@
-"""Capture pooled layer activations of a Hugging Face model into a resumable store."""
+"""Capture pooled layer activations of a Hugging Face, TransformerLens or nnsight model into
+a resumable store."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._format import LayerInfo, stream_of
+from .adapters import (
+    ForwardInputs,
+    as_module,
+    extra_versions,
+    model_family,
+    model_tokenizer,
+    transformerlens_identity,
+    transformerlens_inputs,
+)
 from .distributed import current_shard, merge_shards, shard_path
 from .encoding import PromptEncoder, pad_batch, plan_batches
 from .hooks import ActivationHooks, to_cpu
@@ -76,6 +86,9 @@ def default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
     tml = getattr(tokenizer, "model_max_length", None)
     if isinstance(tml, int) and 0 < tml < _UNBOUNDED:
         limits.append(tml)
+    if model_family(model) == "transformerlens":
+        n_ctx = transformerlens_identity(model)["n_ctx"]
+        return min([*limits, n_ctx]) if n_ctx is not None else min(limits, default=None)
     config = getattr(model, "config", None)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     mpe = getattr(text, "max_position_embeddings", None)
@@ -86,6 +99,8 @@ def default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
 
 def _n_blocks(model: nn.Module) -> int | None:
     """The model's block count (recorded so that stores resolve negative block indices)."""
+    if model_family(model) == "transformerlens":
+        return transformerlens_identity(model)["n_blocks"]
     try:
         return len(find_architecture(model).blocks)
     except ValueError:
@@ -134,17 +149,22 @@ def capture(
 
     Parameters
     ----------
-    model : transformers.PreTrainedModel or nn.Module
+    model : transformers.PreTrainedModel, nn.Module, TransformerLens or nnsight model
         Called as ``model(input_ids=..., attention_mask=...)``; eval mode is not changed,
-        call ``model.eval()`` yourself (a warning is given in training mode).
-    tokenizer : transformers tokenizer
-        The model's tokenizer (a fast one for ``span="user"``).
+        call ``model.eval()`` yourself (a warning is given in training mode). A
+        TransformerLens ``HookedTransformer`` / ``TransformerBridge`` is read at its hook
+        points and an nnsight model through the module it wraps (extras
+        ``aqi[transformerlens]``, ``aqi[nnsight]``; see :mod:`aqi.activations.adapters`).
+    tokenizer : transformers tokenizer or None
+        The model's tokenizer (a fast one for ``span="user"``). ``None``: a TransformerLens
+        or nnsight model's own ``model.tokenizer``.
     prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
         The labelled prompts.
     path : path-like
         The store file to write (``.h5``).
     layers : str, int or sequence, default "blocks"
-        Which modules to read; see :func:`aqi.activations.resolve_layers`.
+        Which modules (TransformerLens: hook points) to read; see
+        :func:`aqi.activations.resolve_layers`.
     pooling : str or sequence of str, default ("mean", "last")
         ``"mean"``, ``"last"``, ``"first"``, ``"max"``.
     span : {"user", "all", "response"}, default "user"
@@ -198,8 +218,10 @@ def capture(
     >>> store.activations("encoder.layer.5").shape
     (8, 384)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module = as_module(model)  # an nnsight model: the module it wraps
+    tokenizer = model_tokenizer(model, tokenizer)
+    family = model_family(model)
+    model = module
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
     if max_tokens_per_batch is not None and (
@@ -261,6 +283,7 @@ def capture(
         rows,
         prompt_set.name,
         shard=(rank, world, offset),
+        family=family,
         batch_size=batch_size,
         max_tokens_per_batch=max_tokens_per_batch,
         padding_side=side,
@@ -310,14 +333,21 @@ def _provenance(
     prompts_name: str,
     *,
     shard: tuple[int, int, int],
+    family: str,
     batch_size: int,
     max_tokens_per_batch: int | None,
     padding_side: str,
 ) -> dict[str, Any]:
-    """What produced the store; ``identity`` decides whether a capture may be resumed."""
+    """What produced the store; ``identity`` decides whether a capture may be resumed.
+
+    ``family`` is where the model passed to :func:`capture` came from
+    (:func:`~aqi.activations.adapters.model_family`); an nnsight model's store is its
+    module's, with the wrapper's library version added.
+    """
     config = getattr(model, "config", None)
+    tl = transformerlens_identity(model) if family == "transformerlens" else None
     identity = {
-        "model_config_sha256": config_hash(model),
+        "model_config_sha256": config_hash(model) if tl is None else tl["config_sha256"],
         "weights_fingerprint": weights_fingerprint(model),
         "model_class": type(model).__name__,
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
@@ -338,7 +368,9 @@ def _provenance(
         "model": {
             "name": getattr(config, "_name_or_path", "") or type(model).__name__,
             "model_type": getattr(config, "model_type", None),
-        },
+        }
+        if tl is None
+        else {"name": tl["name"], "model_type": tl["architecture"], "family": family},
         "tokenizer": {
             "name": getattr(tokenizer, "name_or_path", ""),
             "class": type(tokenizer).__name__,
@@ -355,9 +387,28 @@ def _provenance(
             "padding_side": padding_side,
         },
         "prompts": {"name": prompts_name, "n": len(rows), "offset": shard[2]},
-        "versions": library_versions(),
+        "versions": {**library_versions(), **extra_versions(family)},
         "created_utc": utc_now(),
     }
+
+
+def _forward_inputs(model: nn.Module) -> ForwardInputs:
+    """How one padded batch (ids, attention mask) is passed to ``model``: args and kwargs."""
+    device = input_device(model)
+    if model_family(model) == "transformerlens":
+        return transformerlens_inputs(device)
+    accepted = _forward_kwargs(model)
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
+    extra = {"use_cache": False} if "use_cache" in accepted else {}
+
+    def inputs(ids: torch.Tensor, attn: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = dict(extra)
+        if pass_positions:
+            kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0).to(device)
+        return (), {"input_ids": ids.to(device), "attention_mask": attn.to(device), **kwargs}
+
+    return inputs
 
 
 def _run(
@@ -374,11 +425,7 @@ def _run(
     commit_rows: int | None,
     progress: bool | None,
 ) -> None:
-    device = input_device(model)
-    accepted = _forward_kwargs(model)
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    pass_positions = "position_ids" in accepted and model_type not in _OWN_POSITION_IDS
-    extra = {"use_cache": False} if "use_cache" in accepted else {}
+    feed = _forward_inputs(model)
     order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
     window = commit_rows or DEFAULT_COMMIT_ROWS
     total = sum(b - a for a, b in todo)
@@ -406,17 +453,8 @@ def _run(
                             ids, attn, span_mask = pad_batch(
                                 [encoded[i] for i in sel], pad_id, side
                             )
-                            kwargs: dict[str, Any] = dict(extra)
-                            if pass_positions:
-                                kwargs["position_ids"] = (
-                                    (attn.cumsum(-1) - 1).clamp(min=0).to(device)
-                                )
-                            pooled = hooks.run(
-                                input_ids=ids.to(device),
-                                attention_mask=attn.to(device),
-                                span=span_mask,
-                                **kwargs,
-                            )
+                            args, kwargs = feed(ids, attn)
+                            pooled = hooks.run(*args, span=span_mask, **kwargs)
                             arrays = dict(
                                 zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
                             )

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .adapters import as_module
 from .layers import LayerRef, LayerSpec, resolve_layers
 from .pooling import POOLINGS, SpanMask, pool
 
@@ -53,8 +54,9 @@ class ActivationHooks:
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Any module.
+    model : torch.nn.Module or nnsight model
+        Any module, a TransformerLens model (layers are hook points, called as
+        ``hooks.run(tokens, attention_mask=mask)``) or an nnsight model (its module is hooked).
     layers : str, int or sequence, default "blocks"
         Layer spec, see :func:`aqi.activations.resolve_layers`.
     pooling : str or sequence of str, default "mean"
@@ -80,14 +82,14 @@ class ActivationHooks:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Any,
         layers: LayerSpec = "blocks",
         pooling: str | Sequence[str] = "mean",
         *,
         early_exit: bool = False,
     ) -> None:
-        self.model = model
-        self.layers: list[LayerRef] = resolve_layers(model, layers)
+        self.model = as_module(model)  # an nnsight model: the module it wraps
+        self.layers: list[LayerRef] = resolve_layers(self.model, layers)
         self.poolings = check_poolings(pooling)
         self.early_exit = bool(early_exit)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []

@@ -26,6 +26,7 @@ import difflib
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from torch import nn
 
@@ -296,13 +297,16 @@ def _suggest(name: str, names: Sequence[str]) -> str:
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def resolve_layers(model: nn.Module, spec: LayerSpec = "blocks") -> list[LayerRef]:
+def resolve_layers(model: nn.Module | Any, spec: LayerSpec = "blocks") -> list[LayerRef]:
     """Resolve a layer spec to modules, in the order they run.
 
     Parameters
     ----------
-    model : torch.nn.Module
-        The model (any ``nn.Module``; HF families get the architecture table).
+    model : torch.nn.Module or nnsight model
+        The model (any ``nn.Module``; HF families get the architecture table). A
+        TransformerLens model resolves to hook points
+        (:func:`aqi.activations.adapters.resolve_hook_points`), an nnsight model to the
+        modules of the model it wraps.
     spec : str, int or sequence of them, default "blocks"
         See the module docstring.
 
@@ -324,8 +328,11 @@ def resolve_layers(model: nn.Module, spec: LayerSpec = "blocks") -> list[LayerRe
     >>> [r.name for r in resolve_layers(m, [0, -1])]
     ['h.0', 'h.1']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    from .adapters import as_module, model_family, resolve_hook_points  # builds on this module
+
+    model = as_module(model)  # an nnsight model: the module it wraps
+    if model_family(model) == "transformerlens":
+        return resolve_hook_points(model, spec)
     if spec is None:
         spec = "blocks"
     items: list[str | int] = [spec] if isinstance(spec, (str, int)) else list(spec)
