@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-response", action="store_true",
         help="append each prompt's response (a 'response' column) as the assistant turn",
     )  # fmt: skip
+    cap.add_argument(
+        "--responses", default=None,
+        help="the model's own responses (aqi generate JSONL) appended as the assistant turn; "
+             "with --span response the audit reads them (the validated setting)",
+    )  # fmt: skip
+    cap.add_argument("--drop-empty", action="store_true",
+                     help="with --responses: leave out prompts whose response is empty")
     cap.add_argument("--out", required=True, help="store path (.h5)")
     cap.add_argument(
         "--layers",

@@ -27,7 +27,9 @@ from .checks import (
     jailbreak_drift_check,
     min_calibration_rows,
     ood_coverage_check,
+    refusal_change_check,
     reward_calibration_check,
+    span_check,
     worst_verdict,
 )
 from .indices.compare import Comparison, compare
@@ -39,7 +41,7 @@ from .probes.reward import RewardShiftReport
 
 __all__ = ["SCHEMA_VERSION", "AuditReport", "audit", "check_partial", "check_same_model"]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,11 @@ def audit(
 
     profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
     checks = [aqi_check(profile, t)]
+    if store.span:  # captured by aqi (bring-your-own stores do not say what they hold)
+        checks.append(span_check(store.span, baseline=baseline is not None))
+    else:
+        notes.append("bring-your-own activations: only the model's own responses "
+                     "(span='response') are validated against behaviour (docs/validation.md)")
     if not checks[0].evidence.get("layer"):  # undefined everywhere: nothing to probe at
         ood_test = jailbreak = None
         notes.append("the OOD and jailbreak checks need a layer where the AQI is defined")
@@ -286,6 +293,7 @@ def audit(
     change = None
     if responses is not None and baseline_responses is not None:
         change = compare_refusal(baseline_responses, responses, judge)
+        checks.append(refusal_change_check(change, t))
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),

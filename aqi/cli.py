@@ -299,6 +299,17 @@ def _run(args: argparse.Namespace) -> int:
             if args.prompts
             else bundled_prompts()
         )
+        include_response = getattr(args, "include_response", False)
+        if getattr(args, "responses", None) and args.command == "capture":
+            from .behaviour import load_responses, with_responses
+
+            prompts = with_responses(prompts, load_responses(args.responses),
+                                     on_empty="drop" if args.drop_empty else "error")
+            include_response = True
+        if args.command == "capture" and args.span == "response" and not include_response:
+            raise ValueError("--span response needs the model's responses: pass --responses "
+                             "r.jsonl (from aqi generate) or --include-response with a "
+                             "'response' column in --prompts")
         model, tok = _load_model(args)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
@@ -322,7 +333,7 @@ def _run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             max_length=args.max_length,
             max_tokens_per_batch=args.max_tokens_per_batch,
-            include_response=args.include_response,
+            include_response=include_response,
             chat=False if args.no_chat else None,
             overwrite=args.overwrite,
             progress=False if args.quiet else None,

@@ -68,12 +68,16 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     1. capture every layer (mean and last pooling) of the bundled safe/unsafe pairs;
     2. capture 28 unsafe prompts (4 per category) wrapped in aqi's 6 jailbreak templates;
     3. :func:`aqi.audit`: AQI with null and lexical control, OOD flags for the wrapped
-       prompts, jailbreak drift; ``report.html`` and ``report.json`` in ``out_dir``.
+       prompts, jailbreak drift; ``report.html`` and ``report.json`` in ``out_dir``;
+    4. the validated setting: generate the model's own responses (greedy, 32 tokens),
+       capture them (``span="response"``) and audit them with the refusal rates beside
+       (``report-responses.html`` / ``.json``).
 
     Returns 0 (the demo reports verdicts; it does not gate).
     """
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
+    from .behaviour import generate_responses, with_responses
     from .probes import wrap_prompts
     from .report import profile_table, write_html, write_json
 
@@ -121,4 +125,25 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     print(f"report: {out / 'report.html'} (JSON: {out / 'report.json'})")
     store.close()
     wrapped.close()
+
+    # The validated setting (docs/validation.md): the AQI of the model's own responses.
+    t2 = time.perf_counter()
+    rs = generate_responses(model, tok, prompts, out / "responses.jsonl", max_new_tokens=32,
+                            overwrite=overwrite)
+    own = capture(
+        model, tok, with_responses(prompts, rs, on_empty="drop"), out / "smollm2-responses.h5",
+        layers="blocks", pooling="mean", span="response", include_response=True,
+        overwrite=overwrite,
+    )  # fmt: skip
+    print(f"\ngenerated and captured {own.n_rows} of the model's own responses in "
+          f"{time.perf_counter() - t2:.1f} s", file=sys.stderr)
+    resp_report = audit(own, responses=rs, n_boot=1000, n_perm=200)
+    print(f"audit of its own responses (span='response'): {resp_report.reason}")
+    for c in resp_report.checks:
+        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
+    print(f"  behaviour: {resp_report.behaviour!r}")
+    write_html(resp_report, out / "report-responses.html")
+    write_json(resp_report, out / "report-responses.json")
+    print(f"report: {out / 'report-responses.html'}")
+    own.close()
     return 0

@@ -152,23 +152,30 @@ def resampled_rho(res: dict[str, Any], workdir: Path, n_boot: int = 1000,
     rng = np.random.default_rng(seed)
     strata = [np.flatnonzero(y == k) for k in (0, 1)]
     out = {}
+    def rho(a: list[float], b: list[float]) -> float:
+        return spearmanr(a, b).statistic if np.ptp(a) > 0 and np.ptp(b) > 0 else np.nan
+
+    def behaviour(n: str, idx: np.ndarray) -> tuple[float, float]:
+        """Refusal of unsafe prompts, and discrimination (refusal − over-refusal)."""
+        r, yi = data[n]["refused"][idx], y[idx]
+        return r[yi == 1].mean(), r[yi == 1].mean() - r[yi == 0].mean()
+
+    full = np.arange(len(ids))
+    boots = [full] + [np.concatenate([rng.choice(s, len(s)) for s in strata])
+                      for _ in range(n_boot)]
     for key in ("aqi_fixed", "aqi_response"):
-        full = np.arange(len(ids))
-        point = None
-        vals = []
-        for b in range(n_boot + 1):
-            idx = full if b == 0 else np.concatenate([rng.choice(s, len(s)) for s in strata])
-            base_sig, base_ref = aqi_on(names[0], key, idx), data[names[0]]["refused"][idx]
-            ds = [aqi_on(n, key, idx) - base_sig for n in names[1:]]
-            dr = [data[n]["refused"][idx][y[idx] == 1].mean() - base_ref[y[idx] == 1].mean()
-                  for n in names[1:]]
-            rho = spearmanr(ds, dr).statistic if np.ptp(ds) > 0 and np.ptp(dr) > 0 else np.nan
-            if b == 0:
-                point = float(rho)
-            elif np.isfinite(rho):
-                vals.append(rho)
-        lo, hi = np.quantile(vals, [0.025, 0.975]) if vals else (np.nan, np.nan)
-        out[key] = {"rho_refusal": point, "ci": [float(lo), float(hi)], "n_boot": len(vals)}
+        vals: list[tuple[float, float]] = []
+        for idx in boots:
+            b0 = aqi_on(names[0], key, idx)
+            r0, j0 = behaviour(names[0], idx)
+            ds = [aqi_on(n, key, idx) - b0 for n in names[1:]]
+            beh = [behaviour(n, idx) for n in names[1:]]
+            vals.append((rho(ds, [r - r0 for r, _ in beh]), rho(ds, [j - j0 for _, j in beh])))
+        arr = np.array(vals[1:])
+        ci = [np.nanquantile(arr[:, k], [0.025, 0.975]).tolist() for k in (0, 1)]
+        out[key] = {"rho_refusal": float(vals[0][0]), "ci": ci[0],
+                    "rho_discrimination": float(vals[0][1]), "ci_discrimination": ci[1],
+                    "n_boot": int(np.isfinite(arr[:, 0]).sum())}
     return out
 
 
@@ -241,9 +248,12 @@ def block(res: dict[str, Any], workdir: Path | None = None) -> str:
         extra = [
             "ρ recomputed with 1,000 joint resamples of the evaluation prompts (AQI at the "
             "fixed layer, on the prompts and on the model's own responses):",
-            "\n".join(["| signal | ρ(ΔAQI, Δrefusal) [95 % CI] |", "|---|---|"]
+            "\n".join(["| signal | ρ(ΔAQI, Δrefusal) [95 % CI] | ρ(ΔAQI, Δdiscrimination) "
+                       "[95 % CI] (post hoc) |", "|---|---|---|"]
                       + [f"| `{k}` | {v['rho_refusal']:+.2f} [{v['ci'][0]:+.2f}, "
-                         f"{v['ci'][1]:+.2f}] |" for k, v in rr.items()]),
+                         f"{v['ci'][1]:+.2f}] | {v['rho_discrimination']:+.2f} "
+                         f"[{v['ci_discrimination'][0]:+.2f}, {v['ci_discrimination'][1]:+.2f}] |"
+                         for k, v in rr.items()]),
             "Variants whose greedy refusal did not change significantly, under sampling and "
             "jailbreak wrappers (the \"missed by refusal metrics\" test):", missed(res, workdir)]
     return "\n\n".join([

@@ -191,8 +191,25 @@ def test_include_response_flag(tiny_model_dir, tmp_path, capsys):
     argv = ["capture", "--model", str(tiny_model_dir), "--prompts", str(p), "--out", str(out),
             "--layers", "0", "--pooling", "mean", "--quiet", "--span", "response"]  # fmt: skip
     assert main(argv) == 2
-    assert "(aqi capture --include-response)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--span response needs the model's responses" in err and "--responses" in err
     assert main([*argv, "--include-response"]) == 0, capsys.readouterr().err
+
+    # The validated workflow: aqi generate, then capture its responses (--responses).
+    rs = tmp_path / "r.jsonl"
+    model = ["--model", str(tiny_model_dir), "--prompts", str(p)]
+    assert main(["generate", *model, "--out", str(rs), "--max-new-tokens", "4",
+                 "--quiet"]) == 0, capsys.readouterr().err
+    own = tmp_path / "own.h5"
+    assert main(["capture", *model, "--responses", str(rs), "--drop-empty", "--span",
+                 "response", "--out", str(own), "--layers", "0", "--pooling", "mean",
+                 "--quiet"]) == 0, capsys.readouterr().err
+    texts = {r.prompt_id: r.text for r in aqi.load_responses(rs)}
+    with aqi.open_store(own) as s:
+        assert s.span == "response" and s.n_rows >= 1
+        kept = [i for i in ("a", "b") if texts[i].strip()]
+        assert [str(i) for i in s.ids] == kept
+        assert (s.span_tokens > 0).all()
 
 
 @pytest.mark.parametrize("debug", [[], ["--debug"]])

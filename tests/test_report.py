@@ -76,8 +76,9 @@ def test_json_validates_against_the_schema(report: aqi.AuditReport) -> None:
     doc = json.loads(to_json(report))
     jsonschema.validate(doc, schema)
     assert [c["name"] for c in doc["checks"]] == [
-        "aqi", "aqi_change", "ood", "jailbreak_drift", "reward_calibration",
+        "aqi", "aqi_change", "ood", "jailbreak_drift", "reward_calibration", "refusal_change",
     ]  # fmt: skip
+    assert doc["checks"][-1]["evidence"]["refusal"]["only_a"] >= 0
     bad = {**doc, "verdict": "maybe"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
