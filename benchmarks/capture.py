@@ -4,6 +4,7 @@ usual ``output_hidden_states`` pipeline, run in this one process.
     python benchmarks/capture.py            # full run (~20 min on 2 cores)
     python benchmarks/capture.py --rss-max 3000   # shorter memory check
     python benchmarks/capture.py --long-prompt    # one 60,000-character prompt among 200
+    python benchmarks/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
 
 Prints:
 1. capture time / bare forward time over the same batches (target <= 1.10);
@@ -45,18 +46,26 @@ POOLINGS = ("mean", "last")
 BATCH = 16
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bare_forward(model, tok, prompts, backbone_only: bool = False) -> tuple[float, int]:
     """The model's own forward over exactly the batches capture runs (sorted, batch 16)."""
     enc = PromptEncoder(tok, span="user").encode(list(prompts))
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i].input_ids))
     net = model.model if backbone_only else model
+    device = next(model.parameters()).device
     tokens = 0
+    _sync(device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         for b in range(0, len(order), BATCH):
             ids, attn, _ = pad_batch(
                 [enc[i] for i in order[b : b + BATCH]], tok.pad_token_id, "right"
             )
+            ids, attn = ids.to(device), attn.to(device)
             net(
                 input_ids=ids,
                 attention_mask=attn,
@@ -64,6 +73,7 @@ def bare_forward(model, tok, prompts, backbone_only: bool = False) -> tuple[floa
                 use_cache=False,
             )
             tokens += int(attn.sum())
+    _sync(device)
     return time.perf_counter() - t0, tokens
 
 
@@ -165,6 +175,48 @@ def rss_report(n_small: int, n_big: int) -> None:
     )
 
 
+def device_report(device_name: str, dtype_name: str) -> None:
+    """Capture on an accelerator (or the CPU) in a given dtype: the headline ratios there.
+
+    Prints capture / backbone-only forward (the fair floor: capture exits before the LM
+    head), capture / forward with the LM head, tokens/s, and the peak accelerator memory
+    of the capture (CUDA only). Where no GPU is available, ``--device cpu --dtype
+    bfloat16`` runs the same code.
+    """
+    from aqi.loading import resolve_dtype
+
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device_name}: no CUDA device is visible")
+    model, tok = load_demo_model()
+    model = model.to(device=device, dtype=resolve_dtype(dtype_name, device.type))
+    prompts = real_prompts()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"SmolLM2-135M-Instruct on {name} in {dtype_name}, {len(prompts)} prompts, "
+          f"30 blocks x {len(POOLINGS)} poolings, batch {BATCH}")
+    bare_forward(model, tok, prompts[:64])  # warm-up (kernels, allocator)
+    with tempfile.TemporaryDirectory() as d:
+        aqi.capture(model, tok, prompts[:64], Path(d) / "warm.h5", pooling=POOLINGS,
+                    batch_size=BATCH, progress=False).close()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        aqi.capture(model, tok, prompts, Path(d) / "cap.h5", pooling=POOLINGS, batch_size=BATCH,
+                    progress=False).close()
+        _sync(device)
+        t_capture = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    t_bare, tokens = bare_forward(model, tok, prompts)
+    t_backbone, _ = bare_forward(model, tok, prompts, backbone_only=True)
+    print(f"capture {t_capture:.2f} s; forward with LM head {t_bare:.2f} s; backbone only "
+          f"{t_backbone:.2f} s")
+    print(f"1. capture / backbone forward = {t_capture / t_backbone:.3f} (target <= 1.10); "
+          f"capture / forward with LM head = {t_capture / t_bare:.3f}")
+    print(f"4. throughput: {tokens / t_capture:,.0f} tokens/s"
+          + (f"; peak GPU memory during capture {peak:.0f} MiB" if peak is not None else ""))
+
+
 def long_prompt_report(max_length: int | None, max_tokens_per_batch: int | None) -> None:
     """One 60,000-character prompt among 200 normal ones, against the 200 alone (target <= 1.5).
 
@@ -215,7 +267,13 @@ def main() -> None:
     ap.add_argument("--rss-max", type=int, default=6000)
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--rss-only", action="store_true", help="only the memory measurement")
+    ap.add_argument("--device", default=None,
+                    help="cuda, cuda:N or cpu: the device report (ratios, tokens/s, GPU memory)")
+    ap.add_argument("--dtype", default="auto", help="with --device: float32, bfloat16, float16")
     args = ap.parse_args()
+    if args.device:
+        device_report(args.device, args.dtype)
+        return
     if args.rss_child:
         rss_child(args.rss_child)
         return

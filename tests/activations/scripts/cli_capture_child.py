@@ -4,6 +4,7 @@ usage: cli_capture_child.py TOKENIZER_DIR OUT.h5 DELAY_S [CLI ARGS...]
 Windows of 8 rows are committed; a forward pre-hook sleeps DELAY_S per batch.
 """
 
+import signal
 import sys
 import time
 
@@ -14,6 +15,9 @@ from tests.conftest import build_tiny
 
 
 def main() -> int:
+    # A shell that starts a job in the background (`make test &`) ignores SIGINT for it, and
+    # Python then installs no KeyboardInterrupt handler: restore it, as a terminal would have.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tok_dir, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     tok = AutoTokenizer.from_pretrained(tok_dir)
     model = build_tiny("llama", len(tok))
