@@ -26,7 +26,7 @@ import socket
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 
@@ -54,6 +54,22 @@ MANIFEST = "manifest.h5"
 _PART_RE = re.compile(r"^part-(\d{10})-(\d{10})\.h5$")
 # Names a partial folder of ours may hold; anything else means it is not ours.
 _OURS_RE = re.compile(r"^(manifest\.h5|part-\d{10}-\d{10}\.h5)(\.tmp-\d+)?$")
+
+
+class Closing:
+    """``with obj:`` closes ``obj`` on exit (the protocol of stores and writers, in one place)."""
+
+    def close(self) -> None:  # pragma: no cover - every user defines it
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, et: object, e: object, tb: object) -> None:
+        self.close()
+
+
+_C = TypeVar("_C", bound=Closing)
 
 
 class StoreLockedError(RuntimeError):

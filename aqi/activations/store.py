@@ -19,7 +19,6 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import h5py
@@ -34,7 +33,7 @@ from ._format import (
     json_attr,
     open_h5,
 )
-from ._parts import list_parts, manifest_path, partial_dir
+from ._parts import Closing, list_parts, manifest_path, partial_dir
 from ._selection import describe_layers, select_layers, select_pooling
 from .prompts import LABELS, Prompt, PromptSet
 
@@ -49,7 +48,7 @@ __all__ = [
 ]
 
 
-class ActivationStore:
+class ActivationStore(Closing):
     """Read access to an activation store: arrays by layer and pooling, row metadata.
 
     Open one with :func:`open_store` (or ``ActivationStore(path)``, ``str`` or path).
@@ -116,14 +115,6 @@ class ActivationStore:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    def __enter__(self) -> ActivationStore:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         with contextlib.suppress(Exception):

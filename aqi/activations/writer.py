@@ -17,7 +17,6 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import h5py
@@ -35,6 +34,7 @@ from ._format import (
     write_rows,
 )
 from ._parts import (
+    Closing,
     WriterLock,
     atomic_h5,
     check_not_input,
@@ -54,7 +54,7 @@ from .store import ActivationStore, open_store
 __all__ = ["PartWriter", "StoreWriter", "check_not_input", "store_from_arrays"]
 
 
-class StoreWriter:
+class StoreWriter(Closing):
     """Writes a store through committed parts; resumes a compatible unfinished one.
 
     Used by :func:`aqi.capture`; also the way to build a store from arrays
@@ -147,14 +147,6 @@ class StoreWriter:
     def close(self) -> None:
         """Release the writer's lock (idempotent); unfinished rows stay committed for a resume."""
         self._lock.release()
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         lock = getattr(self, "_lock", None)
