@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = dataclasses.replace(base,
                          variants=tuple(v for v in args.variants.split(",") if v))
     res = run(scale, args.workdir)
+    res["scale_flag"] = "--quick" if args.quick else "--small" if args.small else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1, default=str) + "\n")
     print_table(res)

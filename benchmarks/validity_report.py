@@ -258,8 +258,8 @@ def block(res: dict[str, Any], workdir: Path | None = None) -> str:
             "jailbreak wrappers (the \"missed by refusal metrics\" test):", missed(res, workdir)]
     return "\n\n".join([
         START,
-        f"Measured by `benchmarks/validity.py {res.get('scale_flag', '')}`".rstrip()
-        + f" in **{mins:.0f} min** on 2 CPU cores (evaluation set: {res['sizes']['eval']} "
+        f"Measured by `{' '.join(['benchmarks/validity.py', res.get('scale_flag', '')]).strip()}`"
+        f" in **{mins:.0f} min** on 2 CPU cores (evaluation set: {res['sizes']['eval']} "
         f"prompts; fixed layer `{res['fixed_layer']}`).",
         table(res),
         spearman_table(res),

@@ -3,7 +3,8 @@
     python benchmarks/validity_thresholds.py /tmp/vsmall benchmarks/out/validity.json
 
 Reads the stores the bench left in its work folder (``<variant>.h5``, the evaluation
-prompts through every block) and the behaviour it measured (``validity.json``). Each
+prompts through every block; ``<variant>-resp.h5``, the model's own responses at the fixed
+layer) and the behaviour it measured (``validity.json``). Each
 variant is audited once against the original (``aqi.audit(store, baseline=original)``);
 the rule book's checks are then re-decided under every threshold setting of a grid, which
 costs nothing (the checks read the audit's profile and comparison). A setting is chosen on
@@ -26,9 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aqi
 from aqi.checks import AuditThresholds, aqi_change_check, aqi_check, worst_verdict
-
-#: Variants are split by their order in the bench (every other one is held out), so both
-#: halves hold a refusal-DPO, compliance-SFT, ablation and compression variant.
 
 GRID = {
     "aqi_floor": (0.0, 1.0, 2.0, 3.0, 5.0, 10.0),
@@ -63,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = json.loads(args.result.read_text())["rows"]
     labels = {r["variant"]: bool(r["behaviour_drop"]) for r in rows[1:]}
     names = list(labels)
+    # Split by order in the bench (every other variant held out), so both halves hold a
+    # refusal-DPO, compliance-SFT, ablation and compression variant.
     cal, held = names[0::2], names[1::2]
     default = AuditThresholds()
     summary: dict[str, object] = {"calibration": cal, "heldout": held, "labels": labels}
