@@ -18,6 +18,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from ._progress import progress_bars
 from ._version import __version__
 
 # The names below are imported on first use (PEP 562), so `import aqi` and `aqi --help`
@@ -159,6 +160,7 @@ __all__ = [
     "merge_shards",
     "open_store",
     "pair_by_id",
+    "progress_bars",
     "refusal_rate",
     "resolve_layers",
     "score",

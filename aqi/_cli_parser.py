@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--quiet", action="store_true", help=_QUIET)
     sub = parser.add_subparsers(dest="command", required=True)
 
     cap = sub.add_parser(
@@ -123,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes on this machine (torchrun): each captures a shard, rank 0 merges",
     )  # fmt: skip
     cap.add_argument("--overwrite", action="store_true")
-    cap.add_argument("--quiet", action="store_true", help="no progress bar")
     cap.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     gen = sub.add_parser("generate", help="generate responses (resumable JSONL, docs/format.md)")
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, default=1, help="samples per prompt (with --sample)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--overwrite", action="store_true")
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--json", action="store_true",
+                     help="print the file's summary and refusal rates as JSON")
 
     info = sub.add_parser("info", help="describe a store (finished or in progress)")
     info.add_argument("store")
@@ -214,12 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out-dir", default="aqi-demo", help="folder for stores and the report")
     demo.add_argument("--overwrite", action="store_true")
+    demo.add_argument("--json", action="store_true",
+                      help="print both audits' JSON documents instead of the summary")
     for p in [*sub.choices.values(), *psub.choices.values()]:  # also after the subcommand
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks of errors")  # fmt: skip
+        p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=_QUIET)
     return parser
 
 
+_QUIET = "no progress bars or status lines on stderr (warnings and errors still show)"
 _PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'partial'"
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._progress import bar
 
 __all__ = [
     "DegenerateInputWarning",
@@ -174,14 +176,15 @@ def stratified_weights(
     dtype: type = np.float64,
     *,
     chunk_elements: int = _CHUNK_ELEMENTS,
-) -> Iterator[np.ndarray]:
+) -> Iterable[np.ndarray]:
     """Yield ``(b, sum(sizes))`` bootstrap multiplicities, chunk by chunk (``Σ b = n_boot``).
 
     Rows are resampled with replacement *within* each stratum (consecutive blocks
     of ``sizes`` rows), so every resample keeps the strata sizes — e.g. the
     in-distribution and the shifted set of a detection problem, or the safe and
     unsafe rows of an AQI. A chunk holds at most ``chunk_elements`` weights; within
-    a chunk the strata are drawn one after the other.
+    a chunk the strata are drawn one after the other. Over more than
+    :data:`aqi._progress.ROWS_FOR_A_BAR` rows a terminal shows a progress bar.
 
     Examples
     --------
@@ -191,9 +194,12 @@ def stratified_weights(
     """
     total = int(sum(sizes))
     step = max(1, min(n_boot, chunk_elements // max(total, 1)))
-    for a in range(0, n_boot, step):
-        b = min(n_boot, a + step) - a
-        yield np.concatenate([resample_counts(m, b, rng, dtype) for m in sizes], axis=1)
+    chunks = (
+        np.concatenate([resample_counts(m, min(n_boot, a + step) - a, rng, dtype) for m in sizes],
+                       axis=1)
+        for a in range(0, n_boot, step)
+    )  # fmt: skip
+    return bar(chunks, desc="bootstrap", total=n_boot, unit="resample", rows=total, weight=len)
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,7 @@ class PairedWeights:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(self.seed)
-        return stratified_weights(self.sizes, self.n_boot, rng, self.dtype)
+        return iter(stratified_weights(self.sizes, self.n_boot, rng, self.dtype))
 
 
 # --- intervals and estimates ------------------------------------------------------------------

@@ -74,8 +74,14 @@ def _print_summary(info: dict[str, Any], as_json: bool) -> None:
     )
 
 
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A status line on stderr (silent under ``--quiet``)."""
+    if not args.quiet:
+        print(f"aqi: {text}", file=sys.stderr)
+
+
 def _print_profile(prof: Any) -> None:
-    from .report import profile_table
+    from ._tables import profile_table
 
     print(profile_table(prof))
     b = prof.best()
@@ -116,7 +122,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
         raise ValueError("--baseline-responses needs --responses (the audited model's)")
     responses = {k: load_responses(v) for k, v in (("responses", args.responses),
                  ("baseline_responses", args.baseline_responses)) if v}
-    print("aqi: running the audit…", file=sys.stderr)
+    _note(args, "running the audit…")
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(open_store(args.store))
         paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
@@ -189,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _launch(sys.argv[1:] if argv is None else argv, args.nproc)
     started = args.command == "capture" and _start_process_group()
     try:
-        return _run(args)
+        from ._progress import progress_bars
+
+        with progress_bars(False if args.quiet else None):
+            return _run(args)
     finally:
         if started:
             import torch.distributed as dist
@@ -202,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(args.out_dir, overwrite=args.overwrite)
+            return run_demo(args.out_dir, overwrite=args.overwrite, quiet=args.quiet,
+                            as_json=args.json)
         from .activations import bundled_prompts, capture, load_prompts, open_store
 
         if args.command == "info":
@@ -230,12 +240,9 @@ def _run(args: argparse.Namespace) -> int:
             if args.json:
                 _dump(cmp.to_dict())
             else:
-                for d in cmp.layers:
-                    flag = "  significant" if d.significant else ""
-                    ci = f"[{d.ci_low:6.2f}, {d.ci_high:6.2f}]"
-                    print(f"{d.layer_b:<24} {d.aqi_a:6.2f} -> {d.aqi_b:6.2f}  "
-                          f"Δ {d.difference:6.2f} {ci}  p={d.p_value:.3g}{flag}")  # fmt: skip
-                print(repr(cmp))
+                from ._tables import comparison_table
+
+                print(comparison_table(cmp))
             return EXIT_OK
         if args.command == "probe" and args.probe == "ood":
             from .probes import ood_probe
@@ -248,9 +255,9 @@ def _run(args: argparse.Namespace) -> int:
             if args.json:
                 _dump(rep.to_dict())
             else:
-                for r in rep.layers:
-                    print(f"{r.layer:<24} AUROC {r.detection.auroc!r:<26} flagged {r.flag_rate!r}")
-                print(repr(rep))
+                from ._tables import ood_table
+
+                print(ood_table(rep))
             return EXIT_OK
         if args.command == "probe" and args.probe == "reward":
             from .probes import load_reward_scores, preference_calibration, reward_shift
@@ -266,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.json:
                 _dump(res.to_dict())
             else:
-                from .report import reward_table
+                from ._tables import reward_table
 
                 print(reward_table(res))
             return EXIT_OK
@@ -277,7 +284,7 @@ def _run(args: argparse.Namespace) -> int:
 
             if args.command == "report":
                 write_html(report, args.out)
-                print(f"aqi: wrote {args.out}", file=sys.stderr)
+                _note(args, f"wrote {args.out}")
                 if args.json_out:
                     write_json(report, args.json_out)
             if args.json:
@@ -320,7 +327,15 @@ def _run(args: argparse.Namespace) -> int:
                 n=args.n, seed=args.seed, overwrite=args.overwrite,
                 progress=False if args.quiet else None,
             )  # fmt: skip
-            print(f"{args.out}: {rs!r}\n{refusal_rate(rs)!r}")
+            rates = refusal_rate(rs)
+            if args.json:
+                _dump({"path": args.out, "responses": len(rs), "prompts": len(rs.prompt_ids),
+                       "samples_per_prompt": rs.n_samples, **rates.to_dict()})  # fmt: skip
+            else:
+                from ._tables import refusal_table
+
+                print(f"{args.out}: {len(rs)} responses to {len(rs.prompt_ids)} prompts "
+                      f"({rs.n_samples} per prompt)\n{refusal_table(rates)}")  # fmt: skip
             return EXIT_OK
         store = capture(
             model,

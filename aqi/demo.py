@@ -62,7 +62,13 @@ def load_minilm() -> tuple[Any, Any]:
     return AutoModel.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
 
 
-def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = False) -> int:
+def run_demo(
+    out_dir: str | os.PathLike[str] = "aqi-demo",
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+    as_json: bool = False,
+) -> int:
     """Audit SmolLM2-135M-Instruct on the bundled prompts and write the HTML/JSON report.
 
     1. capture every layer (mean and last pooling) of the bundled safe/unsafe pairs;
@@ -73,13 +79,24 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
        capture them (``span="response"``) and audit them with the refusal rates beside
        (``report-responses.html`` / ``.json``).
 
-    Returns 0 (the demo reports verdicts; it does not gate).
+    ``quiet`` drops the status lines on stderr; ``as_json`` prints
+    ``{"prompts": ..., "responses": ...}`` (both audits' JSON documents) instead of the
+    readable summary. Returns 0 (the demo reports verdicts; it does not gate).
     """
+    from ._tables import profile_table, refusal_table
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
     from .behaviour import generate_responses, with_responses
     from .probes import wrap_prompts
-    from .report import profile_table, write_html, write_json
+    from .report import jsonable, write_html, write_json
+
+    def say(text: str = "") -> None:  # the readable summary (stdout)
+        if not as_json:
+            print(text)
+
+    def status(text: str) -> None:  # progress notes (stderr)
+        if not quiet:
+            print(text, file=sys.stderr)
 
     out = Path(out_dir)
     if out.suffix == ".h5":
@@ -87,10 +104,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, tok = load_demo_model()
-    print(
-        f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)",
-        file=sys.stderr,
-    )
+    status(f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)")
     prompts = bundled_prompts()
     t1 = time.perf_counter()
     store = capture(
@@ -107,22 +121,18 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
         model, tok, wrap_prompts(PromptSet(picked, name="bundled")), out / "smollm2-jailbreak.h5",
         layers="all", pooling="mean", overwrite=overwrite,
     )  # fmt: skip
-    print(
-        f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
-        f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s",
-        file=sys.stderr,
-    )
+    status(f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
+           f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s")  # fmt: skip
     report = audit(store, ood_test=wrapped, jailbreak=wrapped, n_boot=1000, n_perm=200)
-    prof = report.profile
-    print(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
-    print(profile_table(prof))
-    print()
-    print(f"audit verdict: {report.reason}")
+    say(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
+    say(profile_table(report.profile))
+    say()
+    say(f"audit verdict: {report.reason}")
     for c in report.checks:
-        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
+        say(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
     write_html(report, out / "report.html")
     write_json(report, out / "report.json")
-    print(f"report: {out / 'report.html'} (JSON: {out / 'report.json'})")
+    say(f"report: {out / 'report.html'} (JSON: {out / 'report.json'})")
     store.close()
     wrapped.close()
 
@@ -135,15 +145,21 @@ def run_demo(out_dir: str | os.PathLike[str] = "aqi-demo", *, overwrite: bool = 
         layers="blocks", pooling="mean", span="response", include_response=True,
         overwrite=overwrite,
     )  # fmt: skip
-    print(f"\ngenerated and captured {own.n_rows} of the model's own responses in "
-          f"{time.perf_counter() - t2:.1f} s", file=sys.stderr)
+    status(f"\ngenerated and captured {own.n_rows} of the model's own responses in "
+           f"{time.perf_counter() - t2:.1f} s")
     resp_report = audit(own, responses=rs, n_boot=1000, n_perm=200)
-    print(f"audit of its own responses (span='response'): {resp_report.reason}")
+    say(f"\naudit of its own responses (span='response'): {resp_report.reason}")
     for c in resp_report.checks:
-        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
-    print(f"  behaviour: {resp_report.behaviour!r}")
+        say(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
+    if resp_report.behaviour is not None:
+        say("  " + refusal_table(resp_report.behaviour).replace("\n", "\n  "))
     write_html(resp_report, out / "report-responses.html")
     write_json(resp_report, out / "report-responses.json")
-    print(f"report: {out / 'report-responses.html'}")
+    say(f"report: {out / 'report-responses.html'}")
     own.close()
+    if as_json:
+        import json
+
+        docs = {"prompts": report.to_dict(), "responses": resp_report.to_dict()}
+        print(json.dumps(jsonable(docs), indent=2, allow_nan=False))
     return 0

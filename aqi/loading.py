@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ._progress import transformers_bars
+
 __all__ = ["DTYPES", "cache_dir", "gguf_checkpoint", "load_model", "resolve_dtype"]
 
 #: dtype names accepted by :func:`load_model` (and ``--dtype``).
@@ -230,7 +232,6 @@ def load_model(
     FileNotFoundError: model '/nonexistent/model' is not a local folder and not in the local ...
     """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     name = os.fspath(name_or_path)
     if not isinstance(trust_remote_code, bool):
@@ -246,6 +247,18 @@ def load_model(
     else:
         dev = _check_device(device or _default_device())
     quant = _quantization(load_in_8bit, load_in_4bit, dev)
+    with transformers_bars():
+        return _load(name, revision, gguf_file, dtype, dev, device_map, quant, trust_remote_code,
+                     attn_implementation, cache)
+
+
+def _load(
+    name: str, revision: str | None, gguf_file: str | None, dtype: Any, dev: str,
+    device_map: Any, quant: Any, trust_remote_code: bool, attn_implementation: str | None,
+    cache: Path | None,
+) -> tuple[Any, Any]:  # fmt: skip
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
     if gguf_file is not None:
         if not Path(name).is_dir():
             raise FileNotFoundError(f"gguf_file needs a local folder holding it; {name!r} is not "

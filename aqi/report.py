@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._tables import profile_table, reward_table
 from .viz._style import display_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -262,41 +263,6 @@ def _version() -> str:
     from ._version import __version__
 
     return __version__
-
-
-def profile_table(profile: Any) -> str:
-    """The AQI profile as a plain-text table (one row per layer, then the lexical controls)."""
-    w = max([len("layer"), *(len(r.layer) for r in profile.layers)])
-    lines = [f"{'layer':<{w}} {'AQI':>6} {'95% CI':>15} {'null 95th':>10} {'p':>7}  above chance"]
-    for r in profile.layers:
-        ci = f"[{r.ci_low:5.2f}, {r.ci_high:5.2f}]"
-        lines.append(f"{r.layer:<{w}} {r.value:6.2f} {ci:>15} {r.null_high:10.2f} "
-                     f"{r.p_value:7.3f}  {'yes' if r.above_chance else 'no'}")
-    lines += [f"lexical control ({name}): AQI {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
-              for name, r in profile.lexical.items()]
-    return "\n".join(lines)
-
-
-def reward_table(result: Any) -> str:
-    """A reward-model calibration result (or a shift report) as a plain-text table."""
-    shift = hasattr(result, "shifts")
-    ref = result.reference if shift else result
-    rows = [("set", "pairs", "accuracy", "ECE", "Brier"),
-            (ref.label or "reference", str(ref.n), repr(ref.accuracy), repr(ref.ece),
-             repr(ref.brier))]
-    if shift:
-        for s in result.shifts:
-            c = s.calibration
-            rows.append((s.name, str(c.n), repr(c.accuracy), repr(c.ece), repr(c.brier)))
-    width = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, width, strict=True)).rstrip() for r in rows]
-    if shift:
-        lines.append("")
-        for s in result.shifts:
-            det = ", ".join(f"{k} AUROC {float(v.auroc):.3f}" for k, v in s.detection.items())
-            lines.append(f"{s.name}: accuracy drop {s.accuracy_drop!r}, ECE change "
-                         f"{s.ece_change!r}" + (f"; OOD {det}" if det else ""))
-    return "\n".join(lines)
 
 
 def jsonable(x: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,54 @@ def cli_stores(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
+# A result object's repr such as `Comparison(` or `RewardShiftReport(` (a detector's own
+# constructor-style name, `Mahalanobis(shrinkage='ledoit-wolf')`, is what the user passed).
+_REPR = re.compile(r"\b[A-Z]\w*(Report|Result|Comparison|Responses|Profile|Rate|Estimate)\(")
+
+
+@pytest.mark.parametrize(
+    ("verb", "header"),
+    [
+        (["info", "{base}"], None),
+        (["score", "{base}", "--n-boot", "50", "--n-perm", "20"],
+         ["layer", "AQI", "95%", "CI", "null", "95th", "p", "above", "chance"]),
+        (["compare", "{base}", "{erased}", "--n-boot", "50"], None),
+        (["probe", "ood", "{base}", "{shift}", "--n-boot", "50"], None),
+        (["probe", "reward", "{ref}", "--n-boot", "20"],
+         ["set", "pairs", "accuracy", "ECE", "Brier"]),
+        (["gate", "{erased}", "--baseline", "{base}", "--n-boot", "50", "--n-perm", "20"], None),
+        (["report", "{base}", "--out", "{tmp}/r.html", "--n-boot", "50", "--n-perm", "20"], None),
+    ],
+)  # fmt: skip
+def test_every_command_prints_text_not_reprs_and_quiet_silences_stderr(
+    cli_stores: dict[str, Path], tmp_path: Path, capsys: Any, verb: list[str], header: Any
+) -> None:
+    argv = [a.format(tmp=tmp_path, **cli_stores) for a in verb]
+    assert main(argv) in (0, 1)
+    out = capsys.readouterr().out
+    assert out.strip() and not _REPR.search(out), out
+    if header:
+        assert out.splitlines()[0].split() == header
+    assert main([*argv, "--quiet"]) in (0, 1)
+    assert capsys.readouterr().err == ""
+    assert main(["--quiet", *argv]) in (0, 1)  # also before the verb
+    assert capsys.readouterr().err == ""
+
+
+def test_compare_and_ood_tables(cli_stores: dict[str, Path], capsys: Any) -> None:
+    assert main(["compare", str(cli_stores["base"]), str(cli_stores["erased"]),
+                 "--n-boot", "50"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:4] == ["layer", "AQI", "a", "AQI"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["L0", "L1", "L2"]
+    assert lines[-1].startswith("largest drop: L2, AQI ")
+    assert main(["probe", "ood", str(cli_stores["base"]), str(cli_stores["shift"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == ["layer", "AUROC"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["L0", "L1", "L2"]
+    assert lines[-1].startswith("best layer: ") and "of 120 at a 5% false-alarm rate" in lines[-1]
+
+
 def test_score_compare_probe_json(cli_stores: dict[str, Path], capsys: Any) -> None:
     assert (
         main(["score", str(cli_stores["base"]), "--n-boot", "50", "--n-perm", "20", "--json"]) == 0
@@ -198,8 +247,18 @@ def test_include_response_flag(tiny_model_dir, tmp_path, capsys):
     # The validated workflow: aqi generate, then capture its responses (--responses).
     rs = tmp_path / "r.jsonl"
     model = ["--model", str(tiny_model_dir), "--prompts", str(p)]
+    capsys.readouterr()
     assert main(["generate", *model, "--out", str(rs), "--max-new-tokens", "4",
                  "--quiet"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr()
+    assert out.err == ""  # --quiet: no bar, no status line
+    lines = out.out.splitlines()  # a summary line and a refusal table, not reprs
+    assert lines[0] == f"{rs}: 2 responses to 2 prompts (1 per prompt)"
+    assert lines[1].split()[:3] == ["category", "refusal", "(unsafe)"]
+    assert lines[2].split()[0] == "all" and not _REPR.search(out.out)
+    assert main(["generate", *model, "--out", str(rs), "--max-new-tokens", "4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # resumed: nothing to generate
+    assert (doc["responses"], doc["prompts"], doc["refusal"]["total"]) == (2, 2, 1)
     own = tmp_path / "own.h5"
     assert main(["capture", *model, "--responses", str(rs), "--drop-empty", "--span",
                  "response", "--out", str(own), "--layers", "0", "--pooling", "mean",

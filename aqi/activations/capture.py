@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._progress import show_progress
 from ._format import LayerInfo, stream_of
 from .adapters import (
     ForwardInputs,
@@ -198,7 +199,8 @@ def capture(
         Only an aqi store (and its ``.partial`` folder) is replaced; any other file is
         refused, as is a ``path`` that is the prompt file being read.
     progress : bool, optional
-        Show a progress bar (default: only on a terminal).
+        Show a progress bar (default: :func:`aqi.progress_bars`, else only on a terminal
+        outside CI).
 
     Returns
     -------
@@ -433,7 +435,7 @@ def _run(
         total=total,
         unit="prompt",
         desc="aqi capture",
-        disable=(None if progress is None else not progress),
+        disable=not show_progress(progress),
         file=sys.stderr,
     )
     tokens = 0

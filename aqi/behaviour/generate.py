@@ -6,7 +6,6 @@ import copy
 import hashlib
 import json
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .._progress import show_progress
 from ..activations import Prompt, PromptSet, load_prompts
 from ..activations.capture import default_max_length, input_device
 from ..activations.encoding import PromptEncoder, pad_batch
@@ -244,7 +244,7 @@ def generate_responses(
     order = sorted(range(len(prompt_set)), key=lambda i: -len(encoded[i][0]))
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     device = input_device(model)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = show_progress(progress)
     for b, idx in enumerate(tqdm(batches, desc="generate", unit="batch", disable=not show)):
         keys = [(prompt_set[i].id, s) for i in idx for s in range(n)]
         if all(k in done for k in keys):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import bar
 from .._stats import (
     Estimate,
     basic_interval,
@@ -266,7 +267,9 @@ def _permutation_stats(
     n = np.broadcast_to(counts, (n_perm, k)).copy()
     S = np.zeros((n_perm, k, d))
     Q = np.zeros((n_perm, k))
-    for a, b in _chunks(n_perm, 8 * N):
+    chunks = bar(_chunks(n_perm, 8 * N), desc="permutation null", total=n_perm,
+                 unit="permutation", rows=N, weight=lambda ab: ab[1] - ab[0])  # fmt: skip
+    for a, b in chunks:
         perm = rng.permuted(np.broadcast_to(codes, (b - a, N)), axis=1)
         for j in range(k - 1):
             ind = (perm == j).astype(np.float64)

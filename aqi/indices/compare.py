@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import bar
 from .._stats import PairedWeights, basic_interval, check_confidence, check_n_boot, normal_p_value
 from ..activations.store import ActivationStore, pair_by_id, shared_layers
 from ._validation import check_data
@@ -181,7 +182,8 @@ def compare(
             a.activations(la, pooling)[ia], b.activations(lb, pooling)[ib], y, weights,
             lam=lam, confidence=confidence, layers=(la, lb),
         )
-        for la, lb in pairs
+        for la, lb in bar(pairs, desc="AQI difference per layer", total=len(pairs),
+                          unit="layer", rows=len(y))
     ]
     return Comparison(layers=tuple(out), n=len(ia), confidence=confidence, n_boot=n_boot,
                       model_a=a.model_name, model_b=b.model_name)

@@ -67,7 +67,10 @@ def project_3d(X: Any, projection: str = "tsne", seed: int = 0) -> np.ndarray:
     if projection == "umap":
         import umap
 
-        return umap.UMAP(n_components=3, random_state=seed).fit_transform(Z)
+        from .._progress import umap_progress
+
+        return umap.UMAP(n_components=3, random_state=seed,
+                         tqdm_kwds=umap_progress()).fit_transform(Z)  # fmt: skip
     raise ValueError(f"projection={projection!r}; expected 'tsne' or 'umap'")
 
 

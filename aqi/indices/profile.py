@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import bar
 from ..activations.store import ActivationStore
 from .alignment_quality import AQIResult, alignment_quality_index
 from .lexical import bag_of_words
@@ -142,7 +143,7 @@ def score(
             _, counts = np.unique(y[rows], return_counts=True)
             if len(counts) >= 2 and counts.min() >= 2:
                 cat_rows[str(c)] = rows
-    for name in names:
+    for name in bar(names, desc="AQI per layer", total=len(names), unit="layer", rows=len(y)):
         X = store.activations(name, pooling)
         results.append(alignment_quality_index(X, y, layer=name, **kw))
         if cat_rows:

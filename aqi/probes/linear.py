@@ -12,6 +12,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .._progress import bar
 from .._stats import Estimate, check_bootstrap_args, estimate, resample_counts
 from ..activations.store import ActivationStore
 from .metrics import detection_metrics
@@ -121,7 +122,8 @@ def linear_probe(
     # One set of resample counts for every layer: accuracy of resample r = (W @ correct)_r / n.
     W = resample_counts(len(y), n_boot, np.random.default_rng(seed), np.float32)
     out = []
-    for la in names:
+    for la in bar(names, desc="linear probe per layer", total=len(names), unit="layer",
+                  rows=len(y)):
         X = store.activations(la, pooling).astype(np.float64)
         p = cross_val_predict(
             make_linear_probe(C), X, y, cv=cv, groups=groups if grouped else None,

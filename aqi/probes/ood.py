@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import bar
 from .._stats import Estimate, check_bootstrap_args, wilson_interval
 from ..activations.store import ActivationStore, shared_layers
 from .detectors import OODDetector, make_detector
@@ -191,7 +192,8 @@ def ood_probe(
     fit_rows, held_rows = reference_split(reference.labels, reference.pair_ids, holdout, seed)
     ids, cats = test.ids, test.categories
     out = []
-    for la in names:
+    rows = len(fit_rows) + len(test.labels)
+    for la in bar(names, desc="OOD per layer", total=len(names), unit="layer", rows=rows):
         # A fresh copy per layer keeps the instance's settings (k, shrinkage, …).
         det = copy.deepcopy(make_detector(detector))
         Xr = reference.activations(la, pooling)

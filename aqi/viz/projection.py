@@ -67,7 +67,12 @@ def project(
     if method == "umap":
         import umap
 
-        Y = umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1).fit_transform(X)
+        from .._progress import umap_progress
+
+        Y = umap.UMAP(
+            n_components=2, metric="cosine", random_state=seed, n_jobs=1,
+            tqdm_kwds=umap_progress(),
+        ).fit_transform(X)  # fmt: skip
     else:
         from sklearn.manifold import TSNE
 

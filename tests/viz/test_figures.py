@@ -35,13 +35,21 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     return plain, wrapped
 
 
-def test_projection_pca_and_cached_umap(stores: tuple, tmp_path: Path, monkeypatch: Any) -> None:
+def test_projection_pca_and_cached_umap(
+    stores: tuple, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
     plain, _ = stores
     monkeypatch.setenv("AQI_CACHE_DIR", str(tmp_path))
     fig = viz.plot_projection(plain, "L3")
     assert isinstance(fig, Figure) and fig.axes[0].get_title() == "L3 — PCA"
-    a = viz.project(plain, "L3", method="umap")
-    assert len(list((tmp_path / "projections").glob("umap-*.npy"))) == 1
+    with aqi.progress_bars(True):  # UMAP's layout epochs as a bar, without its verbose log
+        a = viz.project(plain, "L3", method="umap")
+    err = capsys.readouterr().err
+    assert "UMAP layout" in err and "Construct fuzzy simplicial set" not in err
+    with aqi.progress_bars(False):
+        viz.project(plain, "L1", method="umap")
+    assert capsys.readouterr().err == ""
+    assert len(list((tmp_path / "projections").glob("umap-*.npy"))) == 2
     import umap
 
     def no_refit(*_: Any, **__: Any) -> None:

@@ -1,0 +1,154 @@
+"""Progress bars for long steps: on a terminal by default, never in CI or when switched off.
+
+One switch for the whole library: :func:`progress_bars` (a context manager; the
+command line's ``--quiet`` uses it). A step's own ``progress=`` argument, where it
+has one (:func:`aqi.capture`, :func:`aqi.generate_responses`), wins over the switch.
+
+Resampling (bootstraps, permutation nulls) shows a bar only over more than
+:data:`ROWS_FOR_A_BAR` rows — below that it takes well under a second a layer — and
+never inside another bar (e.g. the per-layer bar of a profile already counts it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+__all__ = [
+    "ROWS_FOR_A_BAR",
+    "bar",
+    "progress_bars",
+    "show_progress",
+    "transformers_bars",
+    "umap_progress",
+]
+
+T = TypeVar("T")
+
+#: Resampling over more rows than this gets a progress bar (bootstraps, permutations).
+ROWS_FOR_A_BAR = 10_000
+
+_SWITCH: ContextVar[bool | None] = ContextVar("aqi_progress", default=None)
+_open_bars = 0  # bars alive now: an inner step stays silent inside an outer bar
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool | None) -> Iterator[None]:
+    """Switch aqi's progress bars on (``True``), off (``False``) or to automatic (``None``).
+
+    Automatic shows them when standard error is a terminal and the ``CI`` environment
+    variable is unset.
+
+    Examples
+    --------
+    >>> import aqi
+    >>> with aqi.progress_bars(False):
+    ...     show_progress()
+    False
+    """
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"enabled={enabled!r}; expected True, False or None (automatic)")
+    token = _SWITCH.set(enabled)
+    try:
+        yield
+    finally:
+        _SWITCH.reset(token)
+
+
+def show_progress(progress: bool | None = None) -> bool:
+    """Whether a step shows a bar: its own ``progress`` argument, else the switch, else auto.
+
+    Examples
+    --------
+    >>> show_progress(True), show_progress(False)
+    (True, False)
+    """
+    if progress is not None:
+        return bool(progress)
+    switch = _SWITCH.get()
+    if switch is not None:
+        return switch
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def bar(
+    iterable: Iterable[T],
+    *,
+    desc: str,
+    total: int | None = None,
+    unit: str = "it",
+    rows: int | None = None,
+    weight: Callable[[T], int] | None = None,
+    progress: bool | None = None,
+) -> Iterable[T]:
+    """``iterable`` with a progress bar on standard error when one should show.
+
+    Parameters
+    ----------
+    iterable : iterable
+        The steps.
+    desc, total, unit : str, int, str
+        The bar's label, its length (in units) and the unit's name.
+    rows : int, optional
+        Rows the work covers: below :data:`ROWS_FOR_A_BAR` no bar (resampling steps).
+    weight : callable, optional
+        Units one item counts for (e.g. ``len`` of a chunk of resamples); default 1.
+    progress : bool, optional
+        The step's own switch (see :func:`show_progress`).
+
+    Examples
+    --------
+    >>> list(bar(range(3), desc="demo", progress=False))
+    [0, 1, 2]
+    """
+    if _open_bars or not show_progress(progress):
+        return iterable
+    if rows is not None and rows <= ROWS_FOR_A_BAR:
+        return iterable
+    return _with_bar(iterable, desc, total, unit, weight)
+
+
+def _with_bar(
+    iterable: Iterable[T], desc: str, total: int | None, unit: str,
+    weight: Callable[[T], int] | None,
+) -> Iterator[T]:  # fmt: skip
+    global _open_bars
+    from tqdm.auto import tqdm
+
+    _open_bars += 1
+    try:
+        with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False) as t:
+            for item in iterable:
+                yield item
+                t.update(1 if weight is None else weight(item))
+    finally:
+        _open_bars -= 1
+
+
+def umap_progress(progress: bool | None = None) -> dict[str, Any]:
+    """``tqdm_kwds`` for ``umap.UMAP``: its layout epochs as a bar, without its verbose log."""
+    return {"disable": _open_bars > 0 or not show_progress(progress), "desc": "UMAP layout",
+            "file": sys.stderr, "leave": False}  # fmt: skip
+
+
+@contextlib.contextmanager
+def transformers_bars() -> Iterator[None]:
+    """Hide transformers' own bars ("Loading weights") where aqi's would not show.
+
+    transformers draws them whatever the output is; this follows :func:`show_progress`
+    and restores transformers' setting afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not show_progress():
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
