@@ -53,7 +53,10 @@ def _check_shards(paths: Sequence[Path], stores: Sequence[ActivationStore]) -> N
 
     def settings(s: ActivationStore) -> dict[str, object]:
         ident = s.provenance["identity"]
-        return {k: v for k, v in ident.items() if k not in ("prompts_sha256", "shard")}
+        # What each shard holds differs by design (its rows: prompts, data); how it was
+        # captured must not.
+        per_shard = ("prompts_sha256", "shard", "prompts", "data_sha256")
+        return {k: v for k, v in ident.items() if k not in per_shard}
 
     first = stores[0]
     for p, s in zip(paths[1:], stores[1:], strict=True):
@@ -61,8 +64,17 @@ def _check_shards(paths: Sequence[Path], stores: Sequence[ActivationStore]) -> N
             raise ValueError(
                 f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}"
             )
-        if settings(s) != settings(first):
-            raise ValueError(f"shard {str(p)!r} was captured with other settings or another model")
+        a, b = settings(first), settings(s)
+        if a != b:
+            keys = [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+            diff = "; ".join(f"{k}: {_short(a.get(k))} vs {_short(b.get(k))}" for k in keys)
+            raise ValueError(f"shard {str(p)!r} was captured with other settings or another "
+                             f"model than {str(paths[0])!r} ({diff})")  # fmt: skip
+
+
+def _short(value: object, width: int = 24) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _fill(
@@ -77,12 +89,15 @@ def _fill(
         for k, v in f0.attrs.items():
             f.attrs[k] = v
     prov = copy_module.deepcopy(first.provenance)
-    prov["identity"]["shard"] = [0, 1, 0]
-    prov["identity"]["prompts_sha256"] = [
-        s.provenance["identity"]["prompts_sha256"] for s in stores
-    ]
+    ident = prov["identity"]
+    if "shard" in ident:
+        ident["shard"] = [0, 1, 0]
+    for key in ("prompts_sha256", "prompts", "data_sha256"):  # per shard: one each
+        if key in ident:
+            ident[key] = [s.provenance["identity"].get(key) for s in stores]
     prov["merged_from"] = [p.name for p in paths]
-    prov["prompts"]["n"] = n
+    if isinstance(prov.get("prompts"), dict):  # captures; stores from arrays have none
+        prov["prompts"]["n"] = n
     f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
     f.attrs["n_rows"] = n
     write_rows(f, [row for s in stores for row in s.prompts()])

@@ -101,6 +101,42 @@ def test_merge_refuses_foreign_output_and_a_shard_as_output(tmp_path):
     assert not (tmp_path / "out.h5.lock").exists()
 
 
+@pytest.mark.parametrize(
+    ("other", "match"),
+    [
+        ({"h.1": np.zeros((6, 3), "f4")}, r"shard '.*s1.h5' has other layers or poolings than "
+                                          r"'.*s0.h5'"),
+        ({"h.0": np.zeros((6, 5), "f4")}, r"layer h.0: shards disagree on the dimension \[3, 5\]"),
+    ],
+)  # fmt: skip
+def test_merge_names_the_mismatched_shard(tmp_path, other, match):
+    s0, s1 = tmp_path / "s0.h5", tmp_path / "s1.h5"
+    store_from_arrays(s0, _arrays(), labels=LABELS, ids=[f"0-{k}" for k in range(6)]).close()
+    store_from_arrays(s1, other, labels=LABELS, ids=[f"1-{k}" for k in range(6)]).close()
+    with pytest.raises(ValueError, match=match):
+        merge_shards([s0, s1], tmp_path / "merged.h5")
+    assert not (tmp_path / "merged.h5").exists()  # nothing half-written is left behind
+
+
+def test_merge_of_bring_your_own_shards_and_a_settings_mismatch(tmp_path):
+    shards = []
+    for i in range(2):  # each shard holds other rows and data: that is what shards are
+        p = tmp_path / f"s{i}.h5"
+        store_from_arrays(p, _arrays(i), labels=LABELS, ids=[f"{i}-{k}" for k in range(6)],
+                          provenance={"note": str(i)}).close()  # fmt: skip
+        shards.append(p)
+    with merge_shards(shards, tmp_path / "merged.h5") as m:
+        np.testing.assert_array_equal(m.activations("h.0"),
+                                      np.concatenate([_arrays(0)["h.0"], _arrays(1)["h.0"]]))
+    with h5py.File(shards[1], "r+") as f:  # as if captured with another max_length
+        prov = json.loads(f.attrs["provenance"])
+        prov["identity"]["max_length"] = 64
+        f.attrs["provenance"] = json.dumps(prov)
+    with pytest.raises(ValueError, match=r"other settings or another model than '.*s0.h5' "
+                                         r"\(max_length: None vs 64\)"):  # fmt: skip
+        merge_shards(shards, tmp_path / "merged2.h5")
+
+
 def _writer(path, **kw):
     rows = aqi.PromptSet.from_records(
         [{"text": f"t{i}", "label": lab} for i, lab in enumerate(LABELS)]
