@@ -3,6 +3,7 @@ usual ``output_hidden_states`` pipeline, run in this one process.
 
     python benchmarks/capture.py            # full run (~20 min on 2 cores)
     python benchmarks/capture.py --rss-max 3000   # shorter memory check
+    python benchmarks/capture.py --rss-only --rss-repeats 3   # only the memory figure
     python benchmarks/capture.py --long-prompt    # one 60,000-character prompt among 200
     python benchmarks/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
 
@@ -10,7 +11,8 @@ Prints:
 1. capture time / bare forward time over the same batches (target <= 1.10);
 2. reference pipeline time (unsorted batches of 8, output_hidden_states=True, pooling
    afterwards, written to HDF5) / capture time (target >= 1.3);
-3. peak RSS growth from 600 to 6,000 prompts (each a fresh subprocess; target <= 100 MB);
+3. peak RSS growth from 600 to 6,000 prompts (each a fresh subprocess, ``--rss-repeats``
+   times, medians compared; target <= 100 MB), with the within-run slope of the big runs;
 4. tokens/s and prompts/s;
 5. with ``--long-prompt`` only: one 60,000-character prompt among 200 normal ones / the 200
    alone (target <= 1.5).
@@ -106,27 +108,67 @@ def reference_pipeline(model, tok, prompts, out: Path) -> tuple[float, dict[str,
     return time.perf_counter() - t0, arrays
 
 
-def _rss_mb() -> float:
+def _statm_mb() -> tuple[float, float]:
+    """Resident size and its file-backed part (mapped weights, libraries), in MB."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        fields = f.read().split()
+    page = os.sysconf("SC_PAGE_SIZE") / 2**20
+    return int(fields[1]) * page, int(fields[2]) * page
 
 
-def rss_child(n: int) -> None:
+def _rss_mb() -> float:
+    return _statm_mb()[0]
+
+
+def _slope_per_1000(rows: np.ndarray, mb: np.ndarray) -> float:
+    """Least-squares slope of ``mb`` against ``rows``, in MB per 1,000 prompts (nan if flat)."""
+    if len(rows) < 2 or np.ptp(rows) == 0:
+        return float("nan")
+    return float(np.polyfit(rows, mb, 1)[0] * 1000)
+
+
+def rss_child(n: int, warm: int) -> None:
     """Capture ``n`` prompts (the real set repeated); print RSS figures in MB as JSON.
 
     ``peak_mb`` is the highest resident size sampled (every 5 ms) *during* the capture;
     ``before_mb`` the resident size just before it (model loaded, prompts built), so
-    loading the model does not mask what the capture itself uses.
+    loading the model does not mask what the capture itself uses. ``peak_rows`` is how
+    many rows had been written when the peak was sampled (``n``: during the final
+    consolidation) and ``peak_file_mb`` the file-backed part of the peak (the model's
+    memory-mapped weights, libraries; the rest is anonymous memory).
+
+    ``slope_mb_per_1000`` is the least-squares slope of the resident size against the
+    rows written, over the samples after the first ``warm`` rows and before the
+    consolidation; ``slope_anon_mb_per_1000`` the same for the anonymous part. Within
+    one process it is far less noisy than peaks of separate processes.
     """
+    from aqi.activations import writer
+
     model, tok = load_demo_model()
     ps = repeated(real_prompts(), n)
+    done = [0]
+    write = writer.PartWriter.write
+
+    def counting_write(self, rows, arrays):  # the rows written so far, for the slope
+        write(self, rows, arrays)
+        done[0] += len(rows)
+
+    writer.PartWriter.write = counting_write
     before = _rss_mb()
-    peak = [before]
+    peak = (0, before, 0.0)
+    # every 20th sample (100 ms) kept for the slope: all of them would add ~15 MB at 6,000
+    samples: list[tuple[int, float, float]] = []
     stop = threading.Event()
 
     def sample() -> None:
+        nonlocal peak
+        k = 0
         while not stop.is_set():
-            peak[0] = max(peak[0], _rss_mb())
+            s = (done[0], *_statm_mb())
+            peak = max(peak, s, key=lambda x: x[1])
+            if k % 20 == 0:
+                samples.append(s)
+            k += 1
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -139,13 +181,20 @@ def rss_child(n: int) -> None:
         elapsed = time.perf_counter() - t0
         stop.set()
         sampler.join()
+    writer.PartWriter.write = write
     lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows, rss, file = (np.array(c) for c in zip(*samples, strict=True))
+    steady = (rows >= warm) & (rows < n)
     print(
         json.dumps(
             {
                 "n": n,
-                "peak_mb": peak[0],
+                "peak_mb": peak[1],
                 "before_mb": before,
+                "peak_rows": peak[0],
+                "peak_file_mb": peak[2],
+                "slope_mb_per_1000": _slope_per_1000(rows[steady], rss[steady]),
+                "slope_anon_mb_per_1000": _slope_per_1000(rows[steady], rss[steady] - file[steady]),
                 "lifetime_peak_mb": lifetime,
                 "seconds": elapsed,
             }
@@ -153,9 +202,9 @@ def rss_child(n: int) -> None:
     )
 
 
-def rss_run(n: int) -> dict:
+def rss_run(n: int, warm: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", str(n)],
+        [sys.executable, __file__, "--rss-child", str(n), "--rss-min", str(warm)],
         capture_output=True,
         text=True,
         check=True,
@@ -163,15 +212,46 @@ def rss_run(n: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def rss_report(n_small: int, n_big: int) -> None:
-    small, big = rss_run(n_small), rss_run(n_big)
-    growth = big["peak_mb"] - small["peak_mb"]
+def rss_report(n_small: int, n_big: int, repeats: int = 2) -> None:
+    """Peak RSS growth from ``n_small`` to ``n_big`` prompts: medians of ``repeats`` runs each.
+
+    The peak of one process varies by about +-100 MB from run to run for the same ``n``, so
+    each size runs ``repeats`` times (fresh processes, alternating) and the medians are
+    compared; the figure held against the target is that difference. The within-run slope
+    of the big runs (MB per 1,000 prompts after the first ``n_small``) is printed beside it,
+    with the growth it implies from ``n_small`` to ``n_big``.
+    """
+    small: list[dict] = []
+    big: list[dict] = []
+    for _ in range(repeats):
+        small.append(rss_run(n_small, n_small))
+        big.append(rss_run(n_big, n_small))
+    for name, runs in ((n_small, small), (n_big, big)):
+        print(
+            f"   {name} prompts: peaks "
+            + ", ".join(
+                f"{r['peak_mb']:.0f} MB (+{r['peak_mb'] - r['before_mb']:.0f} over the loaded "
+                f"model, {r['peak_mb'] - r['peak_file_mb']:.0f} anonymous, at row "
+                f"{r['peak_rows']}/{name}, {r['seconds']:.0f} s)"
+                for r in runs
+            )
+        )
+    slopes = [r["slope_mb_per_1000"] for r in big]
+    anon = [r["slope_anon_mb_per_1000"] for r in big]
+    slope = float(np.median(slopes))
     print(
-        f"3. peak RSS during capture: {n_small} prompts {small['peak_mb']:.0f} MB "
-        f"(+{small['peak_mb'] - small['before_mb']:.0f} over the loaded model), {n_big} prompts "
-        f"{big['peak_mb']:.0f} MB (+{big['peak_mb'] - big['before_mb']:.0f}) -> growth "
-        f"{growth:.0f} MB (target <= 100 MB); capture took {small['seconds']:.0f} s and "
-        f"{big['seconds']:.0f} s"
+        f"   within-run slope of the {n_big}-prompt runs after {n_small} rows: "
+        + ", ".join(f"{s:+.1f}" for s in slopes)
+        + " MB per 1,000 prompts (anonymous memory: "
+        + ", ".join(f"{s:+.1f}" for s in anon)
+        + f") -> {slope * (n_big - n_small) / 1000:+.0f} MB over {n_big - n_small} prompts"
+    )
+    p_small = float(np.median([r["peak_mb"] for r in small]))
+    p_big = float(np.median([r["peak_mb"] for r in big]))
+    print(
+        f"3. peak RSS during capture (median of {repeats}): {n_small} prompts {p_small:.0f} MB, "
+        f"{n_big} prompts {p_big:.0f} MB -> growth {p_big - p_small:+.0f} MB (target <= 100 MB; "
+        f"the within-run slope implies {slope * (n_big - n_small) / 1000:+.0f} MB)"
     )
 
 
@@ -265,6 +345,10 @@ def main() -> None:
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--rss-min", type=int, default=600)
     ap.add_argument("--rss-max", type=int, default=6000)
+    ap.add_argument(
+        "--rss-repeats", type=int, default=2,
+        help="fresh processes per size for the RSS figure (medians are compared)",
+    )  # fmt: skip
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--rss-only", action="store_true", help="only the memory measurement")
     ap.add_argument("--device", default=None,
@@ -275,13 +359,13 @@ def main() -> None:
         device_report(args.device, args.dtype)
         return
     if args.rss_child:
-        rss_child(args.rss_child)
+        rss_child(args.rss_child, args.rss_min)
         return
     if args.long_prompt:
         long_prompt_report(args.max_length, args.max_tokens_per_batch or None)
         return
     if args.rss_only:
-        rss_report(args.rss_min, args.rss_max)
+        rss_report(args.rss_min, args.rss_max, args.rss_repeats)
         return
     torch.manual_seed(0)
     model, tok = load_demo_model()
@@ -329,7 +413,7 @@ def main() -> None:
     )
     print(f"2. reference / capture        = {r2:.2f}   (target >= 1.3)")
     if not args.skip_rss:
-        rss_report(args.rss_min, args.rss_max)
+        rss_report(args.rss_min, args.rss_max, args.rss_repeats)
     print(
         f"4. throughput: {tokens / t_capture:,.0f} tokens/s, "
         f"{len(prompts) / t_capture:.1f} prompts/s ({tokens / len(prompts):.1f} tokens per prompt)"
