@@ -31,6 +31,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -39,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aqi
-from aqi.activations import PromptEncoder
+from aqi.activations import PromptEncoder, PromptSet
 from aqi.activations.encoding import pad_batch
 from aqi.demo import load_demo_model
 from benchmarks.real_prompts import real_prompts, repeated
@@ -127,8 +128,25 @@ def _slope_per_1000(rows: np.ndarray, mb: np.ndarray) -> float:
     return float(np.polyfit(rows, mb, 1)[0] * 1000)
 
 
+def like_the_whole_set(ps: PromptSet, n: int, tok: Any) -> PromptSet:
+    """``n`` prompts with the length profile of the whole real set, longest included.
+
+    Above the set's size the set is repeated; below it, every k-th prompt in token-length
+    order is kept (in the set's order). The first ``n`` prompts alone would leave out the
+    longest ones, so a small run's batches would be shorter than a big run's and part of
+    the "growth" with ``n`` would be batch length, not ``n``.
+    """
+    if n >= len(ps):
+        return repeated(ps, n)
+    lengths = [len(tok(p.text).input_ids) for p in ps]
+    by_length = np.argsort(lengths, kind="stable")
+    keep = sorted(set(by_length[np.linspace(0, len(ps) - 1, n).round().astype(int)].tolist()))
+    return PromptSet([ps[i] for i in keep], name=ps.name)
+
+
 def rss_child(n: int, warm: int) -> None:
-    """Capture ``n`` prompts (the real set repeated); print RSS figures in MB as JSON.
+    """Capture ``n`` prompts (like the real set: see :func:`like_the_whole_set`); print RSS
+    figures in MB as JSON.
 
     ``peak_mb`` is the highest resident size sampled (every 5 ms) *during* the capture;
     ``before_mb`` the resident size just before it (model loaded, prompts built), so
@@ -145,7 +163,7 @@ def rss_child(n: int, warm: int) -> None:
     from aqi.activations import writer
 
     model, tok = load_demo_model()
-    ps = repeated(real_prompts(), n)
+    ps = like_the_whole_set(real_prompts(), n, tok)
     done = [0]
     write = writer.PartWriter.write
 
