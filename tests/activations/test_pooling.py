@@ -50,7 +50,10 @@ def test_pool_ignores_padding_content_and_position(data, how, shift):
     m2[:, shift:] = mask
     a = pool(torch.from_numpy(h), how, SpanMask(torch.from_numpy(mask)))
     c = pool(torch.from_numpy(h2), how, SpanMask(torch.from_numpy(m2)))
-    torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
+    # Exact up to float32 summation order (the position of the real tokens changes how
+    # the sum is vectorised): a few ulps of the largest value per summed token.
+    atol = 2 * t * np.finfo(np.float32).eps * max(1.0, float(np.abs(h).max()))
+    torch.testing.assert_close(a, c, rtol=0, atol=atol)
 
 
 def test_half_precision_mean_accumulates_in_float32():

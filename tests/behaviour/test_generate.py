@@ -237,7 +237,9 @@ def test_cli_generate(tiny_factory, few, tmp_path, capsys):
     argv = ["generate", "--model", str(tmp_path / "m"), "--prompts", str(tmp_path / "p.jsonl"),
             "--out", str(out), "--max-new-tokens", "4", "--batch-size", "3", "--quiet"]  # fmt: skip
     assert main(argv) == 0
-    assert "RefusalReport" in capsys.readouterr().out
+    printed = capsys.readouterr().out  # a summary line and the refusal table
+    assert "6 responses to 6 prompts (1 per prompt)" in printed
+    assert "\nall " in printed and "RefusalReport(" not in printed
     rs = load_responses(out)
     assert len(rs) == 6 and rs.identity["max_new_tokens"] == 4
     assert main([*argv[:-5], "--max-new-tokens", "5", "--quiet"]) == 2  # other settings
