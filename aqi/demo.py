@@ -79,10 +79,15 @@ def run_demo(
        capture them (``span="response"``) and audit them with the refusal rates beside
        (``report-responses.html`` / ``.json``).
 
-    ``quiet`` drops the status lines on stderr; ``as_json`` prints
+    ``quiet`` drops the status lines and progress bars on stderr; ``as_json`` prints
     ``{"prompts": ..., "responses": ...}`` (both audits' JSON documents) instead of the
     readable summary. Returns 0 (the demo reports verdicts; it does not gate).
     """
+    from ._progress import progress_bars, show_progress
+
+    if quiet and show_progress():  # bars off for the whole demo, then run it
+        with progress_bars(False):
+            return run_demo(out_dir, overwrite=overwrite, quiet=True, as_json=as_json)
     from ._tables import profile_table, refusal_table
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
