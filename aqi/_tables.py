@@ -7,6 +7,7 @@ reading; the full precision is in each result's ``to_dict()`` (``--json``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ def _ci(low: float, high: float, fmt: str = ".2f") -> str:
 
 def _est(e: Any, fmt: str = ".3f") -> str:
     """An :class:`aqi._stats.Estimate` as ``value [low, high]`` (no interval when NaN)."""
-    if e.ci_low != e.ci_low:  # NaN: no interval
+    if math.isnan(e.ci_low):  # no interval (n_boot=0)
         return f"{e.value:{fmt}}"
     return f"{e.value:{fmt}} {_ci(e.ci_low, e.ci_high, fmt)}"
 

@@ -224,7 +224,8 @@ def span_check(span: str, baseline: bool = True) -> Check:
     if span == "response" and baseline:
         return Check(name="validity", verdict="pass", evidence=ev,
                      summary="the model's own responses against a baseline: the setting in "
-                             "which the AQI followed refusal on the validation bench")
+                             "which AQI changes followed refusal changes (loosely) on the "
+                             "validation bench")
     if span == "response":
         return Check(
             name="validity", verdict="warn", evidence=ev,

@@ -325,7 +325,6 @@ def _run(args: argparse.Namespace) -> int:
                 model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
                 batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                 n=args.n, seed=args.seed, overwrite=args.overwrite,
-                progress=False if args.quiet else None,
             )  # fmt: skip
             rates = refusal_rate(rs)
             if args.json:
@@ -351,7 +350,6 @@ def _run(args: argparse.Namespace) -> int:
             include_response=include_response,
             chat=False if args.no_chat else None,
             overwrite=args.overwrite,
-            progress=False if args.quiet else None,
         )
         with store:
             _print_summary(_summary(store), args.json)

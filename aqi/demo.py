@@ -12,6 +12,7 @@ this model and prints the per-layer AQI profile with CIs, nulls and lexical cont
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -83,11 +84,16 @@ def run_demo(
     ``{"prompts": ..., "responses": ...}`` (both audits' JSON documents) instead of the
     readable summary. Returns 0 (the demo reports verdicts; it does not gate).
     """
-    from ._progress import progress_bars, show_progress
+    from ._progress import progress_bars
 
-    if quiet and show_progress():  # bars off for the whole demo, then run it
-        with progress_bars(False):
-            return run_demo(out_dir, overwrite=overwrite, quiet=True, as_json=as_json)
+    out = Path(out_dir)
+    if out.suffix == ".h5":
+        raise ValueError(f"out_dir must be a folder, got a store path {str(out)!r}")
+    with progress_bars(False) if quiet else contextlib.nullcontext():
+        return _run_demo(out, overwrite, quiet, as_json)
+
+
+def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     from ._tables import profile_table, refusal_table
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
@@ -103,9 +109,6 @@ def run_demo(
         if not quiet:
             print(text, file=sys.stderr)
 
-    out = Path(out_dir)
-    if out.suffix == ".h5":
-        raise ValueError(f"out_dir must be a folder, got a store path {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, tok = load_demo_model()

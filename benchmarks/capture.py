@@ -140,7 +140,8 @@ def like_the_whole_set(ps: PromptSet, n: int, tok: Any) -> PromptSet:
         return repeated(ps, n)
     lengths = [len(tok(p.text).input_ids) for p in ps]
     by_length = np.argsort(lengths, kind="stable")
-    keep = sorted(set(by_length[np.linspace(0, len(ps) - 1, n).round().astype(int)].tolist()))
+    # n < len(ps): the spacing exceeds 1, so the rounded positions are distinct
+    keep = sorted(by_length[np.linspace(0, len(ps) - 1, n).round().astype(int)].tolist())
     return PromptSet([ps[i] for i in keep], name=ps.name)
 
 
@@ -256,20 +257,20 @@ def rss_report(n_small: int, n_big: int, repeats: int = 2) -> None:
         )
     slopes = [r["slope_mb_per_1000"] for r in big]
     anon = [r["slope_anon_mb_per_1000"] for r in big]
-    slope = float(np.median(slopes))
+    implied = float(np.median(slopes)) * (n_big - n_small) / 1000
     print(
         f"   within-run slope of the {n_big}-prompt runs after {n_small} rows: "
         + ", ".join(f"{s:+.1f}" for s in slopes)
         + " MB per 1,000 prompts (anonymous memory: "
         + ", ".join(f"{s:+.1f}" for s in anon)
-        + f") -> {slope * (n_big - n_small) / 1000:+.0f} MB over {n_big - n_small} prompts"
+        + f") -> {implied:+.0f} MB over {n_big - n_small} prompts"
     )
     p_small = float(np.median([r["peak_mb"] for r in small]))
     p_big = float(np.median([r["peak_mb"] for r in big]))
     print(
         f"3. peak RSS during capture (median of {repeats}): {n_small} prompts {p_small:.0f} MB, "
         f"{n_big} prompts {p_big:.0f} MB -> growth {p_big - p_small:+.0f} MB (target <= 100 MB; "
-        f"the within-run slope implies {slope * (n_big - n_small) / 1000:+.0f} MB)"
+        f"the within-run slope implies {implied:+.0f} MB)"
     )
 
 
