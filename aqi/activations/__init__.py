@@ -3,7 +3,7 @@
 from ._parts import StoreLockedError
 from .capture import CaptureInterrupted, capture
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import SPANS, EncodedPrompt, PromptEncoder
+from .encoding import EncodedPrompt, PromptEncoder
 from .hooks import ActivationHooks
 from .layers import (
     ARCHITECTURES,
@@ -15,16 +15,19 @@ from .layers import (
 )
 from .pooling import POOLINGS, SpanMask, pool
 from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
+from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
 from .writer import StoreWriter, check_not_input, store_from_arrays
 
 __all__ = [
     "ARCHITECTURES",
+    "DEFAULT_SPANS",
     "FORMAT_VERSION",
     "LABELS",
     "LITMUS_AXIOMS",
     "POOLINGS",
     "SPANS",
+    "SPAN_ALIASES",
     "ActivationHooks",
     "ActivationStore",
     "Architecture",
@@ -40,8 +43,10 @@ __all__ = [
     "StoreLockedError",
     "StoreWriter",
     "bundled_prompts",
+    "canonical_span",
     "capture",
     "check_not_input",
+    "check_spans",
     "current_shard",
     "find_architecture",
     "load_prompts",

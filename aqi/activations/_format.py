@@ -22,6 +22,7 @@ from .prompts import LABELS, Prompt
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "GIVEN_SPAN",
     "ROW_COLUMNS",
     "LayerInfo",
     "chunk_rows",
@@ -34,12 +35,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = "aqi.activations"
-FORMAT_VERSION = 1
+#: 2: the span is a dimension (``activations/<layer>/<span>/<pooling>``, root ``spans``);
+#: 1: one span, named in provenance (``activations/<layer>/<pooling>``), still read.
+FORMAT_VERSION = 2
+#: The span of bring-your-own stores (:func:`aqi.store_from_arrays`).
+GIVEN_SPAN = "given"
 STR_DTYPE = h5py.string_dtype("utf-8")
 #: Per-row columns written with each committed window (the rest is in the manifest).
 ROW_COLUMNS = ("token_count", "span_tokens", "truncated")
 #: Root attributes every store (and every manifest) carries.
-ROOT_ATTRS = ("format", "format_version", "n_rows", "provenance", "layers", "poolings")
+ROOT_ATTRS = ("format", "format_version", "n_rows", "provenance", "layers", "poolings", "spans")
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,11 @@ def stream_of(role: str) -> str:
     }.get(role, "module output")
 
 
-def dataset_name(layer: str, pooling: str) -> str:
-    """The HDF5 path of one (layer, pooling) activation dataset."""
-    return f"activations/{layer}/{pooling}"
+def dataset_name(layer: str, pooling: str, span: str | None = None) -> str:
+    """The HDF5 path of one (layer, span, pooling) dataset (``span=None``: format 1's path)."""
+    if span is None:
+        return f"activations/{layer}/{pooling}"
+    return f"activations/{layer}/{span}/{pooling}"
 
 
 def chunk_rows(n: int, dim: int) -> int:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import h5py
 
-from ._format import ROW_COLUMNS, dataset_name, is_aqi_store
+from ._format import ROW_COLUMNS, is_aqi_store
 
 __all__ = [
     "MANIFEST",
@@ -157,11 +157,10 @@ def _part_problem(path: Path, n: int, keys: Sequence[str]) -> str | None:
     return None
 
 
-def damaged_parts(
-    d: Path, layers: Iterable[str], poolings: Iterable[str]
-) -> list[tuple[Path, str]]:
-    """Parts in ``d`` that cannot be read back whole, with the reason for each."""
-    keys = [dataset_name(la, p) for la in layers for p in poolings]
+def damaged_parts(d: Path, datasets: Iterable[str]) -> list[tuple[Path, str]]:
+    """Parts in ``d`` that cannot be read back whole (``datasets``: the activation datasets
+    each must hold, :func:`~._format.dataset_name`), with the reason for each."""
+    keys = list(datasets)
     out = []
     for a, b, path in list_parts(d):
         problem = _part_problem(path, b - a, keys)

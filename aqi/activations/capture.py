@@ -30,7 +30,7 @@ from .adapters import (
     transformerlens_inputs,
 )
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import PromptEncoder, pad_batch, plan_batches
+from .encoding import PromptEncoder, pad_batch, plan_batches, span_masks
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec, find_architecture
 from .prompts import PromptSet, load_prompts
@@ -41,6 +41,7 @@ from .provenance import (
     utc_now,
     weights_fingerprint,
 )
+from .spans import DEFAULT_ONSET_TOKENS, DEFAULT_SPANS, check_spans
 from .store import ActivationStore
 from .writer import StoreWriter, check_not_input
 
@@ -124,7 +125,9 @@ def capture(
     *,
     layers: LayerSpec = "blocks",
     pooling: str | Sequence[str] = ("mean", "last"),
-    span: str = "user",
+    spans: str | Sequence[str] = DEFAULT_SPANS,
+    span: str | Sequence[str] | None = None,
+    onset_tokens: int = DEFAULT_ONSET_TOKENS,
     batch_size: int = 16,
     max_tokens_per_batch: int | None = DEFAULT_MAX_TOKENS_PER_BATCH,
     chat: bool | None = None,
@@ -157,8 +160,8 @@ def capture(
         points and an nnsight model through the module it wraps (extras
         ``aqi[transformerlens]``, ``aqi[nnsight]``; see :mod:`aqi.activations.adapters`).
     tokenizer : transformers tokenizer or None
-        The model's tokenizer (a fast one for ``span="user"``). ``None``: a TransformerLens
-        or nnsight model's own ``model.tokenizer``.
+        The model's tokenizer (a fast one for every span but ``"all"``). ``None``: a
+        TransformerLens or nnsight model's own ``model.tokenizer``.
     prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
         The labelled prompts.
     path : path-like
@@ -168,8 +171,18 @@ def capture(
         :func:`aqi.activations.resolve_layers`.
     pooling : str or sequence of str, default ("mean", "last")
         ``"mean"``, ``"last"``, ``"first"``, ``"max"``.
-    span : {"user", "all", "response"}, default "user"
-        The tokens pooled: the user's text only, the whole input, or the response.
+    spans : str or sequence of str, default ("instruction", "post_instruction")
+        Where the tokens pooled are (:mod:`aqi.activations.spans`): ``"instruction"``
+        (the user's text; ``"user"`` is the older name), ``"post_instruction"`` (the
+        template tokens between the user's text and the response — the decision point),
+        ``"response_onset"`` (the response's first ``onset_tokens`` tokens),
+        ``"response"``, ``"all"``. Every span is pooled from the same forward pass and
+        stored as its own dimension; readers select one with ``span=``
+        (:meth:`ActivationStore.with_span`).
+    span : str or sequence of str, optional
+        The same as ``spans`` (the older spelling); give one of the two.
+    onset_tokens : int, default 5
+        Tokens of the ``"response_onset"`` span.
     batch_size : int, default 16
         Most prompts per forward pass.
     max_tokens_per_batch : int or None, default 8192
@@ -214,12 +227,19 @@ def capture(
     >>> model, tok = load_minilm()
     >>> path = os.path.join(tempfile.mkdtemp(), "acts.h5")
     >>> store = aqi.capture(model, tok, aqi.bundled_prompts()[:8], path,
-    ...                     layers=[0, -1], pooling="mean", span="all", progress=False)
-    >>> store.layers
-    ('encoder.layer.0', 'encoder.layer.5')
+    ...                     layers=[0, -1], pooling="mean", spans="all", progress=False)
+    >>> store.layers, store.spans
+    (('encoder.layer.0', 'encoder.layer.5'), ('all',))
     >>> store.activations("encoder.layer.5").shape
     (8, 384)
     """
+    if span is not None:
+        if spans != DEFAULT_SPANS:
+            raise ValueError(
+                f"give spans= or span=, not both (spans={spans!r}, span={span!r}); "
+                "span= is the older spelling of spans="
+            )
+    spans = check_spans(spans if span is None else span, name="spans" if span is None else "span")
     module = as_module(model)  # an nnsight model: the module it wraps
     tokenizer = model_tokenizer(model, tokenizer)
     family = model_family(model)
@@ -253,7 +273,8 @@ def capture(
         max_length = default_max_length(tokenizer, model)
     encoder = PromptEncoder(
         tokenizer,
-        span=span,
+        span=spans,
+        onset_tokens=onset_tokens,
         chat=chat,
         system_prompt=system_prompt,
         include_response=include_response,
@@ -296,6 +317,7 @@ def capture(
         provenance,
         layer_info,
         hooks.poolings,
+        spans=encoder.spans,
         overwrite=overwrite,
         compression=compression,
     )
@@ -357,7 +379,8 @@ def _provenance(
         "chat_template_sha256": (PromptEncoder.template_hash(tokenizer) if encoder.chat else None),
         "layers": [li.name for li in layer_info],
         "poolings": list(hooks.poolings),
-        "span": encoder.span,
+        "spans": list(encoder.spans),
+        "onset_tokens": encoder.onset_tokens if "response_onset" in encoder.spans else None,
         "chat": encoder.chat,
         "system_prompt": encoder.system_prompt,
         "include_response": encoder.include_response,
@@ -378,7 +401,8 @@ def _provenance(
             "class": type(tokenizer).__name__,
         },
         "capture": {
-            "span": encoder.span,
+            "spans": list(encoder.spans),
+            "onset_tokens": encoder.onset_tokens,
             "poolings": list(hooks.poolings),
             "layers": [li.to_dict() for li in layer_info],
             "n_blocks": _n_blocks(model),
@@ -428,7 +452,8 @@ def _run(
     progress: bool | None,
 ) -> None:
     feed = _forward_inputs(model)
-    order = [(r.name, p) for r in hooks.layers for p in hooks.poolings]
+    spans = encoder.spans
+    order = [(r.name, sp, p) for r in hooks.layers for sp in spans for p in hooks.poolings]
     window = commit_rows or DEFAULT_COMMIT_ROWS
     total = sum(b - a for a, b in todo)
     bar = tqdm(
@@ -452,11 +477,11 @@ def _run(
                     lengths = [len(e.input_ids) for e in encoded]
                     with writer.part(start, stop) as part:
                         for sel in plan_batches(lengths, batch_size, max_tokens):
-                            ids, attn, span_mask = pad_batch(
-                                [encoded[i] for i in sel], pad_id, side
-                            )
+                            batch = [encoded[i] for i in sel]
+                            ids, attn, _ = pad_batch(batch, pad_id, side)
+                            masks = dict(zip(spans, span_masks(batch, side), strict=True))
                             args, kwargs = feed(ids, attn)
-                            pooled = hooks.run(*args, span=span_mask, **kwargs)
+                            pooled = hooks.run_spans(*args, spans=masks, **kwargs)
                             arrays = dict(
                                 zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
                             )
@@ -472,7 +497,9 @@ def _run(
                             )
                         part.commit(
                             token_count=np.array(lengths),
-                            span_tokens=np.array([e.stop - e.start for e in encoded]),
+                            span_tokens=np.array(
+                                [[b - a for a, b in e.span_ranges] for e in encoded]
+                            ),
                             truncated=np.array([e.truncated for e in encoded]),
                         )
                     done += stop - start
@@ -485,12 +512,13 @@ def _run(
 
 
 def _check_finite(
-    arrays: dict[tuple[str, str], np.ndarray], ids: list[str], rows: list[int]
+    arrays: dict[tuple[str, str, str], np.ndarray], ids: list[str], rows: list[int]
 ) -> None:
-    for (layer, pooling), arr in arrays.items():
+    for (layer, span, pooling), arr in arrays.items():
         if not np.isfinite(arr).all():
             bad = int(np.argwhere(~np.isfinite(arr))[0][0])
             raise FloatingPointError(
-                f"non-finite activation at layer {layer!r} ({pooling} pooling) for prompt "
+                f"non-finite activation at layer {layer!r} ({span} span, {pooling} pooling) "
+                f"for prompt "
                 f"{ids[bad]!r} (row {rows[bad] + 1}); check the model's weights and dtype"
             )

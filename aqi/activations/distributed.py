@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from ._format import ROW_COLUMNS, dataset_name, write_rows
+from ._format import ROW_COLUMNS, write_rows
 from ._parts import WriterLock, atomic_h5, check_not_input, check_ours
 
 if TYPE_CHECKING:
@@ -60,9 +60,14 @@ def _check_shards(paths: Sequence[Path], stores: Sequence[ActivationStore]) -> N
 
     first = stores[0]
     for p, s in zip(paths[1:], stores[1:], strict=True):
-        if s.layers != first.layers or s.poolings != first.poolings:
+        if s.layers != first.layers or s.poolings != first.poolings or s.spans != first.spans:
             raise ValueError(
-                f"shard {str(p)!r} has other layers or poolings than {str(paths[0])!r}"
+                f"shard {str(p)!r} has other layers, spans or poolings than {str(paths[0])!r}"
+            )
+        if s.format_version != first.format_version:
+            raise ValueError(
+                f"shard {str(p)!r} is in store format {s.format_version}, {str(paths[0])!r} in "
+                f"{first.format_version}; capture the shards with one aqi version"
             )
         a, b = settings(first), settings(s)
         if a != b:
@@ -103,7 +108,7 @@ def _fill(
     write_rows(f, [row for s in stores for row in s.prompts()])
     columns = {
         "token_count": [s.token_counts for s in stores],
-        "span_tokens": [s.span_tokens for s in stores],
+        "span_tokens": [s._row("span_tokens") for s in stores],  # every span's column
         "truncated": [s.truncated for s in stores],
     }
     for key in ROW_COLUMNS:
@@ -113,14 +118,14 @@ def _fill(
         if len(dims) != 1:
             raise ValueError(f"layer {li.name}: shards disagree on the dimension {sorted(dims)}")
         dim = dims.pop()
-        for pool in first.poolings:
-            key = dataset_name(li.name, pool)
+        for span, pool in [(sp, po) for sp in first.spans for po in first.poolings]:
+            key = first._dataset(li.name, pool, span)
             if copy:
                 ds = f.create_dataset(
                     key, shape=(n, dim), dtype="f4", chunks=True, compression="lzf", shuffle=True
                 )
                 for i, s in enumerate(stores):
-                    ds[bounds[i] : bounds[i + 1]] = s.activations(li.name, pool)
+                    ds[bounds[i] : bounds[i + 1]] = s.activations(li.name, pool, span)
             else:
                 layout = h5py.VirtualLayout(shape=(n, dim), dtype="f4")
                 for i, p in enumerate(paths):
@@ -131,6 +136,8 @@ def _fill(
                     )
                 ds = f.create_virtual_dataset(key, layout)
             ds.attrs.update(li.h5_attrs(dim))
+            if first.format_version >= 2:
+                ds.attrs["span"] = span
 
 
 def _merge(paths: Sequence[Path], out: Path, copy: bool) -> None:

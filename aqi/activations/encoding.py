@@ -1,14 +1,13 @@
-"""Render prompts (chat template or plain text), tokenize them and locate the span to pool.
+"""Render prompts (chat template or plain text), tokenize them and locate the spans to pool.
 
-Spans are found from character offsets, so they are exact for any chat
-template and tokenizer that reports offsets (every "fast" tokenizer):
-
-- ``"all"``: every real token of the rendered input (template tokens included);
-- ``"user"``: the tokens overlapping the user's text only;
-- ``"response"``: the tokens overlapping the assistant response (rows need one).
+Spans (the grammar is :mod:`.spans`: ``"instruction"``, ``"post_instruction"``,
+``"response_onset"``, ``"response"``, ``"all"``) are found from character offsets of
+the rendered text, so they are exact for any chat template and tokenizer that reports
+offsets (every "fast" tokenizer). One encoder locates several spans of the same
+rendering, so one forward pass can pool all of them.
 
 Inputs longer than ``max_length`` tokens are truncated on the tokenizer's
-``truncation_side``, flagged and reported; a row whose span is cut away
+``truncation_side``, flagged and reported; a row one of whose spans is cut away
 entirely is an error. Truncation happens per row, before any batch is
 formed; :func:`plan_batches` then bounds each batch by rows and by padded
 tokens.
@@ -25,17 +24,25 @@ from typing import Any
 import torch
 
 from .prompts import Prompt
+from .spans import (
+    DEFAULT_ONSET_TOKENS,
+    RESPONSE_SPANS,
+    SPANS,
+    CharRegions,
+    check_spans,
+    token_ranges,
+)
 
 __all__ = ["SPANS", "EncodedPrompt", "PromptEncoder"]
-
-SPANS: tuple[str, ...] = ("all", "user", "response")
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedPrompt:
     """A tokenized prompt: ids, the token span to pool ``[start, stop)``, truncation.
 
-    ``token_type_ids`` holds the segment ids of a text pair (``text_pair=True``).
+    ``ranges`` holds ``[start, stop)`` of every span of the encoder, in its ``spans``
+    order (``start``/``stop`` are the first); ``token_type_ids`` the segment ids of a
+    text pair (``text_pair=True``).
     """
 
     input_ids: list[int]
@@ -43,6 +50,12 @@ class EncodedPrompt:
     stop: int
     truncated: bool
     token_type_ids: list[int] | None = None
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def span_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Every span's ``[start, stop)`` (one span: ``((start, stop),)``)."""
+        return self.ranges or ((self.start, self.stop),)
 
 
 class PromptEncoder:
@@ -52,8 +65,9 @@ class PromptEncoder:
     ----------
     tokenizer : transformers.PreTrainedTokenizerBase
         The model's tokenizer.
-    span : {"user", "all", "response"}
-        Which tokens the pooling reads (see module docstring).
+    span : str or sequence of str
+        Which tokens the pooling reads (:mod:`.spans`): one span, or several located in
+        the same rendering (``"user"`` is ``"instruction"``).
     chat : bool or None
         Render with the tokenizer's chat template. ``None``: when it has one.
     system_prompt : str or None
@@ -70,21 +84,25 @@ class PromptEncoder:
         (separator and segment ids, the way sequence-pair reward models are trained)
         instead of joining them with a newline. Needs ``include_response=True`` and
         ``span="all"``.
+    onset_tokens : int
+        Tokens of the ``"response_onset"`` span (default 5).
     """
 
     def __init__(
         self,
         tokenizer: Any,
         *,
-        span: str = "user",
+        span: str | Sequence[str] = "instruction",
         chat: bool | None = None,
         system_prompt: str | None = None,
         include_response: bool = False,
         max_length: int | None = None,
         text_pair: bool = False,
+        onset_tokens: int = DEFAULT_ONSET_TOKENS,
     ) -> None:
-        if span not in SPANS:
-            raise ValueError(f"span={span!r}; expected one of {', '.join(map(repr, SPANS))}")
+        spans = check_spans(span, name="span")
+        if isinstance(onset_tokens, bool) or not isinstance(onset_tokens, int) or onset_tokens < 1:
+            raise ValueError(f"onset_tokens={onset_tokens!r}; expected a positive int")
         if not callable(tokenizer) or not hasattr(tokenizer, "convert_tokens_to_ids"):
             raise TypeError(
                 f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}"
@@ -99,18 +117,23 @@ class PromptEncoder:
             )
         if system_prompt is not None and not chat:
             raise ValueError("system_prompt needs chat rendering (chat=True)")
-        if span == "response" and not include_response:
+        need_response = [s for s in spans if s in RESPONSE_SPANS]
+        if need_response and not include_response:
             raise ValueError(
-                "span='response' needs include_response=True (aqi capture --include-response)"
+                f"span={need_response[0]!r} reads the response, so it needs "
+                "include_response=True and rows with responses (aqi capture --responses FILE)"
             )
-        if span != "all" and not getattr(tokenizer, "is_fast", False):
+        located = [s for s in spans if s != "all"]
+        if located and not getattr(tokenizer, "is_fast", False):
             raise ValueError(
-                f"span={span!r} needs token offsets, which {type(tokenizer).__name__} (a slow "
-                "tokenizer) does not report; load the fast tokenizer or use span='all'"
+                f"span={located[0]!r} needs token offsets, which {type(tokenizer).__name__} (a "
+                "slow tokenizer) does not report; load the fast tokenizer "
+                "(AutoTokenizer.from_pretrained(..., use_fast=True), a PreTrainedTokenizerFast) "
+                "or use span='all'"
             )
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length={max_length!r}; expected a positive int or None")
-        if text_pair and (chat or not include_response or span != "all"):
+        if text_pair and (chat or not include_response or spans != ("all",)):
             raise ValueError(
                 "text_pair=True encodes plain (prompt, response) pairs: it needs chat=False, "
                 f"include_response=True and span='all'; got chat={chat}, include_response="
@@ -118,7 +141,10 @@ class PromptEncoder:
             )
         self.text_pair = bool(text_pair)
         self.tokenizer = tokenizer
-        self.span = span
+        self.spans = spans
+        self.span = spans[0]
+        self.onset_tokens = onset_tokens
+        self._said_plain_post = False
         self.chat = bool(chat)
         self.system_prompt = system_prompt
         self.include_response = include_response
@@ -132,8 +158,8 @@ class PromptEncoder:
             str(getattr(tokenizer, "chat_template", "") or "").encode()
         ).hexdigest()
 
-    def render(self, prompt: Prompt) -> tuple[str, tuple[int, int]]:
-        """The model's input text and the character range of the span to pool."""
+    def regions(self, prompt: Prompt) -> tuple[str, CharRegions]:
+        """The model's input text and where the user's text and the response are in it."""
         text, response = prompt.text, prompt.response
         if self.include_response and response is None:
             raise ValueError(
@@ -142,46 +168,59 @@ class PromptEncoder:
             )
         if not self.chat:
             rendered = text + ("\n" + response if self.include_response else "")  # type: ignore[operator]
-            user = (0, len(text))
-            resp = (len(text) + 1, len(rendered))
-        else:
-            messages = []
-            if self.system_prompt is not None:
-                messages.append({"role": "system", "content": self.system_prompt})
-            messages.append({"role": "user", "content": text})
-            if self.include_response:
-                messages.append({"role": "assistant", "content": response})
-            rendered = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=not self.include_response
-            )
-            if self.span == "all":  # nothing to locate
-                return rendered, (0, len(rendered))
-            resp = (len(rendered), len(rendered))
-            if self.include_response:
-                resp = _locate(rendered, response, len(rendered), prompt.id, "response")  # type: ignore[arg-type]
-            user = _locate(rendered, text, resp[0], prompt.id, "text")
-        if self.span == "user":
-            return rendered, user
-        if self.span == "response":
-            return rendered, resp
-        return rendered, (0, len(rendered))
+            end = len(rendered)
+            resp = (len(text) + 1, end) if self.include_response else (end, end)
+            return rendered, CharRegions(end, (0, len(text)), resp)
+        messages = []
+        if self.system_prompt is not None:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": text})
+        if self.include_response:
+            messages.append({"role": "assistant", "content": response})
+        rendered = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not self.include_response
+        )
+        end = len(rendered)
+        if self.spans == ("all",):  # nothing to locate
+            return rendered, CharRegions(end, (0, end), (end, end))
+        resp = (end, end)
+        if self.include_response:
+            resp = _locate(rendered, response, end, prompt.id, "response", self.tokenizer)  # type: ignore[arg-type]
+        user = _locate(rendered, text, resp[0], prompt.id, "text", self.tokenizer)
+        return rendered, CharRegions(end, user, resp)
+
+    def render(self, prompt: Prompt) -> tuple[str, tuple[int, int]]:
+        """The model's input text and the character range of the (first) span's text.
+
+        Character ranges exist for the spans that are text (instruction, response, all);
+        the token positions of every span come from :meth:`encode`.
+        """
+        rendered, reg = self.regions(prompt)
+        if self.span == "instruction":
+            return rendered, reg.instruction
+        if self.span in ("response", "response_onset"):
+            return rendered, reg.response
+        if self.span == "post_instruction":
+            return rendered, (reg.instruction[1], reg.response[0])
+        return rendered, (0, reg.text_length)
 
     def encode(self, prompts: Sequence[Prompt]) -> list[EncodedPrompt]:
-        """Encode a batch of prompts (one tokenizer call)."""
+        """Encode a batch of prompts (one tokenizer call), locating every span of each."""
         if self.text_pair:
             for p in prompts:
                 if p.response is None:
                     raise ValueError(f"prompt {p.id!r} has no response but text_pair=True")
-            rendered = [(p.text, (0, 0)) for p in prompts]
+            rendered = [(p.text, CharRegions(0, (0, 0), (0, 0))) for p in prompts]
             pair: dict[str, Any] = {"text_pair": [p.response for p in prompts]}
         else:
-            rendered = [self.render(p) for p in prompts]
+            rendered = [self.regions(p) for p in prompts]
             pair = {}
+        offsets_needed = self.spans != ("all",)
         enc = self.tokenizer(
             [r for r, _ in rendered],
             **pair,
             add_special_tokens=not self.chat,
-            return_offsets_mapping=self.span != "all",
+            return_offsets_mapping=offsets_needed,
             return_attention_mask=False,
             truncation=False,
             verbose=False,
@@ -189,24 +228,31 @@ class PromptEncoder:
         types = enc.get("token_type_ids") if self.text_pair else None
         out: list[EncodedPrompt] = []
         n_truncated = 0
-        for i, (prompt, (_, (c0, c1))) in enumerate(zip(prompts, rendered, strict=True)):
+        n_short_onset = 0
+        for i, (prompt, (_, reg)) in enumerate(zip(prompts, rendered, strict=True)):
             ids: list[int] = list(enc["input_ids"][i])
             tt: list[int] | None = None if types is None else list(types[i])
             n = len(ids)
-            if self.span == "all":
-                start, stop = 0, n
+            if not offsets_needed:
+                ranges = [(0, n)]
             else:
-                inside = [
-                    j
-                    for j, (a, b) in enumerate(enc["offset_mapping"][i])
-                    if b > a and b > c0 and a < c1
-                ]
-                if not inside:
+                found, problems = token_ranges(
+                    enc["offset_mapping"][i],
+                    reg,
+                    self.spans,
+                    chat=self.chat,
+                    onset_tokens=self.onset_tokens,
+                )
+                if problems:
+                    span, why = next(iter(problems.items()))
                     raise ValueError(
-                        f"prompt {prompt.id!r}: no token overlaps its {self.span} span; "
-                        "use span='all' (aqi capture --span all)"
+                        f"prompt {prompt.id!r}: span {span!r} selects no token ({why}; "
+                        f"{_template_name(self.tokenizer) if self.chat else 'plain text'}); "
+                        "use another span, e.g. span='all' (aqi capture --span all)"
                     )
-                start, stop = inside[0], inside[-1] + 1
+                ranges = [found[s] for s in self.spans]
+                if "post_instruction" in self.spans and not self.chat:
+                    self._say_plain_post()
             truncated = self.max_length is not None and n > self.max_length
             if truncated:
                 n_truncated += 1
@@ -215,21 +261,30 @@ class PromptEncoder:
                     cut = n - keep
                     ids = ids[cut:]
                     tt = None if tt is None else tt[cut:]
-                    start, stop = max(start - cut, 0), stop - cut
+                    ranges = [(max(a - cut, 0), b - cut) for a, b in ranges]
                 else:
                     ids = ids[:keep]
                     tt = None if tt is None else tt[:keep]
-                    stop = min(stop, keep)
-                if stop <= start:
+                    ranges = [(a, min(b, keep)) for a, b in ranges]
+                lost = [s for s, (a, b) in zip(self.spans, ranges, strict=True) if b <= a]
+                if lost:
                     raise ValueError(
                         f"prompt {prompt.id!r}: {n} tokens, truncated to max_length="
                         f"{keep} on the {self.truncation_side}, leaves none of its "
-                        f"{self.span!r} span; raise max_length (--max-length) or use "
+                        f"{lost[0]!r} span; raise max_length (--max-length) or use "
                         "span='all' (--span all)"
                     )
+            if "response_onset" in self.spans:
+                a, b = ranges[self.spans.index("response_onset")]
+                n_short_onset += b - a < self.onset_tokens
             out.append(
                 EncodedPrompt(
-                    input_ids=ids, start=start, stop=stop, truncated=truncated, token_type_ids=tt
+                    input_ids=ids,
+                    start=ranges[0][0],
+                    stop=ranges[0][1],
+                    truncated=truncated,
+                    token_type_ids=tt,
+                    ranges=tuple(ranges),
                 )
             )
         if n_truncated:
@@ -239,18 +294,42 @@ class PromptEncoder:
                 "'truncated' column",
                 stacklevel=3,
             )
+        if n_short_onset:
+            warnings.warn(
+                f"{n_short_onset} response(s) have fewer than onset_tokens={self.onset_tokens} "
+                "tokens; their 'response_onset' span holds all of their tokens (counted in the "
+                "store's span_tokens column)",
+                stacklevel=3,
+            )
         return out
 
+    def _say_plain_post(self) -> None:
+        if not self._said_plain_post:
+            self._said_plain_post = True
+            warnings.warn(
+                "span 'post_instruction' without a chat template: plain text has no "
+                "post-instruction tokens, so the final prompt token is read",
+                stacklevel=4,
+            )
 
-def _locate(rendered: str, needle: str, before: int, pid: str, what: str) -> tuple[int, int]:
+
+def _template_name(tokenizer: Any) -> str:
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    digest = PromptEncoder.template_hash(tokenizer)[:12]
+    return f"chat template of {name!r} (sha256 {digest}…)"
+
+
+def _locate(
+    rendered: str, needle: str, before: int, pid: str, what: str, tokenizer: Any
+) -> tuple[int, int]:
     """Character range of the last occurrence of ``needle`` ending before ``before``."""
     for candidate in (needle, needle.strip()):  # templates commonly strip whitespace
         at = rendered.rfind(candidate, 0, before)
-        if at >= 0:
+        if at >= 0 and candidate:
             return at, at + len(candidate)
     raise ValueError(
-        f"prompt {pid!r}: the chat template changed its {what} so it cannot be located "
-        "in the rendered input; use span='all'"
+        f"prompt {pid!r}: the {_template_name(tokenizer)} changed its {what} so it cannot be "
+        "located in the rendered input; use span='all' (aqi capture --span all)"
     )
 
 
@@ -299,10 +378,26 @@ def plan_batches(
     return batches
 
 
+def span_masks(encoded: Sequence[EncodedPrompt], side: str) -> list[torch.Tensor]:
+    """One ``[B, T]`` bool mask per span (``EncodedPrompt.span_ranges`` order), padded like
+    :func:`pad_batch`."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
+    width = max(len(e.input_ids) for e in encoded)
+    n_spans = len(encoded[0].span_ranges)
+    masks = [torch.zeros((len(encoded), width), dtype=torch.bool) for _ in range(n_spans)]
+    for i, e in enumerate(encoded):
+        off = width - len(e.input_ids) if side == "left" else 0
+        for mask, (a, b) in zip(masks, e.span_ranges, strict=True):
+            mask[i, off + a : off + b] = True
+    return masks
+
+
 def pad_batch(
     encoded: Sequence[EncodedPrompt], pad_id: int, side: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a batch; returns ``input_ids``, ``attention_mask`` and the span mask (all ``[B, T]``)."""
+    """Pad a batch; returns ``input_ids``, ``attention_mask`` and the first span's mask
+    (all ``[B, T]``; :func:`span_masks` gives every span's)."""
     if side not in ("left", "right"):
         raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
     width = max(len(e.input_ids) for e in encoded)

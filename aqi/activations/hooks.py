@@ -24,6 +24,9 @@ from .pooling import POOLINGS, SpanMask, pool
 __all__ = ["ActivationHooks", "check_poolings"]
 
 
+_ALL = ""  # the key of the one unnamed span of run() / run_with_output()
+
+
 class _StopForward(Exception):
     """Raised by the last hook to skip the layers after the deepest requested one."""
 
@@ -93,8 +96,8 @@ class ActivationHooks:
         self.poolings = check_poolings(pooling)
         self.early_exit = bool(early_exit)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._span: SpanMask | None = None
-        self._out: dict[str, dict[str, torch.Tensor]] = {}
+        self._spans: dict[str, SpanMask] | None = None  # None: every position
+        self._out: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
 
     @property
     def layer_names(self) -> list[str]:
@@ -124,7 +127,7 @@ class ActivationHooks:
         """Remove every hook this object added (idempotent)."""
         while self._handles:
             self._handles.pop().remove()
-        self._span = None
+        self._spans = None
 
     def _hook(self, name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -139,13 +142,19 @@ class ActivationHooks:
                     f"layer {name!r} ran twice in one forward pass; its pooled output "
                     "would be ambiguous (is the module shared?)"
                 )
+            spans = self._spans
             if h.ndim == 2:
-                pooled = {p: h.detach().float() for p in self.poolings}
+                keys = list(spans) if spans is not None else [_ALL]
+                flat = h.detach().float()
+                pooled = {k: {p: flat for p in self.poolings} for k in keys}
             elif h.ndim == 3:
-                span = self._span
-                if span is None:
-                    span = SpanMask.full(h.shape[0], h.shape[1], h.device)
-                pooled = {p: pool(h.detach(), p, span) for p in self.poolings}
+                if spans is None:
+                    spans = {_ALL: SpanMask.full(h.shape[0], h.shape[1], h.device)}
+                # Every span is pooled from this one hook call: one forward serves them all.
+                pooled = {
+                    k: {p: pool(h.detach(), p, m) for p in self.poolings}
+                    for k, m in spans.items()
+                }
             else:
                 raise ValueError(
                     f"layer {name!r} output has shape {tuple(h.shape)}; expected "
@@ -160,12 +169,19 @@ class ActivationHooks:
     # -- running -------------------------------------------------------------
     def set_span(self, span: SpanMask | torch.Tensor | None) -> None:
         """Set the tokens to pool for the next forward (a mask, a SpanMask or None = all)."""
-        if span is not None and not isinstance(span, SpanMask):
-            span = SpanMask(span.to(torch.bool))
-        self._span = span
+        self._spans = None if span is None else {_ALL: _as_span_mask(span)}
+
+    def set_spans(self, spans: Mapping[str, SpanMask | torch.Tensor]) -> None:
+        """Set several named spans to pool from the next forward (each a mask or SpanMask)."""
+        if not spans:
+            raise ValueError("spans is empty; pass {name: [batch, seq] bool mask}")
+        self._spans = {str(k): _as_span_mask(v) for k, v in spans.items()}
 
     def pop(self) -> dict[str, dict[str, torch.Tensor]]:
         """Return and clear what the hooks collected: ``{layer: {pooling: [batch, dim]}}``."""
+        return {layer: by_span[_ALL] for layer, by_span in self._pop_spans().items()}
+
+    def _pop_spans(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
         out, self._out = self._out, {}
         return out
 
@@ -179,14 +195,43 @@ class ActivationHooks:
         """
         return self.run_with_output(*args, span=span, **kwargs)[1]
 
+    def run_spans(
+        self, *args: Any, spans: Mapping[str, SpanMask | torch.Tensor], **kwargs: Any
+    ) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+        """Like :meth:`run`, pooling several named spans from the same forward pass.
+
+        Returns ``{layer: {span: {pooling: [batch, dim]}}}``.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 3))
+        >>> x = torch.ones(1, 4, 2)
+        >>> spans = {"head": torch.tensor([[True, True, False, False]]),
+        ...          "tail": torch.tensor([[False, False, False, True]])}
+        >>> with ActivationHooks(net, ["0"], pooling="mean") as hooks:
+        ...     out = hooks.run_spans(x, spans=spans)
+        >>> sorted(out["0"]), tuple(out["0"]["tail"]["mean"].shape)
+        (['head', 'tail'], (1, 3))
+        """
+        self.set_spans(spans)
+        self._forward(args, kwargs)
+        return self._pop_spans()
+
     def run_with_output(
         self, *args: Any, span: SpanMask | torch.Tensor | None = None, **kwargs: Any
     ) -> tuple[Any, dict[str, dict[str, torch.Tensor]]]:
         """Like :meth:`run`, and also return what the model returned (``None`` when
         ``early_exit`` stopped the forward pass), e.g. a reward model's logits."""
-        if not self._handles:
-            raise RuntimeError("hooks are not registered; use `with ActivationHooks(...) as h:`")
         self.set_span(span)
+        output = self._forward(args, kwargs)
+        return output, self.pop()
+
+    def _forward(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One forward pass under the spans set; the model's output (``None`` on early exit)."""
+        if not self._handles:
+            self._spans = None
+            raise RuntimeError("hooks are not registered; use `with ActivationHooks(...) as h:`")
         self._out = {}
         output = None
         try:
@@ -198,7 +243,7 @@ class ActivationHooks:
             self._out = {}
             raise
         finally:
-            self._span = None
+            self._spans = None
         missing = [r.name for r in self.layers if r.name not in self._out]
         if missing:
             self._out = {}
@@ -206,20 +251,28 @@ class ActivationHooks:
                 f"layers {missing} did not run during the forward pass; are they used by "
                 f"{type(self.model).__name__}.forward?"
             )
-        return output, self.pop()
+        return output
+
+
+def _as_span_mask(span: SpanMask | torch.Tensor) -> SpanMask:
+    return span if isinstance(span, SpanMask) else SpanMask(span.to(torch.bool))
 
 
 def to_cpu(
-    pooled: Mapping[str, Mapping[str, torch.Tensor]], order: Sequence[tuple[str, str]]
+    pooled: Mapping[str, Mapping[str, Any]], order: Sequence[tuple[str, ...]]
 ) -> list[torch.Tensor]:
     """Copy pooled tensors to the CPU with one transfer per device.
 
     Tensors are concatenated on their device along the feature axis, moved once,
-    and split again, returned in ``order`` (``(layer, pooling)`` keys).
+    and split again, returned in ``order``: ``(layer, pooling)`` keys into
+    ``{layer: {pooling: t}}``, or ``(layer, span, pooling)`` keys into the
+    ``{layer: {span: {pooling: t}}}`` of :meth:`ActivationHooks.run_spans`.
     """
     by_device: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
-    for i, (layer, p) in enumerate(order):
-        t = pooled[layer][p]
+    for i, key in enumerate(order):
+        t: Any = pooled
+        for k in key:
+            t = t[k]
         by_device.setdefault(t.device, []).append((i, t))
     result: list[torch.Tensor | None] = [None] * len(order)
     for device, items in by_device.items():

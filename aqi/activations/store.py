@@ -27,6 +27,7 @@ import numpy as np
 from ._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    GIVEN_SPAN,
     ROW_COLUMNS,
     LayerInfo,
     dataset_name,
@@ -36,6 +37,7 @@ from ._format import (
 from ._parts import Closing, list_parts, manifest_path, partial_dir
 from ._selection import describe_layers, select_layers, select_pooling
 from .prompts import LABELS, Prompt, PromptSet
+from .spans import SPAN_ALIASES
 
 __all__ = [
     "FORMAT_NAME",
@@ -49,10 +51,12 @@ __all__ = [
 
 
 class ActivationStore(Closing):
-    """Read access to an activation store: arrays by layer and pooling, row metadata.
+    """Read access to an activation store: arrays by layer, span and pooling, row metadata.
 
     Open one with :func:`open_store` (or ``ActivationStore(path)``, ``str`` or path).
-    Arrays are read lazily, one ``(layer, pooling)`` dataset at a time. For a
+    Arrays are read lazily, one ``(layer, span, pooling)`` dataset at a time. A store
+    opened with ``span=`` (or :meth:`with_span`) reads that span wherever a span is not
+    named; without, it reads its first span (:attr:`spans`, in capture order). For a
     capture still in progress only committed rows are visible; :meth:`refresh`
     picks up newer ones.
 
@@ -70,7 +74,7 @@ class ActivationStore(Closing):
     >>> s.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], span: str | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
         path = Path(path)
@@ -106,6 +110,17 @@ class ActivationStore(Closing):
             LayerInfo(**d) for d in json_attr(self._meta, "layers")
         )
         self.poolings: tuple[str, ...] = tuple(json_attr(self._meta, "poolings"))
+        self.format_version = version
+        if version >= 2:
+            self.spans: tuple[str, ...] = tuple(json_attr(self._meta, "spans"))
+        else:  # format 1: one span, named in provenance ("user" is "instruction" now)
+            old = self.provenance.get("capture", {}).get("span") or GIVEN_SPAN
+            self.spans = (SPAN_ALIASES.get(old, old),)
+        try:
+            self._span = self._pick_span(span)
+        except ValueError:
+            self.close()
+            raise
         self.n_total = int(self._meta.attrs["n_rows"])
         self._rows_cache: dict[str, np.ndarray] = {}
         self.refresh()
@@ -127,7 +142,7 @@ class ActivationStore(Closing):
             return
         if self.path.is_file():  # finished since we opened it: switch to the final file
             self.close()
-            self.__init__(self.path)  # type: ignore[misc]
+            self.__init__(self.path, self._span)  # type: ignore[misc]
             return
         self._parts = list_parts(partial_dir(self.path))
         idx = [np.arange(a, b) for a, b, _ in self._parts]
@@ -150,7 +165,62 @@ class ActivationStore(Closing):
 
     @property
     def span(self) -> str:
-        return str(self.provenance.get("capture", {}).get("span", ""))
+        """The span this store reads where none is named (``"given"``: bring-your-own)."""
+        return self._span
+
+    @property
+    def captured(self) -> bool:
+        """Whether aqi captured the store (bring-your-own stores do not say what they hold)."""
+        return self.provenance.get("source") != "store_from_arrays"
+
+    def _pick_span(self, span: str | None) -> str:
+        if span is None:
+            return self.spans[0]
+        if not isinstance(span, str):
+            raise TypeError(f"span must be a str, got {type(span).__name__}")
+        name = SPAN_ALIASES.get(span, span)
+        if name not in self.spans:
+            raise ValueError(
+                f"store {str(self.path)!r} holds no span {span!r}; it has "
+                f"{', '.join(map(repr, self.spans))} (capture it with "
+                f"spans=[..., {name!r}], aqi capture --span {name})"
+            )
+        return name
+
+    def resolve_span(self, span: str | None = None) -> str:
+        """The span to read: ``span`` (aliases accepted), else this store's :attr:`span`.
+
+        Raises
+        ------
+        ValueError
+            If the store does not hold ``span`` (the message lists the spans it has).
+        """
+        return self._span if span is None else self._pick_span(span)
+
+    def with_span(self, span: str) -> ActivationStore:
+        """The same store opened again, reading ``span`` by default (a new handle).
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> from aqi.activations import store_from_arrays
+        >>> p = os.path.join(tempfile.mkdtemp(), "acts.h5")
+        >>> s = store_from_arrays(p, {"h.0": np.zeros((2, 3), "f4")}, labels=["safe", "unsafe"])
+        >>> s.with_span("given").span
+        'given'
+        >>> s.with_span("post_instruction")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: store '...acts.h5' holds no span 'post_instruction'; it has 'given' ...
+        """
+        self._pick_span(span)
+        return ActivationStore(self.path, span)
+
+    def _dataset(self, layer: str, pooling: str, span: str | None = None) -> str:
+        """The HDF5 path of one stored (layer, pooling) dataset of ``span``."""
+        if self.format_version < 2:
+            return dataset_name(layer, pooling)
+        return dataset_name(layer, pooling, self.resolve_span(span))
 
     @property
     def model_name(self) -> str:
@@ -173,9 +243,10 @@ class ActivationStore(Closing):
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else f"partial {self.n_rows}/{self.n_total}"
+        spans = f"spans={list(self.spans)}" if len(self.spans) > 1 else f"span={self.span!r}"
         return (
             f"ActivationStore({str(self.path)!r}, {state} rows, model={self.model_name!r}, "
-            f"{len(self.layers)} layers, poolings={list(self.poolings)})"
+            f"{len(self.layers)} layers, {spans}, poolings={list(self.poolings)})"
         )
 
     # -- rows ------------------------------------------------------------------
@@ -225,8 +296,16 @@ class ActivationStore(Closing):
 
     @property
     def span_tokens(self) -> np.ndarray:
-        """Tokens pooled per row; -1 for bring-your-own stores."""
-        return self._row("span_tokens")
+        """Tokens pooled per row in this store's :attr:`span`; -1 for bring-your-own stores."""
+        return self.span_tokens_of(self._span)
+
+    def span_tokens_of(self, span: str) -> np.ndarray:
+        """Tokens pooled per row in ``span`` (e.g. fewer than 5 for short response onsets)."""
+        col = self._row("span_tokens")
+        if col.ndim == 1:
+            self.resolve_span(span)
+            return col
+        return col[:, self.spans.index(self.resolve_span(span))]
 
     @property
     def truncated(self) -> np.ndarray:
@@ -333,8 +412,10 @@ class ActivationStore(Closing):
                 ) from None
         return np.concatenate(out) if out else np.zeros(0)
 
-    def activations(self, layer: str | int, pooling: str | None = None) -> np.ndarray:
-        """The ``(n_rows, dim)`` float32 array of one layer and pooling, rows in prompt order.
+    def activations(
+        self, layer: str | int, pooling: str | None = None, span: str | None = None
+    ) -> np.ndarray:
+        """The ``(n_rows, dim)`` float32 array of one layer, pooling and span, in prompt order.
 
         Parameters
         ----------
@@ -343,8 +424,10 @@ class ActivationStore(Closing):
             index (``5``) or a position (``"@5"``).
         pooling : str, optional
             Default as in :meth:`resolve_pooling`.
+        span : str, optional
+            Default: this store's :attr:`span` (:meth:`resolve_span`).
         """
-        key = dataset_name(self.layer_name(layer), self.resolve_pooling(pooling))
+        key = self._dataset(self.layer_name(layer), self.resolve_pooling(pooling), span)
         if self.partial:
             if not self._parts:
                 return np.zeros((0, 0), np.float32)
@@ -360,7 +443,7 @@ class ActivationStore(Closing):
 
     def dim(self, layer: str | int) -> int:
         """Feature dimension of a layer (0 while a capture has committed nothing)."""
-        key = dataset_name(self.layer_name(layer), self.poolings[0])
+        key = self._dataset(self.layer_name(layer), self.poolings[0])
         if not self.partial:
             return int(self._meta[key].shape[1])
         if not self._parts:
@@ -377,13 +460,17 @@ class ActivationStore(Closing):
             raise KeyError(f"id {e.args[0]!r} is not among this store's committed rows") from None
 
 
-def open_store(path: str | os.PathLike[str]) -> ActivationStore:
+def open_store(path: str | os.PathLike[str], span: str | None = None) -> ActivationStore:
     """Open an activation store for reading — finished, or still being written.
 
     Parameters
     ----------
     path : str or path-like
         The store's path (as given to :func:`aqi.capture`).
+    span : str, optional
+        The span to read where none is named (``"post_instruction"``…); default the
+        store's first span. A span the store does not hold is a ``ValueError`` listing
+        the spans it has.
 
     Raises
     ------
@@ -393,7 +480,7 @@ def open_store(path: str | os.PathLike[str]) -> ActivationStore:
         If the file is not HDF5, is truncated or damaged, is not an aqi store, or
         is from a newer format (one line naming the file and what to do).
     """
-    return ActivationStore(path)
+    return ActivationStore(path, span)
 
 
 def pair_by_id(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ import numpy as np
 from ._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    GIVEN_SPAN,
     ROW_COLUMNS,
     LayerInfo,
     chunk_rows,
@@ -73,6 +74,9 @@ class StoreWriter(Closing):
         The layers, in depth order.
     poolings : sequence of str
         The poolings.
+    spans : sequence of str
+        The spans (:mod:`.spans`; ``("given",)`` for arrays from elsewhere). Arrays are
+        keyed ``(layer, span, pooling)``.
     overwrite : bool
         Delete an existing store (finished or not) instead of resuming it. Only an
         aqi store and its partial folder are ever deleted: any other file at
@@ -89,6 +93,7 @@ class StoreWriter(Closing):
         layers: Sequence[LayerInfo],
         poolings: Sequence[str],
         *,
+        spans: Sequence[str] = (GIVEN_SPAN,),
         overwrite: bool = False,
         compression: str | None = "lzf",
     ) -> None:
@@ -99,6 +104,12 @@ class StoreWriter(Closing):
         self.provenance = dict(provenance)
         self.layers = tuple(layers)
         self.poolings = tuple(poolings)
+        self.spans = tuple(spans)
+        if not self.spans:
+            raise ValueError("spans is empty; a store holds at least one span")
+        self.keys = [
+            (li.name, sp, p) for li in self.layers for sp in self.spans for p in self.poolings
+        ]
         self.compression = compression
         self.dir = partial_dir(self.path)
         self.finished = False
@@ -134,8 +145,8 @@ class StoreWriter(Closing):
                 self._check_compatible(json_attr(f, "provenance"), str(self.dir))
             for stale in self.dir.glob("*.tmp-*"):
                 stale.unlink(missing_ok=True)  # a window in flight when the writer died
-            names = [li.name for li in self.layers]
-            for part, reason in damaged_parts(self.dir, names, self.poolings):
+            datasets = [dataset_name(la, p, sp) for la, sp, p in self.keys]
+            for part, reason in damaged_parts(self.dir, datasets):
                 set_aside(part, reason)
         else:
             if self.dir.exists() and any(self.dir.iterdir()):
@@ -174,6 +185,7 @@ class StoreWriter(Closing):
         f.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
         f.attrs["layers"] = json.dumps([li.to_dict() for li in self.layers])
         f.attrs["poolings"] = json.dumps(list(self.poolings))
+        f.attrs["spans"] = json.dumps(list(self.spans))
         write_rows(f, self.rows)
 
     # -- writing -----------------------------------------------------------------------
@@ -199,13 +211,13 @@ class StoreWriter(Closing):
     def commit(
         self,
         start: int,
-        arrays: Mapping[tuple[str, str], np.ndarray],
+        arrays: Mapping[tuple[str, str, str], np.ndarray],
         *,
         token_count: np.ndarray | None = None,
         span_tokens: np.ndarray | None = None,
         truncated: np.ndarray | None = None,
     ) -> None:
-        """Atomically commit rows ``start … start + n`` for every (layer, pooling) at once."""
+        """Atomically commit rows ``start … start + n`` for every (layer, span, pooling) at once."""
         n = {np.shape(a)[0] for a in arrays.values()}
         if len(n) != 1:
             raise ValueError(f"arrays of one commit must have the same number of rows, got {n}")
@@ -235,25 +247,26 @@ class StoreWriter(Closing):
                     f.attrs[k] = v
                 m.copy("rows", f)
             dims: dict[str, int] = {}
+            info = {li.name: li for li in self.layers}
             with h5py.File(parts[0][2], "r") as p0:
-                for li in self.layers:
-                    for p in self.poolings:
-                        key = dataset_name(li.name, p)
-                        dims[key] = p0[key].shape[1]
-            for li in self.layers:
-                for p in self.poolings:
-                    key = dataset_name(li.name, p)
-                    d = dims[key]
-                    ds = f.create_dataset(
-                        key,
-                        shape=(n, d),
-                        dtype="f4",
-                        chunks=(chunk_rows(n, d), d),
-                        compression=self.compression,
-                        shuffle=self.compression is not None,
-                    )
-                    ds.attrs.update(li.h5_attrs(d))
-            cols = {k: np.zeros(n, bool if k == "truncated" else "i4") for k in ROW_COLUMNS}
+                for la, sp, p in self.keys:
+                    key = dataset_name(la, p, sp)
+                    dims[key] = p0[key].shape[1]
+            for la, sp, p in self.keys:
+                key = dataset_name(la, p, sp)
+                d = dims[key]
+                ds = f.create_dataset(
+                    key,
+                    shape=(n, d),
+                    dtype="f4",
+                    chunks=(chunk_rows(n, d), d),
+                    compression=self.compression,
+                    shuffle=self.compression is not None,
+                )
+                ds.attrs.update(info[la].h5_attrs(d))
+                ds.attrs["span"] = sp
+            cols = {k: np.zeros(_column_shape(k, n, len(self.spans)), _column_dtype(k))
+                    for k in ROW_COLUMNS}  # fmt: skip
             for a, b, path in parts:
                 with h5py.File(path, "r") as pf:
                     for key in dims:
@@ -288,7 +301,7 @@ class PartWriter:
         self.start, self.stop = start, stop
         self.final = part_path(writer.dir, start, stop)
         self.tmp = tmp_name(self.final)
-        self._expected = {(li.name, p) for li in writer.layers for p in writer.poolings}
+        self._expected = set(writer.keys)
         self._written = np.zeros(stop - start, dtype=bool)
         self._seen: set[tuple[str, str]] = set()
         self._file: h5py.File | None = h5py.File(self.tmp, "w")
@@ -300,8 +313,8 @@ class PartWriter:
         if self._file is not None:
             self.abort()
 
-    def write(self, rows: np.ndarray, arrays: Mapping[tuple[str, str], np.ndarray]) -> None:
-        """Write ``arrays[(layer, pooling)][i]`` to window row ``rows[i]`` (0-based)."""
+    def write(self, rows: np.ndarray, arrays: Mapping[tuple[str, str, str], np.ndarray]) -> None:
+        """Write ``arrays[(layer, span, pooling)][i]`` to window row ``rows[i]`` (0-based)."""
         if self._file is None:
             raise RuntimeError("this part is already committed or aborted")
         rows = np.asarray(rows, dtype=np.int64)
@@ -312,19 +325,20 @@ class PartWriter:
             missing = sorted(self._expected - set(arrays))[:3]
             extra = sorted(set(arrays) - self._expected)[:3]
             raise ValueError(
-                f"write needs every (layer, pooling): missing {missing}, extra {extra}"
+                f"write needs every (layer, span, pooling): missing {missing}, extra {extra}"
             )
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
         if np.any(np.diff(sorted_rows) == 0):
             raise ValueError("rows contains duplicates")
-        for (layer, p), a in arrays.items():
+        for (layer, sp, p), a in arrays.items():
             a = np.asarray(a, dtype=np.float32)
             if a.ndim != 2 or a.shape[0] != rows.size:
                 raise ValueError(
-                    f"array for ({layer!r}, {p!r}) must be ({rows.size}, dim), got {a.shape}"
+                    f"array for ({layer!r}, {sp!r}, {p!r}) must be ({rows.size}, dim), got "
+                    f"{a.shape}"
                 )
-            key = dataset_name(layer, p)
+            key = dataset_name(layer, p, sp)
             ds = self._file.get(key)
             if ds is None:
                 ds = self._file.create_dataset(key, shape=(n, a.shape[1]), dtype="f4")
@@ -343,7 +357,10 @@ class PartWriter:
         span_tokens: np.ndarray | None = None,
         truncated: np.ndarray | None = None,
     ) -> None:
-        """Make the window visible: every row must have been written."""
+        """Make the window visible: every row must have been written.
+
+        ``span_tokens`` is ``(n, n_spans)`` (``(n,)`` is accepted for a single span).
+        """
         if self._file is None:
             raise RuntimeError("this part is already committed or aborted")
         if not self._written.all():
@@ -352,13 +369,15 @@ class PartWriter:
         n = self.stop - self.start
         defaults = {"token_count": -1, "span_tokens": -1, "truncated": False}
         cols = {"token_count": token_count, "span_tokens": span_tokens, "truncated": truncated}
+        n_spans = len(self.writer.spans)
         for k, v in cols.items():
-            arr = np.full(n, defaults[k]) if v is None else np.asarray(v)
-            if arr.shape != (n,):
-                raise ValueError(f"{k} must have shape ({n},), got {arr.shape}")
-            self._file.create_dataset(
-                f"rows/{k}", data=arr.astype(bool if k == "truncated" else "i4")
-            )
+            shape = _column_shape(k, n, n_spans)
+            arr = np.full(shape, defaults[k]) if v is None else np.asarray(v)
+            if k == "span_tokens" and arr.shape == (n,) and n_spans == 1:
+                arr = arr.reshape(n, 1)
+            if arr.shape != shape:
+                raise ValueError(f"{k} must have shape {shape}, got {arr.shape}")
+            self._file.create_dataset(f"rows/{k}", data=arr.astype(_column_dtype(k)))
         self._file.close()
         self._file = None
         publish(self.tmp, self.final)
@@ -369,6 +388,15 @@ class PartWriter:
             self._file.close()
             self._file = None
         self.tmp.unlink(missing_ok=True)
+
+
+def _column_shape(key: str, n: int, n_spans: int) -> tuple[int, ...]:
+    """Shape of a per-row column: ``span_tokens`` has one entry per span."""
+    return (n, n_spans) if key == "span_tokens" else (n,)
+
+
+def _column_dtype(key: str) -> Any:
+    return bool if key == "truncated" else "i4"
 
 
 def _short(v: Any) -> str:
@@ -464,5 +492,7 @@ def store_from_arrays(
     layers = [LayerInfo(name, "module", None, "given") for name in nested]
     with StoreWriter(path, prompts, prov, layers, pools, overwrite=overwrite) as writer:
         if not writer.finished:
-            writer.commit(0, {(la, p): a for la, d in nested.items() for p, a in d.items()})
+            writer.commit(
+                0, {(la, GIVEN_SPAN, p): a for la, d in nested.items() for p, a in d.items()}
+            )
         return writer.finalize()

@@ -160,13 +160,16 @@ def test_store_records_provenance(tiny_factory, small_prompts, tmp_path):
     s = aqi.capture(model, tok, small_prompts[:4], tmp_path / "a.h5", pooling=["last"])
     ident = s.provenance["identity"]
     assert ident["layers"] == [f"model.layers.{i}" for i in range(3)]
-    assert ident["poolings"] == ["last"] and ident["span"] == "user" and ident["chat"] is True
+    assert ident["poolings"] == ["last"] and ident["chat"] is True
+    assert ident["spans"] == ["instruction", "post_instruction"] == list(s.spans)
     assert len(ident["weights_fingerprint"]) == 64 and len(ident["tokenizer_sha256"]) == 64
     assert s.provenance["versions"]["torch"] == importlib.metadata.version("torch")
     assert s.provenance["model"]["model_type"] == "qwen2"
     assert [li.stream for li in s.layer_info] == ["residual (block output)"] * 3
     with h5py.File(tmp_path / "a.h5") as f:
-        ds = f["activations/model.layers.0/last"]
+        assert f.attrs["format_version"] == 2
+        ds = f["activations/model.layers.0/post_instruction/last"]
+        assert ds.attrs["span"] == "post_instruction"
         assert ds.chunks is not None and ds.compression == "lzf"
 
 
@@ -240,7 +243,7 @@ def test_truncation_that_removes_the_span_is_an_error(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
     tok.truncation_side = "left"  # keeps the tail: the user's text is cut away entirely
     rows = [{"id": "x", "text": "word " * 50, "label": "safe"}]
-    with pytest.raises(ValueError, match="leaves none of its 'user' span"):
+    with pytest.raises(ValueError, match="leaves none of its 'instruction' span"):
         aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=4)
 
 
@@ -332,9 +335,14 @@ def test_rerun_of_finished_capture_returns_it_without_work(tiny_factory, small_p
         ({"batch_size": 0}, "batch_size=0"),
         ({"pooling": "median"}, "pooling='median'; expected one of"),
         ({"span": "assistant"}, "span='assistant'; expected one of"),
+        ({"spans": ["instruction", "middle"]}, "spans='middle'; expected one of"),
+        ({"spans": []}, "spans is empty"),
+        ({"span": "user", "spans": ["all"]}, "give spans= or span=, not both"),
+        ({"spans": "response_onset"}, "span='response_onset' reads the response"),
+        ({"onset_tokens": 0}, "onset_tokens=0; expected a positive int"),
         ({"layers": "model.layer.1"}, "did you mean 'model.layers.1'"),
         ({"padding_side": "top"}, "padding_side='top'"),
-        ({"span": "response"}, "span='response' needs include_response=True"),
+        ({"span": "response"}, "span='response' reads the response, so it needs include_response"),
         ({"include_response": True}, "has no response but include_response=True"),
         ({"max_tokens_per_batch": 0}, "max_tokens_per_batch=0; expected a positive int or None"),
     ],

@@ -41,7 +41,7 @@ def test_torchrun_two_ranks_equals_single_process(decoder_tokenizer_dir, tmp_pat
         assert (s0.n_rows, s1.n_rows) == (60, 60)
     merged, ref = aqi.open_store(out), aqi.open_store(single)
     with h5py.File(out) as f:
-        assert f["activations/model.layers.0/mean"].is_virtual
+        assert f["activations/model.layers.0/instruction/mean"].is_virtual
     assert merged.ids.tolist() == ref.ids.tolist()
     np.testing.assert_array_equal(merged.token_counts, ref.token_counts)
     for k, v in _arrays(ref).items():
@@ -50,5 +50,5 @@ def test_torchrun_two_ranks_equals_single_process(decoder_tokenizer_dir, tmp_pat
     # The documented merge also writes a self-contained copy.
     copy = merge_shards(shards, tmp_path / "copy.h5", copy=True)
     with h5py.File(tmp_path / "copy.h5") as f:
-        assert not f["activations/model.layers.0/mean"].is_virtual
+        assert not f["activations/model.layers.0/instruction/mean"].is_virtual
     np.testing.assert_array_equal(copy.activations(2, "last"), merged.activations(2, "last"))

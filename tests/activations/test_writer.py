@@ -104,7 +104,7 @@ def test_merge_refuses_foreign_output_and_a_shard_as_output(tmp_path):
 @pytest.mark.parametrize(
     ("other", "match"),
     [
-        ({"h.1": np.zeros((6, 3), "f4")}, r"shard '.*s1.h5' has other layers or poolings than "
+        ({"h.1": np.zeros((6, 3), "f4")}, r"shard '.*s1.h5' has other layers, spans or poolings than "
                                           r"'.*s0.h5'"),
         ({"h.0": np.zeros((6, 5), "f4")}, r"layer h.0: shards disagree on the dimension \[3, 5\]"),
     ],
@@ -151,7 +151,7 @@ def test_second_writer_on_one_path_is_refused_naming_the_lock(tmp_path):
     lock = tmp_path / "s.h5.lock"
     with pytest.raises(RuntimeError, match=rf"another writer holds '{lock}' \(pid {os.getpid()}"):
         _writer(p)
-    first.commit(0, {("h.0", "mean"): np.ones((6, 2))})
+    first.commit(0, {("h.0", "given", "mean"): np.ones((6, 2))})
     first.finalize().close()
     assert not lock.exists()
     with _writer(p) as again:  # lock released: a re-run returns the finished store
