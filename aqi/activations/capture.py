@@ -233,12 +233,11 @@ def capture(
     >>> store.activations("encoder.layer.5").shape
     (8, 384)
     """
-    if span is not None:
-        if spans != DEFAULT_SPANS:
-            raise ValueError(
-                f"give spans= or span=, not both (spans={spans!r}, span={span!r}); "
-                "span= is the older spelling of spans="
-            )
+    if span is not None and spans != DEFAULT_SPANS:
+        raise ValueError(
+            f"give spans= or span=, not both (spans={spans!r}, span={span!r}); "
+            "span= is the older spelling of spans="
+        )
     spans = check_spans(spans if span is None else span, name="spans" if span is None else "span")
     module = as_module(model)  # an nnsight model: the module it wraps
     tokenizer = model_tokenizer(model, tokenizer)

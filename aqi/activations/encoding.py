@@ -216,15 +216,18 @@ class PromptEncoder:
             rendered = [self.regions(p) for p in prompts]
             pair = {}
         offsets_needed = self.spans != ("all",)
-        enc = self.tokenizer(
-            [r for r, _ in rendered],
-            **pair,
-            add_special_tokens=not self.chat,
-            return_offsets_mapping=offsets_needed,
-            return_attention_mask=False,
-            truncation=False,
-            verbose=False,
-        )
+        if offsets_needed and self.include_response:
+            enc = self._tokenize_apart(rendered)
+        else:
+            enc = self.tokenizer(
+                [r for r, _ in rendered],
+                **pair,
+                add_special_tokens=not self.chat,
+                return_offsets_mapping=offsets_needed,
+                return_attention_mask=False,
+                truncation=False,
+                verbose=False,
+            )
         types = enc.get("token_type_ids") if self.text_pair else None
         out: list[EncodedPrompt] = []
         n_truncated = 0
@@ -302,6 +305,38 @@ class PromptEncoder:
                 stacklevel=3,
             )
         return out
+
+    def _tokenize_apart(self, rendered: Sequence[tuple[str, CharRegions]]) -> dict[str, Any]:
+        """Tokenize each input's prompt and response apart, as generation sees them.
+
+        Tokenized as one string, the text at the boundary may merge across it (Llama 3's
+        ``"\n\n"`` before a response becomes other tokens than at the end of its
+        generation prompt), so the post-instruction tokens would not be the ones the model
+        decided at. Apart, the prompt's tokens are exactly the generation prompt's.
+        """
+        cuts = [reg.response[0] for _, reg in rendered]
+        kw: dict[str, Any] = {
+            "return_offsets_mapping": True,
+            "return_attention_mask": False,
+            "truncation": False,
+            "verbose": False,
+        }
+        head = self.tokenizer(
+            [r[:c] for (r, _), c in zip(rendered, cuts, strict=True)],
+            add_special_tokens=not self.chat,
+            **kw,
+        )
+        tail = self.tokenizer(
+            [r[c:] for (r, _), c in zip(rendered, cuts, strict=True)],
+            add_special_tokens=False,
+            **kw,
+        )
+        ids, offsets = [], []
+        for i, c in enumerate(cuts):
+            ids.append([*head["input_ids"][i], *tail["input_ids"][i]])
+            shifted = ((a + c, b + c) for a, b in tail["offset_mapping"][i])
+            offsets.append([*head["offset_mapping"][i], *shifted])
+        return {"input_ids": ids, "offset_mapping": offsets}
 
     def _say_plain_post(self) -> None:
         if not self._said_plain_post:

@@ -218,9 +218,8 @@ class ActivationStore(Closing):
 
     def _dataset(self, layer: str, pooling: str, span: str | None = None) -> str:
         """The HDF5 path of one stored (layer, pooling) dataset of ``span``."""
-        if self.format_version < 2:
-            return dataset_name(layer, pooling)
-        return dataset_name(layer, pooling, self.resolve_span(span))
+        name = self.resolve_span(span)
+        return dataset_name(layer, pooling, None if self.format_version < 2 else name)
 
     @property
     def model_name(self) -> str:
