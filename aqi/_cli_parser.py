@@ -8,7 +8,7 @@ _EPILOG = """\
 examples:
   aqi demo                                   # full audit of SmolLM2-135M-Instruct + HTML report
   aqi capture --model ./my-model --prompts prompts.jsonl --out acts.h5 \\
-      --layers all --pooling mean,last --span user
+      --layers all --pooling mean,last --span instruction,post_instruction
   aqi capture --model demo --out acts.h5     # the bundled model and prompt set
   aqi generate --model demo --out responses.jsonl   # greedy responses, refusal rates
   aqi info acts.h5 --json
@@ -56,6 +56,19 @@ def _layers_arg(value: str) -> list[str | int] | str:
         item = item.strip()
         out.append(int(item) if item.lstrip("-").isdigit() else item)
     return out
+
+
+def _spans_arg(value: str) -> list[str]:
+    """Comma-separated span names (checked where the capture starts: parsing imports no torch)."""
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _span_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--span", default=None,
+        help="which span of the store to read: instruction, post_instruction, "
+             "response_onset, response, all (default: the store's first)",
+    )  # fmt: skip
 
 
 def _prompt_args(p: argparse.ArgumentParser) -> None:
@@ -108,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument(
         "--pooling", default="mean,last", help="comma-separated: mean, last, first, max"
     )
-    cap.add_argument("--span", default="user", choices=["user", "all", "response"])
+    cap.add_argument(
+        "--span", default="instruction,post_instruction", type=_spans_arg,
+        help="comma-separated, all pooled from one forward pass: instruction (the user's "
+             "text; 'user' is the older name), post_instruction (the chat template's tokens "
+             "after it: the decision point), response_onset, response (both need "
+             "--responses), all (default: instruction,post_instruction)",
+    )  # fmt: skip
+    cap.add_argument("--onset-tokens", type=_positive_int, default=5,
+                     help="tokens of the response_onset span (default 5)")  # fmt: skip
     cap.add_argument("--batch-size", type=int, default=16)
     cap.add_argument(
         "--max-length", type=int, default=None,
@@ -153,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("baseline")
     cmp.add_argument("audited")
     cmp.add_argument("--pooling", default=None)
+    _span_choice(cmp)
     cmp.add_argument("--n-boot", type=int, default=1000)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
@@ -167,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     ood.add_argument("test")
     ood.add_argument("--layers", type=_layers_arg, default=None)
     ood.add_argument("--pooling", default=None)
+    _span_choice(ood)
     ood.add_argument(
         "--detector",
         default="mahalanobis",
@@ -230,6 +253,7 @@ _PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'pa
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", default=None, help="which pooling to score (default: mean)")
+    _span_choice(p)
     p.add_argument("--layers", type=_layers_arg, default=None, help="layers to score")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--n-perm", type=int, default=200)

@@ -55,7 +55,7 @@ def _summary(store: Any) -> dict[str, Any]:
         "unsafe": int(store.y.sum()),
         "layers": list(store.layers),
         "poolings": list(store.poolings),
-        "span": store.span,
+        "spans": list(store.spans),
         "model": store.provenance.get("model", {}),
         "truncated": int(store.truncated.sum()),
     }
@@ -69,7 +69,7 @@ def _print_summary(info: dict[str, Any], as_json: bool) -> None:
     print(
         f"{info['path']}: {state}, {info['rows']}/{info['rows_total']} rows "
         f"({info['unsafe']} unsafe), {len(info['layers'])} layers, poolings "
-        f"{', '.join(info['poolings'])}, span {info['span'] or '-'}, "
+        f"{', '.join(info['poolings'])}, spans {', '.join(info['spans'])}, "
         f"{info['truncated']} truncated"
     )
 
@@ -124,9 +124,12 @@ def _run_audit(args: argparse.Namespace) -> Any:
                  ("baseline_responses", args.baseline_responses)) if v}
     _note(args, "running the audit…")
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(open_store(args.store))
+        store = stack.enter_context(open_store(args.store, span=args.span))
         paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
-        others = {k: stack.enter_context(open_store(v)) for k, v in paths.items() if v}
+        others = {
+            k: stack.enter_context(open_store(v, span=args.span or store.span))
+            for k, v in paths.items() if v
+        }  # fmt: skip
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
@@ -222,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "score":
             from .indices import score
 
-            with open_store(args.store) as store:
+            with open_store(args.store, span=args.span) as store:
                 _partial({"audited": store}, args.partial)
                 prof = score(
                     store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
@@ -233,7 +236,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "compare":
             from .indices import compare
 
-            with open_store(args.baseline) as a, open_store(args.audited) as b:
+            with (
+                open_store(args.baseline, span=args.span) as a,
+                open_store(args.audited, span=args.span) as b,
+            ):
                 _partial({"baseline": a, "audited": b}, args.partial)
                 cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
                               allow_text_mismatch=args.allow_text_mismatch)
@@ -247,7 +253,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "probe" and args.probe == "ood":
             from .probes import ood_probe
 
-            with open_store(args.reference) as ref, open_store(args.test) as test:
+            with (
+                open_store(args.reference, span=args.span) as ref,
+                open_store(args.test, span=args.span) as test,
+            ):
                 rep = ood_probe(
                     ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
                     false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
@@ -313,10 +322,15 @@ def _run(args: argparse.Namespace) -> int:
             prompts = with_responses(prompts, load_responses(args.responses),
                                      on_empty="drop" if args.drop_empty else "error")
             include_response = True
-        if args.command == "capture" and args.span == "response" and not include_response:
-            raise ValueError("--span response needs the model's responses: pass --responses "
-                             "r.jsonl (from aqi generate) or --include-response with a "
-                             "'response' column in --prompts")
+        if args.command == "capture":
+            from .activations.spans import RESPONSE_SPANS, check_spans
+
+            args.span = list(check_spans(args.span, name="--span"))
+            reading = [s for s in args.span if s in RESPONSE_SPANS]
+            if reading and not include_response:
+                raise ValueError(f"--span {reading[0]} needs the model's responses: pass "
+                                 "--responses r.jsonl (from aqi generate) or "
+                                 "--include-response with a 'response' column in --prompts")
         model, tok = _load_model(args)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
@@ -343,7 +357,8 @@ def _run(args: argparse.Namespace) -> int:
             args.out,
             layers=args.layers,
             pooling=[p.strip() for p in args.pooling.split(",")],
-            span=args.span,
+            spans=args.span,
+            onset_tokens=args.onset_tokens,
             batch_size=args.batch_size,
             max_length=args.max_length,
             max_tokens_per_batch=args.max_tokens_per_batch,

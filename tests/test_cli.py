@@ -350,3 +350,20 @@ def test_probe_reward_prints_a_table(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["set", "pairs", "accuracy", "ECE", "Brier"]
     assert "shifted: accuracy drop" in out and "RewardShiftReport(" not in out
+
+
+def test_cli_captures_several_spans_and_every_reader_selects_one(
+    tiny_model_dir, tmp_path, capsys
+):
+    model_dir = tiny_model_dir
+    out = tmp_path / "s.h5"
+    assert main(["capture", "--model", str(model_dir), "--out", str(out), "--layers", "0,1",
+                 "--pooling", "mean", "--span", "user,post_instruction", "--quiet"]) == 0
+    assert aqi.open_store(out).spans == ("instruction", "post_instruction")
+    assert main(["score", str(out), "--span", "post_instruction", "--n-boot", "0",
+                 "--n-perm", "0", "--json", "--quiet"]) == 0  # fmt: skip
+    assert main(["score", str(out), "--span", "response", "--quiet"]) == 2
+    assert "holds no span 'response'" in capsys.readouterr().err
+    assert main(["capture", "--model", str(model_dir), "--out", str(tmp_path / "x.h5"),
+                 "--span", "instruction,middle", "--quiet"]) == 2  # fmt: skip
+    assert "--span='middle'; expected one of" in capsys.readouterr().err

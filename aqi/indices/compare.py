@@ -162,6 +162,12 @@ def compare(
         different prompts.
     """
     n_boot, confidence = check_n_boot(n_boot), check_confidence(confidence)
+    if a.span != b.span:
+        raise ValueError(
+            f"a reads span {a.span!r} and b span {b.span!r}: a comparison of two models reads "
+            "one position in both; open both at the same span "
+            "(aqi.open_store(path, span=...), CLI: --span)"
+        )
     pooling = a.resolve_pooling(pooling)
     b.resolve_pooling(pooling)
     _, ia, ib = pair_by_id(a, b)

@@ -343,3 +343,12 @@ def test_token_ranges_partition_the_prompt(lengths, cut):
     assert ranges["post_instruction"] == (i1, r0)
     assert ranges["response"] == (r0, n)
     assert ranges["response_onset"] == (r0, min(n, r0 + 2))
+
+
+def test_compare_refuses_stores_read_at_different_spans(tiny_factory, small_prompts, tmp_path):
+    model, tok = tiny_factory("llama")
+    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5", pooling="mean")
+    with pytest.raises(ValueError, match=r"a reads span 'instruction' and b span "
+                                         r"'post_instruction'"):  # fmt: skip
+        aqi.compare(s, s.with_span("post_instruction"), n_boot=0)
+
