@@ -6,6 +6,7 @@ usual ``output_hidden_states`` pipeline, run in this one process.
     python benchmarks/capture.py --rss-only --rss-repeats 3   # only the memory figure
     python benchmarks/capture.py --long-prompt    # one 60,000-character prompt among 200
     python benchmarks/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
+    python benchmarks/capture.py --spans          # two spans in one forward vs one span
 
 Prints:
 1. capture time / bare forward time over the same batches (target <= 1.10);
@@ -15,7 +16,10 @@ Prints:
    times, medians compared; target <= 100 MB), with the within-run slope of the big runs;
 4. tokens/s and prompts/s;
 5. with ``--long-prompt`` only: one 60,000-character prompt among 200 normal ones / the 200
-   alone (target <= 1.5).
+   alone (target <= 1.5);
+6. with ``--spans`` only: capture of two spans (instruction, post_instruction: the default)
+   / capture of one (instruction), same prompts, layers and poolings, best of ``--repeats``
+   alternating runs (target <= 1.05).
 """
 
 from __future__ import annotations
@@ -350,6 +354,32 @@ def long_prompt_report(max_length: int | None, max_tokens_per_batch: int | None)
     )
 
 
+def spans_report(repeats: int, n: int | None) -> None:
+    """Two spans pooled from one forward pass against one span (ratio of best times)."""
+    model, tok = load_demo_model()
+    prompts = real_prompts()
+    if n is not None:
+        prompts = like_the_whole_set(prompts, n, tok)
+    print(f"SmolLM2-135M-Instruct, CPU ({torch.get_num_threads()} threads), {len(prompts)} "
+          f"prompts, 30 blocks x {len(POOLINGS)} poolings, batch {BATCH}, best of {repeats}")
+    bare_forward(model, tok, prompts[:32])  # warm-up
+    settings = {"one span": ("instruction",), "two spans": ("instruction", "post_instruction")}
+    times: dict[str, list[float]] = {k: [] for k in settings}
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(repeats):
+            for name, spans in (settings.items() if r % 2 == 0 else reversed(settings.items())):
+                path = Path(d) / f"{r}-{len(spans)}.h5"
+                t0 = time.perf_counter()
+                aqi.capture(model, tok, prompts, path, spans=spans, pooling=POOLINGS,
+                            batch_size=BATCH, progress=False).close()  # fmt: skip
+                times[name].append(time.perf_counter() - t0)
+                path.unlink()
+    for name, ts in times.items():
+        print(f"  {name:9s}: best {min(ts):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)})")
+    ratio = min(times["two spans"]) / min(times["one span"])
+    print(f"6. two spans / one span       = {ratio:.3f}  (target <= 1.05)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -373,7 +403,15 @@ def main() -> None:
     ap.add_argument("--device", default=None,
                     help="cuda, cuda:N or cpu: the device report (ratios, tokens/s, GPU memory)")
     ap.add_argument("--dtype", default="auto", help="with --device: float32, bfloat16, float16")
+    ap.add_argument("--spans", action="store_true",
+                    help="only: two spans in one forward pass vs one span")
+    ap.add_argument("--repeats", type=int, default=3, help="for --spans: alternating runs each")
+    ap.add_argument("--n", type=int, default=None,
+                    help="for --spans: prompts (default all; a subset keeps the length profile)")
     args = ap.parse_args()
+    if args.spans:
+        spans_report(args.repeats, args.n)
+        return
     if args.device:
         device_report(args.device, args.dtype)
         return
