@@ -45,6 +45,7 @@ from .linear import LinearProbeProfile, LinearProbeResult, linear_probe
 from .logit_scores import energy_score, max_logit_score, max_softmax_score
 from .metrics import DetectionResult, RiskCoverage, detection_metrics, risk_coverage
 from .ood import OODLayerResult, OODReport, conformal_threshold, ood_probe
+from .refusal_direction import RefusalShift, refusal_shift, split_by_pair
 from .reward import (
     PairScores,
     RewardShiftReport,
@@ -73,6 +74,7 @@ __all__ = [
     "OODReport",
     "PairScores",
     "PlattScaling",
+    "RefusalShift",
     "RelativeMahalanobis",
     "ReliabilityBins",
     "RewardShiftReport",
@@ -94,10 +96,12 @@ __all__ = [
     "mean_difference_direction",
     "ood_probe",
     "preference_calibration",
+    "refusal_shift",
     "reward_ood_scores",
     "reward_shift",
     "risk_coverage",
     "score_pairs",
+    "split_by_pair",
     "token_attributions",
     "wrap_prompts",
 ]
