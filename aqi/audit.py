@@ -30,10 +30,12 @@ from .checks import (
     refusal_change_check,
     reward_calibration_check,
     span_check,
+    two_axes_check,
     worst_verdict,
 )
 from .indices.compare import Comparison, compare
 from .indices.profile import AQIProfile, score
+from .probes.axes import RECOGNITION_SPAN, TwoAxes, decision_span, two_axes
 from .probes.calibration import CalibrationResult
 from .probes.jailbreak import JailbreakDriftProfile, jailbreak_drift
 from .probes.ood import OODReport, ood_probe
@@ -41,7 +43,7 @@ from .probes.reward import RewardShiftReport
 
 __all__ = ["SCHEMA_VERSION", "AuditReport", "audit", "check_partial", "check_same_model"]
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class AuditReport:
     notes: tuple[str, ...] = ()
     behaviour: RefusalReport | None = None
     behaviour_change: RefusalComparison | None = None
+    axes: TwoAxes | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -101,6 +104,7 @@ class AuditReport:
             "ood": None if self.ood is None else self.ood.to_dict(),
             "jailbreak_drift": None if self.drift is None else self.drift.to_dict(),
             "reward": None if self.reward is None else self.reward.to_dict(),
+            "two_axes": None if self.axes is None else self.axes.to_dict(),
             "behaviour": None if self.behaviour is None else {
                 "refusal": self.behaviour.to_dict(),
                 "change": None if self.behaviour_change is None
@@ -258,7 +262,7 @@ def audit(
 
     profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
     checks = [aqi_check(profile, t)]
-    if store.span:  # captured by aqi (bring-your-own stores do not say what they hold)
+    if store.captured:  # bring-your-own stores do not say what they hold
         checks.append(span_check(store.span, baseline=baseline is not None))
     else:
         notes.append("bring-your-own activations: only the model's own responses "
@@ -287,6 +291,16 @@ def audit(
         checks.append(jailbreak_drift_check(drift, t))
     if reward is not None:
         checks.append(reward_calibration_check(reward, t))
+    axes = None
+    if RECOGNITION_SPAN in store.spans and decision_span(store) is not None:
+        ref = baseline
+        if ref is not None and not (RECOGNITION_SPAN in ref.spans
+                                    and decision_span(ref) == decision_span(store)):
+            notes.append(f"the baseline store holds spans {list(ref.spans)}: the two axes are "
+                         "read without it (capture it with the audited model's spans)")
+            ref = None
+        axes = two_axes(store, ref, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
+        checks.append(two_axes_check(axes, t))
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     behaviour = None if responses is None else refusal_rate(responses, judge)
@@ -308,4 +322,5 @@ def audit(
         notes=tuple(notes),
         behaviour=behaviour,
         behaviour_change=change,
+        axes=axes,
     )

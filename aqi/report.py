@@ -160,6 +160,58 @@ def _behaviour(report: AuditReport) -> str:
     )
 
 
+def _two_axes(report: AuditReport) -> str:
+    """Harmfulness recognition and refusal disposition side by side, per layer."""
+    from . import viz
+
+    two = report.axes
+    if two is None:
+        return ""
+
+    def change(c: dict[str, float] | None) -> str:
+        if not c:
+            return "<td class='num'>–</td>"
+        return (f"<td class='num'>{_num(-c['difference'])} [{_num(-c['ci_high'])}, "
+                f"{_num(-c['ci_low'])}]</td>")  # fmt: skip
+
+    rows = "".join(
+        f"<tr><td>{_e(r['layer'])}</td><td class='num'>{_num(r['recognition'])} "
+        f"[{_num(r['recognition_ci'][0])}, {_num(r['recognition_ci'][1])}]</td>"
+        + change(r["recognition_change"])
+        + f"<td class='num'>{_num(r['disposition'])} [{_num(r['disposition_ci'][0])}, "
+        f"{_num(r['disposition_ci'][1])}]</td>" + change(r["disposition_change"]) + "</tr>"
+        for r in two.rows()
+    )
+    shift = ""
+    if two.refusal is not None:
+        rs = two.refusal
+        shift = (
+            f"<p>Refusal score at {_e(rs.layer)} ({_e(rs.span)}/{_e(rs.pooling)}; direction "
+            f"fitted on {rs.n_fit} baseline prompts, measured on {rs.n_eval} others): unsafe "
+            f"prompts moved {_e(rs.unsafe)} pooled SDs (p = {_num(rs.p_unsafe, '.3g')}), safe "
+            f"prompts {_e(rs.safe)} (p = {_num(rs.p_safe, '.3g')}); controls: shuffled labels "
+            f"{_num(rs.controls.get('shuffled_labels_unsafe'))}, random direction "
+            f"{_num(rs.controls.get('random_direction_unsafe'))}. Negative unsafe = toward "
+            "where the baseline puts safe prompts (less refusal).</p>"
+        )
+    return (
+        "<h2>Evidence: two axes — harmfulness recognition and refusal disposition</h2>"
+        "<p class='note'>The instruction's tokens encode whether a request is harmful; the "
+        "template's tokens after it (the decision point) encode whether the model will refuse "
+        "(Zhao et al. 2025, Arditi et al. 2024). A model that still separates harmful from "
+        "harmless at the instruction but no longer at the decision point recognises a "
+        "harmful request and complies. Not yet validated on the bench: "
+        "docs/validation.md.</p>"
+        + _img(viz.plot_two_axes(two), "AQI per layer at the instruction and at the decision "
+               "point")
+        + shift
+        + "<details><summary>Both axes per layer (table)</summary><table><tr><th>layer</th>"
+        f"<th>recognition AQI [95% CI] ({_e(two.recognition.span)})</th><th>Δ vs baseline</th>"
+        f"<th>disposition AQI [95% CI] ({_e(two.disposition.span)})</th><th>Δ vs baseline"
+        f"</th></tr>{rows}</table></details>"
+    )
+
+
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML document (no external resources)."""
     from . import viz
@@ -190,6 +242,7 @@ def render_html(report: AuditReport) -> str:
         _img(viz.plot_profile(report.profile), "AQI per layer"),
         _profile_table(report),
         _category_table(report),
+        _two_axes(report),
         _behaviour(report),
     ]
     if report.comparison is not None:

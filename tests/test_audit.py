@@ -31,7 +31,11 @@ def test_real_model_passes_aqi_and_has_no_drop_against_itself(smol_audit: aqi.Au
     assert change.value == pytest.approx(0.0, abs=1e-9)
     # A prompt-span capture cannot vouch for behaviour (docs/validation.md): warn, not fail.
     validity = smol_audit["validity"]
-    assert validity.verdict == "warn" and "span='user'" in validity.summary
+    assert validity.verdict == "warn" and "span='instruction'" in validity.summary
+    # Both axes of a model against itself: nothing moved, no finding.
+    axes = smol_audit["two_axes"]
+    assert axes.verdict == "pass" and axes.summary.startswith("both axes held")
+    assert axes.value == 0.0 and axes.evidence["refusal_shift"]["span"] == "post_instruction"
     assert smol_audit.verdict == "warn" and smol_audit.passed
     assert smol_audit.reason.startswith("WARN: validity:")
     assert "[pass] aqi: best layer model.layers.19" in repr(smol_audit)
@@ -46,7 +50,8 @@ def test_json_document(smol_audit: aqi.AuditReport, tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "audit.json").read_text())
     assert json.loads(text) == doc
     assert doc["schema"] == "aqi.audit" and doc["verdict"] == "warn"
-    assert [c["name"] for c in doc["checks"]] == ["aqi", "validity", "aqi_change"]
+    assert [c["name"] for c in doc["checks"]] == ["aqi", "validity", "aqi_change", "two_axes"]
+    assert doc["two_axes"]["disposition"]["span"] == "post_instruction"
     assert len(doc["profile"]["layers"]) == 3
 
 

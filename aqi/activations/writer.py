@@ -415,6 +415,7 @@ def store_from_arrays(
     pooling: str = "given",
     provenance: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    spans: Sequence[str] | None = None,
 ) -> ActivationStore:
     """Build a store from activations extracted elsewhere (bring your own).
 
@@ -436,27 +437,45 @@ def store_from_arrays(
         ``"model"`` entry names the model (:attr:`ActivationStore.model_name`).
     overwrite : bool
         Replace an existing aqi store at ``path``; any other file there is refused.
+    spans : sequence of str, optional
+        Arrays of several spans (:mod:`.spans`): ``arrays`` is then
+        ``{span: {layer: array or {pooling: array}}}`` with these spans as its keys, every
+        span holding the same layers and poolings. Default: one span, ``"given"``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> X = np.zeros((2, 3), "f4")
+    >>> s = store_from_arrays(os.path.join(tempfile.mkdtemp(), "a.h5"),
+    ...                       {"instruction": {"h.0": X}, "post_instruction": {"h.0": X + 1}},
+    ...                       spans=["instruction", "post_instruction"], labels=["safe", "unsafe"])
+    >>> s.spans, s.activations("h.0", span="post_instruction").tolist()[0]
+    (('instruction', 'post_instruction'), [1.0, 1.0, 1.0])
     """
-    if not arrays:
-        raise ValueError("arrays is empty; pass {layer: (n, dim) array}")
-    nested: dict[str, dict[str, np.ndarray]] = {}
-    for layer, v in arrays.items():
-        if not isinstance(layer, str) or not layer or "/" in layer:
-            raise ValueError(f"layer name {layer!r} must be a non-empty str without '/'")
-        nested[layer] = dict(v) if isinstance(v, Mapping) else {pooling: v}
+    if spans is not None:
+        from .spans import check_spans
+
+        names = check_spans(spans)
+        if not isinstance(arrays, Mapping) or set(arrays) != set(names):
+            keys = list(arrays) if isinstance(arrays, Mapping) else type(arrays).__name__
+            raise ValueError(
+                f"with spans={list(names)}, arrays must be {{span: {{layer: array}}}} with "
+                f"exactly those spans as keys, got {keys}"
+            )
+        per_span = {sp: arrays[sp] for sp in names}
+    else:
+        names = (GIVEN_SPAN,)
+        per_span = {GIVEN_SPAN: arrays}
+    by_span = {sp: _nested(a, pooling) for sp, a in per_span.items()}
+    first = by_span[names[0]]
+    for sp, nested in by_span.items():
+        if [(la, tuple(d)) for la, d in nested.items()] != [
+            (la, tuple(d)) for la, d in first.items()
+        ]:
+            raise ValueError(f"span {sp!r} holds other layers or poolings than {names[0]!r}")
+    nested = first
     pools = tuple(next(iter(nested.values())))
-    for layer, d in nested.items():
-        if tuple(d) != pools:
-            raise ValueError(f"layer {layer!r} has poolings {list(d)}, others {list(pools)}")
-        for p, a in d.items():
-            a = np.asarray(a)
-            if a.ndim != 2:
-                raise ValueError(f"arrays[{layer!r}][{p!r}] must be (n, dim), got shape {a.shape}")
-            if not np.isfinite(a).all():
-                r = int(np.argwhere(~np.isfinite(a))[0][0])
-                raise ValueError(f"arrays[{layer!r}][{p!r}] has a non-finite value in row {r}")
-            d[p] = a
-    n = {a.shape[0] for d in nested.values() for a in d.values()}
+    n = {a.shape[0] for ns in by_span.values() for d in ns.values() for a in d.values()}
     if len(n) != 1:
         raise ValueError(f"all arrays need the same number of rows, got {sorted(n)}")
     n_rows = n.pop()
@@ -476,23 +495,49 @@ def store_from_arrays(
     if len(prompts) != n_rows:
         raise ValueError(f"{len(prompts)} rows of metadata for arrays of {n_rows} rows")
     digest = hashlib.sha256()
-    for d in nested.values():
-        for a in d.values():
-            digest.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
-    prov = {
-        "source": "store_from_arrays",
-        "identity": {
-            "prompts": prompts.fingerprint(),
-            "layers": list(nested),
-            "poolings": list(pools),
-            "data_sha256": digest.hexdigest(),
-        },
-        "user": dict(provenance or {}),
+    for ns in by_span.values():
+        for d in ns.values():
+            for a in d.values():
+                digest.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    identity: dict[str, Any] = {
+        "prompts": prompts.fingerprint(),
+        "layers": list(nested),
+        "poolings": list(pools),
+        "data_sha256": digest.hexdigest(),
     }
+    if spans is not None:
+        identity["spans"] = list(names)
+    prov = {"source": "store_from_arrays", "identity": identity, "user": dict(provenance or {})}
     layers = [LayerInfo(name, "module", None, "given") for name in nested]
-    with StoreWriter(path, prompts, prov, layers, pools, overwrite=overwrite) as writer:
+    with StoreWriter(path, prompts, prov, layers, pools, spans=names,
+                     overwrite=overwrite) as writer:  # fmt: skip
         if not writer.finished:
-            writer.commit(
-                0, {(la, GIVEN_SPAN, p): a for la, d in nested.items() for p, a in d.items()}
-            )
+            writer.commit(0, {(la, sp, p): a for sp, ns in by_span.items()
+                              for la, d in ns.items() for p, a in d.items()})  # fmt: skip
         return writer.finalize()
+
+
+def _nested(
+    arrays: Mapping[str, np.ndarray | Mapping[str, np.ndarray]], pooling: str
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{layer: {pooling: (n, dim) array}}``, validated."""
+    if not arrays:
+        raise ValueError("arrays is empty; pass {layer: (n, dim) array}")
+    nested: dict[str, dict[str, np.ndarray]] = {}
+    for layer, v in arrays.items():
+        if not isinstance(layer, str) or not layer or "/" in layer:
+            raise ValueError(f"layer name {layer!r} must be a non-empty str without '/'")
+        nested[layer] = dict(v) if isinstance(v, Mapping) else {pooling: v}
+    pools = tuple(next(iter(nested.values())))
+    for layer, d in nested.items():
+        if tuple(d) != pools:
+            raise ValueError(f"layer {layer!r} has poolings {list(d)}, others {list(pools)}")
+        for p, a in d.items():
+            a = np.asarray(a)
+            if a.ndim != 2:
+                raise ValueError(f"arrays[{layer!r}][{p!r}] must be (n, dim), got shape {a.shape}")
+            if not np.isfinite(a).all():
+                r = int(np.argwhere(~np.isfinite(a))[0][0])
+                raise ValueError(f"arrays[{layer!r}][{p!r}] has a non-finite value in row {r}")
+            d[p] = a
+    return nested

@@ -287,6 +287,9 @@ def refusal_shift(
 def _p(value: float, boot: np.ndarray | None) -> float:
     if boot is None or not np.isfinite(value):
         return float("nan")
+    finite = boot[np.isfinite(boot)]
+    if value == 0 and finite.size >= 2 and np.all(finite == 0):
+        return 1.0  # the same scores in every resample (e.g. a model against itself): no shift
     return normal_p_value(value, boot, "the refusal shift")
 
 

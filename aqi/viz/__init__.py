@@ -17,6 +17,7 @@ from .figures import (
     plot_profile,
     plot_reliability,
     plot_roc,
+    plot_two_axes,
 )
 from .projection import plot_projection, project
 
@@ -34,6 +35,7 @@ __all__ = [
     "plot_reliability",
     "plot_roc",
     "plot_token_attributions",
+    "plot_two_axes",
     "project",
     "token_attributions",
 ]

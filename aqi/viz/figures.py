@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from ..indices.compare import Comparison
 from ..indices.profile import AQIProfile
+from ..probes.axes import TwoAxes
 from ..probes.calibration import CalibrationResult
 from ..probes.jailbreak import JailbreakDriftProfile
 from ..probes.ood import OODLayerResult
@@ -27,6 +28,7 @@ __all__ = [
     "plot_profile",
     "plot_reliability",
     "plot_roc",
+    "plot_two_axes",
 ]
 
 
@@ -94,6 +96,53 @@ def plot_comparison(cmp: Comparison, *, ax: Axes | None = None) -> Figure:
     ax.set_ylim(bottom=0)
     ax.set_title(f"AQI, baseline vs audited model (n = {cmp.n} paired prompts)", fontsize=9)
     ax.legend(fontsize=6, frameon=False)
+    return fig
+
+
+def plot_two_axes(two: TwoAxes) -> Figure:
+    """Recognition (instruction) and disposition (decision point) AQI per layer, side by side,
+    each with its CI band and null, and the baseline's curve when there is one.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, aqi
+    >>> from aqi.probes.axes import two_axes
+    >>> rng = np.random.default_rng(0); y = ["safe"] * 30 + ["unsafe"] * 30
+    >>> X = {f"L{i}": rng.normal(size=(60, 4)) + i * np.r_[np.zeros(30), np.ones(30)][:, None]
+    ...      for i in range(3)}
+    >>> s = aqi.store_from_arrays(pathlib.Path(tempfile.mkdtemp()) / "s.h5",
+    ...     {"instruction": X, "post_instruction": X}, spans=["instruction", "post_instruction"],
+    ...     labels=y)
+    >>> len(plot_two_axes(two_axes(s, n_boot=50, n_perm=20)).axes)
+    2
+    """
+    if not isinstance(two, TwoAxes):
+        raise TypeError(f"two must be a TwoAxes (aqi.probes.two_axes), got {type(two).__name__}")
+    n = len(two.recognition.profile.layers)
+    fig = Figure(figsize=(max(7.0, 0.3 * n), 3.2), layout="constrained")
+    panels = fig.subplots(1, 2, sharey=True)
+    titles = ("harmfulness recognition", "refusal disposition")
+    for ax, axis, title in zip(panels, (two.recognition, two.disposition), titles, strict=True):
+        prof = axis.profile
+        x = np.arange(len(prof.layers))
+        lo = np.array([r.ci_low for r in prof.layers])
+        hi = np.array([r.ci_high for r in prof.layers])
+        null = np.array([r.null_high for r in prof.layers])
+        if np.isfinite(null).any():
+            ax.fill_between(x, 0, null, color=COLORS["null"], alpha=0.25, lw=0,
+                            label="permutation null (95th pct)")  # fmt: skip
+        if np.isfinite(lo).any():
+            ax.fill_between(x, lo, hi, color=COLORS["unsafe"], alpha=0.2, lw=0, label="95% CI")
+        ax.plot(x, prof.values, "-o", ms=3, color=COLORS["unsafe"], label="audited")
+        if axis.comparison is not None:
+            ax.plot(x, [d.aqi_a for d in axis.comparison.layers][: len(x)], "-", lw=1,
+                    color=COLORS["safe"], label="baseline")  # fmt: skip
+        ax.set_xticks(x, [short(r.layer) for r in prof.layers], fontsize=6, rotation=90)
+        ax.set_title(f"{title}: {axis.span} ({axis.pooling})", fontsize=9)
+        ax.set_xlabel("layer")
+        ax.set_ylim(bottom=0)
+    panels[0].set_ylabel("AQI (0–100)")
+    panels[0].legend(fontsize=6, frameon=False, loc="upper left")
     return fig
 
 
