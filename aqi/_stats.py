@@ -38,15 +38,15 @@ __all__ = [
     "MIN_RESAMPLES",
     "DegenerateInputWarning",
     "Estimate",
-    "TooFewResamplesWarning",
     "PairedWeights",
+    "TooFewResamplesWarning",
     "basic_interval",
     "check_bootstrap_args",
     "check_confidence",
     "check_n_boot",
     "check_probability",
-    "estimate",
     "contain",
+    "estimate",
     "holm",
     "min_resamples",
     "normal_p_value",
@@ -146,7 +146,7 @@ def check_n_boot(n_boot: Any, name: str = "n_boot") -> int:
 
 
 def min_resamples(confidence: float = 0.95, *, two_sided: bool = True) -> int:
-    """The fewest resamples from which an interval (or one-sided quantile) at ``confidence`` is computed.
+    """The fewest resamples for an interval (or one-sided quantile) at ``confidence``.
 
     :data:`MIN_RESAMPLES`, or more when the level needs it. Of ``B`` draws, the
     range ``[min, max]`` holds on average ``(B - 1)/(B + 1)`` of the distribution they

@@ -193,7 +193,7 @@ class AQIResult:
 
     @property
     def above_chance(self) -> bool:
-        """Whether the CI's lower end is above the null's upper quantile (False if either is NaN)."""
+        """Whether the CI's low end is above the null's upper quantile (False if either is NaN)."""
         return bool(self.ci_low > self.null_high)
 
     @property
