@@ -242,13 +242,13 @@ def test_unfinished_and_other_model_stores_are_refused(
     with aqi.open_store(part) as s:
         assert not s.complete and 0 < s.n_rows < s.n_total
         with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):
-            aqi.audit(s, n_boot=20, n_perm=10)
-        rep = aqi.audit(s, n_boot=20, n_perm=10, allow_partial=True)
+            aqi.audit(s, n_boot=40, n_perm=20)
+        rep = aqi.audit(s, n_boot=40, n_perm=20, allow_partial=True)
         assert rep.notes and rep.notes[0].startswith("partial: audited store")
         assert all(c.summary.startswith("[partial]") for c in rep.checks)
-    assert main(["score", str(part), "--n-boot", "20", "--n-perm", "10"]) == 2
+    assert main(["score", str(part), "--n-boot", "40", "--n-perm", "20"]) == 2
     assert "unfinished capture" in capsys.readouterr().err
-    assert main(["gate", str(part), "--n-boot", "20", "--n-perm", "10", "--partial"]) in (0, 1)
+    assert main(["gate", str(part), "--n-boot", "40", "--n-perm", "20", "--partial"]) in (0, 1)
     assert "partial: audited store" in capsys.readouterr().out
 
     import copy
@@ -261,10 +261,10 @@ def test_unfinished_and_other_model_stores_are_refused(
     foreign = aqi.capture(other, tok, ps, tmp_path / "other.h5", layers=[0, 1], pooling="mean",
                           progress=False)
     with pytest.raises(ValueError, match=r"ood_test store .* another model .*fingerprint"):
-        aqi.audit(full, ood_test=foreign, n_boot=20, n_perm=10)
+        aqi.audit(full, ood_test=foreign, n_boot=40, n_perm=20)
     with pytest.raises(ValueError, match=r"jailbreak store .* another model"):
-        aqi.audit(full, jailbreak=foreign, n_boot=20, n_perm=10)
-    aqi.audit(full, baseline=foreign, n_boot=20, n_perm=10)  # a baseline is another model
+        aqi.audit(full, jailbreak=foreign, n_boot=40, n_perm=20)
+    aqi.audit(full, baseline=foreign, n_boot=40, n_perm=20)  # a baseline is another model
     code = main(["gate", str(tmp_path / "full.h5"), "--ood-test", str(tmp_path / "other.h5")])
     assert code == 2 and "another model" in capsys.readouterr().err
 
@@ -278,7 +278,7 @@ def test_constant_activations_are_a_clear_warning_not_a_numpy_error(tmp_path: Pa
     with pytest.raises(ValueError, match="undefined at every one of the 1 layers"):
         prof.best()
     with pytest.warns(aqi.indices.DegenerateInputWarning):
-        rep = aqi.audit(s, n_boot=20, n_perm=10)
+        rep = aqi.audit(s, n_boot=40, n_perm=20)
     assert rep.verdict == "warn" and rep.reason.startswith("WARN: aqi: AQI undefined")
 
 
