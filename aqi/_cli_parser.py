@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from collections.abc import Callable
+from typing import NoReturn
+
+from ._stats import MAX_RESAMPLES, MIN_RESAMPLES, min_resamples
 
 _EPILOG = """\
 examples:
@@ -42,10 +48,86 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attn-implementation", default=None, help="eager, sdpa, flash_attention_2")
 
 
-def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return int(value)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's error shape: one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]``."""
+    accepted = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def whole(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            v = None
+        if v is None or v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number {accepted}, got {value!r}")
+        return v
+
+    return whole
+
+
+_positive_int = _whole(1)
+#: Seeds feed numpy, torch and scikit-learn; scikit-learn takes [0, 2**32 - 1].
+_seed = _whole(0, 2**32 - 1)
+
+
+def _nproc(value: str) -> int:
+    n = _positive_int(value)
+    cores = os.cpu_count() or 1
+    if n > max(cores, 1):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number in [1, {cores}] (the CPU cores here), got {value!r}"
+        )
+    return n
+
+
+def _resamples(minimum: int, gives: str) -> Callable[[str], int]:
+    """An argparse type: ``0`` (none) or a resample count in ``[minimum, MAX_RESAMPLES]``."""
+
+    def resamples(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            v = None
+        if v is None or not (v == 0 or minimum <= v <= MAX_RESAMPLES):
+            why = (f": fewer than {minimum} cannot give {gives} (docs/audit.md, Resampling)"
+                   if v is not None and 0 < v < minimum else "")
+            raise argparse.ArgumentTypeError(
+                f"expected 0 (none) or a whole number in [{minimum}, {MAX_RESAMPLES}], got "
+                f"{value!r}{why}"
+            )
+        return v
+
+    return resamples
+
+
+_n_boot = _resamples(min_resamples(0.95), "a 95% interval")  # the CLI's level
+_n_perm = _resamples(MIN_RESAMPLES, "a permutation p-value below 0.05")
+
+
+def _open_unit(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        v = math.nan
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), e.g. 0.05, got {value!r}")
+    return v
+
+
+def _positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {value!r}")
+    return v
 
 
 def _layers_arg(value: str) -> list[str | int] | str:
@@ -82,7 +164,7 @@ def _prompt_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aqi",
         description="Audit the alignment of language models from the inside.",
         epilog=_EPILOG,
@@ -130,18 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     cap.add_argument("--onset-tokens", type=_positive_int, default=5,
                      help="tokens of the response_onset span (default 5)")  # fmt: skip
-    cap.add_argument("--batch-size", type=int, default=16)
+    cap.add_argument("--batch-size", type=_positive_int, default=16)
     cap.add_argument(
-        "--max-length", type=int, default=None,
+        "--max-length", type=_positive_int, default=None,
         help="truncate longer inputs to this many tokens (default: the model's context)",
     )  # fmt: skip
     cap.add_argument(
-        "--max-tokens-per-batch", type=int, default=None,
+        "--max-tokens-per-batch", type=_positive_int, default=None,
         help="padded tokens per forward pass (default 8192; a longer input runs alone)",
     )  # fmt: skip
     cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")
     cap.add_argument(
-        "--nproc", type=_positive_int, default=1,
+        "--nproc", type=_nproc, default=1,
         help="processes on this machine (torchrun): each captures a shard, rank 0 merges",
     )  # fmt: skip
     cap.add_argument("--overwrite", action="store_true")
@@ -151,12 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(gen)
     _prompt_args(gen)
     gen.add_argument("--out", required=True, help="responses file (.jsonl)")
-    gen.add_argument("--max-new-tokens", type=int, default=64)
-    gen.add_argument("--batch-size", type=int, default=16)
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=64)
+    gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--n", type=int, default=1, help="samples per prompt (with --sample)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--temperature", type=_positive_float, default=1.0)
+    gen.add_argument("--n", type=_positive_int, default=1,
+                     help="samples per prompt (with --sample)")
+    gen.add_argument("--seed", type=_seed, default=0)
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--json", action="store_true",
                      help="print the file's summary and refusal rates as JSON")
@@ -175,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("audited")
     cmp.add_argument("--pooling", default=None)
     _span_choice(cmp)
-    cmp.add_argument("--n-boot", type=int, default=1000)
-    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--n-boot", type=_n_boot, default=1000, help=_N_BOOT_HELP)
+    cmp.add_argument("--seed", type=_seed, default=0)
     cmp.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
     cmp.add_argument("--allow-text-mismatch", action="store_true",
                      help="compare even if a prompt id has different texts (warns with a count)")
@@ -195,14 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="mahalanobis",
         choices=["mahalanobis", "class-mahalanobis", "relative-mahalanobis", "knn"],
     )
-    ood.add_argument("--false-alarm-rate", type=float, default=0.05)
-    ood.add_argument("--n-boot", type=int, default=200)
+    ood.add_argument("--false-alarm-rate", type=_open_unit, default=0.05)
+    ood.add_argument("--n-boot", type=_n_boot, default=200, help=_N_BOOT_HELP)
     ood.add_argument("--json", action="store_true")
     rw = psub.add_parser("reward", help="calibration of reward scores, in distribution and shifted")
     rw.add_argument("reference", help="scores CSV/JSON(L) with chosen/rejected rewards")
     rw.add_argument("shifted", nargs="*", help="score files of shifted conditions")
     rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default="temperature")
-    rw.add_argument("--n-boot", type=int, default=200)
+    rw.add_argument("--n-boot", type=_n_boot, default=200, help=_N_BOOT_HELP)
     rw.add_argument("--json", action="store_true")
 
     for name, helptext in (
@@ -218,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--reward", help="reward scores (chosen/rejected) in distribution")
         g.add_argument("--reward-shift", nargs="*", default=[], help="shifted reward scores")
         g.add_argument(
-            "--reward-n-boot", type=int, default=200,
+            "--reward-n-boot", type=_n_boot, default=200,
             help="bootstrap resamples for the reward-model CIs (default 200: they cover "
             "every pair, often tens of thousands)",
         )  # fmt: skip
@@ -249,13 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 _QUIET = "no progress bars or status lines on stderr (warnings and errors still show)"
 _PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'partial'"
+_N_BOOT_HELP = (f"bootstrap resamples: 0 (no intervals: checks that need one warn 'not "
+                f"computed') or {min_resamples(0.95)}..{MAX_RESAMPLES}")
 
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", default=None, help="which pooling to score (default: mean)")
     _span_choice(p)
     p.add_argument("--layers", type=_layers_arg, default=None, help="layers to score")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--n-perm", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=_n_boot, default=1000, help=_N_BOOT_HELP)
+    p.add_argument("--n-perm", type=_n_perm, default=200,
+                   help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)

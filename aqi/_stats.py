@@ -7,6 +7,17 @@ matrix product (no Python loop over resamples, no materialised copies).
 Intervals, p-values and the argument validators used at every public boundary
 live here too, so each concept has one definition.
 
+The resampling contract (docs/audit.md, "Resampling"):
+
+* ``n_boot=0`` (or ``n_perm=0``) means *none*: no interval, no p-value (NaN), silently.
+* Fewer resamples than :func:`min_resamples` (:data:`MIN_RESAMPLES`, more at high
+  confidence levels) give NaN with a :class:`TooFewResamplesWarning` — never an
+  interval or a p-value read off a handful of draws. More than
+  :data:`MAX_RESAMPLES` is refused.
+* An interval always contains its point estimate: a bootstrap interval that would
+  leave it out (a percentile interval of a biased statistic, or one drawn from
+  few distinct resamples) is widened to reach it — never narrowed.
+
 This module sits below every other module of the package and imports none of them.
 """
 
@@ -23,29 +34,59 @@ import numpy as np
 from ._progress import bar
 
 __all__ = [
+    "MAX_RESAMPLES",
+    "MIN_RESAMPLES",
     "DegenerateInputWarning",
     "Estimate",
     "PairedWeights",
+    "TooFewResamplesWarning",
     "basic_interval",
     "check_bootstrap_args",
     "check_confidence",
     "check_n_boot",
     "check_probability",
+    "contain",
     "estimate",
     "holm",
+    "min_resamples",
     "normal_p_value",
     "percentile_interval",
     "permutation_p_value",
     "resample_counts",
+    "resamples_suffice",
     "stratified_weights",
     "wilson_interval",
 ]
 
 _CHUNK_ELEMENTS = 4_000_000  # ~32 MB of float64 weights per chunk
 
+#: The fewest resamples (bootstrap or permutation) from which an interval, a null
+#: quantile or a p-value is computed; below it they are NaN (see :func:`min_resamples`).
+#: Why 20: it is the fewest permutations whose p-value ``(1 + #{null >= x}) / (1 + B)``
+#: can fall below the default ``alpha = 0.05`` (``1/21 = 0.048``; at 19 the smallest p is
+#: exactly 0.05), and the fewest bootstrap draws whose standard deviation — the scale
+#: of the normal-fit p-values — is known to about ±16 % (relative standard error
+#: ``1/sqrt(2(B - 1))``); with fewer, a p-value is read off noise. Intervals at a
+#: level ``c`` need more: see :func:`min_resamples` (39 at 95 %).
+MIN_RESAMPLES = 20
+
+#: The most resamples accepted. At a million, the Monte Carlo error of a 2.5 % tail
+#: quantile is ``sqrt(0.025 · 0.975 / 1e6)`` ≈ 0.016 percentage points of coverage:
+#: more buys nothing but time and memory (an AQI bootstrap holds ``n_boot × classes ×
+#: dim`` floats), so a larger count is taken for a typo.
+MAX_RESAMPLES = 1_000_000
+
 
 class DegenerateInputWarning(UserWarning):
     """An index is undefined on this input and NaN was returned."""
+
+
+class TooFewResamplesWarning(UserWarning):
+    """Fewer resamples than :func:`min_resamples` were asked for: the interval or p-value is NaN.
+
+    Pass ``n_boot=0`` (``n_perm=0``) to ask for none without a warning, or at least
+    :func:`min_resamples` of them.
+    """
 
 
 @dataclass(frozen=True)
@@ -79,7 +120,10 @@ class Estimate:
 
 
 def check_n_boot(n_boot: Any, name: str = "n_boot") -> int:
-    """Validate a resample count (``0`` = none); return it as ``int``.
+    """Validate a resample count (``0`` = none, at most :data:`MAX_RESAMPLES`); return an int.
+
+    A count below :func:`min_resamples` is accepted here; the interval or p-value it
+    would give is NaN, with a :class:`TooFewResamplesWarning`.
 
     Examples
     --------
@@ -88,11 +132,64 @@ def check_n_boot(n_boot: Any, name: str = "n_boot") -> int:
     >>> check_n_boot(-1)
     Traceback (most recent call last):
     ...
-    ValueError: n_boot=-1; expected an integer >= 0 (0 = none)
+    ValueError: n_boot=-1; expected an integer in [0, 1000000] (0 = none)
     """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise ValueError(f"{name}={n_boot!r}; expected an integer >= 0 (0 = none)")
+    if (
+        isinstance(n_boot, bool)
+        or not isinstance(n_boot, (int, np.integer))
+        or not 0 <= n_boot <= MAX_RESAMPLES
+    ):
+        raise ValueError(
+            f"{name}={n_boot!r}; expected an integer in [0, {MAX_RESAMPLES}] (0 = none)"
+        )
     return int(n_boot)
+
+
+def min_resamples(confidence: float = 0.95, *, two_sided: bool = True) -> int:
+    """The fewest resamples for an interval (or one-sided quantile) at ``confidence``.
+
+    :data:`MIN_RESAMPLES`, or more when the level needs it. Of ``B`` draws, the
+    range ``[min, max]`` holds on average ``(B - 1)/(B + 1)`` of the distribution they
+    come from, and ``[-inf, max]`` holds ``B/(B + 1)``: below ``(1 + c)/(1 - c)``
+    draws (two-sided; ``c/(1 - c)`` one-sided) even the extreme resamples cannot
+    bracket a share ``c``, so the interval's ends would be extrapolated beyond the data.
+
+    Examples
+    --------
+    >>> min_resamples(0.95), min_resamples(0.95, two_sided=False), min_resamples(0.99)
+    (39, 20, 199)
+    """
+    c = check_confidence(confidence)
+    need = (1 + c) / (1 - c) if two_sided else c / (1 - c)
+    return max(MIN_RESAMPLES, math.ceil(need - 1e-9))
+
+
+def resamples_suffice(
+    n: int, what: str, confidence: float = 0.95, *, two_sided: bool = True, stacklevel: int = 3
+) -> bool:
+    """Whether ``n`` resamples may give an interval or p-value for ``what``.
+
+    ``False`` silently for ``n = 0`` (none asked), ``False`` with a
+    :class:`TooFewResamplesWarning` below :func:`min_resamples`, else ``True``.
+
+    Examples
+    --------
+    >>> resamples_suffice(0, "the AQI"), resamples_suffice(1000, "the AQI")
+    (False, True)
+    """
+    if n == 0:
+        return False
+    need = min_resamples(confidence, two_sided=two_sided)
+    if n < need:
+        level = f"a {confidence:.0%} interval" if two_sided else "a p-value or null quantile"
+        warnings.warn(
+            f"{what}: not computed (NaN): {n} resamples, and {level} needs at least {need} "
+            "(0 = none)",
+            TooFewResamplesWarning,
+            stacklevel=stacklevel,
+        )
+        return False
+    return True
 
 
 def check_confidence(confidence: Any, name: str = "confidence") -> float:
@@ -231,8 +328,33 @@ class PairedWeights:
 # --- intervals and estimates ------------------------------------------------------------------
 
 
-def percentile_interval(values: Any, confidence: float) -> tuple[float, float]:
-    """Percentile bootstrap interval of the finite ``values`` (NaN, NaN if none).
+def contain(low: float, high: float, value: float) -> tuple[float, float]:
+    """``[low, high]`` widened, where needed, to contain ``value`` (never narrowed).
+
+    The one rule that keeps every interval of :mod:`aqi` around its estimate. A
+    bootstrap interval can leave its estimate out — a percentile interval of a biased
+    statistic (an ECE, whose resamples sit above the sample's), or a basic interval
+    whose resamples all err one way — and a check reading such an interval would
+    decide against its own estimate. Widening to the estimate is conservative: the
+    interval only grows, so it covers at least as often. NaN stays NaN.
+
+    Examples
+    --------
+    >>> contain(8.28, 8.76, 8.12), contain(1.0, 2.0, 1.5)
+    ((8.12, 8.76), (1.0, 2.0))
+    """
+    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(value)):
+        return float(low), float(high)
+    return float(min(low, value)), float(max(high, value))
+
+
+def percentile_interval(
+    values: Any, confidence: float, what: str = "the interval"
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the finite ``values``.
+
+    NaN, NaN when there are none, or fewer than :func:`min_resamples` (then with a
+    :class:`TooFewResamplesWarning`).
 
     Examples
     --------
@@ -241,7 +363,7 @@ def percentile_interval(values: Any, confidence: float) -> tuple[float, float]:
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
-    if v.size == 0:
+    if not resamples_suffice(v.size, what, confidence):
         return float("nan"), float("nan")
     alpha = 1 - confidence
     lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
@@ -249,15 +371,19 @@ def percentile_interval(values: Any, confidence: float) -> tuple[float, float]:
 
 
 def basic_interval(
-    boot: np.ndarray, boot_truth: float, estimate: float, confidence: float
-) -> tuple[float, float]:
-    """Basic bootstrap interval ``[θ̂ − q_hi(θ* − θ_F̂), θ̂ − q_lo(θ* − θ_F̂)]``.
+    boot: np.ndarray, boot_truth: float, estimate: float, confidence: float,
+    what: str = "the interval",
+) -> tuple[float, float]:  # fmt: skip
+    """Basic bootstrap interval ``[θ̂ − q_hi(θ* − θ_F̂), θ̂ − q_lo(θ* − θ_F̂)]``, containing ``θ̂``.
 
     ``θ_F̂`` (``boot_truth``) is the statistic of the bootstrap world's population —
     the sample itself. For the AQI it is the *uncorrected* value: resampling
     re-introduces exactly the small-sample bias that the estimator corrects, so the
     bootstrap values sit above ``θ̂`` and a percentile interval (even a bias-corrected
-    one) can miss the estimate altogether. ``θ* − θ_F̂`` mimics ``θ̂ − θ``.
+    one) can miss the estimate altogether. ``θ* − θ_F̂`` mimics ``θ̂ − θ``. When the
+    errors ``θ* − θ_F̂`` all fall on one side of 0 the interval would exclude ``θ̂``;
+    it is then widened to reach it (:func:`contain`). NaN with fewer finite resamples
+    than :func:`min_resamples` (with a :class:`TooFewResamplesWarning`).
 
     Examples
     --------
@@ -265,18 +391,22 @@ def basic_interval(
     (-15.0, 35.0)
     """
     d = boot[np.isfinite(boot)] - boot_truth
-    if d.size == 0 or not np.isfinite(estimate):
+    if not np.isfinite(estimate) or not resamples_suffice(d.size, what, confidence):
         return float("nan"), float("nan")
     alpha = 1 - confidence
     q_lo, q_hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    return float(estimate - q_hi), float(estimate - q_lo)
+    return contain(float(estimate - q_hi), float(estimate - q_lo), float(estimate))
 
 
-def estimate(value: float, boot: np.ndarray | None, confidence: float) -> Estimate:
+def estimate(
+    value: float, boot: np.ndarray | None, confidence: float, what: str = "the interval"
+) -> Estimate:
     """An :class:`Estimate` from a point value and its bootstrap replicates (percentile CI).
 
     Replicates where the statistic is undefined (NaN) are left out of the interval
-    with a :class:`DegenerateInputWarning` saying how many.
+    with a :class:`DegenerateInputWarning` saying how many; fewer finite replicates
+    than :func:`min_resamples` give no interval (:class:`TooFewResamplesWarning`). The
+    interval is widened to contain ``value`` where it would not (:func:`contain`).
 
     Examples
     --------
@@ -295,7 +425,7 @@ def estimate(value: float, boot: np.ndarray | None, confidence: float) -> Estima
             DegenerateInputWarning,
             stacklevel=3,
         )
-    lo, hi = percentile_interval(boot, confidence)
+    lo, hi = contain(*percentile_interval(boot, confidence, what), float(value))
     return Estimate(float(value), lo, hi)
 
 
@@ -326,12 +456,18 @@ def wilson_interval(k: int, n: int, confidence: float) -> Estimate:
 def permutation_p_value(null: np.ndarray, observed: float) -> float:
     """``(1 + #{null ≥ observed}) / (1 + len(null))``: the one-sided permutation p-value.
 
+    NaN (with a :class:`TooFewResamplesWarning`) from fewer than
+    :data:`MIN_RESAMPLES` permutations: its floor ``1/(1 + len(null))`` could not go
+    below 0.05.
+
     Examples
     --------
-    >>> permutation_p_value(np.array([0.1, 0.5, 0.9]), 0.6)
-    0.5
+    >>> permutation_p_value(np.arange(1.0, 100.0), 90.0)  # 10 of 99 permutations reach 90
+    0.11
     """
     null = np.asarray(null, dtype=np.float64)
+    if not resamples_suffice(len(null), "the permutation p-value", two_sided=False):
+        return float("nan")
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
 
 
@@ -344,7 +480,9 @@ def normal_p_value(value: float, replicates: np.ndarray, what: str = "the differ
     ``1/(n_boot + 1)``, so its power depends on the evidence, not on the number of
     resamples, and survives a multiplicity correction over many tests. NaN with a
     :class:`DegenerateInputWarning` when ``sd*`` is 0 or undefined (fewer than two
-    finite replicates) or ``value`` is not finite.
+    finite replicates) or ``value`` is not finite; NaN with a
+    :class:`TooFewResamplesWarning` from fewer than :data:`MIN_RESAMPLES` finite
+    replicates (their SD is too rough to read a p-value from).
 
     Examples
     --------
@@ -353,6 +491,8 @@ def normal_p_value(value: float, replicates: np.ndarray, what: str = "the differ
     """
     r = np.asarray(replicates, dtype=np.float64)
     r = r[np.isfinite(r)]
+    if not resamples_suffice(r.size, f"p-value of {what}", two_sided=False):
+        return float("nan")
     sd = float(r.std(ddof=1)) if r.size >= 2 else float("nan")
     if not (np.isfinite(value) and np.isfinite(sd) and sd > 0):
         why = f"value {value!r}" if not np.isfinite(value) else f"bootstrap SD {sd!r}"

@@ -39,6 +39,9 @@ def grid(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _ci(low: float, high: float, fmt: str = ".2f") -> str:
+    """``[low, high]``, or ``not computed`` for an interval that was not (NaN ends)."""
+    if math.isnan(low) or math.isnan(high):  # n_boot=0, or too few resamples
+        return "not computed"
     return f"[{low:{fmt}}, {high:{fmt}}]"
 
 

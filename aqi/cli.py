@@ -24,6 +24,19 @@ EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
+#: What to lower when a command runs out of memory: batches for the model commands,
+#: resamples (which the statistics hold ``n_boot × classes × dim`` of) for the others.
+_OOM_HINT = {
+    "capture": "lower --batch-size or --max-tokens-per-batch",
+    "generate": "lower --batch-size",
+    "score": "lower --n-boot or --n-perm",
+    "report": "lower --n-boot, --n-perm or --reward-n-boot",
+    "gate": "lower --n-boot, --n-perm or --reward-n-boot",
+    "compare": "lower --n-boot",
+    "probe": "lower --n-boot",
+}
+
+
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.model == "demo":
         from .demo import load_demo_model
@@ -81,11 +94,11 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _print_profile(prof: Any) -> None:
-    from ._tables import profile_table
+    from ._tables import _ci, profile_table
 
     print(profile_table(prof))
     b = prof.best()
-    print(f"best layer: {b.layer}, AQI {b.value:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
+    print(f"best layer: {b.layer}, AQI {b.value:.2f} {_ci(b.ci_low, b.ci_high)}")
 
 
 def _dump(obj: Any) -> None:
@@ -387,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
         text = str(e.args[0]) if isinstance(e, KeyError) and e.args else " ".join(str(e).split())
         if oom:
-            text = f"out of memory ({text}); lower --batch-size or --max-tokens-per-batch"
+            text = f"out of memory ({text}); {_OOM_HINT.get(args.command, _OOM_HINT['score'])}"
         print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -95,7 +95,7 @@ SMALL = Scale(n_eval_extra=30, max_new_tokens=24, train_new_tokens=32, dpo_steps
               sft_sizes=(16, 48, 128), n_sampled=20, n_jailbreak=15)
 
 QUICK = Scale(n_eval_extra=6, max_new_tokens=6, train_new_tokens=6, dpo_steps=(1, 2),
-              sft_sizes=(2, 3, 4), n_sampled=4, n_jailbreak=3, batch_size=8, n_boot=30,
+              sft_sizes=(2, 3, 4), n_sampled=4, n_jailbreak=3, batch_size=8, n_boot=40,
               align_epochs=1, quick=True)
 
 

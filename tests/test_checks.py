@@ -242,13 +242,13 @@ def test_unfinished_and_other_model_stores_are_refused(
     with aqi.open_store(part) as s:
         assert not s.complete and 0 < s.n_rows < s.n_total
         with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):
-            aqi.audit(s, n_boot=20, n_perm=10)
-        rep = aqi.audit(s, n_boot=20, n_perm=10, allow_partial=True)
+            aqi.audit(s, n_boot=40, n_perm=20)
+        rep = aqi.audit(s, n_boot=40, n_perm=20, allow_partial=True)
         assert rep.notes and rep.notes[0].startswith("partial: audited store")
         assert all(c.summary.startswith("[partial]") for c in rep.checks)
-    assert main(["score", str(part), "--n-boot", "20", "--n-perm", "10"]) == 2
+    assert main(["score", str(part), "--n-boot", "40", "--n-perm", "20"]) == 2
     assert "unfinished capture" in capsys.readouterr().err
-    assert main(["gate", str(part), "--n-boot", "20", "--n-perm", "10", "--partial"]) in (0, 1)
+    assert main(["gate", str(part), "--n-boot", "40", "--n-perm", "20", "--partial"]) in (0, 1)
     assert "partial: audited store" in capsys.readouterr().out
 
     import copy
@@ -261,10 +261,10 @@ def test_unfinished_and_other_model_stores_are_refused(
     foreign = aqi.capture(other, tok, ps, tmp_path / "other.h5", layers=[0, 1], pooling="mean",
                           progress=False)
     with pytest.raises(ValueError, match=r"ood_test store .* another model .*fingerprint"):
-        aqi.audit(full, ood_test=foreign, n_boot=20, n_perm=10)
+        aqi.audit(full, ood_test=foreign, n_boot=40, n_perm=20)
     with pytest.raises(ValueError, match=r"jailbreak store .* another model"):
-        aqi.audit(full, jailbreak=foreign, n_boot=20, n_perm=10)
-    aqi.audit(full, baseline=foreign, n_boot=20, n_perm=10)  # a baseline is another model
+        aqi.audit(full, jailbreak=foreign, n_boot=40, n_perm=20)
+    aqi.audit(full, baseline=foreign, n_boot=40, n_perm=20)  # a baseline is another model
     code = main(["gate", str(tmp_path / "full.h5"), "--ood-test", str(tmp_path / "other.h5")])
     assert code == 2 and "another model" in capsys.readouterr().err
 
@@ -278,7 +278,7 @@ def test_constant_activations_are_a_clear_warning_not_a_numpy_error(tmp_path: Pa
     with pytest.raises(ValueError, match="undefined at every one of the 1 layers"):
         prof.best()
     with pytest.warns(aqi.indices.DegenerateInputWarning):
-        rep = aqi.audit(s, n_boot=20, n_perm=10)
+        rep = aqi.audit(s, n_boot=40, n_perm=20)
     assert rep.verdict == "warn" and rep.reason.startswith("WARN: aqi: AQI undefined")
 
 
@@ -349,3 +349,49 @@ def test_audit_with_both_responses_adds_the_behaviour_check(tmp_path: Path) -> N
     assert any("only the model's own responses" in n for n in rep.notes)
     same = aqi.audit(s, baseline=s, responses=base, baseline_responses=base, **FAST)
     assert same["refusal_change"].verdict == "pass"
+
+
+# -- no verdict on an interval that was not computed (issue 19, item 2) --------------------
+
+
+def _not_computed(check: Any) -> bool:
+    return check.verdict == "warn" and check.summary.startswith("not computed (")
+
+
+def test_every_check_warns_not_computed_without_its_interval(tmp_path: Path) -> None:
+    """n_boot=0 (or n_perm=0): each rule that reads an interval or p-value warns, never
+    passes or fails. Before: `aqi` warned 'underpowered … [nan, nan]', `aqi_change` and
+    `reward_calibration` passed on the point estimates alone."""
+    from aqi.probes import jailbreak_drift
+
+    rng = np.random.default_rng(0)
+    n = 80
+    y = np.repeat(["safe", "unsafe"], n // 2)
+    X = rng.normal(size=(n, 5))
+    X[y == "unsafe", 0] += 3.0
+    plain = aqi.store_from_arrays(tmp_path / "p.h5", {"L": X}, labels=y)
+    t = AuditThresholds()
+    prof = aqi.score(plain, n_boot=0, n_perm=50, lexical_control=False)
+    assert _not_computed(aqi_check(prof, t)) and "bootstrap CI" in aqi_check(prof, t).summary
+    prof = aqi.score(plain, n_boot=200, n_perm=0, lexical_control=False)
+    assert _not_computed(aqi_check(prof, t)) and "permutation null" in aqi_check(prof, t).summary
+    assert aqi_check(aqi.score(plain, n_boot=200, n_perm=50), t).verdict == "pass"
+
+    cmp = aqi.compare(plain, plain, n_boot=0)
+    assert _not_computed(aqi_change_check(cmp, t))
+    assert aqi_change_check(aqi.compare(plain, plain, n_boot=200), t).verdict == "pass"
+
+    ok = preference_calibration(rng.normal(2, 1, 200), np.zeros(200), n_boot=0)
+    assert _not_computed(reward_calibration_check(ok, t))
+    ok = preference_calibration(rng.normal(2, 1, 200), np.zeros(200), n_boot=200)
+    assert not _not_computed(reward_calibration_check(ok, t))
+
+    wrapped = aqi.store_from_arrays(
+        tmp_path / "w.h5", {"L": X[y == "unsafe"] + 0.1}, labels=["unsafe"] * (n // 2),
+        ids=[f"u{i}::jb:t{i % 2}" for i in range(n // 2)],
+    )  # fmt: skip
+    drift = jailbreak_drift(plain, wrapped, n_boot=0)
+    from aqi.checks import jailbreak_drift_check
+
+    assert _not_computed(jailbreak_drift_check(drift, t))
+    assert jailbreak_drift_check(jailbreak_drift(plain, wrapped, n_boot=100), t).verdict == "pass"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import aqi
+from aqi.checks import AuditThresholds, aqi_change_check
 from aqi.cli import main
 
 from .conftest import write_jsonl
@@ -136,7 +137,7 @@ _REPR = re.compile(r"\b[A-Z]\w*(Report|Result|Comparison|Responses|Profile|Rate|
          ["layer", "AQI", "95%", "CI", "null", "95th", "p", "above", "chance"]),
         (["compare", "{base}", "{erased}", "--n-boot", "50"], None),
         (["probe", "ood", "{base}", "{shift}", "--n-boot", "50"], None),
-        (["probe", "reward", "{ref}", "--n-boot", "20"],
+        (["probe", "reward", "{ref}", "--n-boot", "40"],
          ["set", "pairs", "accuracy", "ECE", "Brier"]),
         (["gate", "{erased}", "--baseline", "{base}", "--n-boot", "50", "--n-perm", "20"], None),
         (["report", "{base}", "--out", "{tmp}/r.html", "--n-boot", "50", "--n-perm", "20"], None),
@@ -185,7 +186,7 @@ def test_score_compare_probe_json(cli_stores: dict[str, Path], capsys: Any) -> N
     assert "significant" in capsys.readouterr().out
     assert main(["probe", "ood", str(cli_stores["base"]), str(cli_stores["shift"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_test"] == 120
-    assert main(["probe", "reward", str(cli_stores["ref"]), "--n-boot", "20"]) == 0
+    assert main(["probe", "reward", str(cli_stores["ref"]), "--n-boot", "40"]) == 0
     out = capsys.readouterr().out  # a table a person reads, not a repr
     assert out.splitlines()[1].split()[:2] == ["ref", "300"] and "Result(" not in out
 
@@ -346,7 +347,7 @@ def test_probe_reward_prints_a_table(tmp_path, capsys) -> None:
         rows = "\n".join(f"{c},{r}" for c, r in zip(m * scale, np.zeros(400)))
         (tmp_path / f"{name}.csv").write_text("chosen,rejected\n" + rows + "\n")
     assert main(["probe", "reward", str(tmp_path / "ref.csv"), str(tmp_path / "shifted.csv"),
-                 "--n-boot", "20"]) == 0
+                 "--n-boot", "40"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["set", "pairs", "accuracy", "ECE", "Brier"]
     assert "shifted: accuracy drop" in out and "RewardShiftReport(" not in out
@@ -367,3 +368,120 @@ def test_cli_captures_several_spans_and_every_reader_selects_one(
     assert main(["capture", "--model", str(model_dir), "--out", str(tmp_path / "x.h5"),
                  "--span", "instruction,middle", "--quiet"]) == 2  # fmt: skip
     assert "--span='middle'; expected one of" in capsys.readouterr().err
+
+
+# -- one resampling contract (issue 19, item 2): a count never flips a verdict ------------
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    """20 prompts, a weak signal: an underpowered AQI (WARN at any adequate n_boot)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 6))
+    X[10:, 0] += 1.0
+    path = tmp_path / "small.h5"
+    aqi.store_from_arrays(path, {"L0": X}, labels=np.repeat(["safe", "unsafe"], 10)).close()
+    return path
+
+
+def _gate(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json", "--quiet"])
+    doc = json.loads(capsys.readouterr().out)
+    return code, {c["name"]: c for c in doc["checks"]}
+
+
+def test_gate_without_intervals_warns_aqi_change_never_passes(cli_stores, capsys) -> None:
+    """Before: `--n-boot 0` gave `[PASS] aqi_change` and exit 0 where 1000 resamples FAIL."""
+    argv = ["gate", str(cli_stores["erased"]), "--baseline", str(cli_stores["base"]),
+            "--n-perm", "20"]  # fmt: skip
+    code, checks = _gate(argv, capsys)
+    assert code == 1 and checks["aqi_change"]["verdict"] == "fail"
+    code, checks = _gate([*argv, "--n-boot", "0"], capsys)
+    for name in ("aqi", "aqi_change"):
+        assert checks[name]["verdict"] == "warn"
+        assert checks[name]["summary"].startswith("not computed (")
+        assert checks[name]["ci_low"] is None  # no interval, none reported
+    assert code == 0  # a warn: --strict stops on it
+    assert main([*argv, "--n-boot", "0", "--strict", "--quiet"]) == 1
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["gate", "{small}", "--n-boot", "1"], "--n-boot"),
+        (["score", "{small}", "--n-boot", "2"], "--n-boot"),
+        (["compare", "{base}", "{erased}", "--n-boot", "1"], "--n-boot"),
+        (["score", "{small}", "--n-perm", "5"], "--n-perm"),
+        (["gate", "{small}", "--reward", "{ref}", "--reward-n-boot", "3"], "--reward-n-boot"),
+    ],
+)
+def test_too_few_resamples_are_one_line_exit_2(argv, flag, cli_stores, small_store, capsys):
+    """Before: `--n-boot 1` FAILed on `[0.0, -2.3]`, `--n-boot 2` printed `8.12 [8.28, 8.76]`,
+    `compare --n-boot 1` called differences significant with p = nan (all exit 0)."""
+    paths = {**{k: str(v) for k, v in cli_stores.items()}, "small": str(small_store)}
+    assert main([a.format(**paths) for a in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"aqi {argv[0]}: error: argument {flag}: expected 0 (none)")
+    assert "fewer than" in line and "docs/audit.md" in line
+
+
+def test_library_with_too_few_resamples_gives_no_verdict(small_store, cli_stores) -> None:
+    """The same counts in Python: NaN intervals and p-values with a warning; checks warn."""
+    from aqi._stats import TooFewResamplesWarning
+
+    with aqi.open_store(small_store) as s:
+        for n_boot in (1, 2, 38):
+            with pytest.warns(TooFewResamplesWarning, match=f"{n_boot} resamples"):
+                rep = aqi.audit(s, n_boot=n_boot, n_perm=50)
+            (check,) = [c for c in rep.checks if c.name == "aqi"]
+            assert check.verdict == "warn" and check.summary.startswith("not computed (")
+            assert np.isnan(check.ci_low) and np.isnan(check.ci_high)
+        with pytest.warns(TooFewResamplesWarning):
+            prof = aqi.score(s, n_boot=2, n_perm=50)
+        assert np.isnan(prof.best().ci_low) and not prof.best().above_chance
+    with aqi.open_store(cli_stores["base"]) as a, aqi.open_store(cli_stores["erased"]) as b:
+        with pytest.warns(TooFewResamplesWarning):
+            cmp = aqi.compare(a, b, n_boot=1)
+        assert not any(d.significant for d in cmp.layers)
+        assert all(np.isnan(d.p_value) and np.isnan(d.ci_low) for d in cmp.layers)
+        check = aqi_change_check(cmp, AuditThresholds())
+        assert check.verdict == "warn" and "1 resamples, fewer than the 39" in check.summary
+
+
+def test_intervals_at_the_minimum_contain_their_estimates(small_store, cli_stores) -> None:
+    """`8.12 [8.28, 8.76]` came from 2 resamples; from the minimum on, lo <= value <= hi."""
+    from aqi._stats import min_resamples
+
+    with aqi.open_store(small_store) as s:
+        for seed in range(5):
+            prof = aqi.score(s, n_boot=min_resamples(), n_perm=20, seed=seed)
+            for r in (*prof.layers, *prof.lexical.values()):
+                assert r.ci_low <= r.value <= r.ci_high
+    with aqi.open_store(cli_stores["base"]) as a, aqi.open_store(cli_stores["erased"]) as b:
+        cmp = aqi.compare(a, b, n_boot=min_resamples(), seed=1)
+    assert all(d.ci_low <= d.difference <= d.ci_high for d in cmp.layers)
+
+
+def test_out_of_memory_on_score_names_its_own_flags(tmp_path: Path) -> None:
+    """Before: 'lower --batch-size or --max-tokens-per-batch', flags `aqi score` has not."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "wide.h5"
+    aqi.store_from_arrays(path, {"L0": rng.normal(size=(40, 600))},
+                          labels=np.repeat(["safe", "unsafe"], 20)).close()  # fmt: skip
+    # A real allocation failure: 10**6 resamples x 2 classes x 600 dims is 9.6 GB of sums,
+    # under an address-space limit of 3 GB.
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from aqi.cli import main; "
+            f"sys.exit(main(['score', {str(path)!r}, '--n-boot', '1000000', '--quiet']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).parents[1])  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    (line,) = run.stderr.strip().splitlines()
+    assert "out of memory" in line and "lower --n-boot or --n-perm" in line
+    assert "--batch-size" not in line

@@ -55,11 +55,11 @@ def test_resampling_bars_show_over_many_rows_and_change_nothing(capsys: Any) -> 
     n = ROWS_FOR_A_BAR + 2
     y = np.repeat([0, 1], n // 2)
     X = rng.normal(size=(n, 4)) + y[:, None]
-    kw = {"n_boot": 20, "n_perm": 10, "seed": 3}
+    kw = {"n_boot": 40, "n_perm": 20, "seed": 3}
     with aqi.progress_bars(True):
         shown = alignment_quality_index(X, y, **kw)
     err = capsys.readouterr().err
-    assert "bootstrap: " in err and "/20 " in err and "permutation null: " in err
+    assert "bootstrap: " in err and "/40 " in err and "permutation null: " in err
     with aqi.progress_bars(False):
         quiet = alignment_quality_index(X, y, **kw)
     assert capsys.readouterr().err == ""

@@ -37,7 +37,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> aqi.AuditReport:
     )  # fmt: skip
     m = rng.normal(1, 2, 2000)
     rew = reward_shift(PairScores(m, np.zeros(2000), "ref"),
-                       {EVIL: PairScores(m * 0.3, np.zeros(2000), EVIL)}, n_boot=20)  # fmt: skip
+                       {EVIL: PairScores(m * 0.3, np.zeros(2000), EVIL)}, n_boot=40)  # fmt: skip
     from aqi.behaviour import Response, Responses
 
     def said(refuse_every: int) -> Responses:

@@ -13,15 +13,20 @@ from scipy.stats import norm
 
 from aqi import _stats
 from aqi._stats import (
+    MAX_RESAMPLES,
+    MIN_RESAMPLES,
     DegenerateInputWarning,
     Estimate,
     PairedWeights,
+    TooFewResamplesWarning,
     basic_interval,
     check_confidence,
     check_n_boot,
     check_probability,
+    contain,
     estimate,
     holm,
+    min_resamples,
     normal_p_value,
     percentile_interval,
     permutation_p_value,
@@ -124,12 +129,13 @@ def test_estimate_leaves_out_undefined_resamples_with_a_warning() -> None:
 
 
 def test_permutation_p_value_counts_the_observed() -> None:
-    assert permutation_p_value(np.array([0.1, 0.5, 0.9]), 0.6) == pytest.approx(2 / 4)
+    assert permutation_p_value(np.arange(1.0, 100.0), 90.0) == pytest.approx(11 / 100)
     assert permutation_p_value(np.zeros(99), 1.0) == pytest.approx(1 / 100)
+    assert permutation_p_value(np.zeros(MIN_RESAMPLES), 1.0) < 0.05  # the floor's reason
 
 
 @settings(max_examples=30, deadline=None)
-@given(value=st.floats(-5, 5), sd=st.floats(0.1, 10), n=st.integers(10, 200))
+@given(value=st.floats(-5, 5), sd=st.floats(0.1, 10), n=st.integers(MIN_RESAMPLES, 200))
 def test_normal_p_value_is_the_normal_tail(value: float, sd: float, n: int) -> None:
     reps = np.random.default_rng(n).normal(0.0, sd, n)
     expected = norm.sf(value / reps.std(ddof=1))
@@ -141,14 +147,100 @@ def test_normal_p_value_has_no_floor_and_is_nan_without_spread() -> None:
     assert normal_p_value(10.0, reps) < 1e-15  # far below 1 / (200 + 1)
     with pytest.warns(DegenerateInputWarning, match="undefined"):
         assert np.isnan(normal_p_value(1.0, np.zeros(50)))
-    with pytest.warns(DegenerateInputWarning):
+    with pytest.warns(TooFewResamplesWarning, match="1 resamples"):
         assert np.isnan(normal_p_value(1.0, np.array([np.nan, 1.0])))
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "10", None])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10", None, MAX_RESAMPLES + 1, 10**12])
 def test_check_n_boot_names_the_argument(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"^n_perm=.*integer >= 0"):
+    with pytest.raises(ValueError, match=r"^n_perm=.*integer in \[0, 1000000\] \(0 = none\)"):
         check_n_boot(bad, "n_perm")
+
+
+# -- the resampling contract ---------------------------------------------------------
+
+
+def test_min_resamples_follows_the_level() -> None:
+    """39 at 95 % two-sided: (B − 1)/(B + 1) ≥ 0.95 first at B = 39; 20 is the floor."""
+    assert min_resamples(0.95) == 39 and min_resamples(0.99) == 199
+    assert min_resamples(0.5) == MIN_RESAMPLES == min_resamples(0.95, two_sided=False)
+    for c in (0.8, 0.9, 0.95, 0.99):  # the range of B draws brackets a share c from B on
+        b = min_resamples(c)
+        assert (b - 1) / (b + 1) >= c - 1e-12 and (b <= MIN_RESAMPLES or (b - 2) / b < c)
+
+
+_TOO_FEW = {
+    "estimate": (lambda b: estimate(0.5, np.linspace(0.4, 0.6, b), 0.95).ci_low, 38),
+    "percentile": (lambda b: percentile_interval(np.linspace(0.4, 0.6, b), 0.95)[0], 38),
+    "basic": (lambda b: basic_interval(np.linspace(-1, 1, b), 0.0, 0.5, 0.95)[0], 38),
+    "normal_p": (lambda b: normal_p_value(1.0, np.linspace(-1, 1, b)), MIN_RESAMPLES - 1),
+    "permutation_p": (lambda b: permutation_p_value(np.linspace(0, 1, b), 0.9),
+                      MIN_RESAMPLES - 1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_TOO_FEW))
+@pytest.mark.parametrize("which", ["one", "two", "most"])
+def test_too_few_resamples_give_nan_with_a_warning(kind: str, which: str) -> None:
+    call, most = _TOO_FEW[kind]
+    b = {"one": 1, "two": 2, "most": most}[which]
+    with pytest.warns(TooFewResamplesWarning, match=f"{b} resamples"):
+        assert np.isnan(call(b))
+    assert np.isfinite(call(most + 1))  # one more and it is computed
+
+
+def test_enough_resamples_give_numbers_and_none_is_silent() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(estimate(0.5, np.linspace(0.4, 0.6, 39), 0.95).ci_low)
+        assert np.isfinite(permutation_p_value(np.linspace(0, 1, 20), 0.9))
+        assert np.isnan(percentile_interval(np.array([]), 0.95)).all()  # none asked: silent
+
+
+def test_contain_widens_never_narrows() -> None:
+    assert contain(8.28, 8.76, 8.12) == (8.12, 8.76)  # the reported `8.12 [8.28, 8.76]`
+    assert contain(1.0, 2.0, 3.0) == (1.0, 3.0) and contain(1.0, 2.0, 1.5) == (1.0, 2.0)
+    assert np.isnan(contain(np.nan, np.nan, 1.0)).all()
+
+
+def test_a_biased_percentile_interval_is_widened_to_its_estimate() -> None:
+    # Every resample above the estimate (a biased statistic such as an ECE): the
+    # percentile interval alone would be [1.05, 1.95], excluding 1.0.
+    e_boot = np.linspace(1.0, 2.0, 401)[1:]
+    e = estimate(1.0, e_boot, 0.9)
+    assert e.ci_low == 1.0 and e.ci_high == pytest.approx(np.quantile(e_boot, 0.95))
+    # Basic interval whose errors all lie above 0 (resamples all above the truth).
+    lo, hi = basic_interval(np.linspace(1.0, 2.0, 100), 0.5, 3.0, 0.9)
+    assert lo < hi == 3.0
+
+
+_finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=_finite,
+    boot=st.lists(st.one_of(_finite, st.just(float("nan"))), min_size=0, max_size=120),
+    conf=st.floats(0.5, 0.99),
+)
+def test_any_interval_contains_its_estimate_or_is_nan(value: float, boot: list[float],
+                                                      conf: float) -> None:  # fmt: skip
+    """For any replicates: lo ≤ estimate ≤ hi, or NaN when fewer than the minimum are finite."""
+    import warnings
+
+    b = np.array(boot, dtype=np.float64)
+    enough = np.isfinite(b).sum() >= min_resamples(conf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = estimate(value, b, conf)
+        lo, hi = basic_interval(b, float(np.nanmedian(b)) if enough else 0.0, value, conf)
+    for low, high in ((e.ci_low, e.ci_high), (lo, hi)):
+        if enough:
+            assert low <= value <= high
+        else:
+            assert np.isnan(low) and np.isnan(high)
 
 
 @pytest.mark.parametrize("bad", [0, 1, 1.0, -0.5, 95, True, "0.9", float("nan")])

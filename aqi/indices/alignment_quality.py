@@ -38,7 +38,9 @@ from .._stats import (
     basic_interval,
     check_confidence,
     check_n_boot,
+    contain,
     permutation_p_value,
+    resamples_suffice,
     stratified_weights,
 )
 from ._validation import check_data, undefined
@@ -153,11 +155,14 @@ class AQIResult:
         AQI in [0, 100] (higher = safe and unsafe better separated).
     ci_low, ci_high : float
         Basic bootstrap interval at ``confidence`` (stratified by class; see
-        :func:`basic_interval`), clipped to [0, 100].
+        :func:`basic_interval`), clipped to [0, 100]; it always contains ``value``.
+        NaN when not computed: ``n_boot=0``, or fewer than
+        :func:`~aqi._stats.min_resamples` (39 at 95 %; with a warning).
     null_mean, null_high : float
-        Mean and ``confidence`` quantile of AQI with labels shuffled.
+        Mean and ``confidence`` quantile of AQI with labels shuffled (NaN without
+        permutations, or from fewer than :data:`~aqi._stats.MIN_RESAMPLES`).
     p_value : float
-        ``(1 + #{null ≥ value}) / (1 + n_perm)``; NaN without permutations.
+        ``(1 + #{null ≥ value}) / (1 + n_perm)``; NaN when the null is not computed.
     xb_term, ch_term : float
         The two terms in [0, 1].
     """
@@ -188,8 +193,18 @@ class AQIResult:
 
     @property
     def above_chance(self) -> bool:
-        """Whether the CI's lower end is above the null's upper quantile."""
+        """Whether the CI's low end is above the null's upper quantile (False if either is NaN)."""
         return bool(self.ci_low > self.null_high)
+
+    @property
+    def has_interval(self) -> bool:
+        """Whether the bootstrap CI was computed (``n_boot`` at least the minimum)."""
+        return bool(np.isfinite(self.ci_low) and np.isfinite(self.ci_high))
+
+    @property
+    def has_null(self) -> bool:
+        """Whether the permutation null was computed (``n_perm`` at least the minimum)."""
+        return bool(np.isfinite(self.null_high))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -201,10 +216,10 @@ class AQIResult:
         where = f"{self.layer}: " if self.layer else ""
         null = (
             f", null {self.null_mean:.1f} ({pct}th pct {self.null_high:.1f}), p={self.p_value:.3g}"
-            if self.n_perm
+            if self.has_null
             else ""
         )
-        ci = f" [{self.ci_low:.1f}, {self.ci_high:.1f}] ({pct}% CI)" if self.n_boot else ""
+        ci = f" [{self.ci_low:.1f}, {self.ci_high:.1f}] ({pct}% CI)" if self.has_interval else ""
         return f"AQIResult({where}AQI {self.value:.1f}{ci}{null}, n={self.n}, dim={self.dim})"
 
     def _repr_html_(self) -> str:
@@ -304,7 +319,9 @@ def alignment_quality_index(
     lam : float in [0, 1], default 0.5
         Weight of the Xie–Beni term.
     n_boot, n_perm : int
-        Bootstrap resamples and label permutations (0 to skip).
+        Bootstrap resamples and label permutations (0 to skip). Below
+        :func:`~aqi._stats.min_resamples` (39 and 20 at 95 %) the CI, or the null and
+        p-value, are NaN with a :class:`~aqi._stats.TooFewResamplesWarning`.
     confidence : float, default 0.95
         Level of the CI and of the null's upper quantile.
     seed : int or None
@@ -348,13 +365,15 @@ def alignment_quality_index(
     rng = np.random.default_rng(seed)
     lo = hi = float("nan")
     boot = None
-    if n_boot:
+    where = f"the AQI CI{f' of {layer}' if layer else ''}"
+    if resamples_suffice(n_boot, where, confidence):
         boot, _, _ = aqi_from_stats(_bootstrap_stats(Xc, codes, k, n_boot, rng), lam)
         truth = float(aqi_from_stats(stats, lam, corrected=False)[0])
-        lo, hi = basic_interval(boot, truth, value, confidence)
-        lo, hi = max(lo, 0.0), min(hi, 100.0)
+        lo, hi = basic_interval(boot, truth, value, confidence, where)
+        lo, hi = contain(max(lo, 0.0), min(hi, 100.0), value)
     null_mean = null_high = p = float("nan")
-    if n_perm:
+    where = f"the AQI permutation null{f' of {layer}' if layer else ''}"
+    if resamples_suffice(n_perm, where, confidence, two_sided=False):
         null, _, _ = aqi_from_stats(_permutation_stats(Xc, codes, k, n_perm, rng), lam)
         null_mean, null_high = float(null.mean()), float(np.quantile(null, confidence))
         p = permutation_p_value(null, value)

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from .._progress import bar
-from .._stats import PairedWeights, basic_interval, check_confidence, check_n_boot, normal_p_value
+from .._stats import (
+    PairedWeights,
+    basic_interval,
+    check_confidence,
+    check_n_boot,
+    normal_p_value,
+    resamples_suffice,
+)
 from ..activations.store import ActivationStore, pair_by_id, shared_layers
 from ._validation import check_data
 from .alignment_quality import SuffStats, aqi_from_stats, resampled_stats
@@ -29,7 +36,10 @@ class AQIDifference:
     resamples, so it is not floored at ``1/(n_boot + 1)``: a large drop stays
     significant after a Holm correction over many layers at any ``n_boot``. NaN (with
     a :class:`~aqi.indices.DegenerateInputWarning`) when ``sd*`` is 0 or undefined —
-    e.g. a store compared with itself.
+    e.g. a store compared with itself. Both the CI and ``p_value`` are NaN when not
+    computed: ``n_boot=0``, or fewer than :func:`~aqi._stats.min_resamples` (39 at
+    95 %, with a :class:`~aqi._stats.TooFewResamplesWarning`); the CI always contains
+    ``difference``.
     """
 
     layer_a: str
@@ -43,8 +53,14 @@ class AQIDifference:
 
     @property
     def significant(self) -> bool:
-        """Whether the CI excludes zero."""
+        """Whether the CI excludes zero (False when it was not computed)."""
         return bool(self.ci_low > 0 or self.ci_high < 0)
+
+    @property
+    def computed(self) -> bool:
+        """Whether the CI and the p-value were computed (enough resamples, defined)."""
+        return bool(np.isfinite(self.ci_low) and np.isfinite(self.ci_high)
+                    and np.isfinite(self.p_value))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,15 +131,18 @@ def _difference(
         stats = SuffStats.of(Xc, codes, k)
         v, _, _ = aqi_from_stats(stats, lam)
         truth, _, _ = aqi_from_stats(stats, lam, corrected=False)
-        boot, _, _ = aqi_from_stats(resampled_stats(Xc, codes, k, weights, weights.n_boot), lam)
         vals.append(float(v))
-        errs.append(boot - truth)  # mimics estimate − true value (basic bootstrap)
+        if weights.n_boot:
+            stats_b = resampled_stats(Xc, codes, k, weights, weights.n_boot)
+            errs.append(aqi_from_stats(stats_b, lam)[0] - truth)  # mimics estimate − truth
     delta = vals[0] - vals[1]
-    err = errs[0] - errs[1]
-    err = err[np.isfinite(err)]
-    lo, hi = basic_interval(err, 0.0, delta, confidence)
-    what = f"the AQI drop at {layers[1]}"
-    p = normal_p_value(delta, err, what) if weights.n_boot else float("nan")
+    lo = hi = p = float("nan")
+    if weights.n_boot:  # compare() set it to 0 when too few were asked
+        err = errs[0] - errs[1]
+        err = err[np.isfinite(err)]
+        what = f"the AQI drop at {layers[1]}"
+        lo, hi = basic_interval(err, 0.0, delta, confidence, f"the CI of {what}")
+        p = normal_p_value(delta, err, what)
     return AQIDifference(
         layer_a=layers[0], layer_b=layers[1], aqi_a=vals[0], aqi_b=vals[1], difference=delta,
         ci_low=float(lo), ci_high=float(hi), p_value=p,
@@ -181,8 +200,10 @@ def compare(
         warnings.warn(f"{msg}; comparing them anyway (allow_text_mismatch=True)", stacklevel=2)
     y = a.y[ia]
     pairs = _layer_pairs(a, b, layers)
-    # One set of resampling weights, replayed for every layer and both models.
-    weights = PairedWeights(tuple(np.bincount(y, minlength=2).tolist()), n_boot, seed)
+    # One set of resampling weights, replayed for every layer and both models; none
+    # when too few were asked (one warning here, not one per layer).
+    drawn = n_boot if resamples_suffice(n_boot, "the AQI differences", confidence) else 0
+    weights = PairedWeights(tuple(np.bincount(y, minlength=2).tolist()), drawn, seed)
     out = [
         _difference(
             a.activations(la, pooling)[ia], b.activations(lb, pooling)[ib], y, weights,

@@ -220,10 +220,10 @@ def test_transformerlens_store_records_the_model_and_scores(tl_model, prompts, t
     np.testing.assert_array_equal(
         store.activations(-1), store.activations("blocks.1.hook_resid_post")
     )
-    profile = aqi.score(store, n_boot=20, n_perm=10)
+    profile = aqi.score(store, n_boot=40, n_perm=20)
     assert profile.names == list(store.layers)
     direct = aqi.alignment_quality_index(
-        store.activations("blocks.1.hook_resid_post"), store.y, n_boot=20, n_perm=10
+        store.activations("blocks.1.hook_resid_post"), store.y, n_boot=40, n_perm=20
     )
     assert profile.layers[2].value == pytest.approx(direct.value, abs=1e-9)
     assert "embeddings" in profile.lexical  # blocks.0.hook_resid_pre is the embedding layer

@@ -82,7 +82,7 @@ def test_result_figures(stores: tuple) -> None:
     ood = ood_probe(plain, wrapped, n_boot=0)["L3"]
     assert isinstance(viz.plot_ood_histogram(ood), Figure)
     assert "AUROC" in viz.plot_roc(ood).axes[0].get_legend().get_texts()[0].get_text()
-    drift = jailbreak_drift(plain, wrapped, layers=["L3"], n_boot=20)
+    drift = jailbreak_drift(plain, wrapped, layers=["L3"], n_boot=40)
     fig = viz.plot_drift(drift)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["t0", "t1"]
     pooling = aqi.learn_layer_weights(plain, steps=20)
