@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from .._stats import Estimate, check_bootstrap_args, estimate, normal_p_value, resample_counts
+from .._stats import (
+    MIN_RESAMPLES,
+    Estimate,
+    check_bootstrap_args,
+    estimate,
+    normal_p_value,
+    resample_counts,
+)
 from ..activations.store import ActivationStore, pair_by_id
 
 __all__ = ["RefusalShift", "refusal_shift", "split_by_pair"]
@@ -288,7 +295,7 @@ def _p(value: float, boot: np.ndarray | None) -> float:
     if boot is None or not np.isfinite(value):
         return float("nan")
     finite = boot[np.isfinite(boot)]
-    if value == 0 and finite.size >= 2 and np.all(finite == 0):
+    if value == 0 and finite.size >= MIN_RESAMPLES and np.all(finite == 0):
         return 1.0  # the same scores in every resample (e.g. a model against itself): no shift
     return normal_p_value(value, boot, "the refusal shift")
 
