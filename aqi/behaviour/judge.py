@@ -213,7 +213,8 @@ class RefusalJudge:
     def __repr__(self) -> str:
         return (f"RefusalJudge(rules v{self.version}, prefix_chars={self.prefix_chars}, "
                 f"{len(self.openings)} openings, {len(self.strong)} strong phrases, "
-                f"{len(self.deflections)} deflections, {len(self.judgements)} judgements)")  # fmt: skip
+                f"{len(self.deflections)} deflections, "
+                f"{len(self.judgements)} judgements)")  # fmt: skip
 
     def _first(self, patterns: Sequence[re.Pattern[str]], text: str,
                limit: int | None) -> re.Match[str] | None:  # fmt: skip
@@ -231,9 +232,10 @@ class RefusalJudge:
 
         Examples
         --------
-        >>> RefusalJudge().explain("It is not appropriate to ask that. Here are some safe "
-        ...                        "alternatives: 1. read a book.")
-        JudgeVerdict(refusal by rule 'judgement', on 'it is not appropriate' at 0, decided by 'safe alternatives')
+        >>> v = RefusalJudge().explain("It is not appropriate to ask that. Here are some safe "
+        ...                            "alternatives: 1. read a book.")
+        >>> v.refusal, v.rule, v.phrase, v.override
+        (True, 'judgement', 'it is not appropriate', 'safe alternatives')
         """
         if not isinstance(text, str):
             raise TypeError(f"response must be a str, got {type(text).__name__}")
