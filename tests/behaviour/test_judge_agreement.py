@@ -90,4 +90,4 @@ def test_judge_agrees_with_read_labels(smollm2):
     # no drop: every response an earlier rules version judged right is still judged right
     for version, earlier in data["judge_disagreements"].items():
         new = sorted(set(missed) - set(earlier))
-        assert not new, f"rules v{RefusalJudge().version} misjudge {new}, which v{version} got right"
+        assert not new, f"rules v{RefusalJudge().version} misjudge {new}; v{version} got them right"
