@@ -97,7 +97,7 @@ def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     from ._tables import profile_table, refusal_table
     from .activations import PromptSet, bundled_prompts, capture
     from .audit import audit
-    from .behaviour import generate_responses, with_responses
+    from .behaviour import JUDGE_NEW_TOKENS, generate_responses, with_responses
     from .probes import wrap_prompts
     from .report import jsonable, write_html, write_json
 
@@ -146,8 +146,8 @@ def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
 
     # The validated setting (docs/validation.md): the AQI of the model's own responses.
     t2 = time.perf_counter()
-    rs = generate_responses(model, tok, prompts, out / "responses.jsonl", max_new_tokens=32,
-                            overwrite=overwrite)
+    rs = generate_responses(model, tok, prompts, out / "responses.jsonl",
+                            max_new_tokens=JUDGE_NEW_TOKENS, overwrite=overwrite)
     own = capture(
         model, tok, with_responses(prompts, rs, on_empty="drop"), out / "smollm2-responses.h5",
         layers="blocks", pooling="mean", span="response", include_response=True,

@@ -58,6 +58,7 @@ from scipy.stats import spearmanr
 import aqi
 from aqi.activations import Prompt, PromptSet
 from aqi.behaviour import (
+    JUDGE_NEW_TOKENS,
     RefusalJudge,
     compare_refusal,
     generate_responses,
@@ -75,7 +76,7 @@ class Scale:
     """How big the bench is (the full run and the plumbing test differ only here)."""
 
     n_eval_extra: int = 70  # HarmBench and over-refusal prompts each in the evaluation set
-    max_new_tokens: int = 32  # refusals show in the first tokens
+    max_new_tokens: int = JUDGE_NEW_TOKENS  # judged responses: a refusal can come late
     train_new_tokens: int = 48
     dpo_steps: tuple[int, int] = (16, 48)
     sft_sizes: tuple[int, int, int] = (16, 48, 128)
@@ -90,9 +91,10 @@ class Scale:
     quick: bool = False
 
 
-#: A first real run that fits in ~45 minutes on 2 quiet cores: fewer steps, shorter answers.
-SMALL = Scale(n_eval_extra=30, max_new_tokens=24, train_new_tokens=32, dpo_steps=(12, 36),
-              sft_sizes=(16, 48, 128), n_sampled=20, n_jailbreak=15)
+#: A first real run on 2 quiet cores: fewer steps (~45 minutes when it judged 24 new tokens;
+#: the judge now gets JUDGE_NEW_TOKENS, which lengthens generation).
+SMALL = Scale(n_eval_extra=30, max_new_tokens=JUDGE_NEW_TOKENS, train_new_tokens=32,
+              dpo_steps=(12, 36), sft_sizes=(16, 48, 128), n_sampled=20, n_jailbreak=15)
 
 QUICK = Scale(n_eval_extra=6, max_new_tokens=6, train_new_tokens=6, dpo_steps=(1, 2),
               sft_sizes=(2, 3, 4), n_sampled=4, n_jailbreak=3, batch_size=8, n_boot=40,

@@ -7,10 +7,14 @@ probes; nothing below imports it.
 from .agreement import JudgeAgreement, judge_agreement
 from .generate import check_finite_weights, generate_responses
 from .judge import (
+    DEFLECTIONS,
+    JUDGE_NEW_TOKENS,
+    JUDGEMENTS,
     REFUSAL_OPENINGS,
     RULES_VERSION,
     STRONG_REFUSALS,
     ClassifierJudge,
+    JudgeVerdict,
     RefusalJudge,
     judge_responses,
 )
@@ -34,6 +38,9 @@ from .responses import (
 )
 
 __all__ = [
+    "DEFLECTIONS",
+    "JUDGEMENTS",
+    "JUDGE_NEW_TOKENS",
     "REFUSAL_OPENINGS",
     "RESPONSES_SCHEMA",
     "RESPONSES_VERSION",
@@ -41,6 +48,7 @@ __all__ = [
     "STRONG_REFUSALS",
     "ClassifierJudge",
     "JudgeAgreement",
+    "JudgeVerdict",
     "PairedRefusal",
     "RefusalComparison",
     "RefusalJudge",

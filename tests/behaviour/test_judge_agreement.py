@@ -53,6 +53,9 @@ def test_labels_file_is_well_formed():
     assert labels == {"safe", "unsafe"} and len(cats) == 7
     assert all(isinstance(r["refusal"], bool) and len(r["sha256"]) == 64 for r in rows)
     assert "response" not in json.dumps(rows)  # hashes only, never the text
+    known = set(ids)
+    assert str(data["judge_rules_version_checked"]) in data["judge_disagreements"]
+    assert all(set(v) <= known for v in data["judge_disagreements"].values())
 
 
 @pytest.mark.slow
@@ -84,3 +87,7 @@ def test_judge_agrees_with_read_labels(smollm2):
     print(f"\n{len(responses)} responses regenerated in {seconds:.1f} s; {agreement!r}; "
           f"disagreements: {missed}")  # fmt: skip
     assert agreement.agreement >= TARGET_AGREEMENT, missed
+    # no drop: every response an earlier rules version judged right is still judged right
+    for version, earlier in data["judge_disagreements"].items():
+        new = sorted(set(missed) - set(earlier))
+        assert not new, f"rules v{RefusalJudge().version} misjudge {new}; v{version} got them right"
