@@ -39,6 +39,7 @@ from .prompts import LABELS, Prompt, PromptSet, _normalise_label
 __all__ = [
     "PUBLIC_SETS",
     "PublicSet",
+    "is_set_selection",
     "load_prompt_set",
     "prompt_sets",
     "require_both_classes",
@@ -228,6 +229,8 @@ PUBLIC_SETS: Mapping[str, PublicSet] = {e.name: e for e in _ENTRIES}
 #: Names that stand for several sets.
 _GROUPS: dict[str, tuple[str, ...]] = {"jbb": ("jbb-harmful", "jbb-benign")}
 _SEPARATORS = re.compile(r"[+,]")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
 def prompt_sets() -> tuple[str, ...]:
@@ -239,6 +242,38 @@ def prompt_sets() -> tuple[str, ...]:
     True
     """
     return tuple(sorted([*PUBLIC_SETS, *_GROUPS]))
+
+
+def is_set_selection(value: str) -> bool:
+    """Whether ``value`` reads as set names (``"harmbench,xstest-safe"``) rather than a path.
+
+    Words joined by ``+`` or ``,``, without a path separator or a prompt-file suffix.
+    A value that mixes set names with file paths is refused.
+
+    Raises
+    ------
+    ValueError
+        When some parts are known set names and others are not words (paths).
+
+    Examples
+    --------
+    >>> is_set_selection("harmbench+xstest-safe"), is_set_selection("prompts.jsonl")
+    (True, False)
+    """
+    parts = [p.strip() for p in _SEPARATORS.split(value)]
+    wordlike = [bool(_WORD.fullmatch(p)) and not p.lower().endswith(_FILE_SUFFIXES)
+                for p in parts]  # fmt: skip
+    if all(wordlike):
+        return True
+    named = [p for p in parts if p.lower() in PUBLIC_SETS or p.lower() in _GROUPS]
+    if named and len(parts) > 1:
+        paths = [p for p, w in zip(parts, wordlike, strict=True) if not w]
+        raise ValueError(
+            f"--prompts {value!r} mixes prompt set names ({', '.join(named)}) with file paths "
+            f"({', '.join(paths)}); give set names, or one prompt file (to combine both, load "
+            "them in Python and join their rows)"
+        )
+    return False
 
 
 def resolve_names(selection: str | Sequence[str], *, argument: str = "name") -> tuple[str, ...]:
