@@ -232,7 +232,10 @@ def _prompts(args: argparse.Namespace) -> Any:
             raise ValueError(f"--prompts-dir is for prompt set names; --prompts "
                              f"{args.prompts!r} is a file")  # fmt: skip
         return load_prompts(args.prompts, format=args.format, **columns)
-    names = resolve_names(args.prompts, argument="--prompts")
+    try:
+        names = resolve_names(args.prompts, argument="--prompts")
+    except ValueError as e:  # a bare word that is neither a set nor a file
+        raise ValueError(f"{e}; nor is there a prompt file {args.prompts!r}") from None
     if columns or args.format:
         flags = ", ".join(["--" + k.replace("_", "-") for k in columns]
                           + (["--format"] if args.format else []))  # fmt: skip

@@ -283,7 +283,10 @@ def test_cli_capture_by_set_names_records_the_source(
     assert main([*argv, "--prompts", "harmbench,xstest-safe", "--text-col", "x"]) == 2
     assert "--text-col describe a prompt file" in capsys.readouterr().err
     assert main([*argv, "--prompts", "xstset"]) == 2
-    assert "did you mean 'xstest'?" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "did you mean 'xstest'?" in err and "nor is there a prompt file 'xstset'" in err
+    assert main([*argv, "--prompts", "harmbench,p.jsonl"]) == 2
+    assert "mixes prompt set names (harmbench) with file paths (p.jsonl)" in capsys.readouterr().err
 
 
 def test_cli_set_neither_cached_nor_reachable_says_how_to_fetch_it(tmp_path: Path) -> None:
