@@ -156,7 +156,12 @@ def _span_choice(p: argparse.ArgumentParser) -> None:
 def _prompt_args(p: argparse.ArgumentParser) -> None:
     """The prompt-file flags, the same on every command that reads prompts."""
     p.add_argument("--prompts", default=None,
-                   help="JSONL/CSV/JSON prompt file (default: the bundled prompt set)")
+                   help="JSONL/CSV/JSON prompt file, or public prompt set names joined by "
+                        "',' or '+' (e.g. harmbench,xstest-safe; see docs/prompt_sets.md); "
+                        "default: the bundled prompt set")
+    p.add_argument("--prompts-dir", default=None,
+                   help="with set names in --prompts: read them from this folder "
+                        "(DIR/<dataset id>/…, as `hf download` writes) instead of the hub")
     p.add_argument("--format", default=None, choices=["jsonl", "csv", "litmus"])
     for col in ("text", "label", "id", "category"):
         p.add_argument(f"--{col}-col", default=None,

@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ._cli_parser import build_parser
@@ -222,6 +223,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
+def _prompts(args: argparse.Namespace) -> Any:
+    """The prompts ``--prompts`` names: a file, public set names, or the bundled set."""
+    from .activations import bundled_prompts, load_prompts
+    from .activations.public_sets import (
+        is_set_selection,
+        load_prompt_set,
+        require_both_classes,
+        resolve_names,
+    )
+
+    columns = {f"{c}_col": getattr(args, f"{c}_col")
+               for c in ("text", "label", "id", "category")
+               if getattr(args, f"{c}_col") is not None}  # fmt: skip
+    if not args.prompts:
+        if columns:
+            flags = ", ".join("--" + k.replace("_", "-") for k in columns)
+            raise ValueError(f"{flags} name columns of --prompts, which was not given")
+        if args.prompts_dir:
+            raise ValueError("--prompts-dir reads the sets --prompts names, which was not given")
+        return bundled_prompts()
+    if Path(args.prompts).exists() or not is_set_selection(args.prompts):
+        if args.prompts_dir:
+            raise ValueError(f"--prompts-dir is for prompt set names; --prompts "
+                             f"{args.prompts!r} is a file")  # fmt: skip
+        return load_prompts(args.prompts, format=args.format, **columns)
+    try:
+        names = resolve_names(args.prompts, argument="--prompts")
+    except ValueError as e:  # a bare word that is neither a set nor a file
+        raise ValueError(f"{e}; nor is there a prompt file {args.prompts!r}") from None
+    if columns or args.format:
+        flags = ", ".join(["--" + k.replace("_", "-") for k in columns]
+                          + (["--format"] if args.format else []))  # fmt: skip
+        raise ValueError(f"{flags} describe a prompt file; the prompt sets {'+'.join(names)} "
+                         "fix their own columns (docs/prompt_sets.md)")  # fmt: skip
+    prompts = load_prompt_set(names, data_dir=args.prompts_dir)
+    if args.command == "capture":  # a store to score needs both classes; generating does not
+        require_both_classes(prompts, argument="--prompts")
+    return prompts
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
@@ -229,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo(args.out_dir, overwrite=args.overwrite, quiet=args.quiet,
                             as_json=args.json)
-        from .activations import bundled_prompts, capture, load_prompts, open_store
+        from .activations import capture, open_store
 
         if args.command == "info":
             with open_store(args.store) as store:
@@ -317,17 +358,7 @@ def _run(args: argparse.Namespace) -> int:
                 failed = gate_failed(report.verdict, strict=args.strict)
                 return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
-        columns = {f"{c}_col": getattr(args, f"{c}_col")
-                   for c in ("text", "label", "id", "category")
-                   if getattr(args, f"{c}_col") is not None}  # fmt: skip
-        if columns and not args.prompts:
-            flags = ", ".join("--" + k.replace("_", "-") for k in columns)
-            raise ValueError(f"{flags} name columns of --prompts, which was not given")
-        prompts = (
-            load_prompts(args.prompts, format=args.format, **columns)
-            if args.prompts
-            else bundled_prompts()
-        )
+        prompts = _prompts(args)
         include_response = getattr(args, "include_response", False)
         if getattr(args, "responses", None) and args.command == "capture":
             from .behaviour import load_responses, with_responses

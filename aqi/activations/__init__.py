@@ -15,6 +15,13 @@ from .layers import (
 )
 from .pooling import POOLINGS, SpanMask, pool
 from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
+from .public_sets import (
+    PUBLIC_SETS,
+    PublicSet,
+    load_prompt_set,
+    prompt_sets,
+    require_both_classes,
+)
 from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
 from .writer import StoreWriter, check_not_input, store_from_arrays
@@ -26,6 +33,7 @@ __all__ = [
     "LABELS",
     "LITMUS_AXIOMS",
     "POOLINGS",
+    "PUBLIC_SETS",
     "SPANS",
     "SPAN_ALIASES",
     "ActivationHooks",
@@ -39,6 +47,7 @@ __all__ = [
     "Prompt",
     "PromptEncoder",
     "PromptSet",
+    "PublicSet",
     "SpanMask",
     "StoreLockedError",
     "StoreWriter",
@@ -49,11 +58,14 @@ __all__ = [
     "check_spans",
     "current_shard",
     "find_architecture",
+    "load_prompt_set",
     "load_prompts",
     "merge_shards",
     "open_store",
     "pair_by_id",
     "pool",
+    "prompt_sets",
+    "require_both_classes",
     "resolve_layers",
     "shard_path",
     "shared_layers",

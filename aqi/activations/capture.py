@@ -411,7 +411,12 @@ def _provenance(
             "max_tokens_per_batch": max_tokens_per_batch,
             "padding_side": padding_side,
         },
-        "prompts": {"name": prompts_name, "n": len(rows), "offset": shard[2]},
+        "prompts": {
+            "name": prompts_name,
+            "n": len(rows),
+            "offset": shard[2],
+            **({"source": rows.source} if rows.source else {}),
+        },
         "versions": {**library_versions(), **extra_versions(family)},
         "created_utc": utc_now(),
     }

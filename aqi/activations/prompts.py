@@ -110,11 +110,19 @@ class PromptSet(Sequence[Prompt]):
         ``"unsafe"``.
     name : str, optional
         A human-readable name recorded in stores' provenance.
+    source : mapping, optional
+        Where the rows come from (for a public set: the dataset id, revision, licence
+        and citation; see :func:`aqi.load_prompt_set`). JSON-serialisable; copied into a
+        store's provenance as ``provenance["prompts"]["source"]``. Kept by slicing and
+        :meth:`filter`; not part of equality or :meth:`fingerprint`.
 
     Raises
     ------
     ValueError
         On an empty set, a duplicate id, an empty text or an unknown label.
+    TypeError
+        On a row that is not a :class:`Prompt`, or a ``source`` that is not a
+        JSON-serialisable mapping.
 
     Examples
     --------
@@ -126,9 +134,11 @@ class PromptSet(Sequence[Prompt]):
     'How do I poison bread?'
     """
 
-    __slots__ = ("_index", "_rows", "name")
+    __slots__ = ("_index", "_rows", "name", "source")
 
-    def __init__(self, rows: Iterable[Prompt], *, name: str = "") -> None:
+    def __init__(
+        self, rows: Iterable[Prompt], *, name: str = "", source: Mapping[str, Any] | None = None
+    ) -> None:
         rows = tuple(rows)
         if not rows:
             raise ValueError("prompts is empty; a PromptSet needs at least one row")
@@ -150,9 +160,16 @@ class PromptSet(Sequence[Prompt]):
         if dupes:
             shown = ", ".join(repr(d) for d in dupes[:5])
             raise ValueError(f"duplicate ids in prompt set: {shown} ({len(dupes)} duplicated)")
+        if source is not None and not isinstance(source, Mapping):
+            raise TypeError(f"source must be a mapping or None, got {type(source).__name__}")
+        try:  # a private copy, and proof that provenance can be written as JSON
+            copied: dict[str, Any] = json.loads(json.dumps(dict(source or {})))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"source must be JSON-serialisable: {e}") from None
         self._rows = rows
         self._index = {r.id: i for i, r in enumerate(rows)}
         self.name = name
+        self.source = copied
 
     # -- sequence protocol -------------------------------------------------
     def __len__(self) -> int:
@@ -171,7 +188,7 @@ class PromptSet(Sequence[Prompt]):
             except KeyError:
                 raise KeyError(f"no prompt with id {key!r}") from None
         if isinstance(key, slice):
-            return PromptSet(self._rows[key], name=self.name)
+            return PromptSet(self._rows[key], name=self.name, source=self.source)
         return self._rows[key]
 
     def __iter__(self) -> Iterator[Prompt]:
@@ -235,7 +252,7 @@ class PromptSet(Sequence[Prompt]):
         ]
         if not rows:
             raise ValueError(f"no prompts with label={label!r} and category={category!r}")
-        return PromptSet(rows, name=self.name)
+        return PromptSet(rows, name=self.name, source=self.source)
 
     def to_records(self) -> list[dict[str, Any]]:
         """The rows as plain dicts (the JSONL schema)."""

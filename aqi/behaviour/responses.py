@@ -358,4 +358,4 @@ def with_responses(
     rows: list[Prompt] = [
         replace(p, response=by_key[(p.id, sample)].text) for p in ps if p.id not in dropped
     ]
-    return PromptSet(rows, name=ps.name)
+    return PromptSet(rows, name=ps.name, source=ps.source)

@@ -150,3 +150,17 @@ def test_bundled_set_is_matched_pairs_over_the_seven_axioms():
         assert sorted(m.label for m in members) == ["safe", "unsafe"]
         assert members[0].category == members[1].category
     assert len(set(ps.texts)) == len(ps)
+
+
+def test_source_is_a_json_copy_kept_by_slices_and_filters() -> None:
+    rows = [Prompt("a", "Hi?", "safe"), Prompt("b", "Hurt?", "unsafe")]
+    src = {"sets": [{"dataset": "org/set", "license": "MIT"}]}
+    ps = PromptSet(rows, name="n", source=src)
+    src["sets"][0]["license"] = "changed"  # the set holds its own copy
+    assert ps.source == {"sets": [{"dataset": "org/set", "license": "MIT"}]}
+    assert ps[:1].source == ps.source == ps.filter(label="unsafe").source
+    assert ps == PromptSet(rows) and PromptSet(rows).source == {}
+    with pytest.raises(TypeError, match="source must be JSON-serialisable"):
+        PromptSet(rows, source={"when": object()})
+    with pytest.raises(TypeError, match="source must be a mapping or None, got list"):
+        PromptSet(rows, source=[("a", 1)])  # type: ignore[arg-type]
