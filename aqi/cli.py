@@ -317,6 +317,12 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--span response needs the model's responses: pass --responses "
                              "r.jsonl (from aqi generate) or --include-response with a "
                              "'response' column in --prompts")
+        if args.command == "generate":
+            from .activations import check_not_input
+            from .behaviour.responses import check_responses_target
+
+            check_not_input(args.out, [args.prompts])  # before minutes of model loading
+            check_responses_target(args.out)
         model, tok = _load_model(args)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
@@ -358,7 +364,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
-        where = f" after {done} of {total} rows" if done is not None else ""
+        unit = getattr(e, "unit", "rows")
+        where = f" after {done} of {total} {unit}" if done is not None else ""
         resumable = args.command in ("capture", "generate")
         again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
