@@ -286,7 +286,8 @@ def generate_responses(
                 continue
             rows = [prompt_set[i] for i in idx]
             new = _generate_batch(model, tokenizer, gen_config, [encoded[i] for i in idx],
-                                  rows, pad_id, eos_ids, device, _batch_seed(seed, b), n)  # fmt: skip
+                                  rows, pad_id, eos_ids, device, _batch_seed(seed, b),
+                                  n)  # fmt: skip
             fresh = [r for r in new if r.key not in done]
             if writer is not None:
                 writer.append(fresh)

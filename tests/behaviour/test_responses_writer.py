@@ -1,4 +1,4 @@
-"""Generation keeps capture's promises: overwrite guard, writer lock, kill -9, torn lines, Ctrl-C."""
+"""Generation keeps capture's promises: overwrite guard, lock, kill -9, torn lines, Ctrl-C."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ def main() -> None:
     model = build_tiny("llama", len(tok))
     if delay:
         model.model.layers[0].register_forward_pre_hook(lambda *a: time.sleep(delay))
-    rs = generate_responses(model, tok, aqi.bundled_prompts()[:N_PROMPTS], out,
-                            batch_size=BATCH, max_new_tokens=NEW_TOKENS, progress=False)  # fmt: skip
+    prompts = aqi.bundled_prompts()[:N_PROMPTS]
+    rs = generate_responses(model, tok, prompts, out, batch_size=BATCH,
+                            max_new_tokens=NEW_TOKENS, progress=False)  # fmt: skip
     print("responses", len(rs), flush=True)
 
 
