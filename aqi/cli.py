@@ -130,8 +130,23 @@ def _run_audit(args: argparse.Namespace) -> Any:
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            allow_partial=args.partial, **others, **responses,
+            allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
+            **responses,
         )  # fmt: skip
+
+
+def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None:
+    """``aqi capture --responses``: refuse another model's responses unless allowed."""
+    from .activations.provenance import weights_fingerprint
+    from .behaviour.evidence import check_written_by
+
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    note = check_written_by(
+        own, {"weights_fingerprint": weights_fingerprint(model), "dtype": dtype},
+        against=f"--model {args.model}", allow_other_model=args.allow_other_model,
+    )  # fmt: skip
+    if note:
+        print(f"aqi capture: warning: {note}", file=sys.stderr)
 
 
 def _partial(stores: dict[str, Any], allow: bool) -> None:
@@ -307,10 +322,12 @@ def _run(args: argparse.Namespace) -> int:
             else bundled_prompts()
         )
         include_response = getattr(args, "include_response", False)
+        own = None  # the responses captured as the model's own
         if getattr(args, "responses", None) and args.command == "capture":
             from .behaviour import load_responses, with_responses
 
-            prompts = with_responses(prompts, load_responses(args.responses),
+            own = load_responses(args.responses)
+            prompts = with_responses(prompts, own,
                                      on_empty="drop" if args.drop_empty else "error")
             include_response = True
         if args.command == "capture" and args.span == "response" and not include_response:
@@ -319,11 +336,13 @@ def _run(args: argparse.Namespace) -> int:
                              "'response' column in --prompts")
         if args.command == "generate":
             from .activations import check_not_input
-            from .behaviour.responses import check_responses_target
+            from .behaviour.response_writer import check_responses_target
 
             check_not_input(args.out, [args.prompts])  # before minutes of model loading
             check_responses_target(args.out)
         model, tok = _load_model(args)
+        if own is not None:
+            _check_own_responses(args, own, model)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
 

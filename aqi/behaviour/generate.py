@@ -26,7 +26,8 @@ from ..activations.provenance import (
     utc_now,
     weights_fingerprint,
 )
-from .responses import Response, Responses, ResponseWriter, check_responses_target
+from .response_writer import ResponseWriter, check_responses_target
+from .responses import Response, Responses
 
 __all__ = ["GenerationInterrupted", "check_finite_weights", "generate_responses"]
 

@@ -6,9 +6,8 @@ the generation ``identity`` that decides whether a run may be resumed, and
 provenance), then one object per response. Records are appended batch by
 batch with ``flush`` + ``fsync``, so a crash loses at most the batch being
 written; a torn last line is cut off when the file is reopened. One writer at a
-time holds ``<path>.lock`` (capture's :class:`~aqi.activations._parts.WriterLock`,
-stale locks of dead processes taken over), and a writer replaces only a file
-that is an aqi responses file.
+time holds ``<path>.lock`` and a writer replaces only a file that is an aqi
+responses file (:mod:`aqi.behaviour.response_writer`).
 """
 
 from __future__ import annotations
@@ -16,20 +15,18 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..activations import Prompt, PromptSet, load_prompts
-from ..activations._parts import Closing, WriterLock
 
 __all__ = [
     "RESPONSES_SCHEMA",
     "RESPONSES_VERSION",
     "Response",
     "Responses",
-    "check_responses_target",
     "is_responses_file",
     "load_responses",
     "with_responses",
@@ -334,120 +331,6 @@ def load_responses(path: str | os.PathLike[str]) -> Responses:
                          "--overwrite / overwrite=True") from None  # fmt: skip
 
 
-def check_responses_target(path: str | os.PathLike[str]) -> None:
-    """Refuse an output path aqi may not write responses to (``ValueError`` naming it).
-
-    Writable: nothing yet, or an aqi responses file (resumed, or replaced with
-    ``overwrite``). A folder, a prompt file, another JSONL or an activation
-    store is refused whatever ``overwrite`` says.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> check_responses_target(d / "new.jsonl")
-    >>> _ = (d / "p.jsonl").write_text('{"id": "a", "text": "Hi", "label": "safe"}\\n')
-    >>> check_responses_target(d / "p.jsonl")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: refusing to write '...p.jsonl': it is not an aqi responses file ...
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"responses path {str(p)!r} is a directory; name a file")
-    if not p.exists():
-        return
-    problem = _header_problem(_head(p))
-    if problem is not None:
-        raise ValueError(
-            f"refusing to write {str(p)!r}: it is not an aqi responses file ({problem}); "
-            "choose another output path, or delete it yourself"
-        )
-
-
-class ResponseWriter(Closing):
-    """Append-only, crash-safe writer of a responses file (used by ``generate_responses``).
-
-    Holds ``<path>.lock`` until :meth:`close` (a second writer gets
-    :class:`~aqi.activations.StoreLockedError` naming the lock; a dead owner's
-    lock is taken over with a warning). Resumes a file of the same identity,
-    replaces one only with ``overwrite`` and only if it is an aqi responses file.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any], *,
-                 overwrite: bool = False) -> None:  # fmt: skip
-        self.path = Path(path)
-        self.header = dict(header)
-        self.done: list[Response] = []
-        check_responses_target(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = WriterLock(self.path)
-        try:
-            self._open(overwrite)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def _open(self, overwrite: bool) -> None:
-        if overwrite or not self.path.exists():
-            self._create()
-            return
-        old, records = _read_jsonl(self.path, repair=True)
-        if old is None:  # crashed before the header was written
-            self._create()
-            return
-        mismatch = {
-            k: (old.get("identity", {}).get(k), v)
-            for k, v in self.header["identity"].items()
-            if old.get("identity", {}).get(k) != v
-        }
-        if mismatch:
-            shown = "; ".join(f"{k}: file has {a!r}, this call {b!r}" for k, (a, b) in
-                              list(mismatch.items())[:4])  # fmt: skip
-            raise ValueError(
-                f"{self.path} was generated with other settings ({shown}); pass "
-                "overwrite=True (CLI: --overwrite) to replace it, or another out path"
-            )
-        seen: set[tuple[str, int]] = set()
-        for r in records:
-            if r.key in seen:
-                raise ValueError(
-                    f"{self.path} holds two records for prompt {r.prompt_id!r}, sample "
-                    f"{r.sample} (written by two writers at once?); pass overwrite=True "
-                    "(CLI: --overwrite) to generate it again"
-                )
-            seen.add(r.key)
-        self.done = records
-
-    def _create(self) -> None:
-        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        try:
-            with tmp.open("w", encoding="utf-8") as f:
-                f.write(json.dumps(_full_header(self.header), ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    def append(self, records: Iterable[Response]) -> None:
-        text = "".join(json.dumps(r.to_record(), ensure_ascii=False) + "\n" for r in records)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def close(self) -> None:
-        """Release the lock (idempotent); what was appended stays for a resume."""
-        self._lock.release()
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            lock.release()
-
-
 def with_responses(
     prompts: Any,
     responses: Responses,
@@ -477,7 +360,8 @@ def with_responses(
     Raises
     ------
     ValueError
-        A prompt without a response (for ``sample``), or empty responses with
+        A prompt without a response (for ``sample``), a response recording
+        another text for the prompt's id, or empty responses with
         ``on_empty="error"``.
 
     Examples
@@ -500,6 +384,14 @@ def with_responses(
         raise ValueError(
             f"{len(missing)} prompt(s) have no response for sample {sample}: "
             f"{', '.join(map(repr, missing[:5]))}"
+        )
+    other = [p.id for p in ps if by_key[(p.id, sample)].prompt_text not in (None, p.text)]
+    if other:
+        src = f"responses {responses.source!r}" if responses.source else "the responses"
+        raise ValueError(
+            f"{src} answer other prompts: {len(other)} prompt id(s) have another text there "
+            f"(e.g. {other[0]!r}: {by_key[(other[0], sample)].prompt_text!r} vs "
+            f"{ps[other[0]].text!r}); generate them from these prompts"
         )
     empty = [p.id for p in ps if not by_key[(p.id, sample)].text.strip()]
     if empty and on_empty == "error":
