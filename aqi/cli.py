@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,6 +125,8 @@ def _run_audit(args: argparse.Namespace) -> Any:
                  ("baseline_responses", args.baseline_responses)) if v}
     _note(args, "running the audit…")
     with contextlib.ExitStack() as stack:
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        stack.callback(_print_warnings, args, caught)
         store = stack.enter_context(open_store(args.store))
         paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
         others = {k: stack.enter_context(open_store(v)) for k, v in paths.items() if v}
@@ -147,6 +150,12 @@ def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None
     )  # fmt: skip
     if note:
         print(f"aqi capture: warning: {note}", file=sys.stderr)
+
+
+def _print_warnings(args: argparse.Namespace, caught: list[Any]) -> None:
+    """The audit's warnings, one line each (not Python's two-line form with a source line)."""
+    for w in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        print(f"aqi {args.command}: warning: {w}", file=sys.stderr)
 
 
 def _partial(stores: dict[str, Any], allow: bool) -> None:

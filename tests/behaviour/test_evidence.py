@@ -174,3 +174,14 @@ def test_functions_on_in_memory_responses():
         check_same_prompts(full, {"a": "Hurt?"}, against="x")
     check_same_prompts(full, {"a": "Hurt?"}, against="x", allow_extra=True)
     assert check_written_by(rs, {"weights_fingerprint": "f" * 64}, against="x") is None  # no print
+
+
+def test_gate_warns_in_one_line_when_one_file_is_given_twice(world, capsys):
+    d = world["dir"]
+    rc = main(["gate", str(d / "a.h5"), "--n-boot", "30", "--n-perm", "10", "--quiet",
+               "--responses", str(d / "a.jsonl"), "--baseline-responses", str(d / "a.jsonl")])
+    err = capsys.readouterr().err
+    assert rc in (0, 1)
+    said = [line for line in err.splitlines() if "same responses" in line]
+    assert len(said) == 1 and said[0].startswith("aqi gate: warning: responses '"), err
+    assert "UserWarning" not in err
