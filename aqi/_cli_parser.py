@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     cap.add_argument("--drop-empty", action="store_true",
                      help="with --responses: leave out prompts whose response is empty")
+    cap.add_argument("--allow-other-model", action="store_true", help=_OTHER_MODEL_HELP)
     cap.add_argument("--out", required=True, help="store path (.h5)")
     cap.add_argument(
         "--layers",
@@ -312,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         g.add_argument("--responses", help="the audited model's responses (aqi generate)")
         g.add_argument("--baseline-responses", help="the baseline model's responses")
+        g.add_argument("--allow-other-model", action="store_true", help=_OTHER_MODEL_HELP)
         g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
         _scoring_args(g)
         g.add_argument("--json", action="store_true", help="print the JSON document")
@@ -336,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _QUIET = "no progress bars or status lines on stderr (warnings and errors still show)"
+_OTHER_MODEL_HELP = ("accept --responses written by another model than the store's / --model's "
+                     "(weights fingerprint); the output says so")
 _PARTIAL_HELP = "accept unfinished captures (their rows so far); outputs say 'partial'"
 _N_BOOT_HELP = (f"bootstrap resamples: 0 (no intervals: checks that need one warn 'not "
                 f"computed') or {min_resamples(0.95)}..{MAX_RESAMPLES}")

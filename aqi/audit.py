@@ -5,19 +5,24 @@ verdict decided by the rule book :mod:`aqi.checks`.
 The inputs are checked before anything is computed: an unfinished capture is refused
 unless ``allow_partial=True`` (then every summary says ``partial: n of N rows``), and
 the OOD / jailbreak stores must come from the audited model itself (same weights
-fingerprint), since their verdicts speak about that model.
+fingerprint), since their verdicts speak about that model. Responses must answer the
+prompts of the store they stand beside (same ids and texts) and come from that store's
+model, unless ``allow_other_model=True`` (the report then says so); the same responses
+given as both sides warn.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
+import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ._version import __version__
 from .activations.store import ActivationStore
 from .behaviour import RefusalComparison, RefusalReport, Responses, compare_refusal, refusal_rate
+from .behaviour.evidence import check_same_prompts, check_written_by, describe, same_responses
 from .checks import (
     AuditThresholds,
     Check,
@@ -41,7 +46,14 @@ from .probes.jailbreak import JailbreakDriftProfile, jailbreak_drift
 from .probes.ood import OODReport, ood_probe
 from .probes.reward import RewardShiftReport
 
-__all__ = ["SCHEMA_VERSION", "AuditReport", "audit", "check_partial", "check_same_model"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditReport",
+    "audit",
+    "check_partial",
+    "check_responses",
+    "check_same_model",
+]
 
 SCHEMA_VERSION = "1.3"
 
@@ -145,6 +157,67 @@ def check_same_model(store: ActivationStore, other: ActivationStore, role: str) 
         )
 
 
+def _store_prompts(store: ActivationStore) -> dict[str, str | None]:
+    """``{id: text}`` of a store's rows; texts ``None`` where a bring-your-own store has none."""
+    ids, texts = [str(i) for i in store.ids], [str(t) for t in store.texts]
+    placeholder = store.provenance.get("source") == "store_from_arrays" and all(
+        t == f"<row {k}>" for k, t in enumerate(texts)
+    )
+    return {i: None if placeholder else t for i, t in zip(ids, texts, strict=True)}
+
+
+def check_responses(
+    store: ActivationStore,
+    responses: Responses | None,
+    *,
+    baseline: ActivationStore | None = None,
+    baseline_responses: Responses | None = None,
+    allow_other_model: bool = False,
+) -> list[str]:
+    """Refuse responses that do not belong with the stores they are audited beside.
+
+    ``responses`` must answer the prompts of ``store`` (same ids and texts) and
+    be written by its model (same weights fingerprint); ``baseline_responses``
+    the same against ``baseline`` (or, without a baseline store, the prompts of
+    ``store``), and the two must answer the same prompts. Another model's
+    responses pass only with ``allow_other_model``; the returned notes then say so.
+    The same responses on both sides warn (the comparison is of a model with itself).
+
+    Returns
+    -------
+    list of str
+        Notes for the report.
+
+    Raises
+    ------
+    ValueError
+        Naming both files and what differs (prompt ids, a text, the weights fingerprint).
+    """
+    notes: list[str] = []
+    for rs, s, role in ((responses, store, "audited"), (baseline_responses, baseline, "baseline")):
+        if rs is None:
+            continue
+        if s is None:  # baseline responses without a baseline store: paired with the audit
+            check_same_prompts(rs, _store_prompts(store), against=f"audited store "
+                               f"{str(store.path)!r}", allow_extra=not store.complete)  # fmt: skip
+            continue
+        against = f"{role} store {str(s.path)!r}"
+        check_same_prompts(rs, _store_prompts(s), against=against, allow_extra=not s.complete)
+        note = check_written_by(rs, s.provenance.get("identity", {}), against=against,
+                                allow_other_model=allow_other_model)  # fmt: skip
+        if note:
+            notes.append(note)
+    if responses is not None and baseline_responses is not None:
+        if same_responses(responses, baseline_responses):
+            msg = (f"{describe(responses)} and baseline {describe(baseline_responses)} are the "
+                   "same responses: refusal_change compares a model with itself")  # fmt: skip
+            warnings.warn(msg, stacklevel=3)
+            notes.append(msg)
+        texts = {r.prompt_id: r.prompt_text for r in responses}
+        check_same_prompts(baseline_responses, texts, against=describe(responses))
+    return notes
+
+
 def check_partial(stores: dict[str, ActivationStore | None], allow_partial: bool) -> list[str]:
     """Refuse unfinished captures unless ``allow_partial``; return the notes to print."""
     notes = []
@@ -190,6 +263,7 @@ def audit(
     responses: Responses | None = None,
     baseline_responses: Responses | None = None,
     judge: Any = None,
+    allow_other_model: bool = False,
 ) -> AuditReport:
     """Audit a model's activations and combine every available check into one report.
 
@@ -223,8 +297,15 @@ def audit(
         refusal on unsafe and over-refusal on safe prompts, and with both, the paired
         change (exact McNemar). Behaviour is evidence beside the geometry; no check
         decides on it yet (docs/validation.md).
+        They must answer the prompts of ``store`` (and ``baseline``) — same ids and
+        texts — and come from the model of that store (same weights fingerprint);
+        otherwise ``ValueError`` naming both files and what differs
+        (:func:`check_responses`).
     judge : callable, optional
         Refusal judge for ``responses`` (default :class:`aqi.RefusalJudge`).
+    allow_other_model : bool, default False
+        Accept responses written by another model than their store's; the report's
+        notes (and JSON ``notes``, and the ``refusal_change`` evidence) say so.
 
     Returns
     -------
@@ -259,6 +340,14 @@ def audit(
     for role in ("ood_test", "jailbreak"):
         if roles[role] is not None:
             check_same_model(store, roles[role], role)
+    for name, rs in (("responses", responses), ("baseline_responses", baseline_responses)):
+        if rs is not None and not isinstance(rs, Responses):
+            raise TypeError(f"{name} must be aqi Responses (aqi.load_responses), got "
+                            f"{type(rs).__name__}")  # fmt: skip
+    evidence_notes = check_responses(store, responses, baseline=baseline,
+                                     baseline_responses=baseline_responses,
+                                     allow_other_model=allow_other_model)  # fmt: skip
+    notes += evidence_notes
 
     profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
     checks = [aqi_check(profile, t)]
@@ -307,7 +396,10 @@ def audit(
     change = None
     if responses is not None and baseline_responses is not None:
         change = compare_refusal(baseline_responses, responses, judge)
-        checks.append(refusal_change_check(change, t))
+        c = refusal_change_check(change, t)
+        sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
+                   "evidence_notes": evidence_notes}  # fmt: skip
+        checks.append(replace(c, evidence={**c.evidence, **sources}))
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ def _run_audit(args: argparse.Namespace) -> Any:
                  ("baseline_responses", args.baseline_responses)) if v}
     _note(args, "running the audit…")
     with contextlib.ExitStack() as stack:
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        stack.callback(_print_warnings, args, caught)
         store = stack.enter_context(open_store(args.store, span=args.span))
         paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
         others = {
@@ -147,8 +150,29 @@ def _run_audit(args: argparse.Namespace) -> Any:
         return audit(
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            allow_partial=args.partial, **others, **responses,
+            allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
+            **responses,
         )  # fmt: skip
+
+
+def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None:
+    """``aqi capture --responses``: refuse another model's responses unless allowed."""
+    from .activations.provenance import weights_fingerprint
+    from .behaviour.evidence import check_written_by
+
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    note = check_written_by(
+        own, {"weights_fingerprint": weights_fingerprint(model), "dtype": dtype},
+        against=f"--model {args.model}", allow_other_model=args.allow_other_model,
+    )  # fmt: skip
+    if note:
+        print(f"aqi capture: warning: {note}", file=sys.stderr)
+
+
+def _print_warnings(args: argparse.Namespace, caught: list[Any]) -> None:
+    """The audit's warnings, one line each (not Python's two-line form with a source line)."""
+    for w in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        print(f"aqi {args.command}: warning: {w}", file=sys.stderr)
 
 
 def _partial(stores: dict[str, Any], allow: bool) -> None:
@@ -360,10 +384,12 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         prompts = _prompts(args)
         include_response = getattr(args, "include_response", False)
+        own = None  # the responses captured as the model's own
         if getattr(args, "responses", None) and args.command == "capture":
             from .behaviour import load_responses, with_responses
 
-            prompts = with_responses(prompts, load_responses(args.responses),
+            own = load_responses(args.responses)
+            prompts = with_responses(prompts, own,
                                      on_empty="drop" if args.drop_empty else "error")
             include_response = True
         if args.command == "capture":
@@ -375,7 +401,15 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--span {reading[0]} needs the model's responses: pass "
                                  "--responses r.jsonl (from aqi generate) or "
                                  "--include-response with a 'response' column in --prompts")
+        if args.command == "generate":
+            from .activations import check_not_input
+            from .behaviour.response_writer import check_responses_target
+
+            check_not_input(args.out, [args.prompts])  # before minutes of model loading
+            check_responses_target(args.out)
         model, tok = _load_model(args)
+        if own is not None:
+            _check_own_responses(args, own, model)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
 
@@ -417,7 +451,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
-        where = f" after {done} of {total} rows" if done is not None else ""
+        unit = getattr(e, "unit", "rows")
+        where = f" after {done} of {total} {unit}" if done is not None else ""
         resumable = args.command in ("capture", "generate")
         again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)

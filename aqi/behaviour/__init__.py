@@ -5,7 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
-from .generate import check_finite_weights, generate_responses
+from .generate import GenerationInterrupted, check_finite_weights, generate_responses
 from .judge import (
     DEFLECTIONS,
     JUDGE_NEW_TOKENS,
@@ -33,6 +33,7 @@ from .responses import (
     RESPONSES_VERSION,
     Response,
     Responses,
+    is_responses_file,
     load_responses,
     with_responses,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RULES_VERSION",
     "STRONG_REFUSALS",
     "ClassifierJudge",
+    "GenerationInterrupted",
     "JudgeAgreement",
     "JudgeVerdict",
     "PairedRefusal",
@@ -59,6 +61,7 @@ __all__ = [
     "check_finite_weights",
     "compare_refusal",
     "generate_responses",
+    "is_responses_file",
     "judge_agreement",
     "judge_responses",
     "load_responses",

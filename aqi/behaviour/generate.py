@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .._progress import show_progress
 from ..activations import Prompt, PromptSet, load_prompts
+from ..activations._parts import check_not_input
 from ..activations.capture import default_max_length, input_device
 from ..activations.encoding import PromptEncoder, pad_batch
 from ..activations.provenance import (
@@ -25,9 +26,31 @@ from ..activations.provenance import (
     utc_now,
     weights_fingerprint,
 )
-from .responses import Response, Responses, ResponseWriter
+from .response_writer import ResponseWriter, check_responses_target
+from .responses import Response, Responses
 
-__all__ = ["check_finite_weights", "generate_responses"]
+__all__ = ["GenerationInterrupted", "check_finite_weights", "generate_responses"]
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`generate_responses`, with the responses written so far.
+
+    Attributes
+    ----------
+    rows_done : int
+        Responses in the file (they survive; a re-run does not redo them).
+    rows_total : int
+        Responses this call writes (prompts × samples).
+    unit : str
+        ``"responses"`` (what the rows are, for messages).
+    """
+
+    unit = "responses"
+
+    def __init__(self, rows_done: int, rows_total: int) -> None:
+        super().__init__(f"interrupted after {rows_done} of {rows_total} responses")
+        self.rows_done = rows_done
+        self.rows_total = rows_total
 
 
 def check_finite_weights(model: Any) -> None:
@@ -124,7 +147,10 @@ def generate_responses(
         (the template and the end of the request are kept), with one warning;
         the response records it as ``truncated``.
     overwrite : bool, default False
-        Replace an existing ``out`` instead of resuming it.
+        Replace an existing ``out`` instead of resuming it. Only an aqi responses
+        file is ever replaced (a prompt file, another JSONL or an activation store
+        is refused), and never the prompt file of the same call. While it runs,
+        ``<out>.lock`` keeps a second writer off the file.
     progress : bool, optional
         Progress bar (default: only on a terminal).
 
@@ -139,8 +165,13 @@ def generate_responses(
         ``model`` has no ``generate`` method.
     ValueError
         Bad settings, non-finite weights, a tokenizer with neither pad nor eos
-        token, a prompt whose template alone exceeds the context, or an ``out``
-        file made with other settings.
+        token, a prompt whose template alone exceeds the context, an ``out``
+        file made with other settings, ``out`` that is not an aqi responses file
+        or is the prompt file.
+    aqi.activations.StoreLockedError
+        Another live process is writing ``out``.
+    GenerationInterrupted
+        Ctrl-C; the responses written so far stay and a re-run resumes.
 
     Examples
     --------
@@ -173,6 +204,9 @@ def generate_responses(
             _positive_int("top_k", top_k)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed={seed!r}; expected an int")
+    if out is not None:
+        check_not_input(out, [prompts])
+        check_responses_target(out)  # early; the writer checks again under its lock
     check_finite_weights(model)
     if getattr(model, "training", False):
         warnings.warn("model is in training mode (dropout active); call model.eval()",
@@ -245,17 +279,26 @@ def generate_responses(
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     device = input_device(model)
     show = show_progress(progress)
-    for b, idx in enumerate(tqdm(batches, desc="generate", unit="batch", disable=not show)):
-        keys = [(prompt_set[i].id, s) for i in idx for s in range(n)]
-        if all(k in done for k in keys):
-            continue
-        rows = [prompt_set[i] for i in idx]
-        new = _generate_batch(model, tokenizer, gen_config, [encoded[i] for i in idx], rows,
-                              pad_id, eos_ids, device, _batch_seed(seed, b), n)  # fmt: skip
-        fresh = [r for r in new if r.key not in done]
+    bar = tqdm(batches, desc="generate", unit="batch", disable=not show)
+    try:
+        for b, idx in enumerate(bar):
+            keys = [(prompt_set[i].id, s) for i in idx for s in range(n)]
+            if all(k in done for k in keys):
+                continue
+            rows = [prompt_set[i] for i in idx]
+            new = _generate_batch(model, tokenizer, gen_config, [encoded[i] for i in idx],
+                                  rows, pad_id, eos_ids, device, _batch_seed(seed, b),
+                                  n)  # fmt: skip
+            fresh = [r for r in new if r.key not in done]
+            if writer is not None:
+                writer.append(fresh)
+            done.update((r.key, r) for r in fresh)
+    except KeyboardInterrupt:
+        bar.close()
+        raise GenerationInterrupted(len(done), len(prompt_set) * n) from None
+    finally:
         if writer is not None:
-            writer.append(fresh)
-        done.update((r.key, r) for r in fresh)
+            writer.close()
     records = tuple(done[(p.id, s)] for p in prompt_set for s in range(n))
     return Responses(records=records, header=header)
 
@@ -365,6 +408,7 @@ def _generate_batch(
                 n_prompt_tokens=len(prompt_ids),
                 n_new_tokens=len(kept),
                 truncated=truncated,
+                prompt_text=prompt.text,
             )
         )
     return out

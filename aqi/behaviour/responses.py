@@ -5,7 +5,9 @@ is JSON Lines: a header object on the first line (schema name and version,
 the generation ``identity`` that decides whether a run may be resumed, and
 provenance), then one object per response. Records are appended batch by
 batch with ``flush`` + ``fsync``, so a crash loses at most the batch being
-written; a torn last line is cut off when the file is reopened.
+written; a torn last line is cut off when the file is reopened. One writer at a
+time holds ``<path>.lock`` and a writer replaces only a file that is an aqi
+responses file (:mod:`aqi.behaviour.response_writer`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ __all__ = [
     "RESPONSES_VERSION",
     "Response",
     "Responses",
+    "is_responses_file",
     "load_responses",
     "with_responses",
 ]
@@ -60,6 +63,10 @@ class Response:
         Tokens generated before the end-of-sequence token.
     truncated : bool
         The user's text was cut on the left to fit the context.
+    prompt_text : str or None
+        The text of the prompt it answers (as given, before any cut), so that
+        evidence answering other prompts can be refused; ``None`` in files
+        written before it was recorded.
     """
 
     prompt_id: str
@@ -72,6 +79,7 @@ class Response:
     n_prompt_tokens: int = -1
     n_new_tokens: int = -1
     truncated: bool = False
+    prompt_text: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -87,11 +95,21 @@ class Response:
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], *, line: int = 0) -> Response:
         try:
-            d = dict(rec)
-            d["text"] = d.pop("response")
-            return cls(**d)
-        except (KeyError, TypeError) as e:
+            d = {k: v for k, v in rec.items() if k in _FIELDS}  # newer keys: additive
+            d["text"] = rec["response"]
+            r = cls(**d)
+        except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"line {line}: not an aqi-responses record ({e})") from None
+        if not isinstance(r.text, str) or not isinstance(r.prompt_id, str):
+            bad = "response" if not isinstance(r.text, str) else "prompt_id"
+            raise ValueError(
+                f"line {line}: {bad}={getattr(r, 'text' if bad == 'response' else bad)!r}; "
+                "expected a string"
+            )
+        return r
+
+
+_FIELDS = frozenset(Response.__dataclass_fields__) - {"text"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,8 @@ class Responses(Sequence[Response]):
     header : dict
         ``schema``, ``version``, ``identity`` (model, tokenizer, prompts and
         generation settings) and ``provenance``.
+    source : str
+        The file it was read from (``""`` when built in memory); errors name it.
 
     Examples
     --------
@@ -115,6 +135,7 @@ class Responses(Sequence[Response]):
 
     records: tuple[Response, ...]
     header: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     def __post_init__(self) -> None:
         seen: set[tuple[str, int]] = set()
@@ -181,9 +202,73 @@ def _full_header(header: Mapping[str, Any]) -> dict[str, Any]:
     return {"schema": RESPONSES_SCHEMA, "version": RESPONSES_VERSION, **header}
 
 
+_HEADER_PREFIX = b'{"schema": "aqi-responses"'  # how every aqi writer starts a file
+
+
+def _header_problem(raw: bytes) -> str | None:
+    """Why ``raw`` (a file's first bytes) is not an aqi responses file; ``None`` if it is.
+
+    An empty file, or a torn first line that is the start of an aqi header (a
+    crash while the header was written), counts as one.
+    """
+    if not raw.strip():
+        return None
+    first, newline, _ = raw.partition(b"\n")
+    if not newline:  # one torn line: ours only if it is the start of our header
+        if raw.startswith(_HEADER_PREFIX):
+            return None
+        return "its only line is not an aqi-responses header"
+    try:
+        header = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "its first line is not JSON"
+    schema = header.get("schema") if isinstance(header, dict) else None
+    if schema != RESPONSES_SCHEMA:
+        return f"header schema={schema!r}; expected {RESPONSES_SCHEMA!r}"
+    version = header.get("version")
+    if not isinstance(version, int) or version > RESPONSES_VERSION:
+        return (f"{RESPONSES_SCHEMA} version {version!r}; this aqi reads versions "
+                f"<= {RESPONSES_VERSION}")  # fmt: skip
+    return None
+
+
+def is_responses_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an aqi responses file that aqi may replace or resume.
+
+    True for an empty file and for a file cut inside its header line (a crash
+    while it was created); false for anything else — a prompt file, another
+    JSONL, an activation store, a folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "p.jsonl"
+    >>> _ = p.write_text('{"id": "a", "text": "Hi", "label": "safe"}\\n')
+    >>> is_responses_file(p)
+    False
+    """
+    p = Path(path)
+    if not p.is_file():
+        return False
+    return _header_problem(_head(p)) is None
+
+
+def _head(path: Path) -> bytes:
+    """The first MiB of ``path``: enough for a header line (a few kB)."""
+    with path.open("rb") as f:
+        return f.read(1 << 20)
+
+
 def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, list[Response]]:
-    """Header and records of a responses file; a torn last line is cut off when ``repair``."""
+    """Header and records of a responses file; a torn last line is cut off when ``repair``.
+
+    The header is checked before anything is cut: a file that is not ours is
+    never modified.
+    """
     raw = path.read_bytes()
+    problem = _header_problem(raw)
+    if problem is not None:
+        raise ValueError(f"{path}: not an aqi-responses file ({problem})")
     if not raw.strip():
         return None, []
     lines = raw.split(b"\n")
@@ -194,7 +279,7 @@ def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, lis
         warnings.warn(
             f"{path}: dropped an incomplete last line left by an interrupted write; "
             "its responses will be generated again",
-            stacklevel=4,
+            stacklevel=5,
         )
         with path.open("r+b") as f:
             f.truncate(len(raw) - len(lines[-1]))
@@ -202,29 +287,18 @@ def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, lis
             os.fsync(f.fileno())
     if not complete:
         return None, []
-    try:
-        header = json.loads(complete[0])
-    except json.JSONDecodeError:
-        raise ValueError(f"{path}: first line is not JSON; not an aqi-responses file") from None
-    if not isinstance(header, dict) or header.get("schema") != RESPONSES_SCHEMA:
-        raise ValueError(
-            f"{path}: header schema={header.get('schema') if isinstance(header, dict) else None!r}"
-            f"; expected {RESPONSES_SCHEMA!r}"
-        )
-    version = header.get("version")
-    if not isinstance(version, int) or version > RESPONSES_VERSION:
-        raise ValueError(
-            f"{path}: {RESPONSES_SCHEMA} version {version!r}; this aqi reads versions "
-            f"<= {RESPONSES_VERSION}"
-        )
+    header = json.loads(complete[0])
     records = []
     for i, line in enumerate(complete[1:], start=2):
         if line.strip():
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 raise ValueError(f"{path}: line {i} is not valid JSON") from None
-            records.append(Response.from_record(rec, line=i))
+            try:
+                records.append(Response.from_record(rec, line=i))
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
     return header, records
 
 
@@ -242,57 +316,19 @@ def load_responses(path: str | os.PathLike[str]) -> Responses:
         Not an ``aqi-responses`` file, a newer version, or a malformed line.
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"responses file {str(p)!r} is a directory; name a file")
     if not p.is_file():
         raise FileNotFoundError(f"no responses file at {str(p)!r}")
     header, records = _read_jsonl(p, repair=False)
     if header is None:
         raise ValueError(f"{p}: empty file; not an aqi-responses file")
     body = {k: v for k, v in header.items() if k not in ("schema", "version")}
-    return Responses(records=tuple(records), header=body)
-
-
-class ResponseWriter:
-    """Append-only, crash-safe writer of a responses file (used by ``generate_responses``)."""
-
-    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any], *,
-                 overwrite: bool = False) -> None:  # fmt: skip
-        self.path = Path(path)
-        self.header = dict(header)
-        self.done: list[Response] = []
-        if overwrite or not self.path.exists():
-            self._create()
-            return
-        old, records = _read_jsonl(self.path, repair=True)
-        if old is None:  # crashed before the header was written
-            self._create()
-            return
-        mismatch = {
-            k: (old.get("identity", {}).get(k), v)
-            for k, v in self.header["identity"].items()
-            if old.get("identity", {}).get(k) != v
-        }
-        if mismatch:
-            shown = "; ".join(f"{k}: file has {a!r}, this call {b!r}" for k, (a, b) in
-                              list(mismatch.items())[:4])  # fmt: skip
-            raise ValueError(
-                f"{self.path} was generated with other settings ({shown}); pass "
-                "overwrite=True (CLI: --overwrite) to replace it, or another out path"
-            )
-        self.done = records
-
-    def _create(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", encoding="utf-8") as f:
-            f.write(json.dumps(_full_header(self.header), ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def append(self, records: Iterable[Response]) -> None:
-        text = "".join(json.dumps(r.to_record(), ensure_ascii=False) + "\n" for r in records)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        return Responses(records=tuple(records), header=body, source=str(p))
+    except ValueError as e:
+        raise ValueError(f"{p}: {e} (two writers on one file?); generate it again with "
+                         "--overwrite / overwrite=True") from None  # fmt: skip
 
 
 def with_responses(
@@ -324,7 +360,8 @@ def with_responses(
     Raises
     ------
     ValueError
-        A prompt without a response (for ``sample``), or empty responses with
+        A prompt without a response (for ``sample``), a response recording
+        another text for the prompt's id, or empty responses with
         ``on_empty="error"``.
 
     Examples
@@ -347,6 +384,14 @@ def with_responses(
         raise ValueError(
             f"{len(missing)} prompt(s) have no response for sample {sample}: "
             f"{', '.join(map(repr, missing[:5]))}"
+        )
+    other = [p.id for p in ps if by_key[(p.id, sample)].prompt_text not in (None, p.text)]
+    if other:
+        src = f"responses {responses.source!r}" if responses.source else "the responses"
+        raise ValueError(
+            f"{src} answer other prompts: {len(other)} prompt id(s) have another text there "
+            f"(e.g. {other[0]!r}: {by_key[(other[0], sample)].prompt_text!r} vs "
+            f"{ps[other[0]].text!r}); generate them from these prompts"
         )
     empty = [p.id for p in ps if not by_key[(p.id, sample)].text.strip()]
     if empty and on_empty == "error":
