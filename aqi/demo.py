@@ -132,7 +132,7 @@ def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     status(f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
            f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s")  # fmt: skip
     report = audit(store, ood_test=wrapped, jailbreak=wrapped, n_boot=1000, n_perm=200)
-    say(f"AQI per layer (aqi-v1, mean pooling over the user's tokens; {prompts!r})")
+    say(f"AQI per layer (aqi-v1, mean pooling over the instruction's tokens; {prompts!r})")
     say(profile_table(report.profile))
     say()
     say(f"audit verdict: {report.reason}")
@@ -150,8 +150,10 @@ def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
                             max_new_tokens=JUDGE_NEW_TOKENS, overwrite=overwrite)
     own = capture(
         model, tok, with_responses(prompts, rs, on_empty="drop"), out / "smollm2-responses.h5",
-        layers="blocks", pooling="mean", span="response", include_response=True,
-        overwrite=overwrite,
+        layers="blocks", pooling=("mean", "last"), include_response=True, overwrite=overwrite,
+        # One forward pass: the response (what the audit reads first, the validated setting)
+        # and the two axes (instruction, decision point) of the same rows.
+        spans=("response", "instruction", "post_instruction", "response_onset"),
     )  # fmt: skip
     status(f"\ngenerated and captured {own.n_rows} of the model's own responses in "
            f"{time.perf_counter() - t2:.1f} s")
