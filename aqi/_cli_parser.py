@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pooling", default="mean,last", help="comma-separated: mean, last, first, max"
     )
     cap.add_argument("--span", default="user", choices=["user", "all", "response"])
-    cap.add_argument("--batch-size", type=int, default=16)
+    cap.add_argument("--batch-size", type=_positive_int, default=16)
     cap.add_argument(
         "--max-length", type=int, default=None,
         help="truncate longer inputs to this many tokens (default: the model's context)",
@@ -130,11 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(gen)
     _prompt_args(gen)
     gen.add_argument("--out", required=True, help="responses file (.jsonl)")
-    gen.add_argument("--max-new-tokens", type=int, default=64)
-    gen.add_argument("--batch-size", type=int, default=16)
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=64)
+    gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--n", type=int, default=1, help="samples per prompt (with --sample)")
+    gen.add_argument("--temperature", type=float, default=1.0, help="with --sample")
+    gen.add_argument("--n", type=_positive_int, default=1,
+                     help="samples per prompt (with --sample)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--json", action="store_true",
@@ -178,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     rw = psub.add_parser("reward", help="calibration of reward scores, in distribution and shifted")
     rw.add_argument("reference", help="scores CSV/JSON(L) with chosen/rejected rewards")
     rw.add_argument("shifted", nargs="*", help="score files of shifted conditions")
-    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default="temperature")
+    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default=None,
+                    help="fitted on half the reference pairs, applied to the held-out half and "
+                         "the shifted files (default with shifted files: temperature)")
     rw.add_argument("--n-boot", type=int, default=200)
     rw.add_argument("--json", action="store_true")
 

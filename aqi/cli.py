@@ -14,19 +14,53 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ._cli_parser import build_parser
+from ._errors import NAME_ONLY, NamedArguments
 
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+
+
+#: The loading flags and their defaults (what ``--model demo`` refuses when changed).
+_LOADING_DEFAULTS = {"revision": None, "gguf_file": None, "dtype": "auto", "device": None,
+                     "device_map": None, "load_in_8bit": False, "load_in_4bit": False,
+                     "trust_remote_code": False, "attn_implementation": None}
+#: Python arguments whose flag is not ``--`` + their name with dashes.
+_FLAGS = {"name_or_path": "--model", "do_sample": "--sample", "model": "--model"}
+#: Python (argument, value) pairs that are a switch on the command line.
+_SWITCHES = {("on_empty", "drop"): "--drop-empty", ("do_sample", True): "--sample",
+             ("allow_partial", True): "--partial", ("include_response", True): "--include-response"}
+
+
+def cli_spelling(name: str, value: Any) -> str:
+    """How the command line spells the Python argument ``name=value`` (its flag).
+
+    >>> cli_spelling("on_empty", "drop"), cli_spelling("batch_size", 0)
+    ('--drop-empty', '--batch-size 0')
+    """
+    if isinstance(value, (str, bool, int)) and (name, value) in _SWITCHES:
+        return _SWITCHES[(name, value)]
+    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+    return flag if value is NAME_ONLY or value is True else f"{flag} {value}"
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.model == "demo":
         from .demo import load_demo_model
+
+        changed = [k for k, v in _LOADING_DEFAULTS.items() if getattr(args, k) != v]
+        if changed:
+            raise ValueError(
+                f"{cli_spelling(changed[0], NAME_ONLY)} does not apply to --model demo (the "
+                "bundled SmolLM2-135M-Instruct, float32 on the CPU); pass a model folder or hub "
+                "id to --model to use it"
+            )
 
         return load_demo_model()
     from .loading import load_model
@@ -44,6 +78,41 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
         load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
         attn_implementation=args.attn_implementation,
     )
+
+
+#: Spans that end before the assistant's turn: a response appended after it is never read.
+_SPANS_BEFORE_RESPONSE = ("user", "instruction", "post_instruction")
+
+
+def _check_capture_flags(args: argparse.Namespace) -> None:
+    """Refuse capture flags that would do nothing with the others given."""
+    if args.drop_empty and not args.responses:
+        raise ValueError("--drop-empty leaves out empty responses of --responses, which was not "
+                         "given")
+    given = "--responses" if args.responses else "--include-response" if args.include_response \
+        else None
+    if given and args.span in _SPANS_BEFORE_RESPONSE:
+        raise ValueError(
+            f"{given} appends each response after the user's turn, but --span {args.span} reads "
+            "only tokens before it (a causal model's activations there do not see the response); "
+            f"use --span response (or all), or leave {given} out"
+        )
+
+
+def _check_out_paths(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any work starts."""
+    for flag, value in (("--out", getattr(args, "out", None)),
+                        ("--json-out", getattr(args, "json_out", None))):  # fmt: skip
+        if value is None:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            raise IsADirectoryError(f"{flag} {value!r} is a folder; give a file path in it")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise FileNotFoundError(f"{flag} {value!r}: the folder {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(f"{flag} {value!r}: the folder {str(parent)!r} is not writable")
 
 
 def _summary(store: Any) -> dict[str, Any]:
@@ -134,6 +203,15 @@ def _run_audit(args: argparse.Namespace) -> Any:
         )  # fmt: skip
 
 
+def _warn_thin_ood(rep: Any) -> None:
+    """The gate's insufficient-data rule (:func:`aqi.checks.ood_coverage_check`) on stderr."""
+    from .checks import AuditThresholds, ood_coverage_check
+
+    check = ood_coverage_check(rep, rep.best().layer, AuditThresholds())
+    if check.summary.startswith("insufficient data"):
+        print(f"aqi probe ood: warning: {check.summary}", file=sys.stderr)
+
+
 def _partial(stores: dict[str, Any], allow: bool) -> None:
     from .audit import check_partial
 
@@ -199,6 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with progress_bars(False if args.quiet else None):
             return _run(args)
+    except BrokenPipeError:
+        # The reader of stdout closed it (``aqi info s.h5 | head -1``): end quietly, and keep
+        # Python's final flush from printing a second error.
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):  # stdout may not be a file descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     finally:
         if started:
             import torch.distributed as dist
@@ -252,6 +338,7 @@ def _run(args: argparse.Namespace) -> int:
                     ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
                     false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
                 )  # fmt: skip
+            _warn_thin_ood(rep)
             if args.json:
                 _dump(rep.to_dict())
             else:
@@ -262,10 +349,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "probe" and args.probe == "reward":
             from .probes import load_reward_scores, preference_calibration, reward_shift
 
+            if args.calibrator not in (None, "none") and not args.shifted:
+                raise ValueError(
+                    f"--calibrator {args.calibrator} is fitted on half the reference pairs and "
+                    "applied to shifted score files, and none were given; add them after the "
+                    "reference, or leave --calibrator out"
+                )
             ref = load_reward_scores(args.reference)
             if args.shifted:
                 shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
-                cal = None if args.calibrator == "none" else args.calibrator
+                cal = {None: "temperature", "none": None}.get(args.calibrator, args.calibrator)
                 res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
             else:
                 res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
@@ -278,6 +371,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(reward_table(res))
             return EXIT_OK
         if args.command in ("report", "gate"):
+            if args.command == "report":
+                _check_out_paths(args)
             report = _run_audit(args)
             from .checks import gate_failed
             from .report import to_json, write_html, write_json
@@ -307,6 +402,8 @@ def _run(args: argparse.Namespace) -> int:
             else bundled_prompts()
         )
         include_response = getattr(args, "include_response", False)
+        if args.command == "capture":
+            _check_capture_flags(args)
         if getattr(args, "responses", None) and args.command == "capture":
             from .behaviour import load_responses, with_responses
 
@@ -363,18 +460,35 @@ def _run(args: argparse.Namespace) -> int:
         again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader went away (``aqi … | head``): main ends quietly
     except (ValueError, TypeError, OSError, KeyError, FloatingPointError, MemoryError,
-            RuntimeError) as e:  # fmt: skip
+            RuntimeError, ImportError) as e:  # fmt: skip
         oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
         if isinstance(e, RuntimeError) and not oom and type(e).__name__ != "StoreLockedError":
             raise  # a bug, not an input error: keep the traceback
         if args.debug:
             traceback.print_exc()
-        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else " ".join(str(e).split())
+        if isinstance(e, NamedArguments):
+            text = " ".join(e.render(cli_spelling).split())
+        elif isinstance(e, KeyError) and e.args:
+            text = str(e.args[0])
+        else:
+            text = " ".join(str(e).split())
         if oom:
-            text = f"out of memory ({text}); lower --batch-size or --max-tokens-per-batch"
+            text = f"out of memory ({text}); {_OOM_HINTS.get(args.command, _OOM_HINTS['capture'])}"
         print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
         return EXIT_USAGE
+
+
+#: What to lower when a command runs out of memory (only flags the command has).
+_OOM_HINTS = {
+    "capture": "lower --batch-size or --max-tokens-per-batch",
+    "generate": "lower --batch-size or --max-new-tokens",
+    **{c: "lower --n-boot (and --n-perm)" for c in ("score", "report", "gate")},
+    "compare": "lower --n-boot",
+    "probe": "lower --n-boot",
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._errors import ArgumentError
 from ..activations import Prompt, PromptSet, load_prompts
 
 __all__ = [
@@ -85,13 +86,21 @@ class Response:
         return d
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any], *, line: int = 0) -> Response:
+    def from_record(cls, rec: Mapping[str, Any], *, line: int = 0, source: str = "") -> Response:
+        where = f"{source}:{line}" if source else f"line {line}"
         try:
             d = dict(rec)
             d["text"] = d.pop("response")
-            return cls(**d)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"line {line}: not an aqi-responses record ({e})") from None
+            out = cls(**d)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: not an aqi-responses record ({e})") from None
+        for name, kinds in (("prompt_id", str), ("text", str), ("label", str), ("sample", int)):
+            value = getattr(out, name)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                key = "response" if name == "text" else name
+                raise ValueError(f"{where}: {key}={value!r}; expected a "
+                                 f"{'string' if kinds is str else 'whole number'}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -223,8 +232,10 @@ def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, lis
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                raise ValueError(f"{path}: line {i} is not valid JSON") from None
-            records.append(Response.from_record(rec, line=i))
+                raise ValueError(f"{path}:{i}: not valid JSON") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}")
+            records.append(Response.from_record(rec, line=i, source=str(path)))
     return header, records
 
 
@@ -350,9 +361,10 @@ def with_responses(
         )
     empty = [p.id for p in ps if not by_key[(p.id, sample)].text.strip()]
     if empty and on_empty == "error":
-        raise ValueError(
+        raise ArgumentError(
             f"{len(empty)} empty response(s) cannot be captured with span='response': "
-            f"{', '.join(map(repr, empty[:5]))}; pass on_empty='drop' to leave them out"
+            f"{', '.join(map(repr, empty[:5]))}; pass {{on_empty}} to leave them out",
+            on_empty="drop",
         )
     dropped = set(empty)
     rows: list[Prompt] = [
