@@ -171,7 +171,12 @@ def _run_audit(args: argparse.Namespace) -> Any:
     from .checks import load_thresholds
     from .probes import load_reward_scores, preference_calibration, reward_shift
 
-    thresholds = load_thresholds(args.config)
+    try:
+        thresholds = load_thresholds(args.config)
+    except (ValueError, FileNotFoundError) as e:
+        if not args.config:
+            raise  # found by the search upward: the message names the file
+        raise type(e)(f"--config {e}") from None
     if args.reward_shift and not args.reward:
         raise ValueError("--reward-shift needs --reward (the in-distribution scores)")
     reward = None
@@ -276,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._progress import progress_bars
 
         with progress_bars(False if args.quiet else None):
-            return _run(args)
+            code = _run(args)
+        sys.stdout.flush()  # a reader that left shows here, not in Python's exit flush
+        return code
     except BrokenPipeError:
         # The reader of stdout closed it (``aqi info s.h5 | head -1``): end quietly, and keep
         # Python's final flush from printing a second error.
