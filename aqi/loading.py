@@ -111,15 +111,13 @@ def gguf_checkpoint(folder: Path, gguf_file: str, cache: Path | None = None) -> 
     target = (cache or cache_dir()) / f"{stem}-f32-{key[:12]}"
     if (target / "config.json").is_file():
         return target
+    _check_gguf(src)  # once, before the conversion: a cut file is one clear line
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
                                                      dtype=torch.float32)
     except ImportError as e:
         raise ImportError(f"loading {gguf_file!r} needs the 'gguf' package: pip install "
                           f"'aqi[demo]' ({e})") from None
-    except Exception:
-        _check_gguf(src)  # a cut or damaged file: one clear line
-        raise  # the file reads: a genuine failure of the conversion, traceback kept
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     # The dequantised weights are plain float32: drop the GGUF quantizer so that
     # save_pretrained writes an ordinary checkpoint.
