@@ -43,10 +43,10 @@ def resolve_dtype(dtype: Any, device: str, config_dtype: Any = None) -> Any:
     >>> import torch
     >>> resolve_dtype("auto", "cpu", torch.bfloat16), resolve_dtype("bf16", "cpu")
     (torch.float32, torch.bfloat16)
-    >>> resolve_dtype("float8", "cpu")
+    >>> resolve_dtype("float8", "cpu")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: dtype='float8' is not supported; expected one of auto, float32, bfloat16, float16
+    aqi._errors.ArgumentError: dtype='float8' is not supported; expected one of auto, float32, ...
     """
     import torch
 
@@ -307,8 +307,8 @@ def _load(
 
     if gguf_file is not None:
         if not Path(name).is_dir():
-            raise ArgumentError("{gguf_file} needs a local folder holding it; {name_or_path} is "
-                                "not a folder", gguf_file=gguf_file, name_or_path=name)
+            raise FileNotFoundError(f"gguf_file needs a local folder holding it; {name!r} is not "
+                                    "a folder (CLI: --model)")
         name = str(gguf_checkpoint(Path(name), gguf_file, cache))
         revision = None
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}
