@@ -234,39 +234,6 @@ def _print_checks(report: Any) -> None:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
 
-def _without_nproc(argv: Sequence[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
-
-
-def _launch(argv: Sequence[str], nproc: int) -> int:
-    """Run this capture as ``nproc`` processes under torchrun (no home-made launcher)."""
-    import subprocess
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "aqi", *_without_nproc(argv)]
-    return subprocess.call(cmd)
-
-
-def _start_process_group() -> bool:
-    """Join torchrun's process group (gloo: capture only exchanges barriers)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return False
-    dist.init_process_group("gloo")
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aqi`` command; returns the exit code."""
     parser = build_parser()
@@ -275,8 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return int(e.code or 0)
     if args.command == "capture" and args.nproc > 1 and "RANK" not in os.environ:
-        return _launch(sys.argv[1:] if argv is None else argv, args.nproc)
-    started = args.command == "capture" and _start_process_group()
+        from ._cli_launch import launch
+
+        return launch(args, sys.argv[1:] if argv is None else argv,
+                      count=lambda: len(_capture_prompts(args)[0]), user_error=_user_error)
+    from ._cli_launch import start_process_group
+
+    started = args.command == "capture" and start_process_group()
     try:
         from ._progress import progress_bars
 
@@ -299,6 +271,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
+def _capture_prompts(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The prompts of ``capture`` / ``generate`` (with ``--responses`` attached) and
+    whether the responses are part of the input; refuses flags that cannot act."""
+    from .activations import bundled_prompts, load_prompts
+
+    columns = {f"{c}_col": getattr(args, f"{c}_col")
+               for c in ("text", "label", "id", "category")
+               if getattr(args, f"{c}_col") is not None}  # fmt: skip
+    if columns and not args.prompts:
+        flags = ", ".join("--" + k.replace("_", "-") for k in columns)
+        raise ValueError(f"{flags} name columns of --prompts, which was not given")
+    prompts = (
+        load_prompts(args.prompts, format=args.format, **columns)
+        if args.prompts
+        else bundled_prompts()
+    )
+    include_response = getattr(args, "include_response", False)
+    if args.command != "capture":
+        return prompts, include_response
+    _check_capture_flags(args)
+    if args.responses:
+        from .behaviour import load_responses, with_responses
+
+        prompts = with_responses(prompts, load_responses(args.responses),
+                                 on_empty="drop" if args.drop_empty else "error")
+        include_response = True
+    if args.span == "response" and not include_response:
+        raise ValueError("--span response needs the model's responses: pass --responses "
+                         "r.jsonl (from aqi generate) or --include-response with a "
+                         "'response' column in --prompts")
+    return prompts, include_response
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
@@ -306,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo(args.out_dir, overwrite=args.overwrite, quiet=args.quiet,
                             as_json=args.json)
-        from .activations import bundled_prompts, capture, load_prompts, open_store
+        from .activations import capture, open_store
 
         if args.command == "info":
             with open_store(args.store) as store:
@@ -397,30 +402,7 @@ def _run(args: argparse.Namespace) -> int:
                 failed = gate_failed(report.verdict, strict=args.strict)
                 return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
-        columns = {f"{c}_col": getattr(args, f"{c}_col")
-                   for c in ("text", "label", "id", "category")
-                   if getattr(args, f"{c}_col") is not None}  # fmt: skip
-        if columns and not args.prompts:
-            flags = ", ".join("--" + k.replace("_", "-") for k in columns)
-            raise ValueError(f"{flags} name columns of --prompts, which was not given")
-        prompts = (
-            load_prompts(args.prompts, format=args.format, **columns)
-            if args.prompts
-            else bundled_prompts()
-        )
-        include_response = getattr(args, "include_response", False)
-        if args.command == "capture":
-            _check_capture_flags(args)
-        if getattr(args, "responses", None) and args.command == "capture":
-            from .behaviour import load_responses, with_responses
-
-            prompts = with_responses(prompts, load_responses(args.responses),
-                                     on_empty="drop" if args.drop_empty else "error")
-            include_response = True
-        if args.command == "capture" and args.span == "response" and not include_response:
-            raise ValueError("--span response needs the model's responses: pass --responses "
-                             "r.jsonl (from aqi generate) or --include-response with a "
-                             "'response' column in --prompts")
+        prompts, include_response = _capture_prompts(args)
         model, tok = _load_model(args)
         if args.command == "generate":
             from .behaviour import generate_responses, refusal_rate
@@ -456,7 +438,8 @@ def _run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         with store:
-            _print_summary(_summary(store), args.json)
+            if int(os.environ.get("RANK", "0")) == 0:  # under --nproc: one summary, rank 0's
+                _print_summary(_summary(store), args.json)
         return EXIT_OK
     except KeyboardInterrupt as e:
         if args.debug:
@@ -474,18 +457,24 @@ def _run(args: argparse.Namespace) -> int:
         oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
         if isinstance(e, RuntimeError) and not oom and type(e).__name__ != "StoreLockedError":
             raise  # a bug, not an input error: keep the traceback
-        if args.debug:
-            traceback.print_exc()
-        if isinstance(e, NamedArguments):
-            text = " ".join(e.render(cli_spelling).split())
-        elif isinstance(e, KeyError) and e.args:
-            text = str(e.args[0])
-        else:
-            text = " ".join(str(e).split())
-        if oom:
-            text = f"out of memory ({text}); {_OOM_HINTS.get(args.command, _OOM_HINTS['capture'])}"
-        print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
-        return EXIT_USAGE
+        return _user_error(args, e)
+
+
+def _user_error(args: argparse.Namespace, e: BaseException) -> int:
+    """Print the one line of a user error (``--debug``: after the traceback); return 2."""
+    oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+    if args.debug:
+        traceback.print_exc()
+    if isinstance(e, NamedArguments):
+        text = " ".join(e.render(cli_spelling).split())
+    elif isinstance(e, KeyError) and e.args:
+        text = str(e.args[0])
+    else:
+        text = " ".join(str(e).split())
+    if oom:
+        text = f"out of memory ({text}); {_OOM_HINTS.get(args.command, _OOM_HINTS['capture'])}"
+    print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 #: What to lower when a command runs out of memory (only flags the command has).

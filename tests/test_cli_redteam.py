@@ -305,3 +305,24 @@ def test_broken_pipe_ends_quietly(files):
     finally:
         os.close(w)
     assert p.stderr == "" and p.returncode == 141
+
+
+# -- --nproc: one line from the launcher, one summary ----------------------------------------
+
+def test_nproc_over_more_ranks_than_prompts_is_refused_before_launch(tiny_dir, tmp_path, capsys):
+    p = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "Hi", "label": "safe"},
+                                           {"id": "b", "text": "Hurt", "label": "unsafe"}])
+    out = tmp_path / "s.h5"
+    line = one_line_error(capsys, ["--quiet", "capture", "--model", str(tiny_dir), "--prompts",
+                                   str(p), "--out", str(out), "--nproc", "3"])
+    assert "--nproc 3 is more than the 2 prompts to capture; use --nproc 2 or fewer" in line
+    assert list(tmp_path.iterdir()) == [p]  # no shard, no lock, no store
+
+
+def test_nproc_rank_failure_is_one_line_from_the_launcher(files, tmp_path):
+    p = _aqi("--quiet", "capture", "--model", str(tmp_path / "no-model"), "--prompts",
+             str(files["prompts"]), "--out", str(tmp_path / "s.h5"), "--nproc", "2")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith("aqi capture: error: model ") and "no shards written" in lines[0]
+    assert "Traceback" not in p.stderr and "[rank" not in p.stderr
