@@ -20,7 +20,8 @@ examples:
   aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
 
 exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
-  130 interrupted (Ctrl-C; re-run the same capture to resume). --debug shows tracebacks.
+  130 interrupted (Ctrl-C; re-run the same capture to resume), 141 stdout closed by its
+  reader (aqi ... | head). --debug shows tracebacks.
 """
 
 

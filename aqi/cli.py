@@ -2,8 +2,10 @@
 
 Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
 (bad arguments, missing files, incompatible stores), reported on one line of
-stderr (``--debug`` adds the traceback); 130 interrupted (Ctrl-C). Progress goes to stderr,
-results to stdout (JSON with ``--json``).
+stderr (``--debug`` adds the traceback); 130 interrupted (Ctrl-C); 141 stdout closed by its
+reader (``aqi info s.h5 | head -1``, quietly). Progress goes to stderr, results to stdout
+(JSON with ``--json``). Errors name the flags: a Python argument in a message (an
+:class:`aqi._errors.ArgumentError`) is spelled by :func:`cli_spelling`.
 """
 
 from __future__ import annotations
