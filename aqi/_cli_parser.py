@@ -112,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--span", default="user", choices=["user", "all", "response"])
     cap.add_argument("--batch-size", type=_positive_int, default=16)
     cap.add_argument(
-        "--max-length", type=int, default=None,
+        "--max-length", type=_positive_int, default=None,
         help="truncate longer inputs to this many tokens (default: the model's context)",
     )  # fmt: skip
     cap.add_argument(
-        "--max-tokens-per-batch", type=int, default=None,
+        "--max-tokens-per-batch", type=_positive_int, default=None,
         help="padded tokens per forward pass (default 8192; a longer input runs alone)",
     )  # fmt: skip
     cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")

@@ -70,8 +70,9 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 @pytest.mark.parametrize("flag", [["--device", "cuda"], ["--dtype", "banana"], ["--load-in-4bit"],
                                   ["--gguf-file", "x.gguf"], ["--revision", "main"]])
-def test_loading_flags_on_the_demo_model_are_refused(flag, tmp_path, capsys):
-    line = one_line_error(capsys, ["--quiet", "generate", "--model", "demo", "--out",
+def test_loading_flags_on_the_demo_model_are_refused(flag, files, tmp_path, capsys):
+    line = one_line_error(capsys, ["--quiet", "generate", "--model", "demo", "--prompts",
+                                   str(files["prompts"]), "--max-new-tokens", "1", "--out",
                                    str(tmp_path / "r.jsonl"), *flag])
     assert f"{flag[0]} does not apply to --model demo" in line
     assert not (tmp_path / "r.jsonl").exists()
@@ -84,6 +85,7 @@ def test_loading_flags_on_the_demo_model_are_refused(flag, tmp_path, capsys):
         (["--temperature", "0.3"], "--temperature 0.3 has no effect on greedy decoding; add "
                                    "--sample"),
         (["--n", "2"], "--n 2 samples per prompt needs --sample"),
+        (["--sample", "--temperature", "0"], "--temperature 0.0; expected a number > 0"),
         (["--batch-size", "0"], "--batch-size: expected a whole number >= 1, got '0'"),
     ],
 )

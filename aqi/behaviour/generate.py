@@ -174,9 +174,9 @@ def generate_responses(
                                     "to sample, or leave it out", **{k: v, "do_sample": True})
     if do_sample:
         if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature={temperature!r}; expected a number > 0")
+            raise ArgumentError("{temperature}; expected a number > 0", temperature=temperature)
         if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise ValueError(f"top_p={top_p!r}; expected a number in (0, 1]")
+            raise ArgumentError("{top_p}; expected a number in (0, 1]", top_p=top_p)
         if top_k is not None:
             _positive_int("top_k", top_k)
     if isinstance(seed, bool) or not isinstance(seed, int):
