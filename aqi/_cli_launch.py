@@ -64,6 +64,8 @@ def launch(
 
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no trace
         try:
+            if proc.poll() is None:  # a SIGINT sent to this process alone: pass it on
+                proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:  # pragma: no cover - a rank that hangs
             proc.kill()

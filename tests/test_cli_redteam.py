@@ -328,3 +328,37 @@ def test_nproc_rank_failure_is_one_line_from_the_launcher(files, tmp_path):
     assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
     assert lines[0].startswith("aqi capture: error: model ") and "no shards written" in lines[0]
     assert "Traceback" not in p.stderr and "[rank" not in p.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the launch")
+def test_nproc_ctrl_c_is_one_line_and_130(tiny_dir, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "aqi", "--quiet", "capture", "--model",
+                          str(tiny_dir), "--out", str(tmp_path / "s.h5"), "--nproc", "2",
+                          "--layers", "0", "--pooling", "mean"], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    while not _children(p.pid) and time.monotonic() - t0 < 60:  # torchrun has started
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert p.returncode == 130 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("aqi capture: interrupted (") and "Traceback" not in err
+    assert lines[0].endswith("run the same command again to resume")
