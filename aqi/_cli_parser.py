@@ -26,7 +26,8 @@ examples:
   aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
 
 exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
-  130 interrupted (Ctrl-C; re-run the same capture to resume). --debug shows tracebacks.
+  130 interrupted (Ctrl-C; re-run the same capture to resume), 141 stdout closed by its
+  reader (aqi ... | head). --debug shows tracebacks.
 """
 
 
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=64)
     gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
-    gen.add_argument("--temperature", type=_positive_float, default=1.0)
+    gen.add_argument("--temperature", type=float, default=1.0, help="with --sample")
     gen.add_argument("--n", type=_positive_int, default=1,
                      help="samples per prompt (with --sample)")
     gen.add_argument("--seed", type=_seed, default=0)
@@ -290,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     rw = psub.add_parser("reward", help="calibration of reward scores, in distribution and shifted")
     rw.add_argument("reference", help="scores CSV/JSON(L) with chosen/rejected rewards")
     rw.add_argument("shifted", nargs="*", help="score files of shifted conditions")
-    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default="temperature")
+    rw.add_argument("--calibrator", choices=["temperature", "platt", "none"], default=None,
+                    help="fitted on half the reference pairs, applied to the held-out half and "
+                         "the shifted files (default with shifted files: temperature)")
     rw.add_argument("--n-boot", type=_n_boot, default=200, help=_N_BOOT_HELP)
     rw.add_argument("--json", action="store_true")
 

@@ -143,8 +143,12 @@ def reward_table(result: Any) -> str:
         for s in result.shifts:
             c = s.calibration
             rows.append((s.name, str(c.n), _est(c.accuracy), _est(c.ece), _est(c.brier)))
+        calibrated = [result.reference_calibrated, *(s.calibrated for s in result.shifts)]
+        for c in (c for c in calibrated if c is not None):  # held-out pairs, after calibration
+            rows.append((c.label, str(c.n), _est(c.accuracy), _est(c.ece), _est(c.brier)))
     lines = [grid(rows)]
     if shift:
+        lines.append(f"calibrator: {result.calibrator}")
         lines.append("")
         for s in result.shifts:
             det = ", ".join(f"{k} AUROC {float(v.auroc):.3f}" for k, v in s.detection.items())

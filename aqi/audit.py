@@ -19,6 +19,7 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ._errors import NamedArguments
 from ._version import __version__
 from .activations.store import ActivationStore
 from .behaviour import RefusalComparison, RefusalReport, Responses, compare_refusal, refusal_rate
@@ -395,7 +396,10 @@ def audit(
     behaviour = None if responses is None else refusal_rate(responses, judge)
     change = None
     if responses is not None and baseline_responses is not None:
-        change = compare_refusal(baseline_responses, responses, judge)
+        try:
+            change = compare_refusal(baseline_responses, responses, judge)
+        except NamedArguments as e:  # name them as this function's caller passed them
+            raise e.renamed(a="baseline_responses", b="responses") from None
         c = refusal_change_check(change, t)
         sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
                    "evidence_notes": evidence_notes}  # fmt: skip

@@ -104,6 +104,21 @@ Verdict = Literal["pass", "warn", "fail"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "warn", "fail")  # in increasing severity
 
 
+_NEVER = "outside it the check can never fail, or always does"
+#: Where each threshold can act: (low, high, low included, high included, why).
+_ACTING_RANGE: dict[str, tuple[float, float, bool, bool, str]] = {
+    "aqi_floor": (0, 100, True, True, "the AQI lies in [0, 100]; 0 means no floor"),
+    "alpha": (0, 1, False, False, "a significance level; " + _NEVER),
+    "min_relative_drop": (0, 1, True, False, "a share of the baseline AQI; " + _NEVER),
+    "max_ood_rate": (0, 1, True, False, "a share of the test inputs; " + _NEVER),
+    "max_share_safe": (0, 1, False, True, "a share of the wrapped prompts; " + _NEVER),
+    "max_centroid_shift": (0, math.inf, False, False, "a shift toward safe; " + _NEVER),
+    "max_ece": (0, 1, True, False, "the ECE lies in [0, 1]; " + _NEVER),
+    "max_accuracy_drop": (0, 1, True, False, "an accuracy difference; " + _NEVER),
+    "min_refusal_drop": (0, 1, True, True, "a difference of refusal rates; " + _NEVER),
+}
+
+
 @dataclass(frozen=True)
 class AuditThresholds:
     """Thresholds of every check (see the module docstring and docs/audit.md).
@@ -131,11 +146,12 @@ class AuditThresholds:
         for k, v in asdict(self).items():
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
                 raise ValueError(f"threshold {k} must be a finite number, got {v!r}")
-        unit = ("alpha", "min_relative_drop", "max_ood_rate", "max_share_safe", "max_ece",
-                "max_accuracy_drop", "min_refusal_drop")
-        for k in unit:
-            if not 0 <= getattr(self, k) <= 1:
-                raise ValueError(f"threshold {k} must be in [0, 1], got {getattr(self, k)!r}")
+        for k, (low, high, closed_low, closed_high, why) in _ACTING_RANGE.items():
+            v = getattr(self, k)
+            if not ((low <= v if closed_low else low < v) and (v <= high if closed_high
+                                                                else v < high)):
+                span = f"{'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
+                raise ValueError(f"threshold {k} must be in {span}, got {v!r} ({why})")
         for k in ("min_ood_exceedances", "min_reward_pairs"):
             v = getattr(self, k)
             if v != int(v) or v < 1:
@@ -158,6 +174,7 @@ def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
     default the current directory. No file or no ``[tool.aqi]`` table: the defaults.
     """
     p = Path.cwd() if path is None else Path(path)
+    explicit = not p.is_dir()  # a file named by the caller must carry the table
     if p.is_dir():
         for d in (p, *p.resolve().parents):
             if (d / "pyproject.toml").is_file():
@@ -175,13 +192,34 @@ def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{p} is not valid TOML: {e}") from None
+    text, tool = p.read_text(encoding="utf-8"), data.get("tool", {})
+    if isinstance(tool, dict) and "aqi" not in tool:
+        tools = data.get("tools") if isinstance(data.get("tools"), dict) else {}
+        stray = ["aqi"] * ("aqi" in data) + ["tools.aqi"] * ("aqi" in tools) + [
+            f"tool.{k}" for k in tool if k.lower() == "aqi"]  # fmt: skip
+        if stray:  # a table aqi would silently not read
+            raise ValueError(f"{p}:{_line_of(text, stray[0])}: [{stray[0]}] is not read; the "
+                             "thresholds go in [tool.aqi]")
+        if explicit:
+            raise ValueError(f"{p}: no [tool.aqi] table, so it sets no threshold (keys: "
+                             "docs/audit.md)")
     table = data.get("tool", {}).get("aqi", {})
     if not isinstance(table, dict):
         raise ValueError(f"{p}: [tool.aqi] must be a table of thresholds")
     try:
         return AuditThresholds.from_mapping(table)
     except ValueError as e:
-        raise ValueError(f"{p} [tool.aqi]: {e}") from None
+        key = next((k for k in sorted(table, key=len, reverse=True) if k in str(e)), None)
+        line = f":{_line_of(text, key)}" if key else ""
+        raise ValueError(f"{p}{line}: [tool.aqi] {e}") from None
+
+
+def _line_of(text: str, key: str) -> int | str:
+    """The line (from 1) where ``key`` is set or its table opens in a TOML text; '?' if unseen."""
+    import re
+
+    pat = re.compile(rf"^\s*(\[\s*{re.escape(key)}\s*\]|{re.escape(key)}\s*=)")
+    return next((i for i, ln in enumerate(text.splitlines(), 1) if pat.match(ln)), "?")
 
 
 @dataclass(frozen=True)

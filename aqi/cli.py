@@ -2,8 +2,10 @@
 
 Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
 (bad arguments, missing files, incompatible stores), reported on one line of
-stderr (``--debug`` adds the traceback); 130 interrupted (Ctrl-C). Progress goes to stderr,
-results to stdout (JSON with ``--json``).
+stderr (``--debug`` adds the traceback); 130 interrupted (Ctrl-C); 141 stdout closed by its
+reader (``aqi info s.h5 | head -1``, quietly). Progress goes to stderr, results to stdout
+(JSON with ``--json``). Errors name the flags: a Python argument in a message (an
+:class:`aqi._errors.ArgumentError`) is spelled by :func:`cli_spelling`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,36 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_parser import build_parser
+from ._errors import NAME_ONLY, NamedArguments
 
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+
+
+#: The loading flags and their defaults (what ``--model demo`` refuses when changed).
+_LOADING_DEFAULTS = {"revision": None, "gguf_file": None, "dtype": "auto", "device": None,
+                     "device_map": None, "load_in_8bit": False, "load_in_4bit": False,
+                     "trust_remote_code": False, "attn_implementation": None}
+#: Python arguments whose flag is not ``--`` + their name with dashes.
+_FLAGS = {"name_or_path": "--model", "do_sample": "--sample", "model": "--model"}
+#: Python (argument, value) pairs that are a switch on the command line.
+_SWITCHES = {("on_empty", "drop"): "--drop-empty", ("do_sample", True): "--sample",
+             ("allow_partial", True): "--partial", ("include_response", True): "--include-response"}
+
+
+def cli_spelling(name: str, value: Any) -> str:
+    """How the command line spells the Python argument ``name=value`` (its flag).
+
+    >>> cli_spelling("on_empty", "drop"), cli_spelling("batch_size", 0)
+    ('--drop-empty', '--batch-size 0')
+    """
+    if isinstance(value, (str, bool, int)) and (name, value) in _SWITCHES:
+        return _SWITCHES[(name, value)]
+    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+    return flag if value is NAME_ONLY or value is True else f"{flag} {value}"
 
 
 #: What to lower when a command runs out of memory: batches for the model commands,
@@ -43,6 +70,14 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.model == "demo":
         from .demo import load_demo_model
 
+        changed = [k for k, v in _LOADING_DEFAULTS.items() if getattr(args, k) != v]
+        if changed:
+            raise ValueError(
+                f"{cli_spelling(changed[0], NAME_ONLY)} does not apply to --model demo (the "
+                "bundled SmolLM2-135M-Instruct, float32 on the CPU); pass a model folder or hub "
+                "id to --model to use it"
+            )
+
         return load_demo_model()
     from .loading import load_model
 
@@ -59,6 +94,42 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
         load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
         attn_implementation=args.attn_implementation,
     )
+
+
+#: Spans that end before the assistant's turn: a response appended after it is never read.
+_SPANS_BEFORE_RESPONSE = ("user", "instruction", "post_instruction")
+
+
+def _check_capture_flags(args: argparse.Namespace) -> None:
+    """Refuse capture flags that would do nothing with the others given."""
+    if args.drop_empty and not args.responses:
+        raise ValueError("--drop-empty leaves out empty responses of --responses, which was not "
+                         "given")
+    given = "--responses" if args.responses else "--include-response" if args.include_response \
+        else None
+    if given and all(s in _SPANS_BEFORE_RESPONSE for s in args.span):
+        spans = ",".join(args.span)
+        raise ValueError(
+            f"{given} appends each response after the user's turn, but --span {spans} reads "
+            "only tokens before it (a causal model's activations there do not see the response); "
+            f"add response or response_onset to --span (or use all), or leave {given} out"
+        )
+
+
+def _check_out_paths(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any work starts."""
+    for flag, value in (("--out", getattr(args, "out", None)),
+                        ("--json-out", getattr(args, "json_out", None))):  # fmt: skip
+        if value is None:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            raise IsADirectoryError(f"{flag} {value!r} is a folder; give a file path in it")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise FileNotFoundError(f"{flag} {value!r}: the folder {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(f"{flag} {value!r}: the folder {str(parent)!r} is not writable")
 
 
 def _summary(store: Any) -> dict[str, Any]:
@@ -117,7 +188,12 @@ def _run_audit(args: argparse.Namespace) -> Any:
     from .checks import load_thresholds
     from .probes import load_reward_scores, preference_calibration, reward_shift
 
-    thresholds = load_thresholds(args.config)
+    try:
+        thresholds = load_thresholds(args.config)
+    except (ValueError, FileNotFoundError) as e:
+        if not args.config:
+            raise  # found by the search upward: the message names the file
+        raise type(e)(f"--config {e}") from None
     if args.reward_shift and not args.reward:
         raise ValueError("--reward-shift needs --reward (the in-distribution scores)")
     reward = None
@@ -175,6 +251,15 @@ def _print_warnings(args: argparse.Namespace, caught: list[Any]) -> None:
         print(f"aqi {args.command}: warning: {w}", file=sys.stderr)
 
 
+def _warn_thin_ood(rep: Any) -> None:
+    """The gate's insufficient-data rule (:func:`aqi.checks.ood_coverage_check`) on stderr."""
+    from .checks import AuditThresholds, ood_coverage_check
+
+    check = ood_coverage_check(rep, rep.best().layer, AuditThresholds())
+    if check.summary.startswith("insufficient data"):
+        print(f"aqi probe ood: warning: {check.summary}", file=sys.stderr)
+
+
 def _partial(stores: dict[str, Any], allow: bool) -> None:
     from .audit import check_partial
 
@@ -192,39 +277,6 @@ def _print_checks(report: Any) -> None:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
 
-def _without_nproc(argv: Sequence[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
-
-
-def _launch(argv: Sequence[str], nproc: int) -> int:
-    """Run this capture as ``nproc`` processes under torchrun (no home-made launcher)."""
-    import subprocess
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "aqi", *_without_nproc(argv)]
-    return subprocess.call(cmd)
-
-
-def _start_process_group() -> bool:
-    """Join torchrun's process group (gloo: capture only exchanges barriers)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return False
-    dist.init_process_group("gloo")
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aqi`` command; returns the exit code."""
     parser = build_parser()
@@ -233,13 +285,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return int(e.code or 0)
     if args.command == "capture" and args.nproc > 1 and "RANK" not in os.environ:
-        return _launch(sys.argv[1:] if argv is None else argv, args.nproc)
-    started = args.command == "capture" and _start_process_group()
+        from ._cli_launch import launch
+
+        return launch(args, sys.argv[1:] if argv is None else argv,
+                      count=lambda: len(_capture_prompts(args)[0]), user_error=_user_error)
+    from ._cli_launch import start_process_group
+
+    started = args.command == "capture" and start_process_group()
     try:
         from ._progress import progress_bars
 
         with progress_bars(False if args.quiet else None):
-            return _run(args)
+            code = _run(args)
+        sys.stdout.flush()  # a reader that left shows here, not in Python's exit flush
+        return code
+    except BrokenPipeError:
+        # The reader of stdout closed it (``aqi info s.h5 | head -1``): end quietly, and keep
+        # Python's final flush from printing a second error.
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):  # stdout may not be a file descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     finally:
         if started:
             import torch.distributed as dist
@@ -285,6 +352,33 @@ def _prompts(args: argparse.Namespace) -> Any:
     if args.command == "capture":  # a store to score needs both classes; generating does not
         require_both_classes(prompts, argument="--prompts")
     return prompts
+
+
+def _capture_prompts(args: argparse.Namespace) -> tuple[Any, bool, Any]:
+    """The prompts of ``capture`` / ``generate`` (``--responses`` attached), whether the
+    responses are part of the input, and those responses (``None`` without); refuses
+    flags that cannot act and spans that cannot be read."""
+    prompts = _prompts(args)
+    include_response = getattr(args, "include_response", False)
+    if args.command != "capture":
+        return prompts, include_response, None
+    from .activations.spans import RESPONSE_SPANS, check_spans
+
+    args.span = list(check_spans(args.span, name="--span"))
+    _check_capture_flags(args)
+    own = None  # the responses captured as the model's own
+    if args.responses:
+        from .behaviour import load_responses, with_responses
+
+        own = load_responses(args.responses)
+        prompts = with_responses(prompts, own, on_empty="drop" if args.drop_empty else "error")
+        include_response = True
+    reading = [s for s in args.span if s in RESPONSE_SPANS]
+    if reading and not include_response:
+        raise ValueError(f"--span {reading[0]} needs the model's responses: pass --responses "
+                         "r.jsonl (from aqi generate) or --include-response with a "
+                         "'response' column in --prompts")  # fmt: skip
+    return prompts, include_response, own
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -339,6 +433,7 @@ def _run(args: argparse.Namespace) -> int:
                     ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
                     false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
                 )  # fmt: skip
+            _warn_thin_ood(rep)
             if args.json:
                 _dump(rep.to_dict())
             else:
@@ -349,10 +444,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "probe" and args.probe == "reward":
             from .probes import load_reward_scores, preference_calibration, reward_shift
 
+            if args.calibrator not in (None, "none") and not args.shifted:
+                raise ValueError(
+                    f"--calibrator {args.calibrator} is fitted on half the reference pairs and "
+                    "applied to shifted score files, and none were given; add them after the "
+                    "reference, or leave --calibrator out"
+                )
             ref = load_reward_scores(args.reference)
             if args.shifted:
                 shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
-                cal = None if args.calibrator == "none" else args.calibrator
+                cal = {None: "temperature", "none": None}.get(args.calibrator, args.calibrator)
                 res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
             else:
                 res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
@@ -365,6 +466,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(reward_table(res))
             return EXIT_OK
         if args.command in ("report", "gate"):
+            if args.command == "report":
+                _check_out_paths(args)
             report = _run_audit(args)
             from .checks import gate_failed
             from .report import to_json, write_html, write_json
@@ -382,25 +485,7 @@ def _run(args: argparse.Namespace) -> int:
                 failed = gate_failed(report.verdict, strict=args.strict)
                 return EXIT_GATE_FAILED if failed else EXIT_OK
             return EXIT_OK
-        prompts = _prompts(args)
-        include_response = getattr(args, "include_response", False)
-        own = None  # the responses captured as the model's own
-        if getattr(args, "responses", None) and args.command == "capture":
-            from .behaviour import load_responses, with_responses
-
-            own = load_responses(args.responses)
-            prompts = with_responses(prompts, own,
-                                     on_empty="drop" if args.drop_empty else "error")
-            include_response = True
-        if args.command == "capture":
-            from .activations.spans import RESPONSE_SPANS, check_spans
-
-            args.span = list(check_spans(args.span, name="--span"))
-            reading = [s for s in args.span if s in RESPONSE_SPANS]
-            if reading and not include_response:
-                raise ValueError(f"--span {reading[0]} needs the model's responses: pass "
-                                 "--responses r.jsonl (from aqi generate) or "
-                                 "--include-response with a 'response' column in --prompts")
+        prompts, include_response, own = _capture_prompts(args)
         if args.command == "generate":
             from .activations import check_not_input
             from .behaviour.response_writer import check_responses_target
@@ -445,7 +530,8 @@ def _run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         with store:
-            _print_summary(_summary(store), args.json)
+            if int(os.environ.get("RANK", "0")) == 0:  # under --nproc: one summary, rank 0's
+                _print_summary(_summary(store), args.json)
         return EXIT_OK
     except KeyboardInterrupt as e:
         if args.debug:
@@ -457,18 +543,32 @@ def _run(args: argparse.Namespace) -> int:
         again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader went away (``aqi … | head``): main ends quietly
     except (ValueError, TypeError, OSError, KeyError, FloatingPointError, MemoryError,
-            RuntimeError) as e:  # fmt: skip
+            RuntimeError, ImportError) as e:  # fmt: skip
         oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
         if isinstance(e, RuntimeError) and not oom and type(e).__name__ != "StoreLockedError":
             raise  # a bug, not an input error: keep the traceback
-        if args.debug:
-            traceback.print_exc()
-        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else " ".join(str(e).split())
-        if oom:
-            text = f"out of memory ({text}); {_OOM_HINT.get(args.command, _OOM_HINT['score'])}"
-        print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
-        return EXIT_USAGE
+        return _user_error(args, e)
+
+
+def _user_error(args: argparse.Namespace, e: BaseException) -> int:
+    """Print the one line of a user error (``--debug``: after the traceback); return 2."""
+    oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+    if args.debug:
+        traceback.print_exc()
+    if isinstance(e, NamedArguments):
+        text = " ".join(e.render(cli_spelling).split())
+    elif isinstance(e, KeyError) and e.args:
+        text = str(e.args[0])
+    else:
+        text = " ".join(str(e).split())
+    if oom:
+        text = f"out of memory ({text}); {_OOM_HINT.get(args.command, _OOM_HINT['score'])}"
+    print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
+    return EXIT_USAGE
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ._errors import ArgumentError, MissingPackageError
 from ._progress import transformers_bars
 
 __all__ = ["DTYPES", "cache_dir", "gguf_checkpoint", "load_model", "resolve_dtype"]
@@ -42,10 +43,10 @@ def resolve_dtype(dtype: Any, device: str, config_dtype: Any = None) -> Any:
     >>> import torch
     >>> resolve_dtype("auto", "cpu", torch.bfloat16), resolve_dtype("bf16", "cpu")
     (torch.float32, torch.bfloat16)
-    >>> resolve_dtype("float8", "cpu")
+    >>> resolve_dtype("float8", "cpu")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: dtype='float8' is not supported; expected one of auto, float32, bfloat16, float16
+    aqi._errors.ArgumentError: dtype='float8' is not supported; expected one of auto, float32, ...
     """
     import torch
 
@@ -53,7 +54,8 @@ def resolve_dtype(dtype: Any, device: str, config_dtype: Any = None) -> Any:
         return dtype
     name = _ALIASES.get(str(dtype), str(dtype))
     if name not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
+        raise ArgumentError(f"{{dtype}} is not supported; expected one of {', '.join(DTYPES)}",
+                            dtype=dtype)
     if name == "auto":
         if device.startswith("cpu"):
             return torch.float32
@@ -71,18 +73,19 @@ def _check_device(device: str) -> str:
         return device
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but no CUDA device is available; use 'cpu'")
+            raise ArgumentError("{device} but no CUDA device is available; use 'cpu'",
+                                device=device)
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA "
-                             "device(s) are available")
+            raise ArgumentError(f"{{device}} but only {torch.cuda.device_count()} CUDA "
+                                "device(s) are available", device=device)
         return device
     if kind == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"device={device!r} but MPS is not available; use 'cpu'")
+            raise ArgumentError("{device} but MPS is not available; use 'cpu'", device=device)
         return device
-    raise ValueError(f"device={device!r} is not supported; expected 'cpu', 'cuda', 'cuda:N' or "
-                     "'mps'")
+    raise ArgumentError("{device} is not supported; expected 'cpu', 'cuda', 'cuda:N' or 'mps'",
+                        device=device)
 
 
 def _default_device() -> str:
@@ -108,6 +111,7 @@ def gguf_checkpoint(folder: Path, gguf_file: str, cache: Path | None = None) -> 
     target = (cache or cache_dir()) / f"{stem}-f32-{key[:12]}"
     if (target / "config.json").is_file():
         return target
+    _check_gguf(src)  # once, before the conversion: a cut file is one clear line
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
                                                      dtype=torch.float32)
@@ -134,17 +138,54 @@ def _quantization(load_in_8bit: bool, load_in_4bit: bool, device: str) -> Any:
     if not (load_in_8bit or load_in_4bit):
         return None
     if load_in_8bit and load_in_4bit:
-        raise ValueError("choose one of load_in_8bit and load_in_4bit, not both")
+        raise ArgumentError("choose one of {load_in_8bit} and {load_in_4bit}, not both",
+                            load_in_8bit=True, load_in_4bit=True)
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ImportError("8-bit/4-bit loading needs bitsandbytes: pip install 'aqi[quant]'")
+        raise ImportError("8-bit/4-bit loading needs bitsandbytes: pip install 'aqi[quant]' "
+                          "(or load without quantisation)")
     if device.startswith("cpu"):
-        raise ValueError(f"{'8' if load_in_8bit else '4'}-bit loading through bitsandbytes needs "
-                         "a CUDA device; on the CPU load in float32 (or bfloat16)")
+        flag = {"load_in_8bit" if load_in_8bit else "load_in_4bit": True}
+        raise ArgumentError(f"{{{next(iter(flag))}}} (bitsandbytes) needs a CUDA device; on the "
+                            "CPU load in float32 (or bfloat16)", **flag)
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit)
+
+
+def _check_attention(attn_implementation: str | None) -> None:
+    """Refuse an attention kernel whose package is missing before anything loads."""
+    if attn_implementation is None:
+        return
+    if not isinstance(attn_implementation, str):
+        raise TypeError(f"attn_implementation must be a str, got {attn_implementation!r}")
+    import importlib.util
+
+    package = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+    needed = package.get(attn_implementation)
+    if needed is not None and importlib.util.find_spec(needed) is None:
+        raise MissingPackageError(
+            f"{{attn_implementation}} needs the {needed!r} package, which is not installed "
+            "(pip install flash-attn, CUDA only); use 'sdpa' or 'eager'",
+            attn_implementation=attn_implementation,
+        )
+
+
+def _check_gguf(src: Path) -> None:
+    """Read the GGUF header and tensor table: a cut or damaged file is one clear error."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:  # transformers will say that gguf is needed
+        return
+    try:
+        GGUFReader(src)
+    except Exception as e:  # any failure to parse it means a damaged file
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(
+            f"GGUF file {str(src)!r} is truncated or damaged and cannot be read ({reason[:120]}); "
+            "download or copy it again"
+        ) from None
 
 
 def _is_causal(config: Any) -> bool:
@@ -247,6 +288,11 @@ def load_model(
     else:
         dev = _check_device(device or _default_device())
     quant = _quantization(load_in_8bit, load_in_4bit, dev)
+    if revision is not None and Path(name).exists():
+        raise ArgumentError("{revision} names a branch, tag or commit of a hub id, but "
+                            "{name_or_path} is a local folder (its files are what loads); "
+                            "leave the revision out", revision=revision, name_or_path=name)
+    _check_attention(attn_implementation)
     with transformers_bars():
         return _load(name, revision, gguf_file, dtype, dev, device_map, quant, trust_remote_code,
                      attn_implementation, cache)
@@ -262,7 +308,7 @@ def _load(
     if gguf_file is not None:
         if not Path(name).is_dir():
             raise FileNotFoundError(f"gguf_file needs a local folder holding it; {name!r} is not "
-                                    "a folder")
+                                    "a folder (CLI: --model)")
         name = str(gguf_checkpoint(Path(name), gguf_file, cache))
         revision = None
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}

@@ -345,9 +345,15 @@ def _write(path: str | Path, text: str) -> Path:
     import os
 
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"report path {str(p)!r} is a folder; give a file path in it")
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no temporary file left behind
+        raise
     return p
 
 

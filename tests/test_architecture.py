@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, int] = {
     "aqi._stats": 0,  # the statistics core, below everything that computes
     "aqi._version": 0,
+    "aqi._errors": 0,  # ArgumentError: a leaf (imports nothing from aqi), used by every layer
     "aqi._progress": 0,  # progress bars: a leaf (imports nothing from aqi), used by every layer
     "aqi.loading": 1,  # model loading, beside capture
     "aqi.data": 0,  # bundled data files
@@ -37,6 +38,7 @@ LAYERS: dict[str, int] = {
     "aqi.viz": 5,
     "aqi.cli": 5,
     "aqi._cli_parser": 5,
+    "aqi._cli_launch": 5,  # the --nproc launcher of the command line
     "aqi._tables": 5,  # plain-text tables of results (the command line, the demo)
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core

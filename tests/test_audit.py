@@ -95,7 +95,7 @@ def test_reward_check(tmp_path: Path) -> None:
 def test_thresholds_and_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown threshold\(s\) \['aqi_flor'\]"):
         AuditThresholds.from_mapping({"aqi_flor": 3})
-    with pytest.raises(ValueError, match=r"threshold alpha must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold alpha must be in \(0, 1\), got 2 "):
         AuditThresholds(alpha=2)
     with pytest.raises(TypeError, match="store must be an aqi ActivationStore"):
         aqi.audit(np.zeros((3, 3)))

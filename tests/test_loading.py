@@ -135,7 +135,7 @@ def test_cli_loading_flags(tiny_dir: Path, tmp_path: Path, capsys: pytest.Captur
     code = main(["capture", "--model", str(tiny_dir), "--dtype", "float8", "--out",
                  str(tmp_path / "x.h5")])
     err = capsys.readouterr().err
-    assert code == 2 and "dtype='float8' is not supported" in err and "Traceback" not in err
+    assert code == 2 and "--dtype float8 is not supported" in err and "Traceback" not in err
 
 
 def test_cli_second_writer_is_one_line(tiny_dir: Path, tmp_path: Path,
@@ -165,9 +165,11 @@ def test_cli_nproc_runs_torchrun_and_equals_one_process(tiny_dir: Path, tmp_path
     args = ["capture", "--model", str(tiny_dir), "--device", "cpu", "--layers", "0,1",
             "--pooling", "mean", "--quiet"]
     env = {**__import__("os").environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "aqi", *args, "--nproc", "2", "--out",
+    two = subprocess.run([sys.executable, "-m", "aqi", *args, "--nproc", "2", "--json", "--out",
                           str(tmp_path / "two.h5")], env=env, capture_output=True, timeout=300)
     assert two.returncode == 0, two.stderr.decode()[-3000:]
+    doc = json.loads(two.stdout)  # one JSON document (rank 0's), not one per rank
+    assert doc["rows"] == len(aqi.bundled_prompts()) and doc["complete"]
     one = subprocess.run([sys.executable, "-m", "aqi", *args, "--out", str(tmp_path / "one.h5")],
                          env=env, capture_output=True, timeout=300)
     assert one.returncode == 0, one.stderr.decode()[-3000:]

@@ -94,8 +94,14 @@ def chunk_rows(n: int, dim: int) -> int:
 
 def json_attr(f: h5py.File | h5py.Group, key: str) -> Any:
     """A JSON-encoded attribute, decoded."""
-    raw = f.attrs[key]
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    try:
+        raw = f.attrs[key]
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (KeyError, ValueError):  # missing, or not JSON: HDF5's own text names no file
+        raise ValueError(
+            f"{f.file.filename!r} has no readable {key!r} attribute; it is not a complete aqi "
+            "store (written by another tool, or damaged): capture it again"
+        ) from None
 
 
 def write_rows(f: h5py.File, rows: Sequence[Prompt]) -> None:
@@ -118,8 +124,8 @@ def open_h5(path: Path, what: str = "store") -> h5py.File:
     """
     if not h5py.is_hdf5(path):
         raise ValueError(
-            f"{what} {str(path)!r} exists but is not an HDF5 file; refusing to touch it "
-            "(choose another path, or delete it yourself)"
+            f"{what} {str(path)!r} exists but is not an HDF5 file, so not an aqi activation "
+            "store; aqi neither reads nor replaces it (check the path)"
         )
     try:
         return h5py.File(path, "r")

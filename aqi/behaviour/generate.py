@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .._errors import ArgumentError
 from .._progress import show_progress
 from ..activations import Prompt, PromptSet, load_prompts
 from ..activations._parts import check_not_input
@@ -81,7 +82,7 @@ def check_finite_weights(model: Any) -> None:
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}; expected a positive int")
+        raise ArgumentError(f"{{{name}}}; expected a positive int", **{name: value})
     return value
 
 
@@ -194,12 +195,19 @@ def generate_responses(
     _positive_int("batch_size", batch_size)
     _positive_int("n", n)
     if n > 1 and not do_sample:
-        raise ValueError(f"n={n} samples per prompt needs do_sample=True (greedy gives one)")
+        raise ArgumentError("{n} samples per prompt needs {do_sample} (greedy gives one)", n=n,
+                            do_sample=True)
+    if not do_sample:  # greedy decoding reads none of the sampling settings
+        for k, v, default in (("temperature", temperature, 1.0), ("top_p", top_p, 1.0),
+                              ("top_k", top_k, None)):  # fmt: skip
+            if v != default:
+                raise ArgumentError(f"{{{k}}} has no effect on greedy decoding; add {{do_sample}} "
+                                    "to sample, or leave it out", **{k: v, "do_sample": True})
     if do_sample:
         if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature={temperature!r}; expected a number > 0")
+            raise ArgumentError("{temperature}; expected a number > 0", temperature=temperature)
         if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise ValueError(f"top_p={top_p!r}; expected a number in (0, 1]")
+            raise ArgumentError("{top_p}; expected a number in (0, 1]", top_p=top_p)
         if top_k is not None:
             _positive_int("top_k", top_k)
     if isinstance(seed, bool) or not isinstance(seed, int):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import NAME_ONLY, ArgumentError
 from .._stats import wilson_interval
 from ..activations import LABELS
 from .judge import judge_responses
@@ -373,15 +374,15 @@ def compare_refusal(
     ra, rb = picked
     if set(ra) != set(rb):
         only = sorted(set(ra) ^ set(rb))
-        raise ValueError(
-            f"a and b must answer the same prompt ids; {len(only)} differ "
-            f"(e.g. {', '.join(map(repr, only[:5]))})"
+        raise ArgumentError(
+            f"{{a}} and {{b}} must answer the same prompt ids; {len(only)} differ "
+            f"(e.g. {', '.join(map(repr, only[:5]))})", a=NAME_ONLY, b=NAME_ONLY,
         )
     ids = list(ra)
     wrong = [i for i in ids if ra[i].label != rb[i].label]
     if wrong:
-        raise ValueError(f"prompt {wrong[0]!r} is {ra[wrong[0]].label!r} in a and "
-                         f"{rb[wrong[0]].label!r} in b")  # fmt: skip
+        raise ArgumentError(f"prompt {wrong[0]!r} is {ra[wrong[0]].label!r} in {{a}} and "
+                            f"{rb[wrong[0]].label!r} in {{b}}", a=NAME_ONLY, b=NAME_ONLY)
     va = dict(zip(ids, judge_responses([ra[i] for i in ids], judge), strict=True))
     vb = dict(zip(ids, judge_responses([rb[i] for i in ids], judge), strict=True))
     by = {lab: [(va[i], vb[i]) for i in ids if ra[i].label == lab] for lab in LABELS}

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._errors import ArgumentError
 from ..activations import Prompt, PromptSet, load_prompts
 
 __all__ = [
@@ -93,20 +94,21 @@ class Response:
         return d
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any], *, line: int = 0) -> Response:
+    def from_record(cls, rec: Mapping[str, Any], *, line: int = 0, source: str = "") -> Response:
+        where = f"{source}:{line}" if source else f"line {line}"
         try:
             d = {k: v for k, v in rec.items() if k in _FIELDS}  # newer keys: additive
             d["text"] = rec["response"]
-            r = cls(**d)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"line {line}: not an aqi-responses record ({e})") from None
-        if not isinstance(r.text, str) or not isinstance(r.prompt_id, str):
-            bad = "response" if not isinstance(r.text, str) else "prompt_id"
-            raise ValueError(
-                f"line {line}: {bad}={getattr(r, 'text' if bad == 'response' else bad)!r}; "
-                "expected a string"
-            )
-        return r
+            out = cls(**d)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{where}: not an aqi-responses record ({e})") from None
+        for name, kinds in (("prompt_id", str), ("text", str), ("label", str), ("sample", int)):
+            value = getattr(out, name)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                key = "response" if name == "text" else name
+                raise ValueError(f"{where}: {key}={value!r}; expected a "
+                                 f"{'string' if kinds is str else 'whole number'}")
+        return out
 
 
 _FIELDS = frozenset(Response.__dataclass_fields__) - {"text"}
@@ -294,11 +296,10 @@ def _read_jsonl(path: Path, *, repair: bool) -> tuple[dict[str, Any] | None, lis
             try:
                 rec = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ValueError(f"{path}: line {i} is not valid JSON") from None
-            try:
-                records.append(Response.from_record(rec, line=i))
-            except ValueError as e:
-                raise ValueError(f"{path}: {e}") from None
+                raise ValueError(f"{path}:{i}: not valid JSON") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}")
+            records.append(Response.from_record(rec, line=i, source=str(path)))
     return header, records
 
 
@@ -395,9 +396,10 @@ def with_responses(
         )
     empty = [p.id for p in ps if not by_key[(p.id, sample)].text.strip()]
     if empty and on_empty == "error":
-        raise ValueError(
+        raise ArgumentError(
             f"{len(empty)} empty response(s) cannot be captured with span='response': "
-            f"{', '.join(map(repr, empty[:5]))}; pass on_empty='drop' to leave them out"
+            f"{', '.join(map(repr, empty[:5]))}; pass {{on_empty}} to leave them out",
+            on_empty="drop",
         )
     dropped = set(empty)
     rows: list[Prompt] = [

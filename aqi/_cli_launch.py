@@ -1,0 +1,127 @@
+"""``aqi capture --nproc N``: the torchrun launch, as one command with one error shape."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["launch", "start_process_group"]
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def launch(
+    args: argparse.Namespace, argv: Sequence[str], *, count: Callable[[], int],
+    user_error: Callable[[argparse.Namespace, BaseException], int],
+) -> int:
+    """Run this capture as ``--nproc`` processes under torchrun (no home-made launcher).
+
+    ``count()`` reads the prompts here first, so that a split that cannot work is one line before
+    any process starts. The ranks' stderr comes through this process: progress as it
+    comes, and on a failure one line (the ranks' own error, else the exit status) instead
+    of torchrun's report and every rank's traceback; ``--debug`` shows them all.
+    """
+    import subprocess
+
+    from ._progress import progress_bars
+
+    try:
+        with progress_bars(False):
+            n = count()
+        if args.nproc > n:
+            raise ValueError(f"--nproc {args.nproc} is more than the {n} prompts to capture; "
+                             f"use --nproc {n} or fewer")
+    except (ValueError, TypeError, OSError, KeyError) as e:
+        return user_error(args, e)
+    except KeyboardInterrupt:
+        print("aqi capture: interrupted before any process started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={args.nproc}", "-m", "aqi", *_without_nproc(argv)]
+    env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's banner otherwise
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    seen: list[str] = []
+    try:
+        _relay(proc, seen, args.debug)
+        code = proc.wait()
+    except KeyboardInterrupt:  # the ranks got the same Ctrl-C; let them commit and stop
+        import signal
+
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no trace
+        try:
+            if proc.poll() is None:  # a SIGINT sent to this process alone: pass it on
+                proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a rank that hangs
+            proc.kill()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        print(f"aqi capture: interrupted ({_shards(args)}); run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if code == 0:
+        return EXIT_OK
+    ours = [ln for ln in seen if ln.startswith("aqi capture: ")]
+    line = ours[0] if ours else (f"aqi capture: error: a capture process failed (exit {code}); "
+                                 "run again with --debug to see its traceback")
+    print(f"{line} [{_shards(args)}]", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _shards(args: argparse.Namespace) -> str:
+    """What a stopped run leaves: its shard stores (kept, they resume) or none."""
+    from .activations import shard_path
+    from .activations._parts import partial_dir
+
+    paths = [shard_path(args.out, r, args.nproc) for r in range(args.nproc)]
+    left = [str(p) for p in paths if p.exists() or partial_dir(p).exists()]
+    return f"shards kept for a resume: {', '.join(left)}" if left else "no shards written"
+
+
+def _relay(proc: Any, seen: list[str], debug: bool) -> None:
+    """Copy the ranks' stderr to ours as it comes; keep aqi's lines, drop tracebacks."""
+    import re
+
+    buf, quiet = "", False
+    for chunk in iter(lambda: os.read(proc.stderr.fileno(), 4096), b""):
+        buf += chunk.decode("utf-8", "replace")
+        *done, buf = re.split(r"(?<=[\r\n])", buf)
+        for piece in done:
+            line = piece.rstrip("\r\n")
+            if line.startswith("aqi capture: "):
+                seen.append(line)
+                continue  # printed once, by the launcher, at the end
+            if not debug:
+                # torchrun's failure report starts with a traceback; ranks prefix theirs
+                quiet = quiet or line.startswith(("Traceback", "[rank"))
+                if quiet or not line.strip() or re.match(r"[WEI]\d{4} \d\d:", line):
+                    continue  # (and torch's own log lines)
+            sys.stderr.write(piece)
+            sys.stderr.flush()
+
+
+def start_process_group() -> bool:
+    """Join torchrun's process group (gloo: capture only exchanges barriers)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    dist.init_process_group("gloo")
+    return True

@@ -1,0 +1,364 @@
+"""Red-team cases of the command line (issue 19, items 4 and 5).
+
+Every flag either acts or is refused with one line naming it (exit 2); user errors are
+one line naming the flag and the file (and line), never a traceback; messages name CLI
+flags, not Python arguments. Each case failed before its fix (see docs/errors.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+import aqi
+from aqi.cli import main
+
+from .conftest import write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, tok = tiny_factory("llama")
+    d = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def files(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Prompt files, a store and two responses files of the tiny model (other prompts)."""
+    d = tmp_path_factory.mktemp("files")
+    rows = [{"id": f"p{i}", "text": f"How do I do thing {i}?",
+             "label": "unsafe" if i % 2 else "safe"} for i in range(4)]  # fmt: skip
+    out = {"prompts": write_jsonl(d / "p.jsonl", rows),
+           "other": write_jsonl(d / "q.jsonl", [{**r, "id": "q" + r["id"]} for r in rows])}
+    for name, prompts in (("responses", out["prompts"]), ("other_responses", out["other"])):
+        out[name] = d / f"{name}.jsonl"
+        assert main(["--quiet", "generate", "--model", str(tiny_dir), "--prompts",
+                     str(prompts), "--out", str(out[name]), "--max-new-tokens", "2"]) == 0
+    rng = np.random.default_rng(0)
+    y = np.repeat(["safe", "unsafe"], 10)
+    out["store"] = d / "s.h5"
+    aqi.store_from_arrays(out["store"], {"L0": rng.normal(size=(20, 4))}, labels=y).close()
+    out["test"] = d / "t.h5"
+    aqi.store_from_arrays(out["test"], {"L0": rng.normal(size=(20, 4)) + 5}, labels=y).close()
+    return out
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run ``aqi argv``: it must exit 2 with exactly one line on stderr; return that line."""
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# -- item 4: every flag either acts or is refused --------------------------------------------
+
+@pytest.mark.parametrize("flag", [["--device", "cuda"], ["--dtype", "banana"], ["--load-in-4bit"],
+                                  ["--gguf-file", "x.gguf"], ["--revision", "main"]])
+def test_loading_flags_on_the_demo_model_are_refused(flag, files, tmp_path, capsys):
+    line = one_line_error(capsys, ["--quiet", "generate", "--model", "demo", "--prompts",
+                                   str(files["prompts"]), "--max-new-tokens", "1", "--out",
+                                   str(tmp_path / "r.jsonl"), *flag])
+    assert f"{flag[0]} does not apply to --model demo" in line
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--revision", "main"], "--revision main names a branch, tag or commit of a hub id"),
+        (["--temperature", "0.3"], "--temperature 0.3 has no effect on greedy decoding; add "
+                                   "--sample"),
+        (["--n", "2"], "--n 2 samples per prompt needs --sample"),
+        (["--sample", "--temperature", "0"], "--temperature 0.0; expected a number > 0"),
+        (["--batch-size", "0"], "--batch-size: expected a whole number >= 1, got '0'"),
+    ],
+)
+def test_generate_flags_that_cannot_act_name_the_flag(extra, expected, tiny_dir, files, tmp_path,
+                                                      capsys):
+    argv = ["--quiet", "generate", "--model", str(tiny_dir), "--prompts", str(files["prompts"]),
+            "--out", str(tmp_path / "r.jsonl"), "--max-new-tokens", "2", *extra]
+    if extra[0] == "--batch-size":  # argparse's own usage error: the flag, then the usage lines
+        assert main(argv) == 2
+        assert expected in capsys.readouterr().err
+        return
+    line = one_line_error(capsys, argv)
+    assert expected in line and "=" not in line.split(": error: ")[1].split(";")[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--responses", "{responses}", "--span", "user"],
+         "--responses appends each response after the user's turn, but --span user"),
+        (["--include-response", "--span", "user"], "--include-response appends"),
+        (["--drop-empty"], "--drop-empty leaves out empty responses of --responses, which was"),
+    ],
+)
+def test_capture_flags_that_cannot_act_are_refused(extra, expected, tiny_dir, files, tmp_path,
+                                                   capsys):
+    extra = [e.format(**files) for e in extra]
+    line = one_line_error(capsys, ["--quiet", "capture", "--model", str(tiny_dir), "--prompts",
+                                   str(files["prompts"]), "--out", str(tmp_path / "s.h5"), *extra])
+    assert expected in line
+    assert not (tmp_path / "s.h5").exists()
+
+
+def _scores(path: Path, scale: float) -> Path:
+    m = np.random.default_rng(0).normal(1, 2, 200) * scale
+    path.write_text("chosen,rejected\n" + "".join(f"{c:.4f},0\n" for c in m))
+    return path
+
+
+def test_probe_reward_calibrator_is_shown_or_refused(tmp_path, capsys):
+    ref, shifted = _scores(tmp_path / "ref.csv", 1.0), _scores(tmp_path / "fr.csv", 0.3)
+    line = one_line_error(capsys, ["probe", "reward", str(ref), "--calibrator", "platt"])
+    assert "--calibrator platt is fitted on half the reference pairs" in line
+    for cal, shown in (("platt", "PlattScaling"), ("temperature", "TemperatureScaling")):
+        assert main(["probe", "reward", str(ref), str(shifted), "--calibrator", cal,
+                     "--n-boot", "20"]) == 0
+        out = capsys.readouterr().out
+        assert f"calibrator: {shown}" in out
+        held = [ln for ln in out.splitlines() if ln.startswith("in-distribution (held out)")]
+        assert len(held) == 1 and "fr (calibrated)" in out
+    assert main(["probe", "reward", str(ref), str(shifted), "--calibrator", "none",
+                 "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrator: none" in out and "(calibrated)" not in out
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[tool.aqi]\nmax_ece = 0.1\naqi_floor = -1\n", "t.toml:3: [tool.aqi] threshold aqi_floor "
+                                                         "must be in [0, 100], got -1"),
+        ("[tool.aqi]\nmin_relative_drop = 1.0\n", "t.toml:2: [tool.aqi] threshold "
+                                                  "min_relative_drop must be in [0, 1)"),
+        ("[tool.aqi]\nalpha = 0\n", "threshold alpha must be in (0, 1), got 0"),
+        ("[tool.aqi]\nalpha = 1.5\n", "threshold alpha must be in (0, 1), got 1.5"),
+        ("[tool.aqi]\nmax_ece = 1.0\n", "threshold max_ece must be in [0, 1)"),
+        ("[tool.aqi]\naqi_flor = 3\n", "t.toml:2: [tool.aqi] unknown threshold(s) ['aqi_flor']"),
+        ("[project]\nname = 'x'\n\n[aqi]\naqi_floor = 3\n", "t.toml:4: [aqi] is not read; the "
+                                                           "thresholds go in [tool.aqi]"),
+        ("[tools.aqi]\naqi_floor = 3\n", "t.toml:1: [tools.aqi] is not read"),
+        ("[project]\nname = 'x'\n", "t.toml: no [tool.aqi] table, so it sets no threshold"),
+    ],
+)
+def test_tool_aqi_that_would_be_ignored_or_never_fail_is_refused(toml, expected, files, tmp_path,
+                                                                 capsys):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(toml)
+    line = one_line_error(capsys, ["gate", str(files["store"]), "--config", str(cfg),
+                                   "--n-boot", "20", "--n-perm", "10"])
+    assert line.startswith(f"aqi gate: error: --config {cfg}")
+    assert expected in line
+
+
+def test_pytest_plugin_reads_the_same_rules(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.AQI]\naqi_floor = 3\n")
+    with pytest.raises(ValueError, match=r"pyproject.toml:1: \[tool.AQI\] is not read"):
+        aqi.checks.load_thresholds(tmp_path)
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        aqi.AuditThresholds(alpha=1.0)
+
+
+# -- item 5: one error shape ----------------------------------------------------------------
+
+def _no_package(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "package", "expected"),
+    [
+        (["--load-in-4bit"], "bitsandbytes", "8-bit/4-bit loading needs bitsandbytes"),
+        (["--attn-implementation", "flash_attention_2"], "flash_attn",
+         "--attn-implementation flash_attention_2 needs the 'flash_attn' package"),
+    ],
+)
+def test_missing_optional_packages_are_one_line(extra, package, expected, tiny_dir, files,
+                                                tmp_path, capsys):
+    if not _no_package(package):
+        pytest.skip(f"{package} is installed here")
+    line = one_line_error(capsys, ["--quiet", "generate", "--model", str(tiny_dir), "--prompts",
+                                   str(files["prompts"]), "--out", str(tmp_path / "r.jsonl"),
+                                   *extra])
+    assert expected in line
+
+
+def test_responses_record_with_null_response_names_file_and_line(tiny_dir, files, tmp_path,
+                                                                 capsys):
+    lines = files["responses"].read_text().splitlines()
+    rec = json.loads(lines[2])
+    rec["response"] = None
+    bad = tmp_path / "r.jsonl"
+    bad.write_text("\n".join([*lines[:2], json.dumps(rec), *lines[3:]]) + "\n")
+    line = one_line_error(capsys, ["--quiet", "capture", "--model", str(tiny_dir), "--prompts",
+                                   str(files["prompts"]), "--responses", str(bad), "--span",
+                                   "response", "--out", str(tmp_path / "s.h5")])
+    assert f"{bad}:3: response=None; expected a string" in line
+
+
+def test_empty_responses_hint_names_the_cli_flag(tiny_dir, files, tmp_path, capsys):
+    lines = files["responses"].read_text().splitlines()
+    rec = json.loads(lines[1])
+    rec["response"] = ""
+    r = tmp_path / "r.jsonl"
+    r.write_text("\n".join([lines[0], json.dumps(rec), *lines[2:]]) + "\n")
+    argv = ["--quiet", "capture", "--model", str(tiny_dir), "--prompts", str(files["prompts"]),
+            "--responses", str(r), "--span", "response", "--out", str(tmp_path / "s.h5")]
+    line = one_line_error(capsys, argv)
+    assert "pass --drop-empty to leave them out" in line and "on_empty" not in line
+    with pytest.raises(ValueError, match="pass on_empty='drop' to leave them out"):  # Python
+        aqi.behaviour.with_responses(aqi.load_prompts(files["prompts"]), aqi.load_responses(r))
+
+
+def test_truncated_real_gguf_is_one_line(tmp_path, capsys, monkeypatch):
+    from aqi.demo import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
+
+    monkeypatch.setenv("AQI_CACHE_DIR", str(tmp_path / "cache"))
+    src = package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    with src.open("rb") as f:
+        (tmp_path / "cut.gguf").write_bytes(f.read(src.stat().st_size // 3))  # mid-tensors
+    line = one_line_error(capsys, ["--quiet", "generate", "--model", str(tmp_path),
+                                   "--gguf-file", "cut.gguf", "--out", str(tmp_path / "r.jsonl")])
+    assert f"GGUF file '{tmp_path / 'cut.gguf'}' is truncated or damaged" in line
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_a_store_read_is_not_named_as_a_write(tmp_path, capsys):
+    notes = tmp_path / "notes.h5"
+    notes.write_text("my notes")
+    line = one_line_error(capsys, ["info", str(notes)])
+    assert "is not an HDF5 file" in line and "refusing" not in line
+    assert "choose another path" not in line
+
+
+def test_store_without_provenance_names_the_file(files, tmp_path, capsys):
+    s = tmp_path / "s.h5"
+    s.write_bytes(files["store"].read_bytes())
+    with h5py.File(s, "a") as f:
+        del f.attrs["provenance"]
+    line = one_line_error(capsys, ["info", str(s)])
+    assert f"'{s}' has no readable 'provenance' attribute" in line
+    assert "can't locate attribute" not in line
+
+
+@pytest.mark.parametrize("flag", ["--out", "--json-out"])
+def test_report_out_that_is_a_folder_is_refused_before_the_audit(flag, files, tmp_path, capsys):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    argv = ["--quiet", "report", str(files["store"]), flag, str(folder), "--n-boot", "20",
+            "--n-perm", "10"]
+    if flag == "--json-out":
+        argv += ["--out", str(tmp_path / "r.html")]
+    line = one_line_error(capsys, argv)
+    assert f"{flag} '{folder}' is a folder" in line
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob(".*tmp-*"))
+    assert not (tmp_path / "r.html").exists()  # nothing ran
+
+
+def test_refusal_pairing_names_the_flags(files, capsys):
+    line = one_line_error(capsys, ["--quiet", "gate", str(files["store"]), "--responses",
+                                   str(files["responses"]), "--baseline-responses",
+                                   str(files["other_responses"]), "--n-boot", "20", "--n-perm",
+                                   "10"])
+    assert "--baseline-responses and --responses must answer the same prompt ids" in line
+
+
+def test_probe_ood_warns_on_too_few_reference_rows(files, capsys):
+    assert main(["probe", "ood", str(files["store"]), str(files["test"]), "--n-boot", "20"]) == 0
+    captured = capsys.readouterr()
+    assert "aqi probe ood: warning: insufficient data" in captured.err
+    assert "need ≥ 80" in captured.err
+
+
+def _aqi(*argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "aqi", *argv], text=True, capture_output=True,
+                          env=env, timeout=120, **kw)
+
+
+def test_broken_pipe_ends_quietly(files):
+    """``aqi info s.h5 | head -0``: the reader is gone before the first write."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        p = subprocess.run([sys.executable, "-m", "aqi", "info", str(files["store"]), "--json"],
+                           stdout=w, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(w)
+    assert p.stderr == "" and p.returncode == 141
+
+
+# -- --nproc: one line from the launcher, one summary ----------------------------------------
+
+def test_nproc_over_more_ranks_than_prompts_is_refused_before_launch(tiny_dir, tmp_path, capsys):
+    p = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "Hi", "label": "safe"},
+                                           {"id": "b", "text": "Hurt", "label": "unsafe"}])
+    out = tmp_path / "s.h5"
+    line = one_line_error(capsys, ["--quiet", "capture", "--model", str(tiny_dir), "--prompts",
+                                   str(p), "--out", str(out), "--nproc", "3"])
+    assert "--nproc 3 is more than the 2 prompts to capture; use --nproc 2 or fewer" in line
+    assert list(tmp_path.iterdir()) == [p]  # no shard, no lock, no store
+
+
+def test_nproc_rank_failure_is_one_line_from_the_launcher(files, tmp_path):
+    p = _aqi("--quiet", "capture", "--model", str(tmp_path / "no-model"), "--prompts",
+             str(files["prompts"]), "--out", str(tmp_path / "s.h5"), "--nproc", "2")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith("aqi capture: error: model ") and "no shards written" in lines[0]
+    assert "Traceback" not in p.stderr and "[rank" not in p.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the launch")
+def test_nproc_ctrl_c_is_one_line_and_130(tiny_dir, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "aqi", "--quiet", "capture", "--model",
+                          str(tiny_dir), "--out", str(tmp_path / "s.h5"), "--nproc", "2",
+                          "--layers", "0", "--pooling", "mean"], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    while not _children(p.pid) and time.monotonic() - t0 < 60:  # torchrun has started
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert p.returncode == 130 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("aqi capture: interrupted (") and "Traceback" not in err
+    assert lines[0].endswith("run the same command again to resume")
