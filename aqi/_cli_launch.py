@@ -44,7 +44,8 @@ def launch(
         with progress_bars(False):
             n = count()
         if args.nproc > n:
-            raise ValueError(f"--nproc {args.nproc} is more than the {n} prompts to capture; "
+            what = "prompt" if n == 1 else "prompts"
+            raise ValueError(f"--nproc {args.nproc} is more than the {n} {what} to capture; "
                              f"use --nproc {n} or fewer")
     except (ValueError, TypeError, OSError, KeyError) as e:
         return user_error(args, e)

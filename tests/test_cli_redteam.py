@@ -105,8 +105,10 @@ def test_generate_flags_that_cannot_act_name_the_flag(extra, expected, tiny_dir,
     ("extra", "expected"),
     [
         (["--responses", "{responses}", "--span", "user"],
-         "--responses appends each response after the user's turn, but --span user"),
+         "--responses appends each response after the user's turn, but --span instruction reads only"),
         (["--include-response", "--span", "user"], "--include-response appends"),
+        (["--responses", "{responses}"],  # the default spans read only what comes before it
+         "but --span instruction,post_instruction reads only tokens before it"),
         (["--drop-empty"], "--drop-empty leaves out empty responses of --responses, which was"),
     ],
 )
@@ -131,13 +133,13 @@ def test_probe_reward_calibrator_is_shown_or_refused(tmp_path, capsys):
     assert "--calibrator platt is fitted on half the reference pairs" in line
     for cal, shown in (("platt", "PlattScaling"), ("temperature", "TemperatureScaling")):
         assert main(["probe", "reward", str(ref), str(shifted), "--calibrator", cal,
-                     "--n-boot", "20"]) == 0
+                     "--n-boot", "40"]) == 0
         out = capsys.readouterr().out
         assert f"calibrator: {shown}" in out
         held = [ln for ln in out.splitlines() if ln.startswith("in-distribution (held out)")]
         assert len(held) == 1 and "fr (calibrated)" in out
     assert main(["probe", "reward", str(ref), str(shifted), "--calibrator", "none",
-                 "--n-boot", "20"]) == 0
+                 "--n-boot", "40"]) == 0
     out = capsys.readouterr().out
     assert "calibrator: none" in out and "(calibrated)" not in out
 
@@ -164,7 +166,7 @@ def test_tool_aqi_that_would_be_ignored_or_never_fail_is_refused(toml, expected,
     cfg = tmp_path / "t.toml"
     cfg.write_text(toml)
     line = one_line_error(capsys, ["gate", str(files["store"]), "--config", str(cfg),
-                                   "--n-boot", "20", "--n-perm", "10"])
+                                   "--n-boot", "40", "--n-perm", "20"])
     assert line.startswith(f"aqi gate: error: --config {cfg}")
     assert expected in line
 
@@ -265,8 +267,8 @@ def test_store_without_provenance_names_the_file(files, tmp_path, capsys):
 def test_report_out_that_is_a_folder_is_refused_before_the_audit(flag, files, tmp_path, capsys):
     folder = tmp_path / "reports"
     folder.mkdir()
-    argv = ["--quiet", "report", str(files["store"]), flag, str(folder), "--n-boot", "20",
-            "--n-perm", "10"]
+    argv = ["--quiet", "report", str(files["store"]), flag, str(folder), "--n-boot", "40",
+            "--n-perm", "20"]
     if flag == "--json-out":
         argv += ["--out", str(tmp_path / "r.html")]
     line = one_line_error(capsys, argv)
@@ -278,13 +280,13 @@ def test_report_out_that_is_a_folder_is_refused_before_the_audit(flag, files, tm
 def test_refusal_pairing_names_the_flags(files, capsys):
     line = one_line_error(capsys, ["--quiet", "gate", str(files["store"]), "--responses",
                                    str(files["responses"]), "--baseline-responses",
-                                   str(files["other_responses"]), "--n-boot", "20", "--n-perm",
-                                   "10"])
+                                   str(files["other_responses"]), "--n-boot", "40", "--n-perm",
+                                   "20"])
     assert "--baseline-responses and --responses must answer the same prompt ids" in line
 
 
 def test_probe_ood_warns_on_too_few_reference_rows(files, capsys):
-    assert main(["probe", "ood", str(files["store"]), str(files["test"]), "--n-boot", "20"]) == 0
+    assert main(["probe", "ood", str(files["store"]), str(files["test"]), "--n-boot", "40"]) == 0
     captured = capsys.readouterr()
     assert "aqi probe ood: warning: insufficient data" in captured.err
     assert "need ≥ 80" in captured.err
@@ -312,12 +314,12 @@ def test_broken_pipe_ends_quietly(files):
 # -- --nproc: one line from the launcher, one summary ----------------------------------------
 
 def test_nproc_over_more_ranks_than_prompts_is_refused_before_launch(tiny_dir, tmp_path, capsys):
-    p = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "Hi", "label": "safe"},
-                                           {"id": "b", "text": "Hurt", "label": "unsafe"}])
+    # --nproc is at most the CPU cores (2 here and in CI): one prompt for two ranks.
+    p = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "Hi", "label": "safe"}])
     out = tmp_path / "s.h5"
     line = one_line_error(capsys, ["--quiet", "capture", "--model", str(tiny_dir), "--prompts",
-                                   str(p), "--out", str(out), "--nproc", "3"])
-    assert "--nproc 3 is more than the 2 prompts to capture; use --nproc 2 or fewer" in line
+                                   str(p), "--out", str(out), "--nproc", "2"])
+    assert "--nproc 2 is more than the 1 prompt to capture; use --nproc 1 or fewer" in line
     assert list(tmp_path.iterdir()) == [p]  # no shard, no lock, no store
 
 

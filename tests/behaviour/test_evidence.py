@@ -16,7 +16,7 @@ from aqi.cli import main
 from tests.conftest import build_tiny
 
 GEN = {"max_new_tokens": 3, "batch_size": 8, "progress": False}
-FAST = {"n_boot": 30, "n_perm": 10}
+FAST = {"n_boot": 40, "n_perm": 20}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_capture_refuses_responses_to_other_prompt_texts(world, capsys):
 @pytest.mark.parametrize("command", ["gate", "report"])
 def test_gate_refuses_mismatched_responses_in_one_line(world, capsys, tmp_path, command):
     d = world["dir"]
-    base = [command, str(d / "a.h5"), "--n-boot", "30", "--n-perm", "10", "--quiet"]
+    base = [command, str(d / "a.h5"), "--n-boot", "40", "--n-perm", "20", "--quiet"]
     if command == "report":
         base += ["--out", str(tmp_path / "r.html")]
     for extra, says in (
@@ -178,7 +178,7 @@ def test_functions_on_in_memory_responses():
 
 def test_gate_warns_in_one_line_when_one_file_is_given_twice(world, capsys):
     d = world["dir"]
-    rc = main(["gate", str(d / "a.h5"), "--n-boot", "30", "--n-perm", "10", "--quiet",
+    rc = main(["gate", str(d / "a.h5"), "--n-boot", "40", "--n-perm", "20", "--quiet",
                "--responses", str(d / "a.jsonl"), "--baseline-responses", str(d / "a.jsonl")])
     err = capsys.readouterr().err
     assert rc in (0, 1)
