@@ -20,10 +20,11 @@ from .watch import DEFAULT_PAIRS, WATCH_NEW_TOKENS, AlignmentWatch, logged_value
 
 __all__ = ["DEFAULT_EVERY", "JSONL_NAME", "AlignmentCallback"]
 
-#: Default measurement interval in optimizer steps. One measurement of SmolLM2-135M on
-#: two CPU cores costs about as much as 4 training steps (batch 4) (benchmarks/callback.py),
-#: so every 50 steps keeps the overhead under 10 %.
-DEFAULT_EVERY = 50
+#: Default measurement interval in optimizer steps. One measurement of SmolLM2-135M-Instruct
+#: on two (busy) CPU cores cost 8.5 training steps of batch 4 (190 s against 22.4 s a step,
+#: benchmarks/callback.py --steps 4): every 100 steps keeps the overhead near 8.5 %, under
+#: the 10 % target (every 50 would be 17 %).
+DEFAULT_EVERY = 100
 JSONL_NAME = "aqi_alignment.jsonl"
 _STOP_ON = (None, "fail", "warn")
 
@@ -49,7 +50,7 @@ class AlignmentCallback(TrainerCallback):
     ----------
     tokenizer : tokenizer, optional
         Default: the Trainer's ``processing_class``.
-    every : int, default :data:`DEFAULT_EVERY` (50)
+    every : int, default :data:`DEFAULT_EVERY` (100)
         Optimizer steps between measurements.
     pairs : int, default 16
         Safe/unsafe pairs of :func:`aqi.bundled_prompts` captured (balanced over the
