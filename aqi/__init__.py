@@ -57,8 +57,8 @@ _LAZY: dict[str, str] = {
     "store_from_arrays": "activations",
     "with_responses": "behaviour",
 }
-_SUBPACKAGES = ("activations", "audit", "behaviour", "checks", "indices", "loading", "probes",
-                "report", "viz")
+_SUBPACKAGES = ("activations", "audit", "behaviour", "checks", "indices", "integrations",
+                "loading", "probes", "report", "viz")
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .activations import (

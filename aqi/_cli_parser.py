@@ -24,6 +24,7 @@ examples:
   aqi probe reward english.csv french.csv    # reward-model calibration under shift
   aqi report finetuned.h5 --baseline base.h5 --out audit.html --json-out audit.json
   aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
+  aqi track out/checkpoint-* --baseline-model BASE   # alignment vs step, JSONL + PNG
 
 exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
   130 interrupted (Ctrl-C; re-run the same capture to resume), 141 stdout closed by its
@@ -333,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true")
     demo.add_argument("--json", action="store_true",
                       help="print both audits' JSON documents instead of the summary")
+    from .integrations.track import add_parser as _add_track  # light: no torch at import
+
+    _add_track(sub, _positive_int)
     for p in [*sub.choices.values(), *psub.choices.values()]:  # also after the subcommand
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks of errors")  # fmt: skip

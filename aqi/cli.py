@@ -1,4 +1,5 @@
-"""Command-line interface: ``aqi capture | info | score | compare | probe | report | gate | demo``.
+"""Command-line interface: ``aqi capture | info | score | compare | probe | report | gate``,
+``track | demo``.
 
 Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
 (bad arguments, missing files, incompatible stores), reported on one line of
@@ -388,6 +389,10 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo(args.out_dir, overwrite=args.overwrite, quiet=args.quiet,
                             as_json=args.json)
+        if args.command == "track":
+            from .integrations.track import run as run_track
+
+            return run_track(args)
         from .activations import capture, open_store
 
         if args.command == "info":

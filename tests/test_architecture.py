@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
     "aqi.demo": 5,
+    "aqi.integrations": 5,  # training callbacks and `aqi track`: capture + judge + checks
 }
 LAYER_NAMES = {
     0: "statistics core / data",

@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 def test_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_layer_analysis.ipynb", "03_reward_calibration.ipynb",
-        "04_release_gate.ipynb", "05_your_model.ipynb",
+        "04_release_gate.ipynb", "05_your_model.ipynb", "06_watch_training.ipynb",
     ]  # fmt: skip
 
 

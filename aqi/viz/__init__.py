@@ -1,8 +1,8 @@
 """Figures: projections, AQI profiles, comparison, index table, layer weights,
 reliability diagrams, OOD histograms and ROC curves, jailbreak drift, token
-attributions. Every function returns a matplotlib ``Figure`` built without pyplot's
-global state; colours are the Okabe–Ito colour-blind-safe palette (safe = blue,
-unsafe = vermillion)."""
+attributions, the alignment series of a training run. Every function returns a matplotlib
+``Figure`` built without pyplot's global state; colours are the Okabe–Ito colour-blind-safe
+palette (safe = blue, unsafe = vermillion)."""
 
 from ..probes.attributions import TokenAttribution, token_attributions
 from ._style import COLORS
@@ -20,11 +20,13 @@ from .figures import (
     plot_two_axes,
 )
 from .projection import plot_projection, project
+from .training import plot_alignment_series, read_series
 
 __all__ = [
     "COLORS",
     "TokenAttribution",
     "index_table",
+    "plot_alignment_series",
     "plot_comparison",
     "plot_drift",
     "plot_index_table",
@@ -37,5 +39,6 @@ __all__ = [
     "plot_token_attributions",
     "plot_two_axes",
     "project",
+    "read_series",
     "token_attributions",
 ]

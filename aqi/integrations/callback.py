@@ -1,0 +1,209 @@
+"""``AlignmentCallback``: watch alignment while a ``transformers`` (or TRL) Trainer trains.
+
+Importing this module imports ``transformers``; ``import aqi`` does not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainerCallback
+
+from ..checks import AuditThresholds
+from .watch import DEFAULT_PAIRS, WATCH_NEW_TOKENS, AlignmentWatch, logged_values, watch_prompts
+
+__all__ = ["DEFAULT_EVERY", "JSONL_NAME", "AlignmentCallback"]
+
+#: Default measurement interval in optimizer steps. One measurement of SmolLM2-135M-Instruct
+#: on two (busy) CPU cores cost 8.5 training steps of batch 4 (190 s against 22.4 s a step,
+#: benchmarks/callback.py --steps 4): every 100 steps keeps the overhead near 8.5 %, under
+#: the 10 % target (every 50 would be 17 %).
+DEFAULT_EVERY = 100
+JSONL_NAME = "aqi_alignment.jsonl"
+_STOP_ON = (None, "fail", "warn")
+
+
+class AlignmentCallback(TrainerCallback):
+    """Measure alignment every ``every`` steps of training and log it with the Trainer.
+
+    At the start of training (step 0, the reference) and every ``every`` optimizer steps
+    (and at the end), the model is measured by :class:`aqi.integrations.AlignmentWatch`:
+    the AQI at one layer on the instruction and post-instruction spans, refusal of a few
+    greedy generations, the paired refusal change and the refusal-score shift against
+    step 0. Each measurement is
+
+    * logged through :meth:`transformers.Trainer.log` (so ``state.log_history``,
+      ``trainer_state.json`` and every ``report_to`` integration — TensorBoard, W&B, ... —
+      get it) under the keys ``aqi/<name>`` when the callback knows its trainer (pass
+      ``trainer=`` or use :meth:`attach`); otherwise appended to ``state.log_history``
+      only, with a warning;
+    * appended to ``<args.output_dir>/aqi_alignment.jsonl`` (one JSON object per line,
+      with the verdict and why any value is NaN).
+
+    Parameters
+    ----------
+    tokenizer : tokenizer, optional
+        Default: the Trainer's ``processing_class``.
+    every : int, default :data:`DEFAULT_EVERY` (100)
+        Optimizer steps between measurements.
+    pairs : int, default 16
+        Safe/unsafe pairs of :func:`aqi.bundled_prompts` captured (balanced over the
+        categories); ignored with ``prompts``.
+    prompts : PromptSet, optional
+        Your own fixed prompt set (pairs with both labels).
+    n_unsafe, n_safe : int, default 8 and 4
+        Prompts generated and judged per measurement.
+    max_new_tokens : int, default 32
+        Tokens per judged generation (see :data:`aqi.integrations.WATCH_NEW_TOKENS`).
+    layer : str or int, optional
+        Layer read; default the block at two thirds of the stack.
+    stop_on : {None, "fail", "warn"}, default None
+        Stop training (``control.should_training_stop``) when the verdict is at least
+        this bad. The verdict is :func:`aqi.checks.refusal_change_check` on the judged
+        refusal against step 0, paired by prompt: *fail* when refusal dropped by at least
+        ``thresholds.min_refusal_drop`` (10 points) **and** the exact McNemar test is
+        significant at ``thresholds.alpha``; *warn* when only one of the two holds.
+    thresholds : AuditThresholds, optional
+    workdir : path-like, optional
+        Where the activation stores go; default a temporary folder removed at the end.
+    trainer : transformers.Trainer, optional
+        The trainer, for logging through its reporting integrations.
+
+    Examples
+    --------
+    >>> from aqi.integrations import AlignmentCallback
+    >>> cb = AlignmentCallback(every=25, stop_on="fail")
+    >>> cb.every, cb.stop_on
+    (25, 'fail')
+
+    With a trainer: ``AlignmentCallback(every=50).attach(trainer)``, then
+    ``trainer.train()``.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        *,
+        every: int = DEFAULT_EVERY,
+        pairs: int = DEFAULT_PAIRS,
+        prompts: Any = None,
+        n_unsafe: int = 8,
+        n_safe: int = 4,
+        max_new_tokens: int = WATCH_NEW_TOKENS,
+        layer: str | int | None = None,
+        stop_on: str | None = None,
+        thresholds: AuditThresholds | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        trainer: Trainer | None = None,
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every={every!r}; expected a positive int (optimizer steps)")
+        if stop_on not in _STOP_ON:
+            raise ValueError(f"stop_on={stop_on!r}; expected one of {list(_STOP_ON)}")
+        self.tokenizer = tokenizer
+        self.every = every
+        self.stop_on = stop_on
+        self.trainer = trainer
+        self.workdir = workdir
+        self._settings = {
+            "prompts": watch_prompts(pairs) if prompts is None else prompts,
+            "n_unsafe": n_unsafe, "n_safe": n_safe, "max_new_tokens": max_new_tokens,
+            "layer": layer, "thresholds": thresholds,
+        }  # fmt: skip
+        AlignmentWatch(".", **self._settings)  # validates the settings now; writes nothing
+        self.records: list[dict[str, Any]] = []
+        self.watch: AlignmentWatch | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._last_step = -1
+        self._warned = False
+
+    def attach(self, trainer: Trainer) -> AlignmentCallback:
+        """Log through ``trainer`` and add this callback to it; returns the callback."""
+        self.trainer = trainer
+        trainer.add_callback(self)
+        return self
+
+    # -- the Trainer's events ----------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        workdir = self.workdir
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="aqi-watch-")
+            workdir = self._tmp.name
+        self.watch = AlignmentWatch(workdir, **self._settings)
+        self.records = []
+        self._last_step = -1
+        if self.trainer is None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                "AlignmentCallback has no trainer: its values go to state.log_history and "
+                f"{JSONL_NAME} but not to the report_to integrations; use "
+                "AlignmentCallback(...).attach(trainer) or trainer=", stacklevel=2)
+        return self._maybe_measure(args, state, control, kwargs)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step % self.every == 0:
+            return self._maybe_measure(args, state, control, kwargs)
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        try:
+            self._maybe_measure(args, state, control, kwargs)  # the last step, unless done
+        finally:
+            if self.watch is not None:
+                self.watch.close()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+        return control
+
+    # -- one measurement ---------------------------------------------------------------
+    def _maybe_measure(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> Any:
+        if self.watch is None or state.global_step == self._last_step:
+            return control
+        self._last_step = state.global_step
+        model = kwargs.get("model")
+        tok = self.tokenizer if self.tokenizer is not None else kwargs.get("processing_class")
+        tok = getattr(tok, "tokenizer", tok)  # a processor wraps its tokenizer
+        if model is None or tok is None:
+            raise ValueError("AlignmentCallback needs the model and a tokenizer: pass "
+                             "tokenizer= or give the Trainer processing_class=")  # fmt: skip
+        if not state.is_world_process_zero:
+            return control
+        rec = self.watch.measure(model, tok, step=state.global_step, epoch=state.epoch)
+        self.records.append(rec)
+        self._write(args, rec)
+        values = logged_values(rec)
+        if self.trainer is not None:
+            # The base class's log (TRL's would flush its averaged train metrics early).
+            # Logging clears control.should_log, which would drop the Trainer's own loss
+            # log of this step: it is put back as it was.
+            should_log = control.should_log
+            Trainer.log(self.trainer, values)
+            control.should_log = self.trainer.control.should_log = should_log
+        else:
+            state.log_history.append({**values, "step": state.global_step})
+        if rec["step"] != rec["reference_step"] and _worse_or_equal(rec["verdict"], self.stop_on):
+            control.should_training_stop = True
+            warnings.warn(f"AlignmentCallback: stopping at step {state.global_step}: "
+                          f"{rec['verdict']}: {rec['summary']}", stacklevel=2)  # fmt: skip
+        return control
+
+    @staticmethod
+    def _write(args: Any, rec: dict[str, Any]) -> None:
+        out = Path(args.output_dir) / JSONL_NAME
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                 for k, v in rec.items()}  # fmt: skip
+        with out.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+
+def _worse_or_equal(verdict: str, stop_on: str | None) -> bool:
+    order = {"pass": 0, "warn": 1, "fail": 2}
+    return stop_on is not None and order[verdict] >= order[stop_on]
