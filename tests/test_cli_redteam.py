@@ -282,7 +282,10 @@ def test_refusal_pairing_names_the_flags(files, capsys):
                                    str(files["responses"]), "--baseline-responses",
                                    str(files["other_responses"]), "--n-boot", "40", "--n-perm",
                                    "20"])
-    assert "--baseline-responses and --responses must answer the same prompt ids" in line
+    # The evidence check (issue 19, item 3) meets the mismatch first: each responses file
+    # must answer the store's prompts; the line names both files.
+    assert "answer other prompts than audited store" in line
+    assert str(files["responses"]) in line and str(files["store"]) in line
 
 
 def test_probe_ood_warns_on_too_few_reference_rows(files, capsys):
