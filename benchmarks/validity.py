@@ -189,6 +189,8 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     todo = [n for n in names if (not only or n in only) and not (part / f"{n}.json").is_file()]
     print(f"[{name}] {len(names) - len(todo)} of {len(names)} variants already measured"
           + (f"; to do: {', '.join(todo)}" if todo else ""), flush=True)
+    if old is not None and not todo:
+        return {"original": name, "seconds": time.perf_counter() - t_start, "measured": []}
     raw, tok = load(scale.quick)
     sets = splits(scale)
     own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
@@ -221,7 +223,7 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     print(f"[{name}] original ready ({t_align:.0f} s), blocks and directions fixed on the "
           f"direction split ({t_fix:.0f} s): {fixed.layers()}", flush=True)
     base = measure(f"{name}-original", model, tok, sets["eval"], None, fixed, scale, wd,
-                   resp_dir)
+                   resp_dir, signals=old is None)
     if old is not None and old["response_sha256"] != base["response_sha256"]:
         raise ValueError(f"the original {name} rebuilt in {str(wd)!r} answers differently "
                          f"from the one measured in {str(orig_json)!r}: the variants there "

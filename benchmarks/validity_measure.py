@@ -257,9 +257,11 @@ def audit_gate(store: aqi.ActivationStore, base: aqi.ActivationStore, scale: Any
 
 
 def measure(name: str, model: Any, tok: Any, ev: PromptSet, base: dict[str, Any] | None,
-            fixed: Fixed, scale: Any, workdir: Path, responses_dir: Path) -> dict[str, Any]:
+            fixed: Fixed, scale: Any, workdir: Path, responses_dir: Path, *,
+            signals: bool = True) -> dict[str, Any]:
     """Everything the bench keeps about one variant (``base``: the original's measurement
-    handles; ``None`` when ``name`` is the original itself)."""
+    handles; ``None`` when ``name`` is the original itself). ``signals=False``: responses,
+    store and behaviour only (the original of a resumed part, already measured)."""
     t0 = time.perf_counter()
     rs = generate_responses(model, tok, ev, responses_dir / f"{name}.jsonl",
                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
@@ -277,10 +279,13 @@ def measure(name: str, model: Any, tok: Any, ev: PromptSet, base: dict[str, Any]
     onset = store.span_tokens_of("response_onset")
     beh["empty_responses"] = empty
     beh["short_onset"] = int((onset < scale.onset_tokens).sum())
-    boots = boot_indices(store.y[_rows(store, ids)].astype(int), scale.n_boot, scale.seed)
-    sig = {pos_key(s, p): position_signals(store, base_store, fixed, s, p, ids, boots, scale)
-           for s, p in POSITIONS}
-    gate = audit_gate(store, base_store, scale)
+    sig: dict[str, Any] = {}
+    gate: dict[str, Any] = {}
+    if signals:
+        boots = boot_indices(store.y[_rows(store, ids)].astype(int), scale.n_boot, scale.seed)
+        sig = {pos_key(s, p): position_signals(store, base_store, fixed, s, p, ids, boots, scale)
+               for s, p in POSITIONS}
+        gate = audit_gate(store, base_store, scale)
     return {"behaviour": beh, "refused": refused, "response_sha256": hashes, "signals": sig,
             "audit": gate, "eval_ids_sha256": ids_digest(ids), "n_eval": len(ids),
             "seconds": {"generate": t_gen, "capture": t_cap,
