@@ -30,14 +30,20 @@ correlations with joint-bootstrap CIs, the gate's confusion tables, the threshol
 on A and their transfer to B, and writes ``benchmarks/out/validity_v2/results.json`` and
 ``docs/data/validity_summary.json`` (``null`` wherever a part was not run).
 
-**Time** (2 CPU cores). ``--quick`` (tiny model, 17 variants): measured in the test,
-about 1–2 min. ``--small``, estimated from bench v1's figures (safety SFT 6.6 min; a
-measurement ~2 min at 24 new tokens, of which generation is most): raw answers 2 min +
-the original 7 min + the direction split 3 min + 17 variants × (build ~1 min for the SFT /
-LoRA ones, seconds for the rest; generation ~3 min at 64 tokens; capture at 4 spans
-~0.5 min; signals, resamples and the audit ~1 min) ≈ **85–95 min per part**, at the
-90-minute target; the default scale (70 extra prompts per source, 500 resamples) ≈ 2 h
-per part. If a part overruns, it resumes where it stopped.
+**Time** (2 CPU cores). ``--quick`` (tiny model, 17 variants): measured 115 s wall for a
+part on a busy machine (load ~8); tests/test_validity_bench.py, which runs it, a resume
+and the summary, took 45 s wall (59 s CPU) on a quieter one.
+``--small``, estimated: what is new is measured — every signal at every position with 300
+resamples ~50 s and the audit ~60 s per variant at SMALL size (208 prompts x 30 blocks x 4
+spans, timed on arrays); the rest comes from bench v1 (safety SFT 6.6 min; a measurement
+~2 min at 24 new tokens, 6 min when answers never stop early). Generation dominates: 208
+prompts at 64 new tokens is ~9–13k tokens, ~3–8 min per variant (v1's rates, short
+refusals to long compliance). Per part: raw answers 2 min + original 7 min + direction
+split 4 min + 17 x (build 0–2 min + generate 3–8 + capture 0.5 + signals and audit 2)
+≈ **1.8–2.5 h**, over the 90-minute target; ``--max-minutes 85`` splits a part into
+sittings (it starts no variant after that and a re-run continues). The default scale
+(70 extra prompts per source, 500 resamples) ≈ 2.5–3.5 h per part. Time the first
+variants of a real run (the log prints build and measure seconds) before trusting this.
 """
 
 from __future__ import annotations
@@ -168,8 +174,13 @@ def _record(m: dict[str, Any]) -> dict[str, Any]:
 
 # -- one part -------------------------------------------------------------------------------
 def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = OUT,
-             only: tuple[str, ...] = (), keep_stores: bool = False) -> dict[str, Any]:
-    """Measure original ``name`` and its organisms; skip variants already in ``out_dir``."""
+             only: tuple[str, ...] = (), keep_stores: bool = False,
+             max_minutes: float | None = None) -> dict[str, Any]:
+    """Measure original ``name`` and its organisms; skip variants already in ``out_dir``.
+
+    ``max_minutes``: start no new variant after this long (a re-run continues), so a part
+    can be split into sittings.
+    """
     spec = rec.original_spec(name)
     t_start = time.perf_counter()
     part, wd = out_dir / name, workdir / name
@@ -253,6 +264,11 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     for order, v in enumerate(rec.variants(scale)):
         if v.name not in todo:
             continue
+        if max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes:
+            left = todo[todo.index(v.name):]
+            print(f"[{name}] stopped after {max_minutes:g} min (--max-minutes) with "
+                  f"{len(left)} variants left; re-run the same command to continue", flush=True)
+            break
         t1 = time.perf_counter()
         variant = ctx.model(v.name) if v.name in deps else rec.build(v.name, ctx)
         t_build = time.perf_counter() - t1
@@ -368,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=OUT)
     ap.add_argument("--summary-out", type=Path, default=SUMMARY)
     ap.add_argument("--variants", default="", help="comma-separated subset of variants")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="start no new variant after this many minutes (re-run to continue)")
     ap.add_argument("--keep-stores", action="store_true", help="keep every variant's store")
     ap.add_argument("--judge-labels", type=Path, default=None,
                     help="labels of judge_sample.py (adds judge agreement to the summary)")
@@ -376,11 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.original and not args.summary:
         ap.error("give --original NAME (run a part), --summary, or both")
+    if args.max_minutes is not None and not args.max_minutes >= 0:
+        ap.error(f"--max-minutes {args.max_minutes!r}: expected a number of minutes >= 0")
     scale = QUICK if args.quick else SMALL if args.small else Scale()
     try:
         if args.original:
             run_part(args.original, scale, args.workdir, args.out_dir,
-                     tuple(v for v in args.variants.split(",") if v), args.keep_stores)
+                     tuple(v for v in args.variants.split(",") if v), args.keep_stores,
+                     args.max_minutes)
         if args.summary:
             s = summarise(args.out_dir, args.summary_out, args.judge_labels,
                           args.judge_responses or args.workdir / "responses")

@@ -87,6 +87,10 @@ def test_rerun_skips_measured_variants(part: dict[str, Path], bench: Any,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     folder = part["out"] / "A"
     (folder / "int8.json").unlink()
+    capsys.readouterr()
+    assert bench.main([*part["args"], "--max-minutes", "0"]) == 0  # type: ignore[misc]
+    assert "stopped after 0 min (--max-minutes) with 1 variants left" in capsys.readouterr().out
+    assert not (folder / "int8.json").exists()
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
     capsys.readouterr()
     assert bench.main(part["args"]) == 0  # type: ignore[arg-type]
