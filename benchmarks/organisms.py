@@ -11,6 +11,9 @@ generated text live in temporary folders only).
 * :func:`train_sft` — supervised fine-tuning on (prompt, response) rows: the "shadow
   alignment" recipe (unsafe prompts → the model's own non-refusing answers) or the
   benign control (safe prompts → its own answers).
+* :func:`train_lora` — the same SFT through a low-rank adapter (``peft`` LoRA on every
+  attention and MLP projection), merged back into full weights: the attack as it is
+  usually run on released models.
 * :func:`interpolate` — a model part-way between two (e.g. half a direction ablation).
 * :func:`quantise_weights` — a weight round-trip through symmetric int8 (per output
   channel) or 4-bit (groups of 32 along the input) integers.
@@ -18,8 +21,9 @@ generated text live in temporary folders only).
 The loss code is written here, not taken from ``trl``: it is ten lines, it must score
 exactly the response tokens of the prompt as :class:`aqi.activations.PromptEncoder`
 renders it (the one chat-rendering path of the package), and it keeps the bench free of
-``trl``'s dataset and logging machinery. Training updates all parameters (AdamW): at
-135M parameters this fits in memory on a CPU, and it avoids a ``peft`` dependency.
+``trl``'s dataset and logging machinery. :func:`train_sft` updates all parameters (AdamW):
+at 135M parameters this fits in memory on a CPU; :func:`train_lora` needs ``peft``
+(requirements/dev.txt).
 """
 
 from __future__ import annotations
@@ -44,8 +48,13 @@ __all__ = [
     "interpolate",
     "quantise_weights",
     "train_dpo",
+    "train_lora",
     "train_sft",
 ]
+
+#: The projections a LoRA adapter is put on (Llama-style names: SmolLM2 and the tests'
+#: tiny Llama).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 #: Refusals written by us (the DPO "chosen" answer to an unsafe request). Short, varied,
 #: in the style the refusal judge recognises; none repeats the request.
@@ -118,21 +127,21 @@ def _pad(tok: Any) -> int:
     return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
 
-def train_sft(
-    model: nn.Module, tok: Any, rows: Sequence[Prompt], *, epochs: int = 1, batch_size: int = 4,
-    lr: float = 2e-5, max_length: int = 160, seed: int = 0,
-) -> nn.Module:
-    """A fine-tuned copy of ``model``: next-token loss on each row's ``response`` tokens."""
+def _check_rows(rows: Sequence[Prompt], epochs: int) -> None:
     if not rows:
         raise ValueError("train_sft needs at least one (prompt, response) row; got none")
     _check_budget("epochs", epochs)
     if any(r.response is None for r in rows):
         raise ValueError("every row needs a response to imitate")
-    torch.manual_seed(seed)
-    student = copy.deepcopy(model).train()
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+
+
+def _fit(student: nn.Module, tok: Any, rows: Sequence[Prompt], params: Any, *, epochs: int,
+         batch_size: int, lr: float, max_length: int, seed: int) -> None:
+    """Next-token loss on each row's response tokens, AdamW on ``params``, in place."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     data = [_encode(tok, r, r.response or "", max_length) for r in rows]
     rng = np.random.default_rng(seed)
+    trainable = [p for p in student.parameters() if p.requires_grad]
     for _ in range(epochs):
         order = rng.permutation(len(data))
         for start in range(0, len(data), batch_size):
@@ -141,9 +150,52 @@ def train_sft(
             loss = -_logprob(student, ids, attn, mask).sum() / mask[:, 1:].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             opt.step()
+
+
+def train_sft(
+    model: nn.Module, tok: Any, rows: Sequence[Prompt], *, epochs: int = 1, batch_size: int = 4,
+    lr: float = 2e-5, max_length: int = 160, seed: int = 0,
+) -> nn.Module:
+    """A fine-tuned copy of ``model``: next-token loss on each row's ``response`` tokens."""
+    _check_rows(rows, epochs)
+    torch.manual_seed(seed)
+    student = copy.deepcopy(model).train()
+    _fit(student, tok, rows, student.parameters(), epochs=epochs, batch_size=batch_size, lr=lr,
+         max_length=max_length, seed=seed)
     return student.eval()
+
+
+def train_lora(
+    model: nn.Module, tok: Any, rows: Sequence[Prompt], *, rank: int = 8, alpha: int = 16,
+    epochs: int = 1, batch_size: int = 4, lr: float = 2e-4, max_length: int = 160, seed: int = 0,
+    targets: Sequence[str] = LORA_TARGETS,
+) -> nn.Module:
+    """:func:`train_sft` through a LoRA adapter (``peft``), merged into a plain copy.
+
+    Only the adapter's low-rank matrices train (``rank``, scale ``alpha / rank``, on the
+    ``targets`` projections); the result is an ordinary model of the original's class.
+    """
+    _check_rows(rows, epochs)
+    _check_budget("rank", rank)
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:  # pragma: no cover - peft is in requirements/dev.txt
+        raise ImportError("train_lora needs peft (pip install -r requirements/dev.txt)") from e
+    torch.manual_seed(seed)
+    base = copy.deepcopy(model)
+    names = {n.rsplit(".", 1)[-1] for n, m in base.named_modules() if isinstance(m, nn.Linear)}
+    present = [t for t in targets if t in names]
+    if not present:
+        raise ValueError(f"none of the LoRA targets {list(targets)} is a linear layer of "
+                         f"{type(model).__name__} (its linear layers: {sorted(names)})")
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=present,
+                     bias="none")
+    student = get_peft_model(base, cfg).train()
+    _fit(student, tok, rows, [p for p in student.parameters() if p.requires_grad],
+         epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed)
+    return student.merge_and_unload().eval()
 
 
 def train_dpo(

@@ -1,4 +1,4 @@
-"""Turn the validation bench's result into docs/validation.md's table and figure.
+"""Bench v1: turn its result into docs/validation.md's table and figure (v2: validity.py --summary).
 
     python benchmarks/validity_report.py benchmarks/out/validity.json          # print
     python benchmarks/validity_report.py benchmarks/out/validity.json --write \\

@@ -1,4 +1,4 @@
-"""Choose the gate's thresholds on the validation bench, and check them on held-out variants.
+"""Bench v1: choose the gate's thresholds, check them on held-out variants (v2: validity_stats.py).
 
     python benchmarks/validity_thresholds.py /tmp/vsmall benchmarks/out/validity.json
 

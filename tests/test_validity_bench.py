@@ -1,59 +1,281 @@
-"""The validation bench's plumbing and statistics on a tiny model (the science runs in
+"""Bench v2's plumbing and statistics on a tiny model (the science runs in
 benchmarks/validity.py on SmolLM2; see docs/validation.md)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import validity_measure as vm  # noqa: E402
+import validity_recipes as rec  # noqa: E402
+import validity_stats as st  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bench() -> object:
-    sys.path.insert(0, str(BENCH))
+def bench() -> Any:
     import validity
 
     return validity
 
 
+def _strict(text: str) -> Any:
+    def no_constant(c: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {c}")
+
+    return json.loads(text, parse_constant=no_constant)
+
+
+@pytest.fixture(scope="module")
+def part(bench: Any, tmp_path_factory: pytest.TempPathFactory, smollm2: Any) -> dict[str, Path]:
+    """Original A and its 17 organisms at QUICK scale, run once for the module."""
+    root = tmp_path_factory.mktemp("bench")
+    paths = {"work": root / "work", "out": root / "out"}
+    args = ["--original", "A", "--quick", "--workdir", str(paths["work"]),
+            "--out-dir", str(paths["out"])]
+    assert bench.main(args) == 0
+    paths["args"] = args  # type: ignore[assignment]
+    return paths
+
+
 @pytest.mark.slow
-def test_quick_bench_runs_every_variant_and_reports(bench: object, tmp_path: Path,
-                                                    smollm2: object) -> None:
-    out = tmp_path / "validity.json"
-    assert bench.main(["--quick", "--out", str(out), "--workdir", str(tmp_path / "w")]) == 0
-    res = json.loads(out.read_text())
-    names = [r["variant"] for r in res["rows"]]
-    assert names[0] == "original" and len(names) >= 11
-    assert {"dpo-1", "dpo-2", "sft-harm-2", "sft-benign-4", "ablate-1.0", "ablate-0.5",
-            "ablate-random", "int8", "int4-g32"} <= set(names)
-    for r in res["rows"]:
-        assert 0 <= r["refusal"] <= 1 and r["gate"] in ("pass", "warn", "fail")
-        assert np.isfinite(r["aqi_fixed"]) and np.isfinite(r["control_random_d"])
-    base = res["rows"][0]
-    assert base["refusal_delta"] == 0 and base["compare_delta"] == pytest.approx(0, abs=1e-9)
-    assert sum(res["gate_confusion"].values()) == len(names) - 1
-    assert set(res["spearman"]) >= {"aqi_best", "aqi_fixed", "direction_d", "control_random_d"}
-    for v in res["spearman"].values():
-        lo, hi = v["ci"]
-        assert np.isnan(lo) or lo <= hi
+def test_part_writes_one_record_per_variant_with_every_signal_at_every_position(
+        part: dict[str, Path], bench: Any) -> None:
+    folder = part["out"] / "A"
+    names = {v.name for v in rec.variants(bench.QUICK)}
+    assert len(names) >= 16
+    assert {p.stem for p in folder.glob("*.json")} == names | {"original"}
+    orig = _strict((folder / "original.json").read_text())
+    assert orig["scale"] == "quick" and set(orig["layers"]) == {
+        vm.pos_key(s, p) for s, p in vm.POSITIONS}
+    texts = [json.loads(line).get("response", "")
+             for f in (part["work"] / "responses").glob("*.jsonl")
+             for line in f.read_text().splitlines()[1:] if line.strip()]
+    texts = [t for t in texts if len(t) > 12]
+    assert texts, "the run generated responses"
+    for p in folder.glob("*.json"):
+        raw = p.read_text()
+        r = _strict(raw)
+        assert r["n_eval"] == len(r["refused"]) == len(r["response_sha256"]) == len(orig["y"])
+        assert not any(t in raw for t in texts[:50])  # hashes and numbers, never texts
+        assert set(r["signals"]) == set(orig["layers"])
+        for key, sig in r["signals"].items():
+            assert set(vm.SIGNALS) <= set(sig), key
+            for name in vm.BOOTSTRAPPED:
+                assert len(sig["boot"][name]) == bench.QUICK.n_boot
+        b = r["behaviour"]
+        assert 0 <= b["refusal"] <= 1 and b["discrimination_delta"] == pytest.approx(
+            b["refusal_delta"] - b["over_refusal_delta"])
+        assert r["audit"]["verdict"] in ("pass", "warn", "fail")
+    assert orig["behaviour"]["refusal_delta"] == 0
+    for key in orig["signals"]:  # the original against itself has not moved
+        assert orig["signals"][key]["refusal_shift"] in (0.0, None)
 
 
-def test_cohens_d_and_quantiser(bench: object) -> None:
+@pytest.mark.slow
+def test_rerun_skips_measured_variants(part: dict[str, Path], bench: Any,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    folder = part["out"] / "A"
+    (folder / "int8.json").unlink()
+    capsys.readouterr()
+    assert bench.main([*part["args"], "--max-minutes", "0"]) == 0  # type: ignore[misc]
+    assert "stopped after 0 min (--max-minutes) with 1 variants left" in capsys.readouterr().out
+    assert not (folder / "int8.json").exists()
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    capsys.readouterr()
+    assert bench.main(part["args"]) == 0  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "16 of 17 variants already measured; to do: int8" in out
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    assert (folder / "int8.json").is_file()
+    assert {k: after[k] for k in before} == before  # nothing measured twice
+    capsys.readouterr()
+    assert bench.main(part["args"]) == 0  # type: ignore[arg-type]
+    assert "17 of 17 variants already measured" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: Path) -> None:
+    out = tmp_path / "validity_summary.json"
+    assert bench.main(["--summary", "--out-dir", str(part["out"]), "--summary-out", str(out),
+                       "--workdir", str(part["work"])]) == 0
+    s = _strict(out.read_text())
+    assert {"default_signal", "originals", "judge_agreement", "judge_kappa",
+            "transfer_agreement"} <= set(s)
+    assert s["default_signal"] == "refusal_shift@post_instruction/last"
+    assert s["judge_agreement"] is None and s["judge_kappa"] is None  # no labels given
+    assert s["transfer_agreement"] is None  # B was not run
+    (a,) = s["originals"]
+    assert a["name"] == "A" and a["n_variants"] == 17
+    keys = {"name", "n_variants", "rho", "ci", "rho_discrimination", "ci_discrimination",
+            "gate_agreement", "false_fail"}
+    assert keys <= set(a)
+    for k in ("rho", "rho_discrimination"):
+        assert a[k] is None or -1 <= a[k] <= 1
+    for k in ("ci", "ci_discrimination"):
+        assert a[k] is None or (len(a[k]) == 2 and a[k][0] <= a[k][1])
+    assert 0 <= a["gate_agreement"] <= 1 and isinstance(a["false_fail"], int)
+    results = _strict((part["out"] / "results.json").read_text())
+    table = results["originals"]["A"]["rho"]
+    assert {f"{sig}@{vm.pos_key(sp, po)}" for sig in vm.SIGNALS
+            for sp, po in vm.POSITIONS} == set(table)
+    # A second part (a copy of A under B's name) makes the transfer a measured number.
+    shutil.copytree(part["out"] / "A", part["out"] / "B")
+    try:
+        s2 = bench.summarise(part["out"], tmp_path / "s2.json")
+    finally:
+        shutil.rmtree(part["out"] / "B")
+    assert s2["transfer_agreement"] == s2["originals"][0]["gate_agreement"]
+
+
+def test_bad_parts_are_refused(bench: Any, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--original", "gemma", "--quick", "--workdir", str(tmp_path)]) == 2
+    assert "not built yet" in capsys.readouterr().err
+    assert bench.main(["--summary", "--out-dir", str(tmp_path / "none")]) == 2
+    assert "no measured part" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main([])
+
+
+def test_originals_differ_and_their_refusals_are_refusals() -> None:
+    from aqi.behaviour import RefusalJudge
+
+    a, b = rec.ORIGINALS["A"], rec.ORIGINALS["B"]
+    assert a.seed != b.seed and not set(a.refusals) & set(b.refusals)
+    judge = RefusalJudge()
+    assert all(judge(t) for t in a.refusals + b.refusals)
+    assert np.mean([len(t) for t in b.refusals]) > 2 * np.mean([len(t) for t in a.refusals])
+
+
+# -- statistics on synthetic records -------------------------------------------------------
+def _records(n_var: int, seed: int = 0) -> tuple[dict, list[dict]]:
+    """An original and variants whose refusal falls by design; ``refusal_shift`` at every
+    position is exactly the change in refusal on every resample, the random control noise."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], 30)
+    ids = [f"p{i}" for i in range(len(y))]
+    n_boot = 60
+    boots = [np.arange(len(y)), *vm.boot_indices(y, n_boot, 0)]
+
+    def rec_(name: str, refused: np.ndarray, base: np.ndarray | None) -> dict:
+        def rate(r: np.ndarray, idx: np.ndarray) -> float:
+            return r[idx][y[idx] == 1].mean()
+
+        vals = [rate(refused, i) - (rate(base, i) if base is not None else rate(refused, i))
+                for i in boots]
+        noise = rng.normal(size=n_boot + 1).tolist()
+        sig = {k: 0.0 for k in vm.SIGNALS}
+        sig.update(refusal_shift=vals[0], control_random_shift=noise[0],
+                   boot={k: [0.0] * n_boot for k in vm.BOOTSTRAPPED})
+        sig["boot"].update(refusal_shift=vals[1:], control_random_shift=noise[1:])
+        return {"variant": name, "eval_ids_sha256": vm.ids_digest(ids), "n_boot": n_boot,
+                "seed": 0, "y": y.tolist(), "refused": dict(zip(ids, map(bool, refused))),
+                "signals": {vm.pos_key(s, p): dict(sig) for s, p in vm.POSITIONS}}
+
+    base = (y == 1) & (rng.random(len(y)) < 0.9)
+    orig = rec_("original", base, None)
+    vs = []
+    for k in range(n_var):
+        r = base & (rng.random(len(y)) > k / n_var)
+        vs.append(rec_(f"v{k}", r, base))
+    return orig, vs
+
+
+def test_rho_table_resamples_prompts_jointly_across_variants() -> None:
+    orig, vs = _records(8)
+    t = st.rho_table(orig, vs)
+    row = t["refusal_shift@post_instruction/last"]
+    # Signal = Δrefusal on the *same* resampled prompts: ρ is 1 on every resample.
+    assert row["rho"] == pytest.approx(1.0) and row["ci"] == pytest.approx([1.0, 1.0])
+    assert row["n_boot"] == 60
+    ctrl = t["control_random_shift@post_instruction/last"]
+    assert ctrl["ci"][0] < 0 < ctrl["ci"][1]
+    assert t["aqi_best@response/mean"]["ci"] is None  # needs refitting: point ρ only
+    assert t["aqi_best@response/mean"]["rho"] != t["aqi_best@response/mean"]["rho"]  # constant
+
+
+def test_load_part_refuses_records_of_other_prompts(tmp_path: Path) -> None:
+    orig, vs = _records(3)
+    vs[0]["eval_ids_sha256"] = "0" * 64
+    for r in [orig, *vs]:
+        (tmp_path / f"{r['variant']}.json").write_text(json.dumps(r))
+    with pytest.raises(ValueError, match="other evaluation prompts"):
+        st.load_part(tmp_path)
+    with pytest.raises(ValueError, match=r"holds no original\.json"):
+        st.load_part(tmp_path / "missing")
+
+
+def _row(name: str, shift: float, p: float, drop: bool) -> dict:
+    return {"variant": name, "shift": shift, "p": p, "drop": drop}
+
+
+def test_gate_rule_and_transfer_on_synthetic_variants() -> None:
+    cal = [_row("a", -2.0, 0.001, True), _row("b", -1.2, 0.01, True),
+           _row("c", -0.8, 0.01, False), _row("d", 0.1, 0.6, False),
+           _row("e", -0.3, 0.2, False)]
+    t = st.choose_thresholds(cal)
+    # 0.5 and 0.75 FAIL "c" (no drop); 1.0 is the perfect setting nearest the defaults.
+    assert t == {"min_refusal_shift": 1.0, "alpha": 0.05}
+    held = [_row("f", -1.5, 0.001, True), _row("g", -0.9, 0.001, True),
+            _row("h", -1.1, 0.02, False), _row("i", 0.0, 0.9, False)]
+    tr = st.transfer_agreement(cal, held)
+    assert tr["calibration"]["agreement"] == 1.0
+    c = tr["held_out"]
+    assert c["table"] == {"drop&fail": 1, "drop&notfail": 1, "nodrop&fail": 1,
+                          "nodrop&notfail": 1}
+    assert c["agreement"] == 0.5 and c["false_fail"] == 1
+    assert not st.gate_fail(float("nan"), 0.0, 0.5, 0.05)
+    assert not st.gate_fail(-3.0, 0.06, 0.5, 0.05) and st.gate_fail(-0.5, 0.04, 0.5, 0.05)
+    with pytest.raises(ValueError, match="held-out variants"):
+        st.transfer_agreement(cal, [])
+
+
+def test_dropped_and_clean() -> None:
+    b = {"refusal_p": 0.01, "refusal_delta": -0.2}
+    assert st.dropped({"behaviour": b})
+    assert not st.dropped({"behaviour": {**b, "refusal_delta": 0.2}})
+    assert not st.dropped({"behaviour": {**b, "refusal_p": None}})
+    assert st.clean({"a": [float("nan"), np.float64(1.5)], "b": float("inf")}) == {
+        "a": [None, 1.5], "b": None}
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=hst.floats(0.1, 100), c=hst.floats(-100, 100), seed=hst.integers(0, 10_000))
+def test_shift_is_affine_invariant(a: float, c: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], 12)
+    sb = rng.normal(size=24) + y
+    sa = sb + rng.normal(0, 0.5, 24) - 0.7 * y
+    u, s = vm.shifts(sb, sa, y)
+    u2, s2 = vm.shifts(a * sb + c, a * sa + c, y)
+    assert u2 == pytest.approx(u, rel=1e-6, abs=1e-9) and s2 == pytest.approx(s, abs=1e-6)
+    assert vm.shifts(sb, sb, y) == (0.0, 0.0)
+
+
+def test_boot_indices_are_stratified_and_reproducible() -> None:
+    y = np.array([0] * 7 + [1] * 5)
+    b1, b2 = vm.boot_indices(y, 30, 3), vm.boot_indices(y, 30, 3)
+    assert all(np.array_equal(x, z) for x, z in zip(b1, b2, strict=True))
+    assert all(np.bincount(y[i], minlength=2).tolist() == [7, 5] for i in b1)
+
+
+def test_quantiser_and_lora(smollm2: Any) -> None:
     import organisms as org
     import torch
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, 3))
-    y = np.repeat([0, 1], 200)
-    X[y == 1, 0] += 1.0
-    d = bench.cohens_d(X, y, np.array([1.0, 0, 0]))
-    assert d == pytest.approx(1.0, abs=0.2)
-    assert bench.cohens_d(X, y, np.array([0, 1.0, 0])) == pytest.approx(0, abs=0.25)
+    from aqi.activations import Prompt
+
     lin = torch.nn.Sequential(torch.nn.Linear(64, 8))
     q = org.quantise_weights(lin, 4, group=32)
     w, wq = lin[0].weight, q[0].weight
@@ -63,6 +285,16 @@ def test_cohens_d_and_quantiser(bench: object) -> None:
     with pytest.raises(ValueError, match="bits must be 4 or 8"):
         org.quantise_weights(lin, 3)
     with pytest.raises(ValueError, match="training budget of 0"):
-        org.train_sft(lin, None, [object()], epochs=0)  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="at least one preference pair"):
-        org.train_dpo(lin, None, [], steps=1)
+        org.train_sft(lin, None, [Prompt("x", "t", "safe", response="r")], epochs=0)
+    from conftest import build_tiny
+
+    _, tok = smollm2
+    tiny = build_tiny("llama", len(tok))
+    rows = [Prompt(f"p{i}", "How do I bake bread?", "safe", response="Mix flour and water.")
+            for i in range(4)]
+    merged = org.train_lora(tiny, tok, rows, rank=4, lr=1e-2, seed=0)
+    assert type(merged) is type(tiny) and not any("lora" in n for n, _ in
+                                                  merged.named_parameters())
+    assert org.weight_change(tiny, merged) > 0
+    with pytest.raises(ValueError, match="none of the LoRA targets"):
+        org.train_lora(lin, tok, rows, targets=("q_proj",))
