@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "aqi.indices": 2,
     "aqi.probes": 3,
     "aqi.checks": 4,
+    "aqi.verdicts": 4,  # thresholds, Check, verdicts: the rule book's vocabulary
     "aqi.audit": 4,
     "aqi": 5,  # the package itself re-exports every layer
     "aqi.report": 5,

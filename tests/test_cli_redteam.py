@@ -105,7 +105,8 @@ def test_generate_flags_that_cannot_act_name_the_flag(extra, expected, tiny_dir,
     ("extra", "expected"),
     [
         (["--responses", "{responses}", "--span", "user"],
-         "--responses appends each response after the user's turn, but --span instruction reads only"),
+         "--responses appends each response after the user's turn, but --span instruction "
+         "reads only"),
         (["--include-response", "--span", "user"], "--include-response appends"),
         (["--responses", "{responses}"],  # the default spans read only what comes before it
          "but --span instruction,post_instruction reads only tokens before it"),
