@@ -17,7 +17,15 @@ from typing import Any
 
 from ._version import __version__
 from .activations.store import ActivationStore
-from .behaviour import RefusalComparison, RefusalReport, Responses, compare_refusal, refusal_rate
+from .behaviour import (
+    RefusalComparison,
+    RefusalFlip,
+    RefusalReport,
+    Responses,
+    compare_refusal,
+    refusal_flips,
+    refusal_rate,
+)
 from .checks import (
     AuditThresholds,
     Check,
@@ -43,7 +51,7 @@ from .probes.reward import RewardShiftReport
 
 __all__ = ["SCHEMA_VERSION", "AuditReport", "audit", "check_partial", "check_same_model"]
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class AuditReport:
     behaviour: RefusalReport | None = None
     behaviour_change: RefusalComparison | None = None
     axes: TwoAxes | None = None
+    flips: tuple[RefusalFlip, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -109,6 +118,7 @@ class AuditReport:
                 "refusal": self.behaviour.to_dict(),
                 "change": None if self.behaviour_change is None
                 else self.behaviour_change.to_dict(),
+                "flips": [f.to_dict() for f in self.flips],
             },
         }
 
@@ -304,10 +314,12 @@ def audit(
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     behaviour = None if responses is None else refusal_rate(responses, judge)
-    change = None
+    change, flips = None, ()
     if responses is not None and baseline_responses is not None:
         change = compare_refusal(baseline_responses, responses, judge)
         checks.append(refusal_change_check(change, t))
+        texts = dict(zip(store.ids.tolist(), store.texts.tolist(), strict=True))
+        flips = refusal_flips(baseline_responses, responses, judge, texts=texts)
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),
@@ -323,4 +335,5 @@ def audit(
         behaviour=behaviour,
         behaviour_change=change,
         axes=axes,
+        flips=flips,
     )
