@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
     "aqi.demo": 5,
+    "aqi.workflow": 5,  # the orchestrator of long jobs (aqi audit): over every layer below
 }
 LAYER_NAMES = {
     0: "statistics core / data",
