@@ -151,7 +151,7 @@ def _cached_commit(spec: ModelSpec) -> str | None:
 
         path = snapshot_download(spec.source, revision=spec.options.get("revision"),
                                  local_files_only=True)  # fmt: skip
-    except Exception:  # noqa: BLE001 - not cached, not a hub id: the load will say why
+    except Exception:  # not cached, not a hub id: the load will say why
         return None
     return Path(path).name
 

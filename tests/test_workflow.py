@@ -189,7 +189,7 @@ def test_prompt_set_names_go_through_the_registry(
 
 
 def test_model_spec_checks_its_options_and_names_a_gguf_by_its_file() -> None:
-    with pytest.raises(ValueError, match="'dtipe' is not an argument of aqi.load_model"):
+    with pytest.raises(ValueError, match=r"'dtipe' is not an argument of aqi\.load_model"):
         ModelSpec("./x", {"dtipe": "float16"})
     assert ModelSpec("demo").name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert ModelSpec("demo").key() == ModelSpec("demo").key()

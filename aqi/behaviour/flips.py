@@ -114,7 +114,7 @@ def refusal_flips(
             prompt_id=i, label=rb[i].label, category=rb[i].category,
             prompt=str(texts.get(i, "")), baseline_refused=bool(a), refused=bool(b),
             baseline_response=first_line(ra[i].text), response=first_line(rb[i].text),
-        )  # fmt: skip
+        )
         for i, a, b in zip(ids, va, vb, strict=True)
         if a != b
     ]
