@@ -199,3 +199,22 @@ def test_model_spec_checks_its_options_and_names_a_gguf_by_its_file() -> None:
 def test_the_demo_model_is_named_by_its_gguf_file(smollm2: Any) -> None:
     model, _ = smollm2
     assert display_name(model.config._name_or_path) == "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_the_pytest_gate_runs_the_same_audit(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    from aqi.checks import AuditThresholds
+    from aqi.pytest_plugin import AQIGate, GateFailure
+
+    run = audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path,
+                       **FAST)  # fmt: skip
+    gate = AQIGate(AuditThresholds(), n_boot=200, n_perm=50, workdir=tmp_path)
+    kw = {"prompts": prompt_file, "max_new_tokens": 8, "progress": False}
+    for strict in (False, True):
+        if gate_failed(run.verdict, strict=strict):
+            with pytest.raises(GateFailure, match="audit verdict"):
+                gate.audit_models(models["ft2"], models["base"], strict=strict, **kw)
+        else:
+            again = gate.audit_models(models["ft2"], models["base"], strict=strict, **kw)
+            assert again.report.verdict == run.verdict and len(again.reused) == 4
