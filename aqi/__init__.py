@@ -31,12 +31,14 @@ _LAZY: dict[str, str] = {
     "AuditReport": "audit",
     "AuditThresholds": "checks",
     "Comparison": "indices",
+    "ModelSpec": "workflow",
     "Prompt": "activations",
     "PromptSet": "activations",
     "RefusalJudge": "behaviour",
     "Responses": "behaviour",
     "alignment_quality_index": "indices",
     "audit": "audit",
+    "audit_models": "workflow",
     "bundled_prompts": "activations",
     "capture": "activations",
     "compare": "indices",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .loading import (
         load_model,
     )
+    from .workflow import ModelSpec, audit_models
 
 
 def __getattr__(name: str) -> Any:
@@ -145,6 +148,7 @@ __all__ = [
     "AuditReport",
     "AuditThresholds",
     "Comparison",
+    "ModelSpec",
     "Prompt",
     "PromptSet",
     "RefusalJudge",
@@ -152,6 +156,7 @@ __all__ = [
     "__version__",
     "alignment_quality_index",
     "audit",
+    "audit_models",
     "bundled_prompts",
     "capture",
     "compare",

@@ -25,6 +25,7 @@ examples:
   aqi report finetuned.h5 --baseline base.h5 --out audit.html --json-out audit.json
   aqi gate finetuned.h5 --baseline base.h5   # exit 1 when a check fails
   aqi track out/checkpoint-* --baseline-model BASE   # alignment vs step, JSONL + PNG
+  aqi audit --model ./finetuned --baseline-model ./base   # all of it in one command
 
 exit codes: 0 success / gate passed, 1 gate failed, 2 usage or input error,
   130 interrupted (Ctrl-C; re-run the same capture to resume), 141 stdout closed by its
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             g.add_argument("--strict", action="store_true", help="also fail on 'warn'")
 
+    _audit_parser(sub)
     demo = sub.add_parser(
         "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"
     )
@@ -361,3 +363,81 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
                    help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--partial", action="store_true", help=_PARTIAL_HELP)
+
+
+_AUDIT_EPILOG = """\
+examples:
+  aqi audit --model ./finetuned --baseline-model ./base
+  aqi audit --model ./ft --baseline-model meta-llama/Llama-3.1-8B-Instruct \\
+      --dtype bfloat16 --baseline-model-arg revision=main --prompts harmbench+xstest-safe
+  aqi audit --model ./ft-q4 --gguf-file ft.Q4_K_M.gguf --baseline-model ./base --json
+
+Loading flags (--dtype, --device, --load-in-4bit, ...) apply to both models, except
+--revision and --gguf-file, which name the audited checkpoint only; --baseline-model-arg
+KEY=VALUE (or KEY for a switch, e.g. load-in-4bit) sets one for the baseline. Work is kept
+in --workdir: re-running resumes, and another model against the same baseline reuses
+the baseline's responses and store. Exit codes as aqi gate: 0 pass, 1 a check failed
+(--strict: or warned), 2 usage or input error, 130 interrupted (re-run to resume).
+"""
+
+
+def _audit_parser(sub: argparse._SubParsersAction) -> None:
+    """``aqi audit``: one command from two models to a report and an exit code."""
+    a = sub.add_parser("audit", help="audit a model against its baseline in one command: "
+                       "generate, capture, judge, audit, report (resumable)",
+                       epilog=_AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(a)
+    a.add_argument("--baseline-model", required=True,
+                   help="the reference model (e.g. the base the audited model was tuned from)")
+    a.add_argument("--baseline-model-arg", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="a loading flag for the baseline only, without its dashes "
+                        "(dtype=float16, revision=v1, gguf-file=F.gguf, load-in-4bit); repeatable")
+    _prompt_args(a)
+    a.add_argument("--workdir", default="aqi-audit",
+                   help="work folder (responses, stores, reports; default aqi-audit)")
+    a.add_argument("--out", default=None,
+                   help="HTML report path (default WORKDIR/reports/MODEL-vs-BASELINE/report.html; "
+                        "the JSON beside it)")
+    a.add_argument("--layers", type=_layers_arg, default="blocks",
+                   help="layers to capture: 'blocks', 'all', or indices / names")
+    a.add_argument("--pooling", default="mean", help="pooling captured and scored (default mean)")
+    a.add_argument("--max-new-tokens", type=_positive_int, default=None,
+                   help="greedy tokens per response (default: the judge's, 64)")
+    a.add_argument("--batch-size", type=_positive_int, default=16)
+    a.add_argument("--no-chat", action="store_true", help="do not use the chat template")
+    a.add_argument("--n-boot", type=_n_boot, default=1000, help=_N_BOOT_HELP)
+    a.add_argument("--n-perm", type=_n_perm, default=200,
+                   help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")
+    a.add_argument("--seed", type=_seed, default=0)
+    a.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
+    a.add_argument("--no-response-text", action="store_true",
+                   help="leave the responses' text out of the report's 'what changed' section")
+    a.add_argument("--strict", action="store_true", help="also fail on 'warn'")
+    a.add_argument("--json", action="store_true", help="print the JSON document")
+
+
+class _Raising(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def baseline_namespace(args: argparse.Namespace) -> argparse.Namespace:
+    """The baseline's loading flags: the audited model's shared ones (not --revision or
+    --gguf-file), then each ``--baseline-model-arg KEY[=VALUE]``, parsed by the same flags."""
+    p = _Raising(prog="--baseline-model-arg", add_help=False)
+    _model_args(p)
+    known = {o.lstrip("-") for act in p._actions for o in act.option_strings} - {"model"}
+    flags = ["--model", args.baseline_model]
+    for item in args.baseline_model_arg:
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("_", "-")
+        if key not in known:
+            raise ValueError(f"--baseline-model-arg {item!r}: {key!r} is not a loading flag; "
+                             f"expected one of {', '.join(sorted(known))}")  # fmt: skip
+        flags += [f"--{key}", value] if eq else [f"--{key}"]
+    base = argparse.Namespace(**{k: v for k, v in vars(args).items()
+                                 if k not in ("model", "revision", "gguf_file")})  # fmt: skip
+    try:
+        return p.parse_args(flags, namespace=base)
+    except ValueError as e:
+        raise ValueError(f"--baseline-model-arg: {e}") from None

@@ -22,7 +22,15 @@ from typing import Any
 from ._errors import NamedArguments
 from ._version import __version__
 from .activations.store import ActivationStore
-from .behaviour import RefusalComparison, RefusalReport, Responses, compare_refusal, refusal_rate
+from .behaviour import (
+    RefusalComparison,
+    RefusalFlip,
+    RefusalReport,
+    Responses,
+    compare_refusal,
+    refusal_flips,
+    refusal_rate,
+)
 from .behaviour.evidence import check_same_prompts, check_written_by, describe, same_responses
 from .checks import (
     AuditThresholds,
@@ -56,7 +64,7 @@ __all__ = [
     "check_same_model",
 ]
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class AuditReport:
     behaviour: RefusalReport | None = None
     behaviour_change: RefusalComparison | None = None
     axes: TwoAxes | None = None
+    flips: tuple[RefusalFlip, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -122,6 +131,7 @@ class AuditReport:
                 "refusal": self.behaviour.to_dict(),
                 "change": None if self.behaviour_change is None
                 else self.behaviour_change.to_dict(),
+                "flips": [f.to_dict() for f in self.flips],
             },
         }
 
@@ -394,7 +404,7 @@ def audit(
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
     behaviour = None if responses is None else refusal_rate(responses, judge)
-    change = None
+    change, flips = None, ()
     if responses is not None and baseline_responses is not None:
         try:
             change = compare_refusal(baseline_responses, responses, judge)
@@ -404,6 +414,8 @@ def audit(
         sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
                    "evidence_notes": evidence_notes}  # fmt: skip
         checks.append(replace(c, evidence={**c.evidence, **sources}))
+        texts = dict(zip(store.ids.tolist(), store.texts.tolist(), strict=True))
+        flips = refusal_flips(baseline_responses, responses, judge, texts=texts)
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),
@@ -419,4 +431,5 @@ def audit(
         behaviour=behaviour,
         behaviour_change=change,
         axes=axes,
+        flips=flips,
     )

@@ -1,5 +1,5 @@
-"""Command-line interface: ``aqi capture | info | score | compare | probe | report | gate``,
-``track | demo``.
+"""Command-line interface: ``aqi audit | capture | generate | info | score | compare | probe |
+report | gate | track | demo``.
 
 Exit codes: 0 success (a gate passed); 1 a gate failed; 2 usage or input error
 (bad arguments, missing files, incompatible stores), reported on one line of
@@ -62,6 +62,7 @@ _OOM_HINT = {
     "score": "lower --n-boot or --n-perm",
     "report": "lower --n-boot, --n-perm or --reward-n-boot",
     "gate": "lower --n-boot, --n-perm or --reward-n-boot",
+    "audit": "lower --batch-size, --n-boot or --n-perm",
     "compare": "lower --n-boot",
     "probe": "lower --n-boot",
 }
@@ -382,8 +383,32 @@ def _capture_prompts(args: argparse.Namespace) -> tuple[Any, bool, Any]:
     return prompts, include_response, own
 
 
+def _audit_command(args: argparse.Namespace) -> int:
+    """``aqi audit``: :func:`aqi.audit_models` over the flags, then the summary and exit code."""
+    from ._cli_parser import baseline_namespace
+    from .checks import gate_failed, load_thresholds
+    from .report import to_json
+    from .workflow import ModelSpec, audit_models, load_options
+
+    def spec(ns: argparse.Namespace) -> ModelSpec:
+        return ModelSpec(ns.model, {k: getattr(ns, k) for k in load_options() if hasattr(ns, k)})
+
+    run = audit_models(
+        spec(args), spec(baseline_namespace(args)), prompts=_prompts(args), workdir=args.workdir,
+        out=args.out, layers=args.layers, pooling=args.pooling,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        chat=False if args.no_chat else None, thresholds=load_thresholds(args.config),
+        n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+        response_text=not args.no_response_text,
+    )  # fmt: skip
+    print(to_json(run.report) if args.json else run.summary())
+    return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command == "audit":
+            return _audit_command(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -544,7 +569,7 @@ def _run(args: argparse.Namespace) -> int:
         done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
         unit = getattr(e, "unit", "rows")
         where = f" after {done} of {total} {unit}" if done is not None else ""
-        resumable = args.command in ("capture", "generate")
+        resumable = args.command in ("capture", "generate", "audit")
         again = "; run the same command again to resume" if resumable else ""
         print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
         return EXIT_INTERRUPTED

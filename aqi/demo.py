@@ -52,7 +52,8 @@ def load_demo_model(*, cache: Path | None = None) -> tuple[Any, Any]:
     -------
     model, tokenizer
     """
-    return load_model(demo_checkpoint(cache=cache), dtype="float32", device="cpu")
+    return load_model(package_dir(SMOLLM2_PACKAGE), gguf_file=SMOLLM2_GGUF, dtype="float32",
+                      device="cpu", cache=cache)
 
 
 def load_minilm() -> tuple[Any, Any]:

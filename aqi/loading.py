@@ -305,10 +305,12 @@ def _load(
 ) -> tuple[Any, Any]:  # fmt: skip
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+    source = None  # what the user named, recorded instead of the conversion cache's folder
     if gguf_file is not None:
         if not Path(name).is_dir():
             raise FileNotFoundError(f"gguf_file needs a local folder holding it; {name!r} is not "
                                     "a folder (CLI: --model)")
+        source = str(Path(name) / gguf_file)
         name = str(gguf_checkpoint(Path(name), gguf_file, cache))
         revision = None
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}
@@ -333,4 +335,6 @@ def _load(
         raise _friendly(e, name, revision) from None
     if device_map is None and quant is None:
         model = model.to(dev)
+    if source is not None:  # provenance names the GGUF file (the config's volatile name field)
+        model.config._name_or_path = source
     return model.eval(), tok

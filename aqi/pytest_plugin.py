@@ -8,6 +8,9 @@
         aqi_gate.no_aqi_drop(store, aqi.open_store("base.h5"))
         aqi_gate.audit(store, baseline=aqi.open_store("base.h5"))  # every check at once
 
+    def test_finetune(aqi_gate):                             # from two model folders
+        aqi_gate.audit_models("./finetuned", "./base")       # aqi audit in one call
+
 Thresholds come from ``[tool.aqi]`` in the ``pyproject.toml`` at pytest's rootdir
 (keys of :class:`aqi.AuditThresholds`), or from the arguments. Every gate runs
 :func:`aqi.audit` and reads the verdict of the rule book :mod:`aqi.checks`, so a
@@ -49,7 +52,7 @@ class AQIGate:
 
     def __init__(
         self, thresholds: AuditThresholds, *, n_boot: int = 1000, n_perm: int = 200, seed: int = 0,
-        strict: bool = False,
+        strict: bool = False, workdir: Any = None,
     ) -> None:
         if not isinstance(thresholds, AuditThresholds):
             raise TypeError(
@@ -57,6 +60,7 @@ class AQIGate:
             )
         self.thresholds = thresholds
         self.n_boot, self.n_perm, self.seed, self.strict = n_boot, n_perm, seed, strict
+        self.workdir = workdir
 
     def _audit(self, store: Any, thresholds: AuditThresholds | None = None, **kw: Any) -> Any:
         return audit(store, thresholds=thresholds or self.thresholds, n_boot=self.n_boot,
@@ -78,6 +82,28 @@ class AQIGate:
         worst = next(c for c in rep.checks if c.verdict == rep.verdict)
         self._judge(worst, f"audit verdict {rep.verdict.upper()} ({worst.name})", strict)
         return rep
+
+    def audit_models(
+        self, model: Any, baseline: Any, *, strict: bool | None = None, **kwargs: Any
+    ) -> Any:
+        """Run :func:`aqi.audit_models` (what ``aqi audit`` runs) with the gate's thresholds
+        and resampling, and fail when its verdict is ``fail`` (``strict``: also ``warn``).
+
+        ``kwargs`` go to :func:`aqi.audit_models` (``prompts=``, ``workdir=``, …); the
+        work folder defaults to the pytest cache (``.pytest_cache/d/aqi-audit``), so a
+        second run, or a second fine-tune against the same base, reuses the work.
+        Returns the :class:`aqi.workflow.AuditRun`.
+        """
+        from .workflow import audit_models
+
+        kwargs.setdefault("workdir", self.workdir if self.workdir is not None else "aqi-audit")
+        run = audit_models(model, baseline, thresholds=self.thresholds, n_boot=self.n_boot,
+                           n_perm=self.n_perm, seed=self.seed, **kwargs)  # fmt: skip
+        rep = run.report
+        worst = next(c for c in rep.checks if c.verdict == rep.verdict)
+        self._judge(worst, f"audit verdict {rep.verdict.upper()} ({worst.name})", strict,
+                    report=str(run.html))  # fmt: skip
+        return run
 
     def aqi_at_least(
         self, store: Any, floor: float | None = None, *, layer: str | int | None = None,
@@ -145,9 +171,11 @@ def aqi_thresholds(request: pytest.FixtureRequest) -> AuditThresholds:
 
 
 @pytest.fixture
-def aqi_gate(aqi_thresholds: AuditThresholds) -> AQIGate:
-    """An :class:`AQIGate` with the project's thresholds."""
-    return AQIGate(aqi_thresholds)
+def aqi_gate(aqi_thresholds: AuditThresholds, request: pytest.FixtureRequest) -> AQIGate:
+    """An :class:`AQIGate` with the project's thresholds (work of ``audit_models`` kept in
+    the pytest cache)."""
+    cache = getattr(request.config, "cache", None)
+    return AQIGate(aqi_thresholds, workdir=cache.mkdir("aqi-audit") if cache else None)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -160,6 +160,43 @@ def _behaviour(report: AuditReport) -> str:
     )
 
 
+def _what_changed(report: AuditReport) -> str:
+    """The prompts whose judged behaviour flipped between the baseline and the audited model."""
+    if report.behaviour_change is None:
+        return ""
+    flips = report.flips
+    base = _e(display_name(report.baseline_model) or "the baseline")
+    if not flips:
+        return (f"<h2>What changed</h2><p>No prompt was judged differently in {base}'s "
+                "response and the audited model's.</p>")  # fmt: skip
+    stopped = sum(f.baseline_refused for f in flips)
+    text = any(f.response is not None for f in flips)
+
+    def cell(f: Any) -> str:
+        if f.response is None:
+            return ""
+        return (
+            "<td><details><summary>responses</summary>"
+            f"<p><b>baseline:</b> {_e(f.baseline_response)}</p>"
+            f"<p><b>audited:</b> {_e(f.response)}</p></details></td>"
+        )
+
+    rows = "".join(
+        f"<tr><td>{_e(f.category)}</td><td>{_e(f.label)}</td><td><code>{_e(f.prompt_id)}</code>"
+        f"</td><td>{_e(f.prompt)}</td><td><b>{_e(f.direction)}</b></td>{cell(f)}</tr>"
+        for f in flips
+    )
+    return (
+        "<h2>What changed</h2>"
+        f"<p>{len(flips)} prompt(s) judged differently: {stopped} the baseline refused and the "
+        f"audited model no longer does, {len(flips) - stopped} it now refuses. Sorted by "
+        f"category; judged by {_e(report.behaviour_change.judge)}, paired by prompt id.</p>"
+        "<table><tr><th>category</th><th>label</th><th>id</th><th>prompt</th><th>change</th>"
+        + ("<th>first line of each response</th>" if text else "")
+        + f"</tr>{rows}</table>"
+    )
+
+
 def _two_axes(report: AuditReport) -> str:
     """Harmfulness recognition and refusal disposition side by side, per layer."""
     from . import viz
@@ -234,6 +271,7 @@ def render_html(report: AuditReport) -> str:
         "<p class='note'>Decisions read 95% confidence intervals: a check fails only when the "
         "whole interval is past its threshold, so a borderline model is not failed by "
         "sampling noise. Thresholds and rules: docs/audit.md.</p>",
+        _what_changed(report),
         "<h2>Evidence: safe/unsafe separation (AQI)</h2>",
         "<p class='note'>AQI (0–100) measures how well the model's activations separate safe "
         "from unsafe prompts. The shaded pink band is what shuffled labels reach (chance); "

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
     "aqi.demo": 5,
     "aqi.integrations": 5,  # training callbacks and `aqi track`: capture + judge + checks
+    "aqi.workflow": 5,  # the orchestrator of long jobs (aqi audit): over every layer below
 }
 LAYER_NAMES = {
     0: "statistics core / data",

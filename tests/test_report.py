@@ -88,3 +88,25 @@ def test_notebook_repr(report: aqi.AuditReport) -> None:
     html = report._repr_html_()
     assert "<table>" in html and "aqi_change" in html
     assert EVIL not in html
+
+
+def test_what_changed_lists_each_flip_escaped_and_sorted(report: aqi.AuditReport,
+                                                         tmp_path: Path) -> None:
+    flips = report.flips
+    assert flips and len(flips) == report.behaviour_change.refusal.only_a + (
+        report.behaviour_change.refusal.only_b + report.behaviour_change.over_refusal.only_a
+        + report.behaviour_change.over_refusal.only_b
+    )  # fmt: skip
+    assert [f.category for f in flips] == sorted(f.category for f in flips)
+    assert all(f.baseline_refused != f.refused for f in flips)
+    html = write_html(report, tmp_path / "c.html").read_text()
+    section = html[html.index("<h2>What changed</h2>"):html.index("<h2>Evidence")]
+    assert section.count("<details>") == len(flips) and EVIL not in section
+    assert "stopped refusing" in section and "&lt;script&gt;" in section
+    from dataclasses import replace
+
+    quiet = replace(report, flips=tuple(f.without_text() for f in flips))
+    html = write_html(quiet, tmp_path / "q.html").read_text()
+    section = html[html.index("<h2>What changed</h2>"):html.index("<h2>Evidence")]
+    assert "<details>" not in section and "Sure:" not in section
+    assert json.loads(to_json(quiet))["behaviour"]["flips"][0]["response"] is None

@@ -5,6 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
+from .flips import RefusalFlip, refusal_flips
 from .generate import GenerationInterrupted, check_finite_weights, generate_responses
 from .judge import (
     DEFLECTIONS,
@@ -53,6 +54,7 @@ __all__ = [
     "JudgeVerdict",
     "PairedRefusal",
     "RefusalComparison",
+    "RefusalFlip",
     "RefusalJudge",
     "RefusalRate",
     "RefusalReport",
@@ -67,6 +69,7 @@ __all__ = [
     "load_responses",
     "mcnemar_exact",
     "newcombe_paired_interval",
+    "refusal_flips",
     "refusal_rate",
     "with_responses",
 ]

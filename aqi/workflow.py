@@ -1,0 +1,501 @@
+"""One orchestrator for long jobs: audit a model against its baseline as one resumable plan.
+
+:func:`audit_models` (``aqi audit --model FT --baseline-model BASE``) runs five phases
+over a work folder:
+
+1. **generate** each model's greedy responses (:func:`aqi.generate_responses`,
+   ``JUDGE_NEW_TOKENS`` tokens);
+2. **capture** the four spans ``instruction``, ``post_instruction``, ``response_onset``
+   and ``response`` in one forward pass per batch, the response appended (causal: the
+   instruction's activations are those without it);
+3. **judge** refusal in each model's responses;
+4. **audit** the model against the baseline (:func:`aqi.audit`: AQI of the responses,
+   the paired change, the two axes, the paired refusal change);
+5. **report**: ``report.html`` and ``report.json``.
+
+The work folder holds one settings record (``aqi-workdir.json``: aqi version, prompt
+set, generation and capture settings; a folder made otherwise is refused, naming what
+differs) and one folder per model under ``models/``, keyed by what identifies the
+weights without loading them: a local folder's files (names, sizes, modification
+times), a hub id's cached commit, plus the loading options. Generation and capture
+resume where they stopped, and a model whose responses and store are complete is not
+loaded at all: a second fine-tune audited against the same base reuses the base's work.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import inspect
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ._progress import show_progress
+from ._version import __version__
+from .audit import AuditReport, audit
+from .checks import AuditThresholds
+from .viz._style import display_name
+
+__all__ = ["PHASES", "SPANS", "AuditRun", "ModelSpec", "audit_models"]
+
+#: The phases of one run, in order.
+PHASES = ("generate", "capture", "judge", "audit", "report")
+#: The spans captured from one forward pass per batch.
+SPANS = ("instruction", "post_instruction", "response_onset", "response")
+_MANIFEST = "aqi-workdir.json"
+_MODEL_SPECIFIC = ("revision", "gguf_file")  # options that name one checkpoint, not a setting
+
+
+def load_options() -> tuple[str, ...]:
+    """The keyword arguments of :func:`aqi.load_model` a :class:`ModelSpec` may carry."""
+    from .loading import load_model
+
+    return tuple(k for k in inspect.signature(load_model).parameters
+                 if k not in ("name_or_path", "cache"))  # fmt: skip
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load: its source and :func:`aqi.load_model`'s keyword arguments.
+
+    ``source`` is a local folder, a hub id or ``"demo"`` (SmolLM2-135M-Instruct, the
+    bundled GGUF file).
+
+    Examples
+    --------
+    >>> ModelSpec("./ft", {"dtype": "bfloat16"}).options["dtype"]
+    'bfloat16'
+    >>> ModelSpec("./ft", {"dtipe": "bfloat16"})
+    Traceback (most recent call last):
+    ...
+    ValueError: model option 'dtipe' is not an argument of aqi.load_model; expected one of ...
+    """
+
+    source: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source:
+            raise TypeError(f"a model source must be a non-empty str, got {self.source!r}")
+        known = load_options()
+        for k in self.options:
+            if k not in known:
+                raise ValueError(f"model option {k!r} is not an argument of aqi.load_model; "
+                                 f"expected one of {', '.join(known)}")  # fmt: skip
+        object.__setattr__(self, "options", dict(self.options))
+
+    def resolved(self) -> ModelSpec:
+        """``"demo"`` as the folder and GGUF file it stands for; others as they are."""
+        if self.source != "demo":
+            return self
+        from .demo import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
+
+        opts = {"dtype": "float32", "device": "cpu", **self.options, "gguf_file": SMOLLM2_GGUF}
+        return ModelSpec(str(package_dir(SMOLLM2_PACKAGE)), opts)
+
+    def load(self) -> tuple[Any, Any]:
+        from .loading import load_model
+
+        spec = self.resolved()
+        return load_model(spec.source, **spec.options)
+
+    @property
+    def name(self) -> str:
+        """The name people read: the GGUF file, the folder's name or the hub id's."""
+        spec = self.resolved()
+        gguf = spec.options.get("gguf_file")
+        return display_name(str(Path(spec.source) / gguf) if gguf else spec.source)
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the weights without loading them (see the module docstring)."""
+        spec = self.resolved()
+        opts = {k: v for k, v in sorted(spec.options.items()) if v not in (None, False)}
+        p = Path(spec.source)
+        if p.exists():
+            if p.is_dir():
+                files = [f for f in sorted(p.rglob("*")) if f.is_file()
+                         and not any(s.startswith(".") or s == "__pycache__"
+                                     for s in f.relative_to(p).parts)]  # fmt: skip
+            else:
+                files = [p]
+            stats = [(str(f.relative_to(p) if p.is_dir() else f.name), f.stat().st_size,
+                      f.stat().st_mtime_ns) for f in files]  # fmt: skip
+            return {"path": str(p.resolve()), "files_sha256": _sha(stats), "options": opts}
+        return {"hub_id": spec.source, "commit": _cached_commit(spec), "options": opts}
+
+    def key(self) -> str:
+        """The model's folder name in the work folder: its name and a fingerprint."""
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.name)[:48]
+        return f"{slug}-{_sha(self.identity())[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "options": dict(self.options), "name": self.name}
+
+
+def _cached_commit(spec: ModelSpec) -> str | None:
+    """A hub id's commit in the local cache (``None`` when it is not there)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(spec.source, revision=spec.options.get("revision"),
+                                 local_files_only=True)  # fmt: skip
+    except Exception:  # not cached, not a hub id: the load will say why
+        return None
+    return Path(path).name
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """One phase of one model: ``status`` is ``"ran"`` or ``"reused"``."""
+
+    phase: str
+    role: str
+    status: str
+    seconds: float
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """What :func:`audit_models` did: the report, where it is, and each phase's time."""
+
+    report: AuditReport
+    html: Path
+    json: Path
+    workdir: Path
+    phases: tuple[PhaseRecord, ...]
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return self.report.verdict
+
+    @property
+    def reused(self) -> tuple[str, ...]:
+        """``"<phase> <role>"`` of the phases whose work was already in the work folder."""
+        return tuple(f"{p.phase} {p.role}" for p in self.phases if p.status == "reused")
+
+    def summary(self) -> str:
+        """The short table the command line prints."""
+        from ._tables import _ci
+
+        r = self.report
+        lines = [f"{display_name(r.model)} vs {display_name(r.baseline_model)}: {r.reason}"]
+        for c in r.checks:
+            value = f"{c.value:.3g}" if math.isfinite(c.value) else "—"
+            limit = f"threshold {c.threshold:g}" if math.isfinite(c.threshold) else ""
+            lines.append(f"  [{c.verdict.upper():>4}] {c.name:<16} {value:>8} "
+                         f"{_ci(c.ci_low, c.ci_high):<20} {limit}".rstrip())
+        if r.behaviour_change is not None:
+            lines.append(f"  {len(r.flips)} prompt(s) changed behaviour (report: what changed)")
+        done = ", ".join(self.reused) or "nothing"
+        lines.append(f"report: {self.html} (JSON: {self.json}); {self.seconds:.1f} s, "
+                     f"reused: {done}")  # fmt: skip
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "report": self.report.to_dict(),
+            "html": str(self.html),
+            "json": str(self.json),
+            "workdir": str(self.workdir),
+            "seconds": self.seconds,
+            "phases": [vars(p) for p in self.phases],
+        }
+
+
+class _Display:
+    """One progress display for the run: a line per phase (step, phase, model, rows, time
+    so far); the phase's own bar (rows or batches, ETA) below it. Silent under
+    ``progress=False`` / ``--quiet`` / CI."""
+
+    def __init__(self, steps: int, progress: bool | None) -> None:
+        self.steps, self.step, self.on = steps, 0, show_progress(progress)
+        self.t0 = time.perf_counter()
+
+    @contextmanager
+    def phase(self, phase: str, role: str, name: str, rows: int) -> Iterator[None]:
+        self.step += 1
+        if self.on:
+            print(f"aqi audit [{self.step}/{self.steps}] {phase:<8} {role} ({name}): {rows} rows"
+                  f" · {time.perf_counter() - self.t0:.0f} s so far", file=sys.stderr)
+        yield
+
+
+def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
+    """Create the work folder's settings record, or refuse one made otherwise."""
+    record = {"schema": "aqi-workdir", "aqi_version": __version__, "settings": settings}
+    path = workdir / _MANIFEST
+    if not path.is_file():
+        if workdir.is_dir() and any(workdir.iterdir()):
+            raise ValueError(f"workdir {str(workdir)!r} is not empty and is not an aqi audit "
+                             "work folder; choose a new or empty folder")  # fmt: skip
+        workdir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise ValueError(f"{str(path)!r} is not valid JSON; delete the work folder") from None
+    theirs = {"aqi_version": old.get("aqi_version"), **old.get("settings", {})}
+    ours = {"aqi_version": __version__, **json.loads(json.dumps(settings, default=str))}
+    differ = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
+              for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]  # fmt: skip
+    if differ:
+        raise ValueError(f"workdir {str(workdir)!r} holds work made with other settings "
+                         f"({'; '.join(differ)}); use another workdir or delete it")  # fmt: skip
+
+
+def _responses_done(path: Path, prompts: Any) -> Any:
+    """The finished responses at ``path`` for ``prompts``, else ``None``."""
+    from .behaviour import load_responses
+
+    if not path.is_file():
+        return None
+    try:
+        rs = load_responses(path)
+    except (ValueError, OSError):
+        return None
+    same = rs.identity.get("prompts_sha256") == prompts.fingerprint()
+    return rs if same and set(rs.prompt_ids) == {p.id for p in prompts} else None
+
+
+def _store_done(path: Path) -> bool:
+    from .activations import open_store
+
+    if not path.is_file():
+        return False
+    try:
+        with open_store(path) as s:
+            return s.complete
+    except (ValueError, OSError):
+        return False
+
+
+def _load(spec: ModelSpec, role: str) -> tuple[Any, Any]:
+    try:
+        return spec.load()
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise type(e)(f"loading the {role} model {spec.source!r}: {e}") from None
+
+
+def _model_work(
+    spec: ModelSpec, role: str, folder: Path, prompts: Any, settings: dict[str, Any],
+    show: _Display, log: list[PhaseRecord], progress: bool | None,
+) -> Any:  # fmt: skip
+    """Generate and capture one model (each resumed or reused); return its responses."""
+    from .activations import capture
+    from .behaviour import generate_responses, with_responses
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(json.dumps({**spec.to_dict(),
+                                       "identity": spec.identity()}, indent=2, default=str))
+    rs_path, store_path = folder / "responses.jsonl", folder / "store.h5"
+    rs = _responses_done(rs_path, prompts)
+    need_store = not _store_done(store_path)
+    model = tok = None
+    t = time.perf_counter()
+    with show.phase("generate", role, spec.name, len(prompts)):
+        if rs is None:
+            model, tok = _load(spec, role)
+            rs = generate_responses(model, tok, prompts, rs_path, progress=progress,
+                                    max_new_tokens=settings["max_new_tokens"],
+                                    batch_size=settings["batch_size"], chat=settings["chat"])
+            log.append(PhaseRecord("generate", role, "ran", time.perf_counter() - t, len(rs)))
+        else:
+            log.append(PhaseRecord("generate", role, "reused", time.perf_counter() - t, len(rs)))
+    t = time.perf_counter()
+    with show.phase("capture", role, spec.name, len(prompts)):
+        if need_store:
+            if model is None:
+                model, tok = _load(spec, role)
+            rows = with_responses(prompts, rs, on_empty="drop")
+            store = capture(model, tok, rows, store_path, layers=settings["layers"],
+                            pooling=settings["pooling"], spans=SPANS, include_response=True,
+                            batch_size=settings["batch_size"], chat=settings["chat"],
+                            progress=progress)  # fmt: skip
+            n = store.n_rows
+            store.close()
+            log.append(PhaseRecord("capture", role, "ran", time.perf_counter() - t, n))
+        else:
+            log.append(PhaseRecord("capture", role, "reused", time.perf_counter() - t))
+    del model, tok
+    gc.collect()
+    return rs
+
+
+def audit_models(
+    model: str | ModelSpec,
+    baseline: str | ModelSpec,
+    *,
+    prompts: Any = None,
+    workdir: str | Path = "aqi-audit",
+    out: str | Path | None = None,
+    layers: Any = "blocks",
+    pooling: str = "mean",
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    chat: bool | None = None,
+    thresholds: AuditThresholds | Mapping[str, Any] | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 200,
+    seed: int = 0,
+    response_text: bool = True,
+    progress: bool | None = None,
+) -> AuditRun:
+    """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
+
+    Parameters
+    ----------
+    model, baseline : str or ModelSpec
+        The audited model (e.g. a fine-tune) and its reference (e.g. the base model): a
+        local folder, a hub id, ``"demo"``, or a :class:`ModelSpec` carrying
+        :func:`aqi.load_model`'s options (dtype, device, GGUF file, revision, 4-bit, …).
+    prompts : PromptSet, path, or set names, optional
+        Default the bundled prompt set. Names (``"harmbench+xstest-safe"``) go through
+        :func:`aqi.load_prompt_set`. It needs safe and unsafe prompts.
+    workdir : path, default "aqi-audit"
+        The work folder (module docstring). Re-running resumes; another model against
+        the same baseline reuses the baseline's responses and store.
+    out : path, optional
+        The HTML report (default ``<workdir>/reports/<model>-vs-<baseline>/report.html``);
+        the JSON is written beside it.
+    layers, pooling
+        Captured layers (:func:`aqi.capture`) and the pooling captured and scored.
+    max_new_tokens : int, optional
+        Greedy tokens per response (default ``JUDGE_NEW_TOKENS``, what the judge was
+        validated on).
+    batch_size : int, default 16
+        Prompts per generation and capture batch.
+    chat : bool, optional
+        Render with the chat template (default: when the tokenizer has one).
+    thresholds, n_boot, n_perm, seed
+        As in :func:`aqi.audit`.
+    response_text : bool, default True
+        Show the first line of each response in the report's *What changed* section
+        (``False``: ids, categories and prompt texts only, in the HTML and the JSON).
+    progress : bool, optional
+        The run's progress display (default: on a terminal outside CI).
+
+    Returns
+    -------
+    AuditRun
+        ``run.report`` (an :class:`aqi.AuditReport`), ``run.html`` / ``run.json``, and
+        the time and status (``"ran"`` / ``"reused"``) of each phase.
+
+    Examples
+    --------
+    >>> import aqi
+    >>> aqi.audit_models("./ft", "./ft")
+    Traceback (most recent call last):
+    ...
+    ValueError: model and baseline are the same model ('./ft'); audit a fine-tune against ...
+    """
+    from .activations import bundled_prompts, load_prompts, open_store
+    from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
+    from .behaviour import JUDGE_NEW_TOKENS, refusal_rate
+    from .report import write_html, write_json
+
+    t0 = time.perf_counter()
+    specs = {r: m if isinstance(m, ModelSpec) else ModelSpec(str(m)) if isinstance(m, (str, Path))
+             else None for r, m in (("audited", model), ("baseline", baseline))}  # fmt: skip
+    for role, s in specs.items():
+        if s is None:
+            raise TypeError(f"{'model' if role == 'audited' else 'baseline'} must be a path, hub "
+                            f"id or aqi.ModelSpec, got {type(model).__name__}")  # fmt: skip
+    a, b = specs["audited"], specs["baseline"]
+    if _same_source(a, b):
+        raise ValueError(f"model and baseline are the same model ({a.source!r}); audit a "
+                         "fine-tune against the model it was tuned from")  # fmt: skip
+    if isinstance(prompts, str) and not Path(prompts).exists() and is_set_selection(prompts):
+        prompts = load_prompt_set(prompts)
+    prompts = bundled_prompts() if prompts is None else load_prompts(prompts)
+    require_both_classes(prompts, argument="prompts")
+    settings = {
+        "prompts": {"name": prompts.name, "n": len(prompts), "sha256": prompts.fingerprint()},
+        "max_new_tokens": JUDGE_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
+        "batch_size": batch_size, "chat": chat, "layers": layers,
+        "pooling": [p.strip() for p in pooling.split(",")] if isinstance(pooling, str)
+        else list(pooling), "spans": list(SPANS),
+    }  # fmt: skip
+    work = Path(workdir)
+    _check_workdir(work, settings)
+    show = _Display(2 * 3 + 2, progress)  # generate, capture, judge per model; audit, report
+    log: list[PhaseRecord] = []
+    folders = {r: work / "models" / s.key() for r, s in specs.items()}
+    responses = {r: _model_work(s, r, folders[r], prompts, settings, show, log, progress)
+                 for r, s in specs.items()}  # fmt: skip
+    for role, rs in responses.items():
+        t = time.perf_counter()
+        with show.phase("judge", role, specs[role].name, len(rs)):
+            rate = refusal_rate(rs)
+            (folders[role] / "refusal.json").write_text(json.dumps(rate.to_dict(), default=str))
+        log.append(PhaseRecord("judge", role, "ran", time.perf_counter() - t, len(rs)))
+    t = time.perf_counter()
+    with show.phase("audit", "audited", a.name, len(prompts)), ExitStack() as stack:
+        store = stack.enter_context(open_store(folders["audited"] / "store.h5", span="response"))
+        base = stack.enter_context(open_store(folders["baseline"] / "store.h5", span="response"))
+        notes = _pair_notes(store, base, a, b)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pairing by id keeps")  # said in a note
+            report = audit(store, baseline=base, responses=responses["audited"],
+                           baseline_responses=responses["baseline"], thresholds=thresholds,
+                           pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
+                           seed=seed)  # fmt: skip
+    report = replace(report, model=a.name, baseline_model=b.name,
+                     notes=(*report.notes, *notes))  # fmt: skip
+    if not response_text:
+        report = replace(report, flips=tuple(f.without_text() for f in report.flips))
+    log.append(PhaseRecord("audit", "audited", "ran", time.perf_counter() - t, store.n_rows))
+    t = time.perf_counter()
+    html = (Path(out) if out is not None
+            else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
+    with show.phase("report", "audited", a.name, len(report.flips)):
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_html(report, html)
+        js = write_json(report, html.with_suffix(".json"))
+    log.append(PhaseRecord("report", "audited", "ran", time.perf_counter() - t))
+    return AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
+                    seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+def _same_source(a: ModelSpec, b: ModelSpec) -> bool:
+    ra, rb = a.resolved(), b.resolved()
+    pa, pb = Path(ra.source), Path(rb.source)
+    same = pa.resolve() == pb.resolve() if pa.exists() and pb.exists() else ra.source == rb.source
+    return same and all(ra.options.get(k) == rb.options.get(k) for k in _MODEL_SPECIFIC)
+
+
+def _pair_notes(store: Any, base: Any, a: ModelSpec, b: ModelSpec) -> list[str]:
+    """What the report says about the pair: other tokenizer or template, same weights."""
+    ia, ib = (s.provenance.get("identity", {}) for s in (store, base))
+    notes = []
+    for key, what in (("tokenizer_sha256", "tokenizers"),
+                      ("chat_template_sha256", "chat templates")):  # fmt: skip
+        if ia.get(key) != ib.get(key):
+            notes.append(f"{a.name} and {b.name} use different {what}: the paired tests pair "
+                         "rows by prompt id, and token positions are each model's own")
+    if ia.get("weights_fingerprint") and ia.get("weights_fingerprint") == ib.get(
+        "weights_fingerprint"
+    ):
+        text = (f"{a.name} and {b.name} have the same weights (fingerprint "
+                f"{ia['weights_fingerprint'][:12]}…): every change is zero by construction")
+        warnings.warn(text, stacklevel=3)
+        notes.append(text)
+    shared = len(set(store.ids.tolist()) & set(base.ids.tolist()))
+    if shared < max(store.n_rows, base.n_rows):
+        notes.append(f"{shared} prompts are paired: the others had an empty response from one "
+                     f"model ({store.n_rows} rows audited, {base.n_rows} in the baseline)")
+    return notes

@@ -1,0 +1,220 @@
+"""aqi audit / aqi.audit_models: one resumable plan from two model folders to a report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import aqi
+from aqi.checks import gate_failed
+from aqi.cli import main
+from aqi.viz._style import display_name
+from aqi.workflow import SPANS, ModelSpec, audit_models
+
+from .conftest import build_tiny
+
+FAST = {"max_new_tokens": 8, "n_boot": 200, "n_perm": 50, "progress": False}
+CLI_FAST = ["--max-new-tokens", "8", "--n-boot", "200", "--n-perm", "50", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def models(decoder_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three tiny llamas (a base, two 'fine-tunes') with the demo's real tokenizer."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(decoder_tokenizer_dir)
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, seed in (("base", 0), ("ft1", 1), ("ft2", 2)):
+        build_tiny("llama", len(tok), seed=seed).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "p.jsonl"
+    rows = [{"id": p.id, "text": p.text, "label": p.label, "category": p.category,
+             "pair_id": p.pair_id} for p in aqi.bundled_prompts()[:16]]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _status(run: Any) -> dict[tuple[str, str], str]:
+    return {(p.phase, p.role): p.status for p in run.phases}
+
+
+def test_one_call_writes_the_report_and_a_second_finetune_reuses_the_base(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    first = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    assert set(_status(first).values()) == {"ran"} and not first.reused
+    doc = json.loads(first.json.read_text())
+    schema = json.loads(files("aqi.data").joinpath("audit.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["model"] == "ft1" and doc["baseline_model"] == "base"
+    assert "two_axes" in [c["name"] for c in doc["checks"]]
+    assert "refusal_change" in [c["name"] for c in doc["checks"]]
+    html = first.html.read_text()
+    assert "What changed" in html and "two axes" in html
+    base_dir = next(d for d in (work / "models").iterdir() if d.name.startswith("base-"))
+    with aqi.open_store(base_dir / "store.h5") as s:  # one forward, four spans
+        assert s.spans == SPANS and s.complete
+    stamp = (base_dir / "store.h5").stat().st_mtime_ns, (base_dir / "responses.jsonl").stat()
+
+    second = audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=work,
+                          **FAST)  # fmt: skip
+    st = _status(second)
+    assert st[("generate", "baseline")] == st[("capture", "baseline")] == "reused"
+    assert st[("generate", "audited")] == st[("capture", "audited")] == "ran"
+    assert (base_dir / "store.h5").stat().st_mtime_ns == stamp[0]  # not rewritten
+    assert second.html != first.html and first.html.is_file()  # one report per pair
+
+    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    assert {s for (ph, _), s in _status(again).items() if ph in ("generate", "capture")} == {
+        "reused"
+    }
+    # Deterministic: the resumed run reads the same work and gives the same numbers.
+    assert json.loads(again.json.read_text())["checks"] == doc["checks"]
+
+
+def test_cli_exit_codes_follow_the_gate_and_json_prints_the_document(
+    models: dict, prompt_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    argv = ["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
+            "--prompts", str(prompt_file), "--workdir", str(tmp_path / "w"), *CLI_FAST]  # fmt: skip
+    for strict in (False, True):
+        rc = main([*argv, "--json"] + (["--strict"] if strict else []))
+        doc = json.loads(capsys.readouterr().out)
+        assert rc == (1 if gate_failed(doc["verdict"], strict=strict) else 0)
+    rc = main(argv)
+    out = capsys.readouterr()
+    assert out.err == ""  # --quiet: no progress, no status lines
+    assert "ft1 vs base" in out.out and "[" in out.out and "report:" in out.out
+
+
+def test_no_response_text_leaves_responses_out(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    run = audit_models(models["ft1"], models["base"], prompts=prompt_file,
+                       workdir=tmp_path / "w", response_text=False, **FAST)  # fmt: skip
+    assert all(f.response is None and f.baseline_response is None for f in run.report.flips)
+    doc = json.loads(run.json.read_text())
+    assert all(f["response"] is None for f in doc["behaviour"]["flips"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "err"),
+    [
+        (["--baseline-model-arg", "dtipe=float16"], "'dtipe' is not a loading flag"),
+        (["--baseline-model-arg", "dtype=float8"], "loading the baseline model"),
+        (["--layers", "nope"], "nope"),
+    ],
+)
+def test_bad_flags_are_one_line_exit_2(
+    models: dict, prompt_file: Path, tmp_path: Path, capsys: Any, extra: list[str], err: str
+) -> None:
+    argv = ["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
+            "--prompts", str(prompt_file), "--workdir", str(tmp_path / "w"), *CLI_FAST, *extra]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aqi audit: error:") and err in lines[0]
+
+
+def test_same_model_twice_is_refused(models: dict, tmp_path: Path, capsys: Any) -> None:
+    with pytest.raises(ValueError, match="the same model"):
+        audit_models(models["ft1"], str(models["ft1"]) + "/", workdir=tmp_path / "w")
+    rc = main(["audit", "--model", str(models["ft1"]), "--baseline-model",
+               str(models["ft1"] / ".." / "ft1"), "--workdir", str(tmp_path / "w"), "--quiet"])
+    assert rc == 2 and "the same model" in capsys.readouterr().err
+
+
+def test_a_workdir_made_otherwise_is_refused_naming_what_differs(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "w"
+    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    with pytest.raises(ValueError, match=r"max_new_tokens: 8 there, 9 here"):
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
+                     **{**FAST, "max_new_tokens": 9})  # fmt: skip
+    record = json.loads((work / "aqi-workdir.json").read_text())
+    (work / "aqi-workdir.json").write_text(json.dumps({**record, "aqi_version": "0.0.1"}))
+    with pytest.raises(ValueError, match=r"aqi_version: '0.0.1' there"):
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an aqi audit work folder"):
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=other, **FAST)
+
+
+def test_same_weights_warn_and_other_chat_templates_are_said(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    copy = shutil.copytree(models["base"], tmp_path / "base-copy")
+    with pytest.warns(UserWarning, match="have the same weights"):
+        run = audit_models(copy, models["base"], prompts=prompt_file, workdir=tmp_path / "a",
+                           **FAST)  # fmt: skip
+    assert any("same weights" in n for n in run.report.notes)
+
+    from transformers import AutoTokenizer
+
+    other = shutil.copytree(models["ft1"], tmp_path / "ft1-template")
+    tok = AutoTokenizer.from_pretrained(other)
+    tok.chat_template = tok.chat_template.replace("helpful", "careful")
+    assert tok.chat_template != AutoTokenizer.from_pretrained(models["ft1"]).chat_template
+    tok.save_pretrained(other)
+    run = audit_models(other, models["base"], prompts=prompt_file, workdir=tmp_path / "b", **FAST)
+    assert any("different chat templates" in n for n in run.report.notes)
+    assert "different chat templates" in run.html.read_text()
+
+
+def test_prompt_set_names_go_through_the_registry(
+    models: dict, tmp_path: Path, capsys: Any
+) -> None:
+    (tmp_path / "sets").mkdir()  # an empty local folder: the set is named, with how to fetch it
+    rc = main(["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
+               "--prompts", "harmbench", "--prompts-dir", str(tmp_path / "sets"),
+               "--workdir", str(tmp_path / "w"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("aqi audit: error:") and "harmbench" in err.lower()
+
+
+def test_model_spec_checks_its_options_and_names_a_gguf_by_its_file() -> None:
+    with pytest.raises(ValueError, match=r"'dtipe' is not an argument of aqi\.load_model"):
+        ModelSpec("./x", {"dtipe": "float16"})
+    assert ModelSpec("demo").name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert ModelSpec("demo").key() == ModelSpec("demo").key()
+    assert ModelSpec("demo").key() != ModelSpec("demo", {"dtype": "bfloat16"}).key()
+
+
+def test_the_demo_model_is_named_by_its_gguf_file(smollm2: Any) -> None:
+    model, _ = smollm2
+    assert display_name(model.config._name_or_path) == "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_the_pytest_gate_runs_the_same_audit(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    from aqi.checks import AuditThresholds
+    from aqi.pytest_plugin import AQIGate, GateFailure
+
+    run = audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path,
+                       **FAST)  # fmt: skip
+    gate = AQIGate(AuditThresholds(), n_boot=200, n_perm=50, workdir=tmp_path)
+    kw = {"prompts": prompt_file, "max_new_tokens": 8, "progress": False}
+    for strict in (False, True):
+        if gate_failed(run.verdict, strict=strict):
+            with pytest.raises(GateFailure, match="audit verdict"):
+                gate.audit_models(models["ft2"], models["base"], strict=strict, **kw)
+        else:
+            again = gate.audit_models(models["ft2"], models["base"], strict=strict, **kw)
+            assert again.report.verdict == run.verdict and len(again.reused) == 4
