@@ -8,8 +8,8 @@ never exit 1 from an error (issue 19, item 6). ``gate`` may exit 1 when its verd
 is ``fail`` — a result, shown as such in its JSON.
 
 Store-based commands run on tiny stores; the model commands (``capture``,
-``generate``) get a model path that does not exist, so a value the parser accepts
-reaches the loader and ends there in one line (no model is loaded or downloaded).
+``generate``, ``audit``, ``track``) get a model path that does not exist, so a value the
+parser accepts reaches the loader and ends there in one line (no model is loaded or downloaded).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ BASE = {
                "--n-boot", "50", "--n-perm", "20", "--reward-n-boot", "50"],
     "probe ood": ["{base}", "{shift}", "--n-boot", "50"],
     "probe reward": ["{ref}", "--n-boot", "50"],
+    "audit": ["--model", "{tmp}/no-such-model", "--baseline-model", "{tmp}/no-such-base",
+              "--workdir", "{tmp}/w"],
+    "track": ["{tmp}/no-such-checkpoint", "--baseline-model", "{tmp}/no-such-base",
+              "--out-dir", "{tmp}/t"],
 }  # fmt: skip
 
 

@@ -354,9 +354,15 @@ def test_nproc_ctrl_c_is_one_line_and_130(tiny_dir, tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Enough work that the capture is still running when Ctrl-C arrives, however fast the
+    # machine (the bundled 294 prompts can finish within the second this test waits).
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": f"p{i}", "text": "tell me about the weather " * 60,
+         "label": ("safe", "unsafe")[i % 2]} for i in range(4000)])  # fmt: skip
     p = subprocess.Popen([sys.executable, "-m", "aqi", "--quiet", "capture", "--model",
-                          str(tiny_dir), "--out", str(tmp_path / "s.h5"), "--nproc", "2",
-                          "--layers", "0", "--pooling", "mean"], env=env, text=True,
+                          str(tiny_dir), "--prompts", str(prompts), "--out",
+                          str(tmp_path / "s.h5"), "--nproc", "2", "--layers", "0",
+                          "--pooling", "mean"], env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t0 = time.monotonic()
     while not _children(p.pid) and time.monotonic() - t0 < 60:  # torchrun has started

@@ -9,6 +9,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -308,7 +309,10 @@ def generate_responses(
         if writer is not None:
             writer.close()
     records = tuple(done[(p.id, s)] for p in prompt_set for s in range(n))
-    return Responses(records=records, header=header)
+    # The file they were written to, as load_responses(out) would say: the same evidence
+    # whether a run generated its responses or resumed them.
+    return Responses(records=records, header=header,
+                     source="" if out is None else str(Path(out)))  # fmt: skip
 
 
 def _pad_id(tokenizer: Any) -> int:

@@ -133,10 +133,11 @@ def track_checkpoints(
             keep.append((checkpoint_step(c) or 0, Path(c)))
         else:
             skipped.append((str(c), why))
-            say(f"aqi track: skipping {c}: {why}")
-    if not keep:
+    if not keep:  # one line: the error names every folder and why
         raise ValueError("no checkpoint folder holds weights: " + "; ".join(
             f"{c}: {why}" for c, why in skipped))  # fmt: skip
+    for c, why in skipped:
+        say(f"aqi track: skipping {c}: {why}")
     if str(baseline) == "demo":
         from ..demo import load_demo_model
 
