@@ -357,7 +357,7 @@ def test_nproc_ctrl_c_is_one_line_and_130(tiny_dir, tmp_path):
     # Enough work that the capture is still running when Ctrl-C arrives, however fast the
     # machine (the bundled 294 prompts can finish within the second this test waits).
     prompts = write_jsonl(tmp_path / "p.jsonl", [
-        {"id": f"p{i}", "text": "tell me about the weather " * 60,
+        {"id": f"p{i}", "text": "tell me about the weather " * 20,
          "label": ("safe", "unsafe")[i % 2]} for i in range(4000)])  # fmt: skip
     p = subprocess.Popen([sys.executable, "-m", "aqi", "--quiet", "capture", "--model",
                           str(tiny_dir), "--prompts", str(prompts), "--out",
