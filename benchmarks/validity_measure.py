@@ -40,6 +40,11 @@ from aqi.activations import Prompt, PromptSet
 from aqi.behaviour import RefusalJudge, compare_refusal, generate_responses, refusal_rate
 from aqi.probes import linear_probe, split_by_pair
 
+# The library's own definitions, so the bench measures exactly what the audit computes:
+# pooled within-class SD, and the (unsafe, safe) shift of scores in the baseline's SDs.
+from aqi.probes.refusal_direction import _pooled_sd
+from aqi.probes.refusal_direction import _shifts as shifts
+
 SPANS = ("instruction", "post_instruction", "response_onset", "response")
 #: (span, pooling) read by every signal; ``post_instruction/last`` is t_post-inst.
 POSITIONS = (("instruction", "mean"), ("instruction", "last"), ("post_instruction", "last"),
@@ -69,23 +74,6 @@ def boot_indices(y: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed + 1)
     strata = [np.flatnonzero(y == k) for k in (0, 1)]
     return [np.concatenate([rng.choice(s, len(s)) for s in strata]) for _ in range(n_boot)]
-
-
-def _pooled_sd(s: np.ndarray, y: np.ndarray) -> float:
-    a, b = s[y == 1], s[y == 0]
-    dof = len(a) + len(b) - 2
-    if dof < 1:
-        return float("nan")
-    return float(np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / dof))
-
-
-def shifts(sb: np.ndarray, sa: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(unsafe, safe) mean shift of scores ``sa`` against ``sb``, in ``sb``'s pooled SDs."""
-    sd = _pooled_sd(sb, y)
-    if not np.isfinite(sd) or sd == 0:
-        return float("nan"), float("nan")
-    u, s = y == 1, y == 0
-    return float((sa[u].mean() - sb[u].mean()) / sd), float((sa[s].mean() - sb[s].mean()) / sd)
 
 
 def _aqi(X: np.ndarray, y: np.ndarray) -> float:
