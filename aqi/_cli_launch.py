@@ -55,26 +55,48 @@ def launch(
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={args.nproc}", "-m", "aqi", *_without_nproc(argv)]
     env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's banner otherwise
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
-    seen: list[str] = []
-    try:
-        _relay(proc, seen, args.debug)
-        code = proc.wait()
-    except KeyboardInterrupt:  # the ranks got the same Ctrl-C; let them commit and stop
-        import signal
+    import signal
 
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no trace
+    # Ctrl-C is ours to handle, not Python's default: a KeyboardInterrupt raised wherever
+    # the main thread happens to be (inside Popen, between two reads, after the last one)
+    # could be lost or become a traceback under load. The handler records the signal and
+    # passes it on to torchrun once (torchrun passes it to its ranks, which commit what
+    # they have); the stderr loop reads with a timeout, so the handler runs within a
+    # fraction of a second; the exit status comes from the record, not from where the
+    # signal landed. torchrun runs in a session of its own, so that a terminal's Ctrl-C
+    # reaches this process alone and the ranks get exactly one signal.
+    caught: list[int] = []
+    forwarded: list[bool] = []
+    proc: Any = None
+
+    def forward() -> None:
+        if caught and not forwarded and proc is not None and proc.poll() is None:
+            forwarded.append(True)
+            proc.send_signal(caught[0])
+
+    def on_signal(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        forward()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    try:
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        forward()  # a signal that came while the process was being started
+        seen: list[str] = []
+        _relay(proc, seen, args.debug, stopping=lambda: bool(caught))
         try:
-            if proc.poll() is None:  # a SIGINT sent to this process alone: pass it on
-                proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
+            code = proc.wait(timeout=60 if caught else None)
         except subprocess.TimeoutExpired:  # pragma: no cover - a rank that hangs
             proc.kill()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+            code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
         print(f"aqi capture: interrupted ({_shards(args)}); run the same command again to resume",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else 128 + caught[0]
     if code == 0:
         return EXIT_OK
     ours = [ln for ln in seen if ln.startswith("aqi capture: ")]
@@ -94,12 +116,28 @@ def _shards(args: argparse.Namespace) -> str:
     return f"shards kept for a resume: {', '.join(left)}" if left else "no shards written"
 
 
-def _relay(proc: Any, seen: list[str], debug: bool) -> None:
-    """Copy the ranks' stderr to ours as it comes; keep aqi's lines, drop tracebacks."""
+def _relay(proc: Any, seen: list[str], debug: bool,
+           stopping: Callable[[], bool] = lambda: False) -> None:
+    """Copy the ranks' stderr to ours as it comes; keep aqi's lines, drop tracebacks.
+
+    Once ``stopping()`` is true (a signal was passed on), nothing more is shown: what a
+    process prints as it is stopped (torchrun's report, Python's "Fatal Python error" of
+    an interpreter stopped while it starts) is noise; ``--debug`` shows it.
+    """
     import re
+    import select
+
+    def chunks() -> Any:
+        fd = proc.stderr.fileno()
+        while True:  # a timeout, so that a signal handler runs promptly (see launch)
+            if select.select([fd], [], [], 0.2)[0]:
+                data = os.read(fd, 4096)
+                if not data:
+                    return
+                yield data
 
     buf, quiet = "", False
-    for chunk in iter(lambda: os.read(proc.stderr.fileno(), 4096), b""):
+    for chunk in chunks():
         buf += chunk.decode("utf-8", "replace")
         *done, buf = re.split(r"(?<=[\r\n])", buf)
         for piece in done:
@@ -108,6 +146,7 @@ def _relay(proc: Any, seen: list[str], debug: bool) -> None:
                 seen.append(line)
                 continue  # printed once, by the launcher, at the end
             if not debug:
+                quiet = quiet or stopping()
                 # torchrun's failure report starts with a traceback; ranks prefix theirs
                 quiet = quiet or line.startswith(("Traceback", "[rank"))
                 if quiet or not line.strip() or re.match(r"[WEI]\d{4} \d\d:", line):
