@@ -303,7 +303,7 @@ def _judge(labels: Path | None, responses: Path | None) -> tuple[float | None, f
     import judge_sample as js
 
     s = js.score_sample(js.read_labels(labels), responses)
-    return float(s.agreement.value), float(s.kappa)
+    return float(s.agreement.rate), float(s.kappa)
 
 
 def summarise(out_dir: Path = OUT, summary_path: Path | None = SUMMARY,
