@@ -22,7 +22,9 @@ __all__ = [
     "ROWS_FOR_A_BAR",
     "bar",
     "progress_bars",
+    "reporting_to",
     "show_progress",
+    "step_bar",
     "transformers_bars",
     "umap_progress",
 ]
@@ -34,6 +36,8 @@ ROWS_FOR_A_BAR = 10_000
 
 _SWITCH: ContextVar[bool | None] = ContextVar("aqi_progress", default=None)
 _open_bars = 0  # bars alive now: an inner step stays silent inside an outer bar
+# A run's own display (aqi audit's): steps report their rows to it instead of drawing a bar.
+_SINK: ContextVar[Any] = ContextVar("aqi_progress_sink", default=None)
 
 
 @contextlib.contextmanager
@@ -152,3 +156,57 @@ def transformers_bars() -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def reporting_to(sink: Any) -> Iterator[None]:
+    """Inside this block, :func:`step_bar` reports to ``sink`` instead of drawing a bar.
+
+    ``sink`` has ``begin(total, initial)`` (a step starts: its rows, and those already done
+    by an earlier run) and ``advance(n)`` (``n`` more rows done). A multi-step run (``aqi
+    audit``) uses it to draw one display for all its steps.
+    """
+    token = _SINK.set(sink)
+    try:
+        yield
+    finally:
+        _SINK.reset(token)
+
+
+class _Forward:
+    """A step's bar inside a run's display: the rows go to the display; nothing is drawn."""
+
+    def __init__(self, sink: Any, total: int, initial: int) -> None:
+        self.sink = sink
+        sink.begin(total, initial)
+
+    def update(self, n: int = 1) -> None:
+        self.sink.advance(n)
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def step_bar(*, total: int, desc: str, unit: str, progress: bool | None = None,
+             initial: int = 0) -> Any:  # fmt: skip
+    """The bar of one long step (generation, capture): ``update(n)``, ``close()``.
+
+    Inside :func:`reporting_to`, the rows go to the run's display; else a tqdm bar on
+    standard error when :func:`show_progress` says so (``initial``: rows an earlier run
+    did, counted without skewing the rate).
+
+    Examples
+    --------
+    >>> b = step_bar(total=3, desc="demo", unit="row", progress=False)
+    >>> b.update(3); b.close()
+    """
+    sink = _SINK.get()
+    if sink is not None:
+        return _Forward(sink, total, initial)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr,
+                disable=not show_progress(progress))  # fmt: skip

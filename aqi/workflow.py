@@ -217,21 +217,70 @@ class AuditRun:
 
 
 class _Display:
-    """One progress display for the run: a line per phase (step, phase, model, rows, time
-    so far); the phase's own bar (rows or batches, ETA) below it. Silent under
-    ``progress=False`` / ``--quiet`` / CI."""
+    """One progress display for the whole run, on standard error; silent under
+    ``progress=False`` / ``--quiet`` / CI.
+
+    One bar, redrawn per phase: ``[step/steps] phase role (model)``, the phase's rows done
+    of its total with its rate and ETA, and the time the run has taken. Generation and
+    capture report their rows to it (:func:`aqi._progress.reporting_to`) instead of
+    drawing bars of their own; a phase whose work was already in the work folder shows
+    ``reused``. When the run ends the bar is removed and the summary table follows.
+    """
 
     def __init__(self, steps: int, progress: bool | None) -> None:
         self.steps, self.step, self.on = steps, 0, show_progress(progress)
         self.t0 = time.perf_counter()
+        self.bar: Any = None
+        self.label = ""
+
+    # the sink interface of aqi._progress.reporting_to
+    def begin(self, total: int | None, initial: int) -> None:
+        if self.bar is not None:
+            self.bar.reset()
+            self.bar.total = total  # (reset(total=None) keeps the old total)
+            # a phase without rows shows its time only (not "0row")
+            self.bar.bar_format = None if total is not None else "{desc} [{elapsed}{postfix}]"
+            self.bar.update(initial)  # rows an earlier run did
+            self.bar.unpause()
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix_str(f"run {time.perf_counter() - self.t0:.0f} s", refresh=False)
 
     @contextmanager
-    def phase(self, phase: str, role: str, name: str, rows: int) -> Iterator[None]:
+    def phase(self, phase: str, role: str, name: str, rows: int,
+              reused: bool = False) -> Iterator[None]:  # fmt: skip
+        from ._progress import reporting_to
+
         self.step += 1
-        if self.on:
-            print(f"aqi audit [{self.step}/{self.steps}] {phase:<8} {role} ({name}): {rows} rows"
-                  f" · {time.perf_counter() - self.t0:.0f} s so far", file=sys.stderr)
-        yield
+        if not self.on:
+            yield
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False,
+                            dynamic_ncols=True)  # fmt: skip
+        state = " reused" if reused else ""
+        self.bar.set_description_str(f"aqi audit [{self.step}/{self.steps}] {phase} {role} "
+                                     f"({name}){state}", refresh=False)  # fmt: skip
+        counted = phase in ("generate", "capture")  # the others have no rows to count
+        self.begin(rows if counted else None, rows if reused else 0)
+        self.advance(0)
+        try:
+            with reporting_to(self):
+                yield
+        except BaseException:  # an error or Ctrl-C: its one line is not drawn over
+            self.close()
+            raise
+        if self.step == self.steps:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
@@ -307,7 +356,7 @@ def _model_work(
     need_store = not _store_done(store_path)
     model = tok = None
     t = time.perf_counter()
-    with show.phase("generate", role, spec.name, len(prompts)):
+    with show.phase("generate", role, spec.name, len(prompts), reused=rs is not None):
         if rs is None:
             model, tok = _load(spec, role)
             rs = generate_responses(model, tok, prompts, rs_path, progress=progress,
@@ -317,7 +366,7 @@ def _model_work(
         else:
             log.append(PhaseRecord("generate", role, "reused", time.perf_counter() - t, len(rs)))
     t = time.perf_counter()
-    with show.phase("capture", role, spec.name, len(prompts)):
+    with show.phase("capture", role, spec.name, len(prompts), reused=not need_store):
         if need_store:
             if model is None:
                 model, tok = _load(spec, role)

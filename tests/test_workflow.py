@@ -218,3 +218,25 @@ def test_the_pytest_gate_runs_the_same_audit(
         else:
             again = gate.audit_models(models["ft2"], models["base"], strict=strict, **kw)
             assert again.report.verdict == run.verdict and len(again.reused) == 4
+
+
+def test_one_progress_display_for_the_whole_run(
+    models: dict, prompt_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """Every phase on the run's one bar (step, phase, role, model); generation and capture
+    draw no bars of their own inside it; a resumed phase says reused; the bar is gone at
+    the end."""
+    kw = {**FAST, "progress": True}
+    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path, **kw)
+    first = capsys.readouterr().err.replace("\r", "\n")
+    for k, phase, role in ((1, "generate", "audited"), (2, "capture", "audited"),
+                           (3, "generate", "baseline"), (4, "capture", "baseline"),
+                           (5, "judge", "audited"), (8, "report", "audited")):  # fmt: skip
+        assert f"aqi audit [{k}/8] {phase} {role} (" in first, first[-2000:]
+    assert "16/16" in first  # the rows of a generation or capture, counted on it
+    assert "generate:" not in first and "aqi capture:" not in first  # no inner bars
+    audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path, **kw)
+    second = capsys.readouterr().err.replace("\r", "\n")
+    assert "generate baseline (base) reused" in second
+    assert "capture baseline (base) reused" in second
+    assert "generate audited (ft2) reused" not in second

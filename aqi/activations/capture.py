@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -16,9 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .._progress import show_progress
+from .._progress import step_bar
 from ._format import LayerInfo, stream_of
 from .adapters import (
     ForwardInputs,
@@ -460,13 +458,8 @@ def _run(
     order = [(r.name, sp, p) for r in hooks.layers for sp in spans for p in hooks.poolings]
     window = commit_rows or DEFAULT_COMMIT_ROWS
     total = sum(b - a for a, b in todo)
-    bar = tqdm(
-        total=total,
-        unit="prompt",
-        desc="aqi capture",
-        disable=not show_progress(progress),
-        file=sys.stderr,
-    )
+    bar = step_bar(total=len(rows), initial=len(rows) - total, unit="prompt",
+                   desc="aqi capture", progress=progress)  # fmt: skip
     tokens = 0
     done = len(rows) - total  # rows committed before this run
     t0 = time.perf_counter()

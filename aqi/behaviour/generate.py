@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from .._errors import ArgumentError
-from .._progress import show_progress
+from .._progress import step_bar
 from ..activations import Prompt, PromptSet, load_prompts
 from ..activations._parts import check_not_input
 from ..activations.capture import default_max_length, input_device
@@ -287,10 +286,12 @@ def generate_responses(
     order = sorted(range(len(prompt_set)), key=lambda i: -len(encoded[i][0]))
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     device = input_device(model)
-    show = show_progress(progress)
-    bar = tqdm(batches, desc="generate", unit="batch", disable=not show)
+    total = len(prompt_set) * n
+    resumed = sum(1 for p in prompt_set for s in range(n) if (p.id, s) in done)
+    bar = step_bar(total=total, initial=resumed, desc="generate", unit="response",
+                   progress=progress)  # fmt: skip
     try:
-        for b, idx in enumerate(bar):
+        for b, idx in enumerate(batches):
             keys = [(prompt_set[i].id, s) for i in idx for s in range(n)]
             if all(k in done for k in keys):
                 continue
@@ -302,10 +303,11 @@ def generate_responses(
             if writer is not None:
                 writer.append(fresh)
             done.update((r.key, r) for r in fresh)
+            bar.update(len(fresh))
     except KeyboardInterrupt:
-        bar.close()
         raise GenerationInterrupted(len(done), len(prompt_set) * n) from None
     finally:
+        bar.close()
         if writer is not None:
             writer.close()
     records = tuple(done[(p.id, s)] for p in prompt_set for s in range(n))
