@@ -123,7 +123,7 @@ def span_check(span: str, baseline: bool = True) -> Check:
     >>> span_check("response").verdict, span_check("instruction").verdict
     ('pass', 'warn')
     >>> span_check("post_instruction").summary[:50]
-    "span='post_instruction': the decision point has no"
+    "span='post_instruction': the decision point is not"
     >>> span_check("response", baseline=False).verdict
     'warn'
     """
@@ -144,10 +144,12 @@ def span_check(span: str, baseline: bool = True) -> Check:
     if span in ("post_instruction", "response_onset"):
         return Check(
             name="validity", verdict="warn", evidence=ev,
-            summary=f"span={span!r}: the decision point has not been validated against "
-                    "behaviour yet (a pilot, not the bench: docs/validation.md), so this audit "
-                    "cannot vouch for behaviour; give it both models' responses so that a "
-                    "significant refusal drop fails the gate (--responses, --baseline-responses)",
+            summary=f"span={span!r}: the decision point is not validated as a gate: on "
+                    "bench v2 (one of two originals so far, docs/validation.md) the refusal "
+                    "shift there followed refusal (rho +0.94) but a gate on it missed 2 of 17 "
+                    "variants whose refusal dropped, so this audit cannot vouch for behaviour; "
+                    "give it both models' responses so that a significant refusal drop fails "
+                    "the gate (--responses, --baseline-responses)",
         )
     return Check(
         name="validity", verdict="warn", evidence=ev,

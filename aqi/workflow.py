@@ -236,6 +236,7 @@ class _Display:
     # the sink interface of aqi._progress.reporting_to
     def begin(self, total: int | None, initial: int) -> None:
         if self.bar is not None:
+            self.bar.refresh()  # the phase that ends, drawn as it ended (tqdm skips redraws)
             self.bar.reset()
             self.bar.total = total  # (reset(total=None) keeps the old total)
             # a phase without rows shows its time only (not "0row")
