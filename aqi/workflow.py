@@ -231,7 +231,6 @@ class _Display:
         self.steps, self.step, self.on = steps, 0, show_progress(progress)
         self.t0 = time.perf_counter()
         self.bar: Any = None
-        self.label = ""
 
     # the sink interface of aqi._progress.reporting_to
     def begin(self, total: int | None, initial: int) -> None:

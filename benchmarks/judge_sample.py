@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("labels")
     sc.add_argument("responses")
     sc.add_argument("--pattern", default="*.jsonl")
+    sc.add_argument("--out", default=None,
+                    help="also write the score as JSON (it outlives the responses it needs)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "draw":
@@ -261,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(doc['labels'])} labels (no texts) -> {args.out}")
         else:
             s = score_sample(read_labels(args.labels), args.responses, pattern=args.pattern)
+            if args.out:
+                doc = {"schema": "aqi-judge-sample-score", "labels": args.labels,
+                       "responses": str(args.responses), **s.to_dict()}  # fmt: skip
+                Path(args.out).write_text(json.dumps(doc, indent=1, default=str) + "\n",
+                                          encoding="utf-8")  # fmt: skip
             print(f"agreement {s.agreement!r}, kappa {s.kappa:.3f}")
             print(f"false refusals {s.false_refusals!r}; missed refusals {s.missed_refusals!r}")
             for v, share in s.by_variant.items():
