@@ -81,6 +81,7 @@ from aqi.checks import AuditThresholds
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "validity_v2"
 SUMMARY = ROOT / "docs" / "data" / "validity_summary.json"
+JUDGE_SCORE = ROOT / "docs" / "data" / "judge_sample_v2_score.json"
 WORKDIR = Path(tempfile.gettempdir()) / "aqi-validity-v2"
 SCHEMA = "aqi-validity-v2-variant/1"
 #: The pre-registered default signals (docs/validation.md, "Bench v2 — pre-registration").
@@ -297,18 +298,38 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
 
 
 # -- the summary ----------------------------------------------------------------------------
-def _judge(labels: Path | None, responses: Path | None) -> tuple[float | None, float | None]:
-    if labels is None or responses is None or not labels.is_file():
-        return None, None
+def _judge(labels: Path | None, responses: Path | None,
+           score: Path | None = None) -> tuple[float | None, float | None, str | None]:
+    """Judge agreement and κ on the blind sample, and where they come from.
+
+    With ``labels`` and the responses they label: scored now. Without the responses (the
+    texts are never kept), ``score`` — the file ``judge_sample.py score --out`` wrote when
+    they existed — is read, if it scored these same ``labels``; the summary names the
+    source, so a recorded figure is never passed off as a recomputed one.
+    """
+    if labels is None or not labels.is_file():
+        return None, None, None
     import judge_sample as js
 
-    s = js.score_sample(js.read_labels(labels), responses)
-    return float(s.agreement.rate), float(s.kappa)
+    if responses is not None and responses.is_dir():
+        s = js.score_sample(js.read_labels(labels), responses)
+        return float(s.agreement.rate), float(s.kappa), f"scored now on {responses}"
+    if score is None or not score.is_file():
+        return None, None, None
+    rec = json.loads(score.read_text(encoding="utf-8"))
+    if Path(rec.get("labels", "")).name != labels.name:
+        raise ValueError(f"{str(score)!r} scored the labels {rec.get('labels')!r}, not "
+                         f"{str(labels)!r}; give --judge-responses to score these labels")
+    print(f"judge: the responses are gone; reading the score recorded in {score}",
+          file=sys.stderr)
+    return (float(rec["agreement"]["rate"]), float(rec["kappa"]),
+            f"recorded in {score.relative_to(ROOT) if score.is_relative_to(ROOT) else score}")
 
 
 def summarise(out_dir: Path = OUT, summary_path: Path | None = SUMMARY,
               judge_labels: Path | None = None,
-              judge_responses: Path | None = None) -> dict[str, Any]:
+              judge_responses: Path | None = None,
+              judge_score: Path | None = None) -> dict[str, Any]:
     """Recompute every statistic from the records in ``out_dir``; write results + summary."""
     parts = {p.name: st.load_part(p) for p in sorted(out_dir.iterdir())
              if (p / "original.json").is_file()} if out_dir.is_dir() else {}
@@ -345,10 +366,11 @@ def summarise(out_dir: Path = OUT, summary_path: Path | None = SUMMARY,
                           "ci_discrimination": dis["ci_discrimination"],
                           "gate_agreement": gate["agreement"] if vs else None,
                           "false_fail": gate["false_fail"] if vs else None})
-    agree, kappa = _judge(judge_labels, judge_responses)
+    agree, kappa, judge_source = _judge(judge_labels, judge_responses, judge_score)
     summary = {"default_signal": DEFAULT_SIGNAL,
                "default_discrimination_signal": DEFAULT_DISCRIMINATION_SIGNAL,
                "originals": originals, "judge_agreement": agree, "judge_kappa": kappa,
+               "judge_source": judge_source,
                "transfer_agreement": None if transfer is None
                else transfer["held_out"]["agreement"],
                "gate_thresholds": chosen}
@@ -391,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="labels of judge_sample.py (adds judge agreement to the summary)")
     ap.add_argument("--judge-responses", type=Path, default=None,
                     help="the responses they label (default: WORKDIR/responses)")
+    ap.add_argument("--judge-score", type=Path, default=JUDGE_SCORE,
+                    help="the score judge_sample.py recorded, read when the responses are "
+                         "gone (default: docs/data/judge_sample_v2_score.json)")
     args = ap.parse_args(argv)
     if not args.original and not args.summary:
         ap.error("give --original NAME (run a part), --summary, or both")
@@ -404,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                      args.max_minutes)
         if args.summary:
             s = summarise(args.out_dir, args.summary_out, args.judge_labels,
-                          args.judge_responses or args.workdir / "responses")
+                          args.judge_responses or args.workdir / "responses",
+                          args.judge_score)
             print_summary(s)
     except (ValueError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -133,9 +133,34 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
     shutil.copytree(part["out"] / "A", part["out"] / "B")
     try:
         s2 = bench.summarise(part["out"], tmp_path / "s2.json")
+        import validity_figure
+
+        png = validity_figure.figure(part["out"], tmp_path / "v2.png")
     finally:
         shutil.rmtree(part["out"] / "B")
+        bench.summarise(part["out"], None)  # results.json of A alone again
     assert s2["transfer_agreement"] == s2["originals"][0]["gate_agreement"]
+    from PIL import Image
+
+    with Image.open(png) as im:  # two originals: two rows of three panels (15 x 9.2 in)
+        assert 0.5 < im.size[1] / im.size[0] < 0.7
+
+
+def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
+        bench: Any, tmp_path: Path) -> None:
+    labels = tmp_path / "variant_sample_labels.json"
+    labels.write_text("{}")
+    score = tmp_path / "score.json"
+    score.write_text(json.dumps({"labels": "tests/data/variant_sample_labels.json",
+                                 "agreement": {"rate": 0.97}, "kappa": 0.9}))
+    rate, kappa, source = bench._judge(labels, tmp_path / "gone", score)
+    assert (rate, kappa) == (0.97, 0.9) and source.startswith("recorded in")
+    assert bench._judge(None, tmp_path / "gone", score) == (None, None, None)
+    assert bench._judge(labels, tmp_path / "gone", tmp_path / "no.json") == (None, None, None)
+    other = tmp_path / "other_labels.json"
+    other.write_text("{}")
+    with pytest.raises(ValueError, match="scored the labels"):
+        bench._judge(other, tmp_path / "gone", score)
 
 
 def test_bad_parts_are_refused(bench: Any, tmp_path: Path,
