@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 __all__ = [
     "ROWS_FOR_A_BAR",
+    "RunDisplay",
     "bar",
     "progress_bars",
     "reporting_to",
@@ -210,3 +213,76 @@ def step_bar(*, total: int, desc: str, unit: str, progress: bool | None = None,
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr,
                 disable=not show_progress(progress))  # fmt: skip
+
+
+class RunDisplay:
+    """One progress display for the whole run, on standard error; silent under
+    ``progress=False`` / ``--quiet`` / CI.
+
+    One bar, redrawn per phase: ``title [step/steps] phase role (model)``, the phase's rows done
+    of its total with its rate and ETA, and the time the run has taken. Generation and
+    capture report their rows to it (:func:`aqi._progress.reporting_to`) instead of
+    drawing bars of their own; a phase whose work was already in the work folder shows
+    ``reused``. When the run ends the bar is removed and the summary table follows.
+
+    Examples
+    --------
+    >>> show = RunDisplay("aqi audit", 1, progress=False)
+    >>> with show.phase("judge", "model", "m", rows=4):
+    ...     pass
+    >>> show.step
+    1
+    """
+
+    def __init__(self, title: str, steps: int, progress: bool | None) -> None:
+        self.title, self.steps, self.step, self.on = title, steps, 0, show_progress(progress)
+        self.t0 = time.perf_counter()
+        self.bar: Any = None
+
+    # the sink interface of aqi._progress.reporting_to
+    def begin(self, total: int | None, initial: int) -> None:
+        if self.bar is not None:
+            self.bar.refresh()  # the phase that ends, drawn as it ended (tqdm skips redraws)
+            self.bar.reset()
+            self.bar.total = total  # (reset(total=None) keeps the old total)
+            # a phase without rows shows its time only (not "0row")
+            self.bar.bar_format = None if total is not None else "{desc} [{elapsed}{postfix}]"
+            self.bar.update(initial)  # rows an earlier run did
+            self.bar.unpause()
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix_str(f"run {time.perf_counter() - self.t0:.0f} s", refresh=False)
+
+    @contextmanager
+    def phase(self, phase: str, role: str, name: str, rows: int,
+              reused: bool = False) -> Iterator[None]:  # fmt: skip
+        self.step += 1
+        if not self.on:
+            yield
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False,
+                            dynamic_ncols=True)  # fmt: skip
+        state = " reused" if reused else ""
+        self.bar.set_description_str(f"{self.title} [{self.step}/{self.steps}] {phase} {role} "
+                                     f"({name}){state}", refresh=False)  # fmt: skip
+        counted = phase in ("generate", "capture")  # the others have no rows to count
+        self.begin(rows if counted else None, rows if reused else 0)
+        self.advance(0)
+        try:
+            with reporting_to(self):
+                yield
+        except BaseException:  # an error or Ctrl-C: its one line is not drawn over
+            self.close()
+            raise
+        if self.step == self.steps:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

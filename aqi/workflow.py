@@ -29,16 +29,15 @@ import hashlib
 import inspect
 import json
 import math
-import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._progress import show_progress
+from ._progress import RunDisplay
 from ._version import __version__
 from .audit import AuditReport, audit
 from .checks import AuditThresholds
@@ -216,73 +215,6 @@ class AuditRun:
         }
 
 
-class _Display:
-    """One progress display for the whole run, on standard error; silent under
-    ``progress=False`` / ``--quiet`` / CI.
-
-    One bar, redrawn per phase: ``[step/steps] phase role (model)``, the phase's rows done
-    of its total with its rate and ETA, and the time the run has taken. Generation and
-    capture report their rows to it (:func:`aqi._progress.reporting_to`) instead of
-    drawing bars of their own; a phase whose work was already in the work folder shows
-    ``reused``. When the run ends the bar is removed and the summary table follows.
-    """
-
-    def __init__(self, steps: int, progress: bool | None) -> None:
-        self.steps, self.step, self.on = steps, 0, show_progress(progress)
-        self.t0 = time.perf_counter()
-        self.bar: Any = None
-
-    # the sink interface of aqi._progress.reporting_to
-    def begin(self, total: int | None, initial: int) -> None:
-        if self.bar is not None:
-            self.bar.refresh()  # the phase that ends, drawn as it ended (tqdm skips redraws)
-            self.bar.reset()
-            self.bar.total = total  # (reset(total=None) keeps the old total)
-            # a phase without rows shows its time only (not "0row")
-            self.bar.bar_format = None if total is not None else "{desc} [{elapsed}{postfix}]"
-            self.bar.update(initial)  # rows an earlier run did
-            self.bar.unpause()
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix_str(f"run {time.perf_counter() - self.t0:.0f} s", refresh=False)
-
-    @contextmanager
-    def phase(self, phase: str, role: str, name: str, rows: int,
-              reused: bool = False) -> Iterator[None]:  # fmt: skip
-        from ._progress import reporting_to
-
-        self.step += 1
-        if not self.on:
-            yield
-            return
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False,
-                            dynamic_ncols=True)  # fmt: skip
-        state = " reused" if reused else ""
-        self.bar.set_description_str(f"aqi audit [{self.step}/{self.steps}] {phase} {role} "
-                                     f"({name}){state}", refresh=False)  # fmt: skip
-        counted = phase in ("generate", "capture")  # the others have no rows to count
-        self.begin(rows if counted else None, rows if reused else 0)
-        self.advance(0)
-        try:
-            with reporting_to(self):
-                yield
-        except BaseException:  # an error or Ctrl-C: its one line is not drawn over
-            self.close()
-            raise
-        if self.step == self.steps:
-            self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
     """Create the work folder's settings record, or refuse one made otherwise."""
     record = {"schema": "aqi-workdir", "aqi_version": __version__, "settings": settings}
@@ -342,7 +274,7 @@ def _load(spec: ModelSpec, role: str) -> tuple[Any, Any]:
 
 def _model_work(
     spec: ModelSpec, role: str, folder: Path, prompts: Any, settings: dict[str, Any],
-    show: _Display, log: list[PhaseRecord], progress: bool | None,
+    show: RunDisplay, log: list[PhaseRecord], progress: bool | None,
 ) -> Any:  # fmt: skip
     """Generate and capture one model (each resumed or reused); return its responses."""
     from .activations import capture
@@ -481,7 +413,8 @@ def audit_models(
     }  # fmt: skip
     work = Path(workdir)
     _check_workdir(work, settings)
-    show = _Display(2 * 3 + 2, progress)  # generate, capture, judge per model; audit, report
+    # generate, capture and judge per model; then audit and report
+    show = RunDisplay("aqi audit", 2 * 3 + 2, progress)
     log: list[PhaseRecord] = []
     folders = {r: work / "models" / s.key() for r, s in specs.items()}
     responses = {r: _model_work(s, r, folders[r], prompts, settings, show, log, progress)
