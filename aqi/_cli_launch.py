@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["launch", "start_process_group"]
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+from ._cli_parser import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def _without_nproc(argv: Sequence[str]) -> list[str]:

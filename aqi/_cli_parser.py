@@ -10,6 +10,11 @@ from typing import NoReturn
 
 from ._stats import MAX_RESAMPLES, MIN_RESAMPLES, min_resamples
 
+#: The command line's exit codes (the epilog below documents them).
+EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+
 _EPILOG = """\
 examples:
   aqi demo                                   # full audit of SmolLM2-135M-Instruct + HTML report

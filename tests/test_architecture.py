@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "aqi.cli": 5,
     "aqi._cli_parser": 5,
     "aqi._cli_launch": 5,  # the --nproc launcher of the command line
+    "aqi._cli_stores": 5,  # the commands that only read stores (info, score, compare, ...)
     "aqi._tables": 5,  # plain-text tables of results (the command line, the demo)
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core

@@ -1,0 +1,269 @@
+"""The commands that read stores and score files: ``info``, ``score``, ``compare``,
+``probe ood`` / ``probe reward``, ``report`` and ``gate`` (no model is loaded).
+
+:func:`run_store_command` runs one of them and returns its exit code, or ``None`` for a
+command that is not one of these (the model commands stay in :mod:`aqi.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ._cli_parser import EXIT_GATE_FAILED, EXIT_OK
+
+__all__ = ["dump_json", "print_summary", "run_store_command", "store_summary"]
+
+
+def run_store_command(args: argparse.Namespace) -> int | None:
+    """Run ``args.command`` if it reads stores only; ``None`` if it is another command."""
+    from .activations import open_store
+
+    if args.command == "info":
+        with open_store(args.store) as store:
+            print_summary(store_summary(store), args.json)
+        return EXIT_OK
+    if args.command == "score":
+        from .indices import score
+
+        with open_store(args.store, span=args.span) as store:
+            _partial({"audited": store}, args.partial)
+            prof = score(
+                store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
+                n_perm=args.n_perm, seed=args.seed,
+            )  # fmt: skip
+        dump_json(prof.to_dict()) if args.json else _print_profile(prof)
+        return EXIT_OK
+    if args.command == "compare":
+        from .indices import compare
+
+        with (
+            open_store(args.baseline, span=args.span) as a,
+            open_store(args.audited, span=args.span) as b,
+        ):
+            _partial({"baseline": a, "audited": b}, args.partial)
+            cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
+                          allow_text_mismatch=args.allow_text_mismatch)
+        if args.json:
+            dump_json(cmp.to_dict())
+        else:
+            from ._tables import comparison_table
+
+            print(comparison_table(cmp))
+        return EXIT_OK
+    if args.command == "probe" and args.probe == "ood":
+        from .probes import ood_probe
+
+        with (
+            open_store(args.reference, span=args.span) as ref,
+            open_store(args.test, span=args.span) as test,
+        ):
+            rep = ood_probe(
+                ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
+                false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
+            )  # fmt: skip
+        _warn_thin_ood(rep)
+        if args.json:
+            dump_json(rep.to_dict())
+        else:
+            from ._tables import ood_table
+
+            print(ood_table(rep))
+        return EXIT_OK
+    if args.command == "probe" and args.probe == "reward":
+        from .probes import load_reward_scores, preference_calibration, reward_shift
+
+        if args.calibrator not in (None, "none") and not args.shifted:
+            raise ValueError(
+                f"--calibrator {args.calibrator} is fitted on half the reference pairs and "
+                "applied to shifted score files, and none were given; add them after the "
+                "reference, or leave --calibrator out"
+            )
+        ref = load_reward_scores(args.reference)
+        if args.shifted:
+            shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
+            cal = {None: "temperature", "none": None}.get(args.calibrator, args.calibrator)
+            res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
+        else:
+            res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
+                                         label=ref.name)  # fmt: skip
+        if args.json:
+            dump_json(res.to_dict())
+        else:
+            from ._tables import reward_table
+
+            print(reward_table(res))
+        return EXIT_OK
+    if args.command in ("report", "gate"):
+        if args.command == "report":
+            _check_out_paths(args)
+        report = _run_audit(args)
+        from .checks import gate_failed
+        from .report import to_json, write_html, write_json
+
+        if args.command == "report":
+            write_html(report, args.out)
+            _note(args, f"wrote {args.out}")
+            if args.json_out:
+                write_json(report, args.json_out)
+        if args.json:
+            print(to_json(report))
+        else:
+            _print_checks(report)
+        if args.command == "gate":
+            failed = gate_failed(report.verdict, strict=args.strict)
+            return EXIT_GATE_FAILED if failed else EXIT_OK
+        return EXIT_OK
+    return None
+
+
+def store_summary(store: Any) -> dict[str, Any]:
+    return {
+        "path": str(store.path),
+        "complete": store.complete,
+        "rows": store.n_rows,
+        "rows_total": store.n_total,
+        "unsafe": int(store.y.sum()),
+        "layers": list(store.layers),
+        "poolings": list(store.poolings),
+        "spans": list(store.spans),
+        "model": store.provenance.get("model", {}),
+        "truncated": int(store.truncated.sum()),
+    }
+
+
+def print_summary(info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    state = "complete" if info["complete"] else "in progress"
+    print(
+        f"{info['path']}: {state}, {info['rows']}/{info['rows_total']} rows "
+        f"({info['unsafe']} unsafe), {len(info['layers'])} layers, poolings "
+        f"{', '.join(info['poolings'])}, spans {', '.join(info['spans'])}, "
+        f"{info['truncated']} truncated"
+    )
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A status line on stderr (silent under ``--quiet``)."""
+    if not args.quiet:
+        print(f"aqi: {text}", file=sys.stderr)
+
+
+def _print_profile(prof: Any) -> None:
+    from ._tables import _ci, profile_table
+
+    print(profile_table(prof))
+    b = prof.best()
+    print(f"best layer: {b.layer}, AQI {b.value:.2f} {_ci(b.ci_low, b.ci_high)}")
+
+
+def dump_json(obj: Any) -> None:
+    from .report import jsonable
+
+    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
+
+
+def _run_audit(args: argparse.Namespace) -> Any:
+    import contextlib
+
+    from .activations import open_store
+    from .audit import audit
+    from .checks import load_thresholds
+    from .probes import load_reward_scores, preference_calibration, reward_shift
+
+    try:
+        thresholds = load_thresholds(args.config)
+    except (ValueError, FileNotFoundError) as e:
+        if not args.config:
+            raise  # found by the search upward: the message names the file
+        raise type(e)(f"--config {e}") from None
+    if args.reward_shift and not args.reward:
+        raise ValueError("--reward-shift needs --reward (the in-distribution scores)")
+    reward = None
+    if args.reward:
+        ref = load_reward_scores(args.reward)
+        if args.reward_shift:
+            shifted = {s.name: s for s in map(load_reward_scores, args.reward_shift)}
+            reward = reward_shift(ref, shifted, n_boot=args.reward_n_boot, seed=args.seed)
+        else:
+            reward = preference_calibration(
+                ref.chosen, ref.rejected, n_boot=args.reward_n_boot, seed=args.seed,
+                label=ref.name,
+            )  # fmt: skip
+    from .behaviour import load_responses
+
+    if args.baseline_responses and not args.responses:
+        raise ValueError("--baseline-responses needs --responses (the audited model's)")
+    responses = {k: load_responses(v) for k, v in (("responses", args.responses),
+                 ("baseline_responses", args.baseline_responses)) if v}
+    _note(args, "running the audit…")
+    with contextlib.ExitStack() as stack:
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        stack.callback(_print_warnings, args, caught)
+        store = stack.enter_context(open_store(args.store, span=args.span))
+        paths = {"baseline": args.baseline, "ood_test": args.ood_test, "jailbreak": args.jailbreak}
+        others = {
+            k: stack.enter_context(open_store(v, span=args.span or store.span))
+            for k, v in paths.items() if v
+        }  # fmt: skip
+        return audit(
+            store, thresholds=thresholds, reward=reward, pooling=args.pooling,
+            layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+            allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
+            **responses,
+        )  # fmt: skip
+
+
+def _print_warnings(args: argparse.Namespace, caught: list[Any]) -> None:
+    """The audit's warnings, one line each (not Python's two-line form with a source line)."""
+    for w in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        print(f"aqi {args.command}: warning: {w}", file=sys.stderr)
+
+
+def _warn_thin_ood(rep: Any) -> None:
+    """The gate's insufficient-data rule (:func:`aqi.checks.ood_coverage_check`) on stderr."""
+    from .checks import AuditThresholds, ood_coverage_check
+
+    check = ood_coverage_check(rep, rep.best().layer, AuditThresholds())
+    if check.summary.startswith("insufficient data"):
+        print(f"aqi probe ood: warning: {check.summary}", file=sys.stderr)
+
+
+def _partial(stores: dict[str, Any], allow: bool) -> None:
+    from .audit import check_partial
+
+    for note in check_partial(stores, allow):
+        print(f"aqi: {note}", file=sys.stderr)
+
+
+def _print_checks(report: Any) -> None:
+    from .viz._style import display_name
+
+    print(f"{display_name(report.model)}: {report.reason}")
+    for note in report.notes:
+        print(f"  {note}")
+    for c in report.checks:
+        print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
+
+
+def _check_out_paths(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any work starts."""
+    for flag, value in (("--out", getattr(args, "out", None)),
+                        ("--json-out", getattr(args, "json_out", None))):  # fmt: skip
+        if value is None:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            raise IsADirectoryError(f"{flag} {value!r} is a folder; give a file path in it")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise FileNotFoundError(f"{flag} {value!r}: the folder {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(f"{flag} {value!r}: the folder {str(parent)!r} is not writable")
