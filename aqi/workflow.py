@@ -13,6 +13,10 @@ over a work folder:
    the paired change, the two axes, the paired refusal change);
 5. **report**: ``report.html`` and ``report.json``.
 
+Each finished run appends one line to ``<workdir>/runs.jsonl``: the two models, the
+report's path and verdict, the run's seconds and each phase's (status ``ran`` /
+``reused``, seconds, rows) — what a second fine-tune reused, and where the time went.
+
 The work folder holds one settings record (``aqi-workdir.json``: aqi version, prompt
 set, generation and capture settings; a folder made otherwise is refused, naming what
 differs) and one folder per model under ``models/``, keyed by what identifies the
@@ -50,6 +54,7 @@ PHASES = ("generate", "capture", "judge", "audit", "report")
 #: The spans captured from one forward pass per batch.
 SPANS = ("instruction", "post_instruction", "response_onset", "response")
 _MANIFEST = "aqi-workdir.json"
+_RUN_LOG = "runs.jsonl"
 _MODEL_SPECIFIC = ("revision", "gguf_file")  # options that name one checkpoint, not a setting
 
 
@@ -449,8 +454,14 @@ def audit_models(
         write_html(report, html)
         js = write_json(report, html.with_suffix(".json"))
     log.append(PhaseRecord("report", "audited", "ran", time.perf_counter() - t))
-    return AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
-                    seconds=time.perf_counter() - t0)  # fmt: skip
+    run = AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
+                   seconds=time.perf_counter() - t0)  # fmt: skip
+    entry = {"model": a.name, "baseline_model": b.name, "verdict": report.verdict,
+             "html": str(html), "seconds": run.seconds, "aqi_version": __version__,
+             "phases": [vars(p) for p in log]}  # fmt: skip
+    with (work / _RUN_LOG).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, default=str) + "\n")
+    return run
 
 
 def _same_source(a: ModelSpec, b: ModelSpec) -> bool:

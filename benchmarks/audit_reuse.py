@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--demo", action="store_true", help="SmolLM2-135M instead of tiny models")
     ap.add_argument("--n", type=int, default=294, help="bundled prompts to use (default all)")
     ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args()
     extra = [] if args.max_new_tokens is None else ["--max-new-tokens", str(args.max_new_tokens)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +94,23 @@ def main() -> None:
         prompts = _prompts(root, args.n)
         first = _run(models, "ft1", root / "work", prompts, extra)
         second = _run(models, "ft2", root / "work", prompts, extra)
+        log = (root / "work" / "runs.jsonl").read_text().splitlines()
+        runs = [json.loads(line) for line in log]
     what = "SmolLM2-135M-Instruct vs 1%-perturbed copies" if args.demo else "tiny llamas"
     print(f"aqi audit, {what}, {args.n} prompts (CPU): first {first:.1f} s (all work), "
           f"second fine-tune {second:.1f} s (base reused): ratio {second / first:.2f} "
           "(target <= 0.55)")
+    # Where the time went (the work folder's run log): each phase, and the process's own
+    # start (interpreter, imports, argument checks) = wall time - the run's seconds.
+    for label, wall, run in (("first", first, runs[0]), ("second", second, runs[1])):
+        parts = ", ".join(f"{ph['phase']} {ph['role']} {ph['seconds']:.1f}"
+                          + (" (reused)" if ph["status"] == "reused" else "")
+                          for ph in run["phases"])  # fmt: skip
+        print(f"  {label}: process start {wall - run['seconds']:.1f} s; {parts}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "what": what, "n": args.n, "first_seconds": first, "second_seconds": second,
+            "ratio": second / first, "runs": runs}, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

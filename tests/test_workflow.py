@@ -84,6 +84,13 @@ def test_one_call_writes_the_report_and_a_second_finetune_reuses_the_base(
     }
     # Deterministic: the resumed run reads the same work and gives the same numbers.
     assert json.loads(again.json.read_text())["checks"] == doc["checks"]
+    # The run log: one line per run, the phases as each run returned them.
+    runs = [json.loads(line) for line in (work / "runs.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["baseline_model"]) for r in runs] == [
+        ("ft1", "base"), ("ft2", "base"), ("ft1", "base")]
+    for r, run in zip(runs, (first, second, again), strict=True):
+        assert r["phases"] == [vars(ph) for ph in run.phases]
+        assert r["seconds"] == run.seconds and r["verdict"] == run.verdict
 
 
 def test_cli_exit_codes_follow_the_gate_and_json_prints_the_document(
