@@ -22,104 +22,124 @@ __all__ = ["dump_json", "print_summary", "run_store_command", "store_summary"]
 
 def run_store_command(args: argparse.Namespace) -> int | None:
     """Run ``args.command`` if it reads stores only; ``None`` if it is another command."""
+    key = f"probe {args.probe}" if args.command == "probe" else args.command
+    run = _COMMANDS.get(key)
+    return None if run is None else run(args)
+
+
+def _info(args: argparse.Namespace) -> int:
     from .activations import open_store
 
-    if args.command == "info":
-        with open_store(args.store) as store:
-            print_summary(store_summary(store), args.json)
-        return EXIT_OK
-    if args.command == "score":
-        from .indices import score
+    with open_store(args.store) as store:
+        print_summary(store_summary(store), args.json)
+    return EXIT_OK
 
-        with open_store(args.store, span=args.span) as store:
-            _partial({"audited": store}, args.partial)
-            prof = score(
-                store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
-                n_perm=args.n_perm, seed=args.seed,
-            )  # fmt: skip
-        dump_json(prof.to_dict()) if args.json else _print_profile(prof)
-        return EXIT_OK
-    if args.command == "compare":
-        from .indices import compare
 
-        with (
-            open_store(args.baseline, span=args.span) as a,
-            open_store(args.audited, span=args.span) as b,
-        ):
-            _partial({"baseline": a, "audited": b}, args.partial)
-            cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
-                          allow_text_mismatch=args.allow_text_mismatch)
-        if args.json:
-            dump_json(cmp.to_dict())
-        else:
-            from ._tables import comparison_table
+def _score(args: argparse.Namespace) -> int:
+    from .activations import open_store
+    from .indices import score
 
-            print(comparison_table(cmp))
-        return EXIT_OK
-    if args.command == "probe" and args.probe == "ood":
-        from .probes import ood_probe
+    with open_store(args.store, span=args.span) as store:
+        _partial({"audited": store}, args.partial)
+        prof = score(
+            store, pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
+            n_perm=args.n_perm, seed=args.seed,
+        )  # fmt: skip
+    dump_json(prof.to_dict()) if args.json else _print_profile(prof)
+    return EXIT_OK
 
-        with (
-            open_store(args.reference, span=args.span) as ref,
-            open_store(args.test, span=args.span) as test,
-        ):
-            rep = ood_probe(
-                ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
-                false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
-            )  # fmt: skip
-        _warn_thin_ood(rep)
-        if args.json:
-            dump_json(rep.to_dict())
-        else:
-            from ._tables import ood_table
 
-            print(ood_table(rep))
-        return EXIT_OK
-    if args.command == "probe" and args.probe == "reward":
-        from .probes import load_reward_scores, preference_calibration, reward_shift
+def _compare(args: argparse.Namespace) -> int:
+    from .activations import open_store
+    from .indices import compare
 
-        if args.calibrator not in (None, "none") and not args.shifted:
-            raise ValueError(
-                f"--calibrator {args.calibrator} is fitted on half the reference pairs and "
-                "applied to shifted score files, and none were given; add them after the "
-                "reference, or leave --calibrator out"
-            )
-        ref = load_reward_scores(args.reference)
-        if args.shifted:
-            shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
-            cal = {None: "temperature", "none": None}.get(args.calibrator, args.calibrator)
-            res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
-        else:
-            res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
-                                         label=ref.name)  # fmt: skip
-        if args.json:
-            dump_json(res.to_dict())
-        else:
-            from ._tables import reward_table
+    with (
+        open_store(args.baseline, span=args.span) as a,
+        open_store(args.audited, span=args.span) as b,
+    ):
+        _partial({"baseline": a, "audited": b}, args.partial)
+        cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
+                      allow_text_mismatch=args.allow_text_mismatch)
+    if args.json:
+        dump_json(cmp.to_dict())
+    else:
+        from ._tables import comparison_table
 
-            print(reward_table(res))
-        return EXIT_OK
-    if args.command in ("report", "gate"):
-        if args.command == "report":
-            _check_out_paths(args)
-        report = _run_audit(args)
-        from .checks import gate_failed
-        from .report import to_json, write_html, write_json
+        print(comparison_table(cmp))
+    return EXIT_OK
 
-        if args.command == "report":
-            write_html(report, args.out)
-            _note(args, f"wrote {args.out}")
-            if args.json_out:
-                write_json(report, args.json_out)
-        if args.json:
-            print(to_json(report))
-        else:
-            _print_checks(report)
-        if args.command == "gate":
-            failed = gate_failed(report.verdict, strict=args.strict)
-            return EXIT_GATE_FAILED if failed else EXIT_OK
-        return EXIT_OK
-    return None
+
+def _probe_ood(args: argparse.Namespace) -> int:
+    from .activations import open_store
+    from .probes import ood_probe
+
+    with (
+        open_store(args.reference, span=args.span) as ref,
+        open_store(args.test, span=args.span) as test,
+    ):
+        rep = ood_probe(
+            ref, test, layers=args.layers, pooling=args.pooling, detector=args.detector,
+            false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
+        )  # fmt: skip
+    _warn_thin_ood(rep)
+    if args.json:
+        dump_json(rep.to_dict())
+    else:
+        from ._tables import ood_table
+
+        print(ood_table(rep))
+    return EXIT_OK
+
+
+def _probe_reward(args: argparse.Namespace) -> int:
+    from .probes import load_reward_scores, preference_calibration, reward_shift
+
+    if args.calibrator not in (None, "none") and not args.shifted:
+        raise ValueError(
+            f"--calibrator {args.calibrator} is fitted on half the reference pairs and "
+            "applied to shifted score files, and none were given; add them after the "
+            "reference, or leave --calibrator out"
+        )
+    ref = load_reward_scores(args.reference)
+    if args.shifted:
+        shifted = {s.name: s for s in map(load_reward_scores, args.shifted)}
+        cal = {None: "temperature", "none": None}.get(args.calibrator, args.calibrator)
+        res: Any = reward_shift(ref, shifted, calibrator=cal, n_boot=args.n_boot)
+    else:
+        res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
+                                     label=ref.name)  # fmt: skip
+    if args.json:
+        dump_json(res.to_dict())
+    else:
+        from ._tables import reward_table
+
+        print(reward_table(res))
+    return EXIT_OK
+
+
+def _report_or_gate(args: argparse.Namespace) -> int:
+    from .checks import gate_failed
+    from .report import to_json, write_html, write_json
+
+    if args.command == "report":
+        _check_out_paths(args)
+    report = _run_audit(args)
+    if args.command == "report":
+        write_html(report, args.out)
+        _note(args, f"wrote {args.out}")
+        if args.json_out:
+            write_json(report, args.json_out)
+    if args.json:
+        print(to_json(report))
+    else:
+        _print_checks(report)
+    if args.command == "gate" and gate_failed(report.verdict, strict=args.strict):
+        return EXIT_GATE_FAILED
+    return EXIT_OK
+
+
+_COMMANDS = {"info": _info, "score": _score, "compare": _compare, "probe ood": _probe_ood,
+             "probe reward": _probe_reward, "report": _report_or_gate, "gate": _report_or_gate}
 
 
 def store_summary(store: Any) -> dict[str, Any]:
