@@ -302,17 +302,22 @@ def _judge(labels: Path | None, responses: Path | None,
            score: Path | None = None) -> tuple[float | None, float | None, str | None]:
     """Judge agreement and κ on the blind sample, and where they come from.
 
-    With ``labels`` and the responses they label: scored now. Without the responses (the
-    texts are never kept), ``score`` — the file ``judge_sample.py score --out`` wrote when
-    they existed — is read, if it scored these same ``labels``; the summary names the
-    source, so a recorded figure is never passed off as a recomputed one.
+    With ``labels`` and a folder holding every labelled variant's responses: scored now
+    (a text that differs from the labelled one is an error). Without them (the texts are
+    never kept; a later part's folder holds other variants), ``score`` — the file
+    ``judge_sample.py score --out`` wrote when they existed — is read, if it scored these
+    same ``labels``; the summary names the source, so a recorded figure is never passed
+    off as a recomputed one.
     """
     if labels is None or not labels.is_file():
         return None, None, None
     import judge_sample as js
 
-    if responses is not None and responses.is_dir():
-        s = js.score_sample(js.read_labels(labels), responses)
+    labelled = js.read_labels(labels)
+    have = ({p.stem for p in responses.glob("*.jsonl")}
+            if responses is not None and responses.is_dir() else set())  # fmt: skip
+    if have and {lab["variant"] for lab in labelled} <= have:
+        s = js.score_sample(labelled, responses)
         return float(s.agreement.rate), float(s.kappa), f"scored now on {responses}"
     if score is None or not score.is_file():
         return None, None, None
@@ -320,8 +325,8 @@ def _judge(labels: Path | None, responses: Path | None,
     if Path(rec.get("labels", "")).name != labels.name:
         raise ValueError(f"{str(score)!r} scored the labels {rec.get('labels')!r}, not "
                          f"{str(labels)!r}; give --judge-responses to score these labels")
-    print(f"judge: the responses are gone; reading the score recorded in {score}",
-          file=sys.stderr)
+    print(f"judge: the labelled responses are not in {responses}; reading the score "
+          f"recorded in {score}", file=sys.stderr)
     return (float(rec["agreement"]["rate"]), float(rec["kappa"]),
             f"recorded in {score.relative_to(ROOT) if score.is_relative_to(ROOT) else score}")
 

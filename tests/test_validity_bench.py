@@ -148,8 +148,7 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
 
 def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
         bench: Any, tmp_path: Path) -> None:
-    labels = tmp_path / "variant_sample_labels.json"
-    labels.write_text("{}")
+    labels = Path(__file__).parent / "data" / "variant_sample_labels.json"
     score = tmp_path / "score.json"
     score.write_text(json.dumps({"labels": "tests/data/variant_sample_labels.json",
                                  "agreement": {"rate": 0.97}, "kappa": 0.9}))
@@ -158,7 +157,10 @@ def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
     assert bench._judge(None, tmp_path / "gone", score) == (None, None, None)
     assert bench._judge(labels, tmp_path / "gone", tmp_path / "no.json") == (None, None, None)
     other = tmp_path / "other_labels.json"
-    other.write_text("{}")
+    other.write_text(labels.read_text())
+    (tmp_path / "responses").mkdir()  # a folder without the labelled variants' responses
+    (tmp_path / "responses" / "B-raw.jsonl").write_text("")
+    assert bench._judge(labels, tmp_path / "responses", score)[2].startswith("recorded in")
     with pytest.raises(ValueError, match="scored the labels"):
         bench._judge(other, tmp_path / "gone", score)
 
