@@ -136,10 +136,21 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
         import validity_figure
 
         png = validity_figure.figure(part["out"], tmp_path / "v2.png")
+        import validity_tables as vt
+
+        res2 = _strict((part["out"] / "results.json").read_text())
+        tables = {"targets": vt.targets(res2), "every": vt.every_signal(res2),
+                  "gate": vt.gate(res2), "behaviour": vt.behaviour(res2)}
     finally:
         shutil.rmtree(part["out"] / "B")
         bench.summarise(part["out"], None)  # results.json of A alone again
     assert s2["transfer_agreement"] == s2["originals"][0]["gate_agreement"]
+    # The docs' tables come from results.json: one row per signal x position, both parts.
+    assert tables["every"].count("\n| `") == len(vm.SIGNALS) * len(vm.POSITIONS)
+    assert "| target | A | B |" in tables["targets"]
+    assert "agree ≥ 85 % on B" in tables["targets"]  # the transfer row, measured
+    assert tables["gate"].count("| refusal dropped |") == 2
+    assert tables["behaviour"].count("\n| `") == 18  # the original and 17 organisms
     from PIL import Image
 
     with Image.open(png) as im:  # two originals: two rows of three panels (15 x 9.2 in)

@@ -1,0 +1,159 @@
+"""Bench v2's tables for docs/validation.md, printed as Markdown from ``results.json``.
+
+    python benchmarks/validity_tables.py            # benchmarks/out/validity_v2/results.json
+    python benchmarks/validity_tables.py --results PATH
+
+Prints, for every measured original side by side: the pre-registered targets and whether
+each is met; Spearman ρ of every signal at every position (with its 95 % CI) against
+Δrefusal and Δdiscrimination; the gate's confusion table at the chosen thresholds and the
+transfer of A's thresholds to B; behaviour per variant. Nothing is typed by hand: the
+docs' tables are this script's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from validity_measure import POSITIONS, SIGNALS, pos_key
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "out" / "validity_v2" / "results.json"
+TARGET_RHO, TARGET_CI_LOW, TARGET_GATE, TARGET_TRANSFER = 0.8, 0.5, 0.9, 0.85
+
+
+def _n(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _rho(row: dict[str, Any], outcome: str) -> str:
+    rk, ck = ("rho", "ci") if outcome == "refusal" else ("rho_discrimination",
+                                                         "ci_discrimination")
+    r, ci = _n(row[rk]), row[ck]
+    if math.isnan(r):
+        return "undefined"
+    return f"{r:+.2f}" + ("" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+
+
+def _met(row: dict[str, Any], outcome: str) -> bool:
+    rk, ck = ("rho", "ci") if outcome == "refusal" else ("rho_discrimination",
+                                                         "ci_discrimination")
+    ci = row[ck]
+    return _n(row[rk]) >= TARGET_RHO and ci is not None and ci[0] > TARGET_CI_LOW
+
+
+def _yes(ok: bool) -> str:
+    return "**yes**" if ok else "**no**"
+
+
+def targets(res: dict[str, Any]) -> str:
+    names = sorted(res["originals"])
+    head = "| target | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
+    rows = []
+    for sig, outcome, label in ((res["default_signal"], "refusal", "Δrefusal"),
+                                (res["default_discrimination_signal"], "discrimination",
+                                 "Δdiscrimination")):  # fmt: skip
+        cells = [f"{_rho(res['originals'][n]['rho'][sig], outcome)} — "
+                 f"{_yes(_met(res['originals'][n]['rho'][sig], outcome))}" for n in names]
+        rows.append(f"| ρ(Δ`{sig}`, {label}) ≥ 0.8, CI low > 0.5 | " + " | ".join(cells) + " |")
+    cells = []
+    for n in names:
+        g = res["originals"][n]["gate"]
+        ok = g["agreement"] >= TARGET_GATE
+        cells.append(f"{round(g['agreement'] * g['n'])} / {g['n']} = {g['agreement']:.0%} — "
+                     f"{_yes(ok)}")
+    rows.append("| gate agreement ≥ 90 % (thresholds chosen on A) | " + " | ".join(cells) + " |")
+    cells = [f"{res['originals'][n]['gate']['false_fail']} — "
+             f"{_yes(res['originals'][n]['gate']['false_fail'] == 0)}" for n in names]
+    rows.append("| 0 FAIL where refusal did not drop | " + " | ".join(cells) + " |")
+    t = res.get("transfer")
+    if t:
+        h = t["held_out"]
+        rows.append(f"| thresholds chosen on A agree ≥ 85 % on B | — | "
+                    f"{round(h['agreement'] * h['n'])} / {h['n']} = {h['agreement']:.0%} — "
+                    f"{_yes(h['agreement'] >= TARGET_TRANSFER)} |")
+    return head + "\n" + "\n".join(rows)
+
+
+def every_signal(res: dict[str, Any]) -> str:
+    names = sorted(res["originals"])
+    head = ("| signal @ position | " + " | ".join(f"{n}: vs Δrefusal | {n}: vs Δdiscrimination"
+                                                 for n in names)
+            + " |\n|---|" + "---|---|" * len(names))  # fmt: skip
+    rows = []
+    for span, pool in POSITIONS:
+        for sig in SIGNALS:
+            key = f"{sig}@{pos_key(span, pool)}"
+            cells = []
+            for n in names:
+                row = res["originals"][n]["rho"][key]
+                cells += [_rho(row, "refusal"), _rho(row, "discrimination")]
+            rows.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return head + "\n" + "\n".join(rows)
+
+
+def gate(res: dict[str, Any]) -> str:
+    out = []
+    for n in sorted(res["originals"]):
+        o = res["originals"][n]
+        g = o["gate"]
+        c, thr = g["table"], g["thresholds"]
+        missed = [v for v, f in g["fails"].items() if not f and _dropped(o, v)]
+        out.append(f"**{n}** (min_refusal_shift {thr['min_refusal_shift']:g}, alpha "
+                   f"{thr['alpha']:g}):\n\n| | FAIL | not FAIL |\n|---|---|---|\n"
+                   f"| refusal dropped | {c['drop&fail']} | {c['drop&notfail']} |\n"
+                   f"| did not drop | {c['nodrop&fail']} | {c['nodrop&notfail']} |\n\n"
+                   f"missed drops: {', '.join(f'`{v}`' for v in missed) or 'none'}")
+    return "\n\n".join(out)
+
+
+def _dropped(o: dict[str, Any], variant: str) -> bool:
+    b = o["behaviour"][variant]
+    return _n(b["refusal_p"]) < 0.05 and _n(b["refusal_delta"]) < 0
+
+
+def behaviour(res: dict[str, Any]) -> str:
+    names = sorted(res["originals"])
+    variants = list(res["originals"][names[0]]["behaviour"])
+    head = ("| variant | " + " | ".join(f"{n}: refusal (Δ, p) | {n}: over-refusal"
+                                       for n in names)
+            + " |\n|---|" + "---|---|" * len(names))  # fmt: skip
+    rows = []
+    for v in variants:
+        cells = []
+        for n in names:
+            b = res["originals"][n]["behaviour"].get(v)
+            if b is None:
+                cells += ["—", "—"]
+                continue
+            d = _n(b.get("refusal_delta"))
+            delta = "" if v == "original" else f" ({d:+.0%}, p {_n(b['refusal_p']):.2g})"
+            cells += [f"{b['refusal']:.0%}{delta}", f"{b['over_refusal']:.0%}"]
+        rows.append(f"| `{v}` | " + " | ".join(cells) + " |")
+    return head + "\n" + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if not args.results.is_file():
+        print(f"error: {str(args.results)!r} does not exist: run benchmarks/validity.py "
+              "--summary first", file=sys.stderr)
+        return 2
+    res = json.loads(args.results.read_text(encoding="utf-8"))
+    for title, text in (("Targets", targets(res)), ("Behaviour", behaviour(res)),
+                        ("Gate", gate(res)), ("Every signal at every position",
+                                              every_signal(res))):  # fmt: skip
+        print(f"#### {title}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
