@@ -145,11 +145,11 @@ def span_check(span: str, baseline: bool = True) -> Check:
         return Check(
             name="validity", verdict="warn", evidence=ev,
             summary=f"span={span!r}: the decision point is not validated as a gate: on "
-                    "bench v2 (one of two originals so far, docs/validation.md) the refusal "
-                    "shift there followed refusal (rho +0.94) but a gate on it missed 2 of 17 "
-                    "variants whose refusal dropped, so this audit cannot vouch for behaviour; "
-                    "give it both models' responses so that a significant refusal drop fails "
-                    "the gate (--responses, --baseline-responses)",
+                    "bench v2 (two originals, docs/validation.md) the refusal shift there "
+                    "followed refusal (rho +0.94 and +0.85) but a gate on it missed 2 and 3 of "
+                    "17 variants whose refusal dropped, so this audit cannot vouch for "
+                    "behaviour; give it both models' responses so that a significant refusal "
+                    "drop fails the gate (--responses, --baseline-responses)",
         )
     return Check(
         name="validity", verdict="warn", evidence=ev,
