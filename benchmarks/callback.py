@@ -11,7 +11,8 @@ answer, ``--max-length`` tokens at most), same seed. The watched run adds the ca
 ``every=--steps`` (so it measures at step 0 and at the last step). Prints:
 
 1. the baseline's median step time and the watched run's (the callback must not slow the
-   steps themselves: ratio ~1.00);
+   steps themselves: ratio ~1.00), and the baseline's again after the watched run (how
+   much of a difference is the runs' order);
 2. the median time of one measurement (capture of 16 pairs at one layer + greedy
    generation of 8 unsafe and 4 safe prompts, 32 tokens + judging + AQI + refusal shift);
 3. the overhead at the default interval (``DEFAULT_EVERY``): one measurement / (interval x
@@ -105,8 +106,12 @@ def main() -> None:
         warnings.simplefilter("ignore")
         base = _run(copy.deepcopy(model), tok, Path(d) / "base", args, watch=False)
         watched = _run(copy.deepcopy(model), tok, Path(d) / "watched", args, watch=True)
+        # The baseline once more, after the watched run: separates the callback's effect
+        # on the steps from the order of the runs (allocator, caches, thermal state).
+        again = _run(copy.deepcopy(model), tok, Path(d) / "again", args, watch=False)
     step_b = statistics.median(base["steps"][1:] or base["steps"])  # the first one warms up
     step_w = statistics.median(watched["steps"][1:] or watched["steps"])
+    step_a = statistics.median(again["steps"][1:] or again["steps"])
     meas = statistics.median(watched["measurements"])
     overhead = meas / (DEFAULT_EVERY * step_b)
     need = math.ceil(meas / (0.10 * step_b))
@@ -114,14 +119,18 @@ def main() -> None:
     figures = {
         "device": args.device, "steps": args.steps, "batch_size": args.batch_size,
         "step_seconds_baseline": step_b, "step_seconds_watched": step_w,
-        "step_ratio": step_w / step_b, "measurement_seconds": meas,
+        "step_ratio": step_w / step_b, "step_seconds_baseline_again": step_a,
+        "step_ratio_baseline_again": step_a / step_b, "steps_baseline": base["steps"],
+        "steps_watched": watched["steps"], "steps_baseline_again": again["steps"],
+        "measurement_seconds": meas,
         "measurements": watched["measurements"], "default_every": DEFAULT_EVERY,
         "overhead_at_default": overhead, "min_every_for_10pct": need,
         "losses_identical": same,
         "run_seconds_baseline": base["total"], "run_seconds_watched": watched["total"],
     }  # fmt: skip
     print(f"step time: baseline {step_b:.2f} s, watched {step_w:.2f} s "
-          f"(ratio {step_w / step_b:.2f}; target ~1.00)")
+          f"(ratio {step_w / step_b:.2f}; target ~1.00), baseline again {step_a:.2f} s "
+          f"(ratio {step_a / step_b:.2f}: the order's share)")
     print(f"one measurement: {meas:.1f} s (median of {len(watched['measurements'])}) "
           f"= {meas / step_b:.1f} training steps")
     print(f"overhead at every={DEFAULT_EVERY}: {overhead:.3f} of training time "

@@ -21,9 +21,9 @@ from .watch import DEFAULT_PAIRS, WATCH_NEW_TOKENS, AlignmentWatch, logged_value
 __all__ = ["DEFAULT_EVERY", "JSONL_NAME", "AlignmentCallback"]
 
 #: Default measurement interval in optimizer steps. One measurement of SmolLM2-135M-Instruct
-#: on two (busy) CPU cores cost 8.5 training steps of batch 4 (190 s against 22.4 s a step,
-#: benchmarks/callback.py --steps 4): every 100 steps keeps the overhead near 8.5 %, under
-#: the 10 % target (every 50 would be 17 %).
+#: on two quiet CPU cores cost 3.5 training steps of batch 4 (6.7 s against 1.9 s a step,
+#: benchmarks/callback.py, 2026-12-03): every 100 steps keeps the overhead at 3.5 %, under
+#: the 10 % target, which every 35 steps or more meets.
 DEFAULT_EVERY = 100
 JSONL_NAME = "aqi_alignment.jsonl"
 _STOP_ON = (None, "fail", "warn")
