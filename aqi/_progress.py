@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -255,7 +254,7 @@ class RunDisplay:
             self.bar.update(n)
             self.bar.set_postfix_str(f"run {time.perf_counter() - self.t0:.0f} s", refresh=False)
 
-    @contextmanager
+    @contextlib.contextmanager
     def phase(self, phase: str, role: str, name: str, rows: int,
               reused: bool = False) -> Iterator[None]:  # fmt: skip
         self.step += 1
