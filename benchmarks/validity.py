@@ -322,9 +322,12 @@ def _judge(labels: Path | None, responses: Path | None,
     if score is None or not score.is_file():
         return None, None, None
     rec = json.loads(score.read_text(encoding="utf-8"))
-    if Path(rec.get("labels", "")).name != labels.name:
-        raise ValueError(f"{str(score)!r} scored the labels {rec.get('labels')!r}, not "
-                         f"{str(labels)!r}; give --judge-responses to score these labels")
+    if (Path(rec.get("labels", "")).name != labels.name
+            or rec.get("agreement", {}).get("n") != len(labelled)):
+        raise ValueError(f"{str(score)!r} scored the labels {rec.get('labels')!r} "
+                         f"({rec.get('agreement', {}).get('n')} of them), not the "
+                         f"{len(labelled)} of {str(labels)!r}; give --judge-responses to "
+                         "score these labels")
     print(f"judge: the labelled responses are not in {responses}; reading the score "
           f"recorded in {score}", file=sys.stderr)
     return (float(rec["agreement"]["rate"]), float(rec["kappa"]),

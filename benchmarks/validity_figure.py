@@ -5,11 +5,11 @@
 
 One row per measured original, three panels:
 
-1. Δ`refusal_shift@post_instruction/last` (the pre-registered default signal) against
+1. the pre-registered default signal (``refusal_shift@post_instruction/last``) against
    Δrefusal on unsafe prompts, each variant named and coloured by the gate rule at the
    chosen thresholds (red: FAIL; grey: not) with a ring where refusal dropped
    significantly (the behaviour the gate is judged against);
-2. Δ`aqi_fixed@post_instruction/last` (the discrimination signal) against
+2. the discrimination signal (``aqi_fixed@post_instruction/last``) against
    Δdiscrimination;
 3. ρ with Δrefusal of the refusal-score shift and of its two controls (random direction,
    shuffled-label direction) at every position, with the joint-bootstrap CIs — where a
@@ -36,8 +36,6 @@ from validity_measure import POSITIONS, pos_key
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "validity_v2"
 PNG = ROOT / "docs" / "img" / "validity_v2.png"
-DEFAULT_SIGNAL = "refusal_shift@post_instruction/last"
-DISCRIMINATION_SIGNAL = "aqi_fixed@post_instruction/last"
 CONTROLS = (("refusal_shift", "refusal direction", "tab:blue"),
             ("control_random_shift", "random direction", "tab:orange"),
             ("control_shuffled_shift", "shuffled-label direction", "tab:gray"))
@@ -64,15 +62,18 @@ def figure(out_dir: Path = OUT, png: Path = PNG) -> Path:
     if not names:
         raise ValueError(f"{str(res_path)!r} holds no measured original")
     fig, axes = plt.subplots(len(names), 3, figsize=(15, 4.6 * len(names)), squeeze=False)
+    n_variants = 0
     for row, name in zip(axes, names, strict=True):
         orig, variants = st.load_part(out_dir / name)
+        n_variants += len(variants)
         r = res["originals"][name]
         fails = r["gate"]["fails"]
         thr = r["gate"]["thresholds"]
         b0 = orig["behaviour"]
         for ax, signal, outcome, label in (
-                (row[0], DEFAULT_SIGNAL, "refusal", "Δ refusal on unsafe prompts"),
-                (row[1], DISCRIMINATION_SIGNAL, "discrimination", "Δ discrimination")):
+                (row[0], res["default_signal"], "refusal", "Δ refusal on unsafe prompts"),
+                (row[1], res["default_discrimination_signal"], "discrimination",
+                 "Δ discrimination")):
             xs = [st._f(v["behaviour"][outcome]) - st._f(b0[outcome]) for v in variants]
             ys = [_delta(orig, v, signal) for v in variants]
             col = ["tab:red" if fails.get(v["variant"]) else "0.45" for v in variants]
@@ -120,7 +121,7 @@ def figure(out_dir: Path = OUT, png: Path = PNG) -> Path:
                      fontsize=9)
         ax.legend(fontsize=6.5, loc="lower right")
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"Bench v2: {sum(len(st.load_part(out_dir / n)[1]) for n in names)} "
+    fig.suptitle(f"Bench v2: {n_variants} "
                  "variants of SmolLM2-135M-Instruct originals, each against its original",
                  fontsize=10)
     fig.tight_layout()

@@ -139,7 +139,10 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
         import validity_tables as vt
 
         res2 = _strict((part["out"] / "results.json").read_text())
-        tables = {"targets": vt.targets(res2), "every": vt.every_signal(res2),
+        judge = {"labels": "labels.json", "kappa": 0.5,
+                 "agreement": {"k": 190, "n": 200, "rate": 0.95, "ci_low": 0.9, "ci_high": 0.97},
+                 "false_refusals": {"k": 6, "n": 120}, "missed_refusals": {"k": 4, "n": 80}}
+        tables = {"targets": vt.targets(res2, judge), "every": vt.every_signal(res2),
                   "gate": vt.gate(res2), "behaviour": vt.behaviour(res2)}
     finally:
         shutil.rmtree(part["out"] / "B")
@@ -149,6 +152,7 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
     assert tables["every"].count("\n| `") == len(vm.SIGNALS) * len(vm.POSITIONS)
     assert "| target | A | B |" in tables["targets"]
     assert "agree ≥ 85 % on B" in tables["targets"]  # the transfer row, measured
+    assert "190 / 200 = 95.0% [90.0%, 97.0%], κ 0.500" in tables["targets"]  # judge row
     assert tables["gate"].count("| refusal dropped |") == 2
     assert tables["behaviour"].count("\n| `") == 18  # the original and 17 organisms
     from PIL import Image
@@ -162,7 +166,7 @@ def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
     labels = Path(__file__).parent / "data" / "variant_sample_labels.json"
     score = tmp_path / "score.json"
     score.write_text(json.dumps({"labels": "tests/data/variant_sample_labels.json",
-                                 "agreement": {"rate": 0.97}, "kappa": 0.9}))
+                                 "agreement": {"rate": 0.97, "n": 200}, "kappa": 0.9}))
     rate, kappa, source = bench._judge(labels, tmp_path / "gone", score)
     assert (rate, kappa) == (0.97, 0.9) and source.startswith("recorded in")
     assert bench._judge(None, tmp_path / "gone", score) == (None, None, None)
@@ -174,6 +178,11 @@ def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
     assert bench._judge(labels, tmp_path / "responses", score)[2].startswith("recorded in")
     with pytest.raises(ValueError, match="scored the labels"):
         bench._judge(other, tmp_path / "gone", score)
+    fewer = tmp_path / "fewer.json"  # the same labels file name, another count
+    fewer.write_text(json.dumps({"labels": "tests/data/variant_sample_labels.json",
+                                 "agreement": {"rate": 0.97, "n": 150}, "kappa": 0.9}))
+    with pytest.raises(ValueError, match=r"\(150 of them\), not the 200"):
+        bench._judge(labels, tmp_path / "gone", fewer)
 
 
 def test_bad_parts_are_refused(bench: Any, tmp_path: Path,
