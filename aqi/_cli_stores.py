@@ -12,9 +12,11 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import _tables
 from ._cli_parser import EXIT_GATE_FAILED, EXIT_OK
 
 __all__ = ["dump_json", "print_summary", "run_store_command", "store_summary"]
@@ -25,6 +27,15 @@ def run_store_command(args: argparse.Namespace) -> int | None:
     key = f"probe {args.probe}" if args.command == "probe" else args.command
     run = _COMMANDS.get(key)
     return None if run is None else run(args)
+
+
+def _emit(args: argparse.Namespace, result: Any, table: Callable[[Any], str]) -> int:
+    """``result`` as JSON (``--json``) or as its plain-text ``table``."""
+    if args.json:
+        dump_json(result.to_dict())
+    else:
+        print(table(result))
+    return EXIT_OK
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -60,13 +71,7 @@ def _compare(args: argparse.Namespace) -> int:
         _partial({"baseline": a, "audited": b}, args.partial)
         cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
                       allow_text_mismatch=args.allow_text_mismatch)
-    if args.json:
-        dump_json(cmp.to_dict())
-    else:
-        from ._tables import comparison_table
-
-        print(comparison_table(cmp))
-    return EXIT_OK
+    return _emit(args, cmp, _tables.comparison_table)
 
 
 def _probe_ood(args: argparse.Namespace) -> int:
@@ -82,13 +87,7 @@ def _probe_ood(args: argparse.Namespace) -> int:
             false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
         )  # fmt: skip
     _warn_thin_ood(rep)
-    if args.json:
-        dump_json(rep.to_dict())
-    else:
-        from ._tables import ood_table
-
-        print(ood_table(rep))
-    return EXIT_OK
+    return _emit(args, rep, _tables.ood_table)
 
 
 def _probe_reward(args: argparse.Namespace) -> int:
@@ -108,13 +107,7 @@ def _probe_reward(args: argparse.Namespace) -> int:
     else:
         res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
                                      label=ref.name)  # fmt: skip
-    if args.json:
-        dump_json(res.to_dict())
-    else:
-        from ._tables import reward_table
-
-        print(reward_table(res))
-    return EXIT_OK
+    return _emit(args, res, _tables.reward_table)
 
 
 def _report_or_gate(args: argparse.Namespace) -> int:
@@ -177,11 +170,9 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _print_profile(prof: Any) -> None:
-    from ._tables import _ci, profile_table
-
-    print(profile_table(prof))
+    print(_tables.profile_table(prof))
     b = prof.best()
-    print(f"best layer: {b.layer}, AQI {b.value:.2f} {_ci(b.ci_low, b.ci_high)}")
+    print(f"best layer: {b.layer}, AQI {b.value:.2f} {_tables._ci(b.ci_low, b.ci_high)}")
 
 
 def dump_json(obj: Any) -> None:
