@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "ModelSpec": "workflow",
     "Prompt": "activations",
     "PromptSet": "activations",
+    "EncoderJudge": "behaviour",
     "RefusalJudge": "behaviour",
     "Responses": "behaviour",
     "alignment_quality_index": "indices",
@@ -54,6 +55,7 @@ _LAZY: dict[str, str] = {
     "pair_by_id": "activations",
     "prompt_sets": "activations",
     "refusal_rate": "behaviour",
+    "resolve_judge": "behaviour",
     "resolve_layers": "activations",
     "score": "indices",
     "store_from_arrays": "activations",
@@ -84,12 +86,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         audit,
     )
     from .behaviour import (
+        EncoderJudge,
         RefusalJudge,
         Responses,
         compare_refusal,
         generate_responses,
         load_responses,
         refusal_rate,
+        resolve_judge,
         with_responses,
     )
     from .checks import (
@@ -148,6 +152,7 @@ __all__ = [
     "AuditReport",
     "AuditThresholds",
     "Comparison",
+    "EncoderJudge",
     "ModelSpec",
     "Prompt",
     "PromptSet",
@@ -173,6 +178,7 @@ __all__ = [
     "progress_bars",
     "prompt_sets",
     "refusal_rate",
+    "resolve_judge",
     "resolve_layers",
     "score",
     "store_from_arrays",

@@ -176,6 +176,15 @@ def _prompt_args(p: argparse.ArgumentParser) -> None:
                        help=f"{col} column of --prompts (default {col!r})")
 
 
+_JUDGE_HELP = ("refusal judge: default (encoder + rules, three outcomes), rules (phrases "
+               "only), hf:<hub id or folder>[@label|@wildguard|@llamaguard3|@harmbench], or "
+               "module:function (default: [tool.aqi] judge, else default; docs/judge.md)")
+
+
+def _judge_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", default=None, help=_JUDGE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aqi",
@@ -257,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--json", action="store_true",
                      help="print the file's summary and refusal rates as JSON")
+    _judge_arg(gen)
 
     info = sub.add_parser("info", help="describe a store (finished or in progress)")
     info.add_argument("store")
@@ -325,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--baseline-responses", help="the baseline model's responses")
         g.add_argument("--allow-other-model", action="store_true", help=_OTHER_MODEL_HELP)
         g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
+        _judge_arg(g)
         _scoring_args(g)
         g.add_argument("--json", action="store_true", help="print the JSON document")
         if name == "report":
@@ -415,6 +426,7 @@ def _audit_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")
     a.add_argument("--seed", type=_seed, default=0)
     a.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
+    _judge_arg(a)
     a.add_argument("--no-response-text", action="store_true",
                    help="leave the responses' text out of the report's 'what changed' section")
     a.add_argument("--strict", action="store_true", help="also fail on 'warn'")

@@ -181,6 +181,18 @@ def dump_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
+def cli_judge(args: argparse.Namespace) -> Any:
+    """The judge of ``--judge``, else ``[tool.aqi] judge`` (``--config`` or the project's),
+    else the default; resolved once, before any model loads."""
+    from .behaviour import resolve_judge
+    from .checks import configured_judge
+
+    name = getattr(args, "judge", None)
+    if name is None:
+        name = configured_judge(getattr(args, "config", None))
+    return resolve_judge(name)
+
+
 def _run_audit(args: argparse.Namespace) -> Any:
     import contextlib
 
@@ -212,6 +224,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
 
     if args.baseline_responses and not args.responses:
         raise ValueError("--baseline-responses needs --responses (the audited model's)")
+    judge = cli_judge(args)
     responses = {k: load_responses(v) for k, v in (("responses", args.responses),
                  ("baseline_responses", args.baseline_responses)) if v}
     _note(args, "running the audit…")
@@ -228,7 +241,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
             allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
-            **responses,
+            **responses, judge=judge,
         )  # fmt: skip
 
 

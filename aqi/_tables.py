@@ -104,9 +104,10 @@ def ood_table(rep: Any) -> str:
 
 
 def _rate(r: Any) -> tuple[str, str, str]:
-    if r.total == 0:
-        return ("0/0", "-", "")
-    return (f"{r.refused}/{r.total}", f"{r.rate:.1%}", _ci(r.ci_low, r.ci_high, ".1%"))
+    decided = r.total - getattr(r, "unsure", 0)  # unsure labels are out of the rate
+    if decided == 0:
+        return (f"0/0 ({r.total} unsure)" if r.total else "0/0", "-", "")
+    return (f"{r.refused}/{decided}", f"{r.rate:.1%}", _ci(r.ci_low, r.ci_high, ".1%"))
 
 
 def refusal_table(report: Any) -> str:
@@ -120,7 +121,7 @@ def refusal_table(report: Any) -> str:
     >>> print(refusal_table(refusal_rate(rs)))
     category refusal (unsafe)   rate          95% CI over-refusal (safe) rate        95% CI
     all                   1/1 100.0% [20.7%, 100.0%]                 0/1 0.0% [0.0%, 79.3%]
-    judge: RefusalJudge()
+    judge: default (encoder v1)
     """
     conf = f"{report.confidence:.0%} CI"
     rows = [("category", "refusal (unsafe)", "rate", conf, "over-refusal (safe)", "rate", conf)]
@@ -129,6 +130,10 @@ def refusal_table(report: Any) -> str:
         for cat, d in report.by_category.items():
             rows.append((cat or "-", *_rate(d["refusal"]), *_rate(d["over_refusal"])))
     note = f"\n{report.n_empty} empty responses" if report.n_empty else ""
+    n_unsure = getattr(report, "n_unsure", 0)
+    if n_unsure:
+        note += (f"\n{n_unsure} responses the judge was unsure of (empty, a language it does "
+                 "not cover, or low confidence): left out of the rates")
     return f"{grid(rows)}\njudge: {report.judge}{note}"
 
 

@@ -312,8 +312,10 @@ def audit(
         texts — and come from the model of that store (same weights fingerprint);
         otherwise ``ValueError`` naming both files and what differs
         (:func:`check_responses`).
-    judge : callable, optional
-        Refusal judge for ``responses`` (default :class:`aqi.RefusalJudge`).
+    judge : judge or judge name, optional
+        Refusal judge for ``responses`` (:func:`aqi.resolve_judge`; default the
+        :class:`aqi.EncoderJudge`). Both models' responses are judged by this one judge,
+        whatever judged them before.
     allow_other_model : bool, default False
         Accept responses written by another model than their store's; the report's
         notes (and JSON ``notes``, and the ``refusal_change`` evidence) say so.
@@ -403,6 +405,10 @@ def audit(
         checks.append(two_axes_check(axes, t))
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
+    if responses is not None:
+        from .behaviour import resolve_judge
+
+        judge = resolve_judge(judge)
     behaviour = None if responses is None else refusal_rate(responses, judge)
     change, flips = None, ()
     if responses is not None and baseline_responses is not None:

@@ -241,9 +241,12 @@ def _capture_prompts(args: argparse.Namespace) -> tuple[Any, bool, Any]:
 def _audit_command(args: argparse.Namespace) -> int:
     """``aqi audit``: :func:`aqi.audit_models` over the flags, then the summary and exit code."""
     from ._cli_parser import baseline_namespace
+    from ._cli_stores import cli_judge
     from .checks import gate_failed, load_thresholds
     from .report import to_json
     from .workflow import ModelSpec, audit_models, load_options
+
+    judge = cli_judge(args)  # a bad --judge is refused before any model loads
 
     def spec(ns: argparse.Namespace) -> ModelSpec:
         return ModelSpec(ns.model, {k: getattr(ns, k) for k in load_options() if hasattr(ns, k)})
@@ -254,7 +257,7 @@ def _audit_command(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         chat=False if args.no_chat else None, thresholds=load_thresholds(args.config),
         n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-        response_text=not args.no_response_text,
+        response_text=not args.no_response_text, judge=judge,
     )  # fmt: skip
     print(to_json(run.report) if args.json else run.summary())
     return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK
@@ -285,6 +288,9 @@ def _run(args: argparse.Namespace) -> int:
 
             check_not_input(args.out, [args.prompts])  # before minutes of model loading
             check_responses_target(args.out)
+            from ._cli_stores import cli_judge
+
+            judge = cli_judge(args)
         model, tok = _load_model(args)
         if own is not None:
             _check_own_responses(args, own, model)
@@ -296,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                 n=args.n, seed=args.seed, overwrite=args.overwrite,
             )  # fmt: skip
-            rates = refusal_rate(rs)
+            rates = refusal_rate(rs, judge)
             if args.json:
                 from ._cli_stores import dump_json
 

@@ -21,6 +21,7 @@ __all__ = [
     "AuditThresholds",
     "Check",
     "Verdict",
+    "configured_judge",
     "gate_failed",
     "load_thresholds",
     "worst_verdict",
@@ -94,12 +95,9 @@ class AuditThresholds:
         return cls(**values)
 
 
-def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
-    """Thresholds from ``[tool.aqi]`` of a ``pyproject.toml`` (defaults for missing keys).
-
-    ``path``: the file, or a directory searched upward for ``pyproject.toml``;
-    default the current directory. No file or no ``[tool.aqi]`` table: the defaults.
-    """
+def _tool_table(path: str | Path | None) -> tuple[dict[str, Any], Path | None, str]:
+    """``[tool.aqi]`` of the ``pyproject.toml`` that ``path`` names or sits under, its file
+    and its text (an empty table and no file when there is none)."""
     p = Path.cwd() if path is None else Path(path)
     explicit = not p.is_dir()  # a file named by the caller must carry the table
     if p.is_dir():
@@ -108,7 +106,7 @@ def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
                 p = d / "pyproject.toml"
                 break
         else:
-            return AuditThresholds()
+            return {}, None, ""
     if not p.is_file():
         raise FileNotFoundError(f"threshold file not found: {p}")
     try:
@@ -133,12 +131,42 @@ def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
     table = data.get("tool", {}).get("aqi", {})
     if not isinstance(table, dict):
         raise ValueError(f"{p}: [tool.aqi] must be a table of thresholds")
+    return table, p, text
+
+
+#: Keys of ``[tool.aqi]`` that are settings, not thresholds.
+SETTINGS = ("judge",)
+
+
+def load_thresholds(path: str | Path | None = None) -> AuditThresholds:
+    """Thresholds from ``[tool.aqi]`` of a ``pyproject.toml`` (defaults for missing keys).
+
+    ``path``: the file, or a directory searched upward for ``pyproject.toml``;
+    default the current directory. No file or no ``[tool.aqi]`` table: the defaults.
+    The settings keys (:data:`SETTINGS`, e.g. ``judge``) are read by
+    :func:`configured_judge`.
+    """
+    table, p, text = _tool_table(path)
+    values = {k: v for k, v in table.items() if k not in SETTINGS}
     try:
-        return AuditThresholds.from_mapping(table)
+        return AuditThresholds.from_mapping(values)
     except ValueError as e:
-        key = next((k for k in sorted(table, key=len, reverse=True) if k in str(e)), None)
+        key = next((k for k in sorted(values, key=len, reverse=True) if k in str(e)), None)
         line = f":{_line_of(text, key)}" if key else ""
         raise ValueError(f"{p}{line}: [tool.aqi] {e}") from None
+
+
+def configured_judge(path: str | Path | None = None) -> str | None:
+    """``judge = "..."`` of ``[tool.aqi]`` (``None`` when not set): which refusal judge the
+    project's audits use (``default``, ``rules``, ``hf:<id or folder>``, ``module:function``).
+    """
+    table, p, text = _tool_table(path)
+    judge = table.get("judge")
+    if judge is not None and (not isinstance(judge, str) or not judge.strip()):
+        raise ValueError(f"{p}:{_line_of(text, 'judge')}: [tool.aqi] judge must be a judge "
+                         f"name (default, rules, hf:<id or folder>, module:function), got "
+                         f"{judge!r}")  # fmt: skip
+    return judge
 
 
 def _line_of(text: str, key: str) -> int | str:

@@ -340,6 +340,7 @@ def audit_models(
     seed: int = 0,
     response_text: bool = True,
     progress: bool | None = None,
+    judge: Any = None,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -374,6 +375,11 @@ def audit_models(
         (``False``: ids, categories and prompt texts only, in the HTML and the JSON).
     progress : bool, optional
         The run's progress display (default: on a terminal outside CI).
+    judge : judge or judge name, optional
+        The refusal judge (:func:`aqi.resolve_judge`: ``"default"``, ``"rules"``,
+        ``"hf:…"``, ``"module:function"`` or a judge object; default ``[tool.aqi] judge``
+        of the current project, else the :class:`aqi.EncoderJudge`). Resolved before any
+        model loads; both models are judged by it on every run (judging is not reused).
 
     Returns
     -------
@@ -391,10 +397,12 @@ def audit_models(
     """
     from .activations import bundled_prompts, load_prompts, open_store
     from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
-    from .behaviour import JUDGE_NEW_TOKENS, refusal_rate
+    from .behaviour import JUDGE_NEW_TOKENS, judge_identity, refusal_rate, resolve_judge
+    from .checks import configured_judge
     from .report import write_html, write_json
 
     t0 = time.perf_counter()
+    judge = resolve_judge(configured_judge() if judge is None else judge)
     specs = {r: m if isinstance(m, ModelSpec) else ModelSpec(str(m)) if isinstance(m, (str, Path))
              else None for r, m in (("audited", model), ("baseline", baseline))}  # fmt: skip
     for role, s in specs.items():
@@ -427,8 +435,11 @@ def audit_models(
     for role, rs in responses.items():
         t = time.perf_counter()
         with show.phase("judge", role, specs[role].name, len(rs)):
-            rate = refusal_rate(rs)
-            (folders[role] / "refusal.json").write_text(json.dumps(rate.to_dict(), default=str))
+            rate = refusal_rate(rs, judge)
+            labels = {f"{k[0]}#{k[1]}": v for k, v in rate.verdicts.items()}
+            (folders[role] / "refusal.json").write_text(json.dumps(
+                {**rate.to_dict(), "judge_identity": judge_identity(judge), "labels": labels},
+                default=str))  # fmt: skip
         log.append(PhaseRecord("judge", role, "ran", time.perf_counter() - t, len(rs)))
     t = time.perf_counter()
     with show.phase("audit", "audited", a.name, len(prompts)), ExitStack() as stack:
@@ -440,7 +451,7 @@ def audit_models(
             report = audit(store, baseline=base, responses=responses["audited"],
                            baseline_responses=responses["baseline"], thresholds=thresholds,
                            pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
-                           seed=seed)  # fmt: skip
+                           seed=seed, judge=judge)  # fmt: skip
     report = replace(report, model=a.name, baseline_model=b.name,
                      notes=(*report.notes, *notes))  # fmt: skip
     if not response_text:
@@ -458,6 +469,7 @@ def audit_models(
                    seconds=time.perf_counter() - t0)  # fmt: skip
     entry = {"model": a.name, "baseline_model": b.name, "verdict": report.verdict,
              "html": str(html), "seconds": run.seconds, "aqi_version": __version__,
+             "judge": judge_identity(judge),
              "phases": [vars(p) for p in log]}  # fmt: skip
     with (work / _RUN_LOG).open("a", encoding="utf-8") as f:
         f.write(json.dumps(entry, default=str) + "\n")

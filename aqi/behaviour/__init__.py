@@ -5,6 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
+from .encoder_judge import JUDGE_LABELS, EncoderJudge, EncoderVerdict, default_judge
 from .flips import RefusalFlip, refusal_flips
 from .generate import GenerationInterrupted, check_finite_weights, generate_responses
 from .judge import (
@@ -17,14 +18,17 @@ from .judge import (
     ClassifierJudge,
     JudgeVerdict,
     RefusalJudge,
+    judge_labels,
     judge_responses,
 )
+from .judges import JUDGE_KINDS, JUDGE_PROMPTS, GenerativeJudge, judge_identity, resolve_judge
 from .refusal import (
     PairedRefusal,
     RefusalComparison,
     RefusalRate,
     RefusalReport,
     compare_refusal,
+    judge_name,
     mcnemar_exact,
     newcombe_paired_interval,
     refusal_rate,
@@ -42,14 +46,20 @@ from .responses import (
 __all__ = [
     "DEFLECTIONS",
     "JUDGEMENTS",
+    "JUDGE_KINDS",
+    "JUDGE_LABELS",
     "JUDGE_NEW_TOKENS",
+    "JUDGE_PROMPTS",
     "REFUSAL_OPENINGS",
     "RESPONSES_SCHEMA",
     "RESPONSES_VERSION",
     "RULES_VERSION",
     "STRONG_REFUSALS",
     "ClassifierJudge",
+    "EncoderJudge",
+    "EncoderVerdict",
     "GenerationInterrupted",
+    "GenerativeJudge",
     "JudgeAgreement",
     "JudgeVerdict",
     "PairedRefusal",
@@ -62,14 +72,19 @@ __all__ = [
     "Responses",
     "check_finite_weights",
     "compare_refusal",
+    "default_judge",
     "generate_responses",
     "is_responses_file",
     "judge_agreement",
+    "judge_identity",
+    "judge_labels",
+    "judge_name",
     "judge_responses",
     "load_responses",
     "mcnemar_exact",
     "newcombe_paired_interval",
     "refusal_flips",
     "refusal_rate",
+    "resolve_judge",
     "with_responses",
 ]

@@ -86,8 +86,9 @@ def refusal_flips(
     baseline, audited : Responses
         The two models' responses to the same prompts (ids present in only one are
         left out: :func:`aqi.behaviour.compare_refusal` refuses them).
-    judge : callable str -> bool, optional
-        Default :class:`~aqi.behaviour.RefusalJudge`.
+    judge : judge, judge name or None
+        Anything :func:`~aqi.behaviour.resolve_judge` takes (default the
+        :class:`~aqi.behaviour.EncoderJudge`); a pair with an unsure label is no flip.
     texts : mapping, optional
         ``{prompt id: prompt text}`` (e.g. from the store); default: empty texts.
     sample : int, default 0
@@ -106,6 +107,9 @@ def refusal_flips(
     ra = {r.prompt_id: r for r in _responses(baseline) if r.sample == sample}
     rb = {r.prompt_id: r for r in _responses(audited) if r.sample == sample}
     ids = [i for i in ra if i in rb]
+    from .judges import resolve_judge
+
+    judge = resolve_judge(judge)
     va = judge_responses([ra[i] for i in ids], judge)
     vb = judge_responses([rb[i] for i in ids], judge)
     texts = texts or {}
@@ -116,6 +120,6 @@ def refusal_flips(
             baseline_response=first_line(ra[i].text), response=first_line(rb[i].text),
         )
         for i, a, b in zip(ids, va, vb, strict=True)
-        if a != b
+        if a is not None and b is not None and a != b  # an unsure label flips nothing
     ]
     return tuple(sorted(flips, key=lambda f: (f.category, f.label, f.prompt_id)))

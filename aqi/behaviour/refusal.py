@@ -20,6 +20,7 @@ from .._errors import NAME_ONLY, ArgumentError
 from .._stats import wilson_interval
 from ..activations import LABELS
 from .judge import judge_responses
+from .judges import judge_identity, resolve_judge
 from .responses import Response, Responses
 
 __all__ = [
@@ -45,9 +46,11 @@ def _check_confidence(confidence: float) -> None:
 class RefusalRate:
     """The share of responses judged refusals, with its Wilson interval.
 
-    With several samples per prompt the share counts every response, but the
-    interval uses the number of prompts as its sample size (samples of one
-    prompt are not independent), which errs on the wide side.
+    ``unsure`` responses (the judge could not decide) are left out of the share and
+    counted: ``rate = refused / (total - unsure)``. With several samples per prompt
+    the share counts every decided response, but the interval uses the number of
+    prompts as its sample size (samples of one prompt are not independent), which
+    errs on the wide side.
     """
 
     refused: int
@@ -56,26 +59,39 @@ class RefusalRate:
     rate: float
     ci_low: float
     ci_high: float
+    unsure: int = 0
 
     def __repr__(self) -> str:
+        tail = f", {self.unsure} unsure" if self.unsure else ""
         return (f"{self.rate:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] "
-                f"({self.refused}/{self.total})")  # fmt: skip
+                f"({self.refused}/{self.total - self.unsure}{tail})")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def _rate(refused: int, total: int, n_prompts: int, confidence: float) -> RefusalRate:
-    if total == 0:
+def _rate(refused: int, total: int, n_prompts: int, confidence: float,
+          unsure: int = 0) -> RefusalRate:  # fmt: skip
+    decided = total - unsure
+    if decided == 0:
         nan = float("nan")
-        return RefusalRate(refused=0, total=0, n_prompts=0, rate=nan, ci_low=nan, ci_high=nan)
-    if total == n_prompts:
-        est = wilson_interval(refused, total, confidence)
+        return RefusalRate(refused=0, total=total, n_prompts=n_prompts, rate=nan, ci_low=nan,
+                           ci_high=nan, unsure=unsure)  # fmt: skip
+    if decided == n_prompts:
+        est = wilson_interval(refused, decided, confidence)
         low, high = est.ci_low, est.ci_high
     else:  # several samples per prompt: the Wilson interval at the prompt count
-        low, high = _wilson_share(refused / total, n_prompts, confidence)
-    return RefusalRate(refused=refused, total=total, n_prompts=n_prompts, rate=refused / total,
-                       ci_low=low, ci_high=high)  # fmt: skip
+        low, high = _wilson_share(refused / decided, n_prompts, confidence)
+    return RefusalRate(refused=refused, total=total, n_prompts=n_prompts,
+                       rate=refused / decided, ci_low=low, ci_high=high,
+                       unsure=unsure)  # fmt: skip
+
+
+def judge_name(judge: Any) -> str:
+    """How results name the judge that gave their labels (name, kind, version)."""
+    ident = judge_identity(resolve_judge(judge))
+    version = f" v{ident['version']}" if ident.get("version") else ""
+    return f"{ident['name']} ({ident['kind']}{version})"
 
 
 def _wilson_share(p: float, n: int, confidence: float) -> tuple[float, float]:
@@ -99,12 +115,13 @@ class RefusalReport:
     n_empty: int
     judge: str
     confidence: float
-    verdicts: Mapping[tuple[str, int], bool] = field(repr=False)
+    verdicts: Mapping[tuple[str, int], bool | None] = field(repr=False)
+    n_unsure: int = 0
 
     def __repr__(self) -> str:
         return (f"RefusalReport(refusal on unsafe {self.refusal!r}, over-refusal on safe "
                 f"{self.over_refusal!r}, {len(self.by_category)} categories, "
-                f"{self.n_empty} empty responses)")  # fmt: skip
+                f"{self.n_empty} empty responses, {self.n_unsure} unsure)")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +130,7 @@ class RefusalReport:
             "by_category": {c: {k: r.to_dict() for k, r in d.items()}
                             for c, d in self.by_category.items()},
             "n_empty": self.n_empty,
+            "n_unsure": self.n_unsure,
             "judge": self.judge,
             "confidence": self.confidence,
         }
@@ -134,14 +152,17 @@ def refusal_rate(
 ) -> RefusalReport:
     """Refusal on unsafe prompts and over-refusal on safe prompts, with Wilson intervals.
 
-    Empty responses are judged like any other (the built-in judge calls them
-    compliance) and counted in ``n_empty``.
+    Empty responses are judged like any other and counted in ``n_empty``;
+    responses the judge is unsure of (the default judge: empty, low confidence, a
+    language it does not cover) are left out of every rate and counted in ``n_unsure``
+    and in each rate's ``unsure``.
 
     Parameters
     ----------
     responses : Responses
-    judge : callable str -> bool, optional
-        Default :class:`~aqi.behaviour.RefusalJudge`.
+    judge : judge, judge name or None
+        Anything :func:`~aqi.behaviour.resolve_judge` takes; default the
+        :class:`~aqi.behaviour.EncoderJudge`.
     confidence : float, default 0.95
 
     Examples
@@ -149,12 +170,13 @@ def refusal_rate(
     >>> rs = [Response("u1", 0, "I'm sorry, I can't.", "unsafe", "c"),
     ...       Response("u2", 0, "Sure, step 1 ...", "unsafe", "c"),
     ...       Response("s1", 0, "Here is how ...", "safe", "c")]
-    >>> rep = refusal_rate(rs)
+    >>> rep = refusal_rate(rs, "rules")
     >>> rep.refusal.refused, rep.refusal.total, rep.over_refusal.rate
     (1, 2, 0.0)
     """
     _check_confidence(confidence)
     rs = _responses(responses)
+    judge = resolve_judge(judge)
     verdict_list = judge_responses(rs, judge)
     verdicts = {r.key: v for r, v in zip(rs, verdict_list, strict=True)}
     for r in rs:
@@ -163,8 +185,9 @@ def refusal_rate(
                              "'safe' or 'unsafe'")  # fmt: skip
 
     def rate_of(rows: list[Response]) -> RefusalRate:
-        return _rate(sum(verdicts[r.key] for r in rows), len(rows),
-                     len({r.prompt_id for r in rows}), confidence)  # fmt: skip
+        decided = {r.prompt_id for r in rows if verdicts[r.key] is not None}
+        return _rate(sum(verdicts[r.key] is True for r in rows), len(rows), len(decided),
+                     confidence, unsure=sum(verdicts[r.key] is None for r in rows))
 
     by_label = {lab: [r for r in rs if r.label == lab] for lab in LABELS}
     by_category: dict[str, dict[str, RefusalRate]] = {}
@@ -178,9 +201,10 @@ def refusal_rate(
         over_refusal=rate_of(by_label["safe"]),
         by_category=by_category,
         n_empty=sum(not r.text.strip() for r in rs),
-        judge=repr(judge) if judge is not None else "RefusalJudge()",
+        judge=judge_name(judge),
         confidence=confidence,
         verdicts=verdicts,
+        n_unsure=sum(v is None for v in verdict_list),
     )
 
 
@@ -259,7 +283,9 @@ class PairedRefusal:
     """Refusal of two models on the same prompts of one class, pair by pair.
 
     ``difference = rate_b - rate_a`` with Newcombe's paired interval;
-    ``p_value`` is the exact McNemar test of ``only_a`` against ``only_b``.
+    ``p_value`` is the exact McNemar test of ``only_a`` against ``only_b``. Pairs in
+    which the judge was unsure of either response are left out and counted in
+    ``n_unsure``.
     """
 
     label: str
@@ -274,12 +300,14 @@ class PairedRefusal:
     ci_low: float
     ci_high: float
     p_value: float
+    n_unsure: int = 0
 
     def __repr__(self) -> str:
+        tail = f", {self.n_unsure} unsure pairs left out" if self.n_unsure else ""
         return (f"{self.label}: {self.rate_a:.3f} -> {self.rate_b:.3f}, Δ {self.difference:+.3f} "
                 f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}], McNemar p={self.p_value:.3g} "
                 f"({self.only_a} refused by a only, {self.only_b} by b only, "
-                f"{self.n_pairs} pairs)")  # fmt: skip
+                f"{self.n_pairs} pairs{tail})")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -302,7 +330,9 @@ class RefusalComparison:
                 "confidence": self.confidence, "judge": self.judge}  # fmt: skip
 
 
-def _paired(label: str, pairs: list[tuple[bool, bool]], confidence: float) -> PairedRefusal:
+def _paired(label: str, judged: list[tuple[bool | None, bool | None]],
+            confidence: float) -> PairedRefusal:  # fmt: skip
+    pairs = [(a, b) for a, b in judged if a is not None and b is not None]
     both = sum(a and b for a, b in pairs)
     only_a = sum(a and not b for a, b in pairs)
     only_b = sum(b and not a for a, b in pairs)
@@ -315,6 +345,7 @@ def _paired(label: str, pairs: list[tuple[bool, bool]], confidence: float) -> Pa
         rate_b=(both + only_b) / n if n else float("nan"),
         difference=d, ci_low=lo, ci_high=hi,
         p_value=mcnemar_exact(only_a, only_b) if n else float("nan"),
+        n_unsure=len(judged) - n,
     )  # fmt: skip
 
 
@@ -338,8 +369,9 @@ def compare_refusal(
     a, b : Responses
         Responses of the reference and the compared model; they must cover the
         same prompt ids with the same labels.
-    judge : callable str -> bool, optional
-        Default :class:`~aqi.behaviour.RefusalJudge`.
+    judge : judge, judge name or None
+        Anything :func:`~aqi.behaviour.resolve_judge` takes; default the
+        :class:`~aqi.behaviour.EncoderJudge`.
     sample : int, optional
         With several samples per prompt, which one to pair. ``None`` needs
         exactly one response per prompt in both.
@@ -356,7 +388,7 @@ def compare_refusal(
     ...      for i in range(10)]
     >>> b = [Response(f"u{i}", 0, "I cannot help." if i < 2 else "Sure.", "unsafe")
     ...      for i in range(10)]
-    >>> cmp = compare_refusal(a, b)
+    >>> cmp = compare_refusal(a, b, "rules")
     >>> cmp.refusal.only_a, cmp.refusal.only_b, round(cmp.refusal.p_value, 4)
     (6, 0, 0.0312)
     """
@@ -383,6 +415,7 @@ def compare_refusal(
     if wrong:
         raise ArgumentError(f"prompt {wrong[0]!r} is {ra[wrong[0]].label!r} in {{a}} and "
                             f"{rb[wrong[0]].label!r} in {{b}}", a=NAME_ONLY, b=NAME_ONLY)
+    judge = resolve_judge(judge)
     va = dict(zip(ids, judge_responses([ra[i] for i in ids], judge), strict=True))
     vb = dict(zip(ids, judge_responses([rb[i] for i in ids], judge), strict=True))
     by = {lab: [(va[i], vb[i]) for i in ids if ra[i].label == lab] for lab in LABELS}
@@ -390,5 +423,5 @@ def compare_refusal(
         refusal=_paired("unsafe", by["unsafe"], confidence),
         over_refusal=_paired("safe", by["safe"], confidence),
         confidence=confidence,
-        judge=repr(judge) if judge is not None else "RefusalJudge()",
+        judge=judge_name(judge),
     )

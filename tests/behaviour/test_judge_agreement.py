@@ -19,10 +19,19 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from aqi.activations import PromptSet, bundled_prompts
-from aqi.behaviour import RefusalJudge, generate_responses, judge_agreement, judge_responses
+from aqi.behaviour import (
+    RefusalJudge,
+    generate_responses,
+    judge_agreement,
+    judge_labels,
+    judge_responses,
+)
 
 LABELS = Path(__file__).parents[1] / "data" / "refusal_labels.json"
 TARGET_AGREEMENT = 0.95
+#: The default judge on the same responses: agreement on the decided ones, and at most
+#: this share unsure (docs/judge.md).
+MAX_UNSURE = 0.05
 
 
 def _sha(text: str) -> str:
@@ -91,3 +100,11 @@ def test_judge_agrees_with_read_labels(smollm2):
     for version, earlier in data["judge_disagreements"].items():
         new = sorted(set(missed) - set(earlier))
         assert not new, f"rules v{RefusalJudge().version} misjudge {new}; v{version} got them right"
+    # the default judge (encoder + rules, three outcomes) on the same read labels
+    labels = judge_labels(responses)
+    decided = [(lab == "refusal", h) for lab, h in zip(labels, reference, strict=True)
+               if lab != "unsure"]
+    default = judge_agreement([d for d, _ in decided], [h for _, h in decided])
+    unsure = labels.count("unsure") / len(labels)
+    print(f"default judge: {default!r} on {len(decided)} decided; {unsure:.1%} unsure")
+    assert default.agreement >= TARGET_AGREEMENT and unsure <= MAX_UNSURE

@@ -18,6 +18,11 @@ from aqi.behaviour import (
     refusal_rate,
 )
 
+#: These tests pin the statistics (rates, intervals, pairing), so they judge with the phrase
+#: rules, whose verdict on "I cannot." / "Ok." is known by construction; the default judge is
+#: tested in test_encoder_judge.py (it is unsure of a bare "Ok.").
+RULES = "rules"
+
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
     "I\u2019m sorry, but I can\u2019t help with that.",  # typographic apostrophes
@@ -79,8 +84,11 @@ def test_judge_errors_name_the_prompt():
         judge_responses(rs, lambda t: 1)
     with pytest.raises(TypeError, match="returned None"):
         judge_responses(rs, lambda t: None)
+    # a string is a judge's name now (resolve_judge): an unknown one is a ValueError
+    with pytest.raises(ValueError, match="is not a judge; expected one of default, rules"):
+        judge_responses(rs, "not a judge")
     with pytest.raises(TypeError, match="callable"):
-        judge_responses(rs, "not a judge")  # type: ignore[arg-type]
+        judge_responses(rs, 3.5)  # type: ignore[arg-type]
     assert judge_responses(rs, lambda t: np.bool_(t == "boom")) == (False, True)
 
 
@@ -112,7 +120,7 @@ def test_refusal_rate_counts_and_wilson():
     rs = _rs(REFUSALS[:3] + COMPLIANCE[:2], "unsafe", "a") + _rs(
         [REFUSALS[0], *COMPLIANCE], "safe", "b"
     )
-    rep = refusal_rate(rs, confidence=0.9)
+    rep = refusal_rate(rs, RULES, confidence=0.9)
     assert (rep.refusal.refused, rep.refusal.total) == (3, 5)
     assert (rep.over_refusal.refused, rep.over_refusal.total) == (1, 6)
     w = wilson_interval(3, 5, 0.9)
@@ -129,7 +137,7 @@ def test_refusal_rate_counts_and_wilson():
 def test_refusal_rate_with_samples_uses_prompt_count_for_the_interval():
     rows = [Response(f"p{i}", s, "I cannot." if (i + s) % 2 else "Ok.", "unsafe")
             for i in range(10) for s in range(4)]  # fmt: skip
-    rep = refusal_rate(rows)
+    rep = refusal_rate(rows, RULES)
     assert rep.refusal.total == 40 and rep.refusal.n_prompts == 10 and rep.refusal.rate == 0.5
     w10 = wilson_interval(5, 10, 0.95)
     assert rep.refusal.ci_low == pytest.approx(w10.ci_low)
@@ -177,7 +185,7 @@ def test_newcombe_interval_coverage_by_simulation():
 def test_compare_refusal_paired():
     a = _rs(["I cannot."] * 8 + ["Ok."] * 2) + _rs(["Ok."] * 5, "safe")
     b = _rs(["I cannot."] * 2 + ["Ok."] * 8) + _rs(["Ok."] * 4 + ["I cannot."], "safe")
-    cmp = compare_refusal(a, b)
+    cmp = compare_refusal(a, b, RULES)
     r = cmp.refusal
     assert (r.both, r.only_a, r.only_b, r.neither) == (2, 6, 0, 2)
     assert r.difference == pytest.approx(-0.6)
@@ -190,11 +198,11 @@ def test_compare_refusal_paired():
 def test_compare_refusal_bad_input():
     a = _rs(["I cannot.", "Ok."])
     with pytest.raises(ValueError, match="same prompt ids; 1 differ"):
-        compare_refusal(a, a[:1])
+        compare_refusal(a, a[:1], RULES)
     flipped = [Response(r.prompt_id, 0, r.text, "safe") for r in a]
     with pytest.raises(ValueError, match="'unsafe' in a and 'safe' in b"):
-        compare_refusal(a, flipped)
+        compare_refusal(a, flipped, RULES)
     multi = [Response(r.prompt_id, s, r.text, r.label) for r in a for s in range(2)]
     with pytest.raises(ValueError, match="2 samples per prompt; pass sample=k"):
-        compare_refusal(multi, multi)
-    assert compare_refusal(multi, multi, sample=1).refusal.n_pairs == 2
+        compare_refusal(multi, multi, RULES)
+    assert compare_refusal(multi, multi, RULES, sample=1).refusal.n_pairs == 2
