@@ -34,7 +34,14 @@ from typing import Any
 import pytest
 
 from .audit import AuditReport, audit
-from .checks import AuditThresholds, Check, gate_failed, load_thresholds, reward_calibration_check
+from .checks import (
+    AuditThresholds,
+    Check,
+    configured_judge,
+    gate_failed,
+    load_thresholds,
+    reward_calibration_check,
+)
 
 __all__ = ["AQIGate", "GateFailure"]
 
@@ -52,7 +59,7 @@ class AQIGate:
 
     def __init__(
         self, thresholds: AuditThresholds, *, n_boot: int = 1000, n_perm: int = 200, seed: int = 0,
-        strict: bool = False, workdir: Any = None,
+        strict: bool = False, workdir: Any = None, judge: Any = None,
     ) -> None:
         if not isinstance(thresholds, AuditThresholds):
             raise TypeError(
@@ -61,8 +68,10 @@ class AQIGate:
         self.thresholds = thresholds
         self.n_boot, self.n_perm, self.seed, self.strict = n_boot, n_perm, seed, strict
         self.workdir = workdir
+        self.judge = judge  # a judge or its name ([tool.aqi] judge); None: the default
 
     def _audit(self, store: Any, thresholds: AuditThresholds | None = None, **kw: Any) -> Any:
+        kw.setdefault("judge", self.judge)
         return audit(store, thresholds=thresholds or self.thresholds, n_boot=self.n_boot,
                      n_perm=self.n_perm, seed=self.seed, **kw)
 
@@ -97,6 +106,7 @@ class AQIGate:
         from .workflow import audit_models
 
         kwargs.setdefault("workdir", self.workdir if self.workdir is not None else "aqi-audit")
+        kwargs.setdefault("judge", self.judge if self.judge is not None else "default")
         run = audit_models(model, baseline, thresholds=self.thresholds, n_boot=self.n_boot,
                            n_perm=self.n_perm, seed=self.seed, **kwargs)  # fmt: skip
         rep = run.report
@@ -175,7 +185,8 @@ def aqi_gate(aqi_thresholds: AuditThresholds, request: pytest.FixtureRequest) ->
     """An :class:`AQIGate` with the project's thresholds (work of ``audit_models`` kept in
     the pytest cache)."""
     cache = getattr(request.config, "cache", None)
-    return AQIGate(aqi_thresholds, workdir=cache.mkdir("aqi-audit") if cache else None)
+    return AQIGate(aqi_thresholds, workdir=cache.mkdir("aqi-audit") if cache else None,
+                   judge=configured_judge(request.config.rootpath))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -1,0 +1,50 @@
+"""Responses judged per second: the default judge against the phrase rules, same process.
+
+Target (issue 26): >= 500 responses/s for the default judge on two CPU cores, so that
+judging never dominates an audit. The texts are the fitting corpus's (mixed lengths,
+10 languages), repeated to 2,048; the encoder is loaded before timing (once per
+process in real use). Best of three runs; run it alone on a quiet machine.
+
+    python benchmarks/judge/speed.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from aqi.behaviour import EncoderJudge, RefusalJudge  # noqa: E402
+from benchmarks.judge.corpus import fitting_corpus  # noqa: E402
+
+N, REPEATS, TARGET = 2048, 3, 500.0
+
+
+def rate(fn: object, texts: list[str]) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        fn(texts)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - t)
+    return len(texts) / best
+
+
+def main() -> None:
+    base = [t.text for t in fitting_corpus()]
+    texts = (base * (N // len(base) + 1))[:N]
+    judge, rules = EncoderJudge(), RefusalJudge()
+    judge.batch(texts[:64])  # load the encoder
+    r_default = rate(judge.batch, texts)
+    r_rules = rate(lambda ts: [rules(t) for t in ts], texts)
+    print(f"{torch.get_num_threads()} torch threads, {N} responses, best of {REPEATS}")
+    print(f"default judge : {r_default:8.0f} responses/s "
+          f"({'meets' if r_default >= TARGET else 'misses'} the >= {TARGET:.0f}/s target)")
+    print(f"phrase rules  : {r_rules:8.0f} responses/s")
+    print(f"ratio default / rules: {r_default / r_rules:.3f}")
+
+
+if __name__ == "__main__":
+    main()
