@@ -219,6 +219,8 @@ def _finish(estimate: float, se: float, df: float, confidence: float, bounds: Bo
 def _welch_df(v_labelled: float, n: int, v_unlabelled: float, big_n: int) -> float:
     """Welch–Satterthwaite degrees of freedom of ``v_labelled + v_unlabelled`` (both var/size)."""
     den = v_labelled**2 / (n - 1) + v_unlabelled**2 / (big_n - 1)
+    if not den > 0:  # both parts so small that their squares underflow: the fewer of the two
+        return float(min(n, big_n) - 1)
     return (v_labelled + v_unlabelled) ** 2 / den
 
 
