@@ -270,7 +270,8 @@ def test_matches_ppi_py_where_it_is_installed() -> None:
     # We do not depend on ppi-python: it installs numba, statsmodels, scikit-learn and
     # gdown for an estimator of forty lines. Where it is installed, the estimates and
     # λ̂ must agree exactly; the intervals differ by design (ppi_py divides variances by
-    # n and N, uses the normal quantile and the plug-in variance at λ̂).
+    # n and N, uses the normal quantile and the plug-in variance at λ̂). Checked with
+    # ppi-python 0.2.3 in a throwaway environment when this was written.
     ppi_py = pytest.importorskip("ppi_py")
     rng = np.random.default_rng(0)
     y = (rng.random(60) < 0.6).astype(float)
@@ -283,8 +284,8 @@ def test_matches_ppi_py_where_it_is_installed() -> None:
         assert ours.estimate == pytest.approx((lo + hi) / 2, abs=1e-12)
         point = ppi_py.ppi_mean_pointestimate(y, f, g, lam=lam)
         assert ours.estimate == pytest.approx(float(np.squeeze(point)), abs=1e-12)
-        # our interval is a little wider (n - 1 divisors, t quantile, jackknife)
-        assert 1.0 <= ours.width / (hi - lo) < 1.1
+        # n - 1 divisors, the t quantile and (tuned) the jackknife: within a few per cent
+        assert 0.95 < ours.width / (hi - lo) < 1.1
 
 
 # --- coverage when the judge is biased (issue 26's target) ------------------------------------
