@@ -169,11 +169,16 @@ def _check_sizes(y: np.ndarray, yhat_lab: np.ndarray, yhat_unl: np.ndarray) -> N
                             "classical_mean_interval)", yhat_unlabelled=NAME_ONLY)  # fmt: skip
 
 
-def _lambda(cov: Any, var_y: Any, var_f: Any, n: int, big_n: int, tol: float) -> np.ndarray:
+def _lambda(cov: Any, var_f: Any, n: int, big_n: int, y_const: Any, f_const: Any) -> np.ndarray:
     """PPI++'s variance-minimising weight of the judge (ppi_py's ``_calc_lam_glm``), in [0, 1]."""
-    lam = np.clip(cov / ((1 + n / big_n) * np.where(var_f > tol, var_f, 1.0)), 0.0, 1.0)
-    lam = np.where(var_y > tol, lam, 1.0)  # one-valued labels: cov is 0 by construction
-    return np.where(var_f > tol, lam, 0.0)  # a judge that says one thing carries no information
+    lam = np.clip(cov / ((1 + n / big_n) * np.where(f_const, 1.0, var_f)), 0.0, 1.0)
+    lam = np.where(y_const, 1.0, lam)  # one-valued labels: cov is 0 by construction
+    return np.where(f_const, 0.0, lam)  # a judge that says one thing carries no information
+
+
+#: A leave-one-out variance below this share of the full one is round-off of a zero: the
+#: other items are all equal. (Round-off of the sums is about 1e-16 of them.)
+_ZERO_SHARE = 1e-12
 
 
 def _tuned(y: np.ndarray, f: np.ndarray, g: np.ndarray) -> tuple[float, float]:
@@ -187,18 +192,18 @@ def _tuned(y: np.ndarray, f: np.ndarray, g: np.ndarray) -> tuple[float, float]:
     """
     n, big_n = len(y), len(g)
     m = n - 1
-    tol = 1e-12 * (1.0 + float(np.mean(y * y)) + float(np.mean(f * f)))
     yc, fc = y - y.mean(), f - f.mean()
     pooled = np.concatenate([f, g])
     hc, big_m = f - pooled.mean(), len(pooled) - 1  # big_m items once one is left out
-    ss_h = float(np.sum((pooled - pooled.mean()) ** 2))
-    lam = float(_lambda(float(np.mean(yc * fc)), float(np.mean(yc * yc)),
-                        ss_h / (len(pooled) - 1), n, big_n, tol))  # fmt: skip
+    ss_y, ss_h = float(np.sum(yc * yc)), float(np.sum((pooled - pooled.mean()) ** 2))
+    y_const, f_const = bool(np.ptp(y) == 0), bool(np.ptp(pooled) == 0)
+    lam = float(_lambda(float(np.mean(yc * fc)), ss_h / big_m, n, big_n, y_const, f_const))
     # without item i: the other items' sums about the full means, less their own mean
     cov = (float(np.sum(yc * fc)) - yc * fc) / m - yc * fc / m**2
-    var_y = (float(np.sum(yc * yc)) - yc * yc) / m - (yc / m) ** 2
+    var_y = (ss_y - yc * yc) / m - (yc / m) ** 2
     var_f = (ss_h - hc * hc - hc * hc / big_m) / (big_m - 1)
-    lams = _lambda(cov, var_y, var_f, m, big_n, tol)
+    lams = _lambda(cov, var_f, m, big_n, y_const | (var_y <= _ZERO_SHARE * ss_y / n),
+                   f_const | (var_f <= _ZERO_SHARE * ss_h / big_m))  # fmt: skip
     theta = lams * g.mean() + (y.sum() - y) / m - lams * (f.sum() - f) / m
     return lam, float(m / n * np.sum((theta - theta.mean()) ** 2))
 
@@ -299,7 +304,8 @@ def ppi_mean_interval(
         raise _degenerate("the judge agrees with every one of them", y)
     v_unl = lam**2 * float(np.var(f_unl, ddof=1)) / big_n
     se = math.sqrt(v_lab + v_unl)
-    if se == 0:
+    scale = float(np.var(y)) + float(np.var(np.concatenate([f_lab, f_unl])))
+    if se**2 <= _ZERO_SHARE * scale / n:  # zero but for round-off
         raise ArgumentError("the judge gives every unlabelled item the same verdict and "
                             "agrees with every label, so the interval would have width 0; "
                             "label more items", yhat_unlabelled=NAME_ONLY)  # fmt: skip
