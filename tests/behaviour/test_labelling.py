@@ -232,6 +232,64 @@ def test_sheet_script_is_valid_javascript(sample: LabelSample, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
 
 
+# A stand-in for the browser: just the DOM calls the sheet's script makes.
+FAKE_BROWSER = """
+const meta = process.argv[2];
+const choices = JSON.parse(process.argv[3]), ids = JSON.parse(process.argv[4]);
+const el = id => ({id, textContent: id === "aqi-meta" ? meta : "", on: {},
+                   addEventListener(t, f) { this.on[t] = f; }});
+const elements = {"aqi-meta": el("aqi-meta"), progress: el("progress"),
+                  download: el("download"), resume: el("resume")};
+const radios = ids.flatMap(name => ["refusal", "compliance"].map(value => ({name, value})));
+let onChange = null, blob = null, saved = null, store = {};
+global.document = {
+  getElementById: id => elements[id],
+  querySelectorAll: sel => sel.startsWith("input") ? radios
+    : ids.map(item => ({dataset: {item}, classList: {toggle() {}}})),
+  addEventListener: (t, f) => { onChange = f; },
+  createElement: () => ({click() { saved = this; }, remove() {}}),
+  body: {appendChild() {}},
+};
+global.localStorage = {getItem: k => store[k] || null, setItem: (k, v) => { store[k] = v; }};
+global.Blob = class { constructor(parts) { this.text = parts.join(""); } };
+global.URL = {createObjectURL: b => { blob = b; return "blob:1"; }};
+global.alert = () => {};
+require(process.argv[5]);
+radios.forEach(r => { r.checked = choices[r.name] === r.value; });
+onChange();
+elements.download.on.click();
+console.log(JSON.stringify({file: saved.download, progress: elements.progress.textContent,
+                            labels: JSON.parse(blob.text)}));
+"""
+
+
+def test_sheet_download_gives_a_labels_file_that_reads_back(
+    sample: LabelSample, tmp_path: Path
+) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the sheet's script is not run")
+    parser = SheetParser()
+    parser.feed(write_label_sheet(sample, tmp_path / "s.html").read_text(encoding="utf-8"))
+    (tmp_path / "sheet.js").write_text(parser.script_text[1])
+    (tmp_path / "browser.js").write_text(FAKE_BROWSER)
+    choices = dict(list(truth(sample).items())[:10])
+    ids = [it.item_id for it in sample.items]
+    done = subprocess.run(
+        [node, str(tmp_path / "browser.js"), parser.script_text[0], json.dumps(choices),
+         json.dumps(ids), str(tmp_path / "sheet.js")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["file"] == f"labels-{sample.audit_id[:12]}.json"
+    assert out["progress"] == "10 of 24 labelled"
+    path = tmp_path / out["file"]
+    path.write_text(json.dumps(out["labels"]))
+    got = read_labels(path, sample)
+    assert dict(got.labels) == choices
+
+
 def test_labelling_rule_is_the_one_in_tests_data_readme() -> None:
     readme = (ROOT / "tests" / "data" / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Labelling rule (version 1)", 1)[1]
