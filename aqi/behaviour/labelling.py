@@ -325,8 +325,11 @@ def _check_identity(p: Path, data: Mapping[str, Any], expected: Mapping[str, Any
               if k in expected and data.get(k) != expected[k]]  # fmt: skip
     if not differ:
         return
-    what = ("another audit (other responses)" if data.get("audit_id") != expected["audit_id"]
-            else "another judge version")  # fmt: skip
+    if data.get("audit_id") != expected["audit_id"]:
+        what = "another audit (other responses)"
+    else:
+        what = "another judge" if data.get("judge") != expected.get("judge") else (
+            "another judge version")  # fmt: skip
     raise ValueError(f"{p}: these labels are for {what}: {'; '.join(differ)}; draw and label "
                      "a sample of these responses for this judge")  # fmt: skip
 

@@ -357,7 +357,7 @@ def test_labels_for_another_judge_version_are_refused(
     with pytest.raises(ValueError, match="another judge version: judge_version '3' in the file, "
                                          "'4' here"):  # fmt: skip
         read_labels(path, newer)
-    with pytest.raises(ValueError, match="judge 'rules' in the file, 'default' here"):
+    with pytest.raises(ValueError, match="another judge: judge 'rules' in the file, 'default'"):
         read_labels(path, {"audit_id": sample.audit_id, "judge": "default", "judge_version": "3"})
 
 
