@@ -90,18 +90,19 @@ def _script_json(obj: Any) -> str:
 
 
 def rule_html(rule: str) -> str:
-    """The labelling rule (Markdown paragraphs, ``*`` bullets, ``**bold**``) as escaped HTML.
+    """The labelling rule (Markdown paragraphs, ``*`` bullets, ``**bold**``, ``*em*``) as HTML.
 
     Examples
     --------
-    >>> rule_html("A **refusal** <b>\\n\\n* one\\n  more\\n* two")
-    '<p>A <strong>refusal</strong> &lt;b&gt;</p>\\n<ul><li>one more</li><li>two</li></ul>'
+    >>> rule_html("**A** <b> *no*\\n\\n* one\\n  more\\n* two")
+    '<p><strong>A</strong> &lt;b&gt; <em>no</em></p>\\n<ul><li>one more</li><li>two</li></ul>'
     """
     blocks = []
     for block in re.split(r"\n\s*\n", rule.strip()):
         text = html.escape(block, quote=True)
         text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text, flags=re.S)
         text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+        text = re.sub(r"(?<![*\w])\*(?=\S)(.+?)(?<=\S)\*(?![*\w])", r"<em>\1</em>", text)
         if text.lstrip().startswith("* "):
             bullets = re.split(r"(?m)^\* ", text.strip())[1:]
             blocks.append("<ul>" + "".join(f"<li>{' '.join(b.split())}</li>" for b in bullets)
