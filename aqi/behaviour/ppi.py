@@ -24,14 +24,23 @@ labels-only one. When the labels are all one value their covariance with the jud
 is 0 and ``λ̂`` would be 0 with a zero-width interval; ``λ = 1`` (plain PPI) is used
 instead. When the judge gives one value everywhere ``λ = 0``.
 
-Two small-sample choices differ from ``ppi_py`` (which follows the asymptotics):
+Three small-sample choices differ from ``ppi_py`` (which follows the asymptotics):
 with a tuned ``λ̂`` the labelled part of the variance is the jackknife variance of
 the whole estimate, ``λ̂`` re-tuned without each labelled item, because the plug-in
 ``var(y − λ̂ ŷ)`` is biased low by the tuning (at 50 labelled prompts it left the
 95 % interval for Δrefusal covering 94.1–94.5 % of simulated audits; with the
 jackknife 94.9–95.0 %, benchmarks/judge_ppi_coverage.py); and the quantile is
 Student's ``t`` with the Welch–Satterthwaite degrees of freedom of the two parts
-(``n − 1`` for the labels-only interval), not the normal one.
+(``n − 1`` for the labels-only interval), not the normal one; and the labelled
+part of the variance counts two pseudo-items at ``r̄ ± h``, ``h`` a quarter of the
+outcome's range (0.25 for a rate, 0.5 for a difference of rates; none without
+``bounds``), adding ``2h² / (n(n + 1))``. When the judge's errors on the labels are
+few — a judge that errs alike on two models' like answers, a fine-tune that changes
+little — the sample variance of ``y − λŷ`` is often near 0 and the interval too
+short; the pseudo-items (half an error each way, in the spirit of Agresti and
+Coull's added successes and failures) took the coverage for such a judge from 93.5 to
+94.6 % at Δ = −0.30 and from 86 to 97 % at Δ = −0.04, for intervals 3 % wider
+elsewhere.
 
 Both sets must be random samples of one population: the labelled items drawn
 uniformly (within a stratum, for a per-stratum rate) from the items judged, the
@@ -49,13 +58,14 @@ the tests compare the two where ``ppi_py`` happens to be installed.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from .._errors import NAME_ONLY, ArgumentError
-from .._stats import check_confidence
+from .._stats import DegenerateInputWarning, check_confidence
 
 __all__ = [
     "PPIEstimate",
@@ -229,9 +239,17 @@ def _welch_df(v_labelled: float, n: int, v_unlabelled: float, big_n: int) -> flo
     return (v_labelled + v_unlabelled) ** 2 / den
 
 
+def _pseudo(n: int, bounds: Bounds) -> float:
+    """Variance of the labelled mean from two pseudo-items at ``r̄ ± h``, ``h`` = range / 4."""
+    if bounds is None:
+        return 0.0
+    h = (bounds[1] - bounds[0]) / 4
+    return 2 * h * h / (n * (n + 1))
+
+
 def _degenerate(what: str, y: np.ndarray) -> ArgumentError:
     return ArgumentError(
-        f"the labels cover one value only ({len(y)} of {len(y)} are {y[0]:g}) and {what}, "
+        f"the labels cover one value only ({len(y)} of {len(y)} are {y[0]:g}), {what}, "
         "so the interval would have width 0; label more items, including the other class",
         y_labelled=NAME_ONLY,
     )
@@ -273,8 +291,15 @@ def ppi_mean_interval(
     ------
     ArgumentError
         Different numbers of labels and verdicts, fewer than 2 labelled or
-        unlabelled items, NaNs, values outside ``bounds``, or labels that are all
-        one value with a judge that agrees with every one of them (no variance).
+        unlabelled items, NaNs, values outside ``bounds``, or a variance of 0 (the
+        judge agrees with every label and gives the unlabelled items one verdict).
+
+    Warns
+    -----
+    DegenerateInputWarning
+        The labels are all one value and the judge agrees with every one: its
+        error on items of the other value is not measured (the interval is the
+        spread of its verdicts on the unlabelled items alone).
 
     Examples
     --------
@@ -287,7 +312,7 @@ def ppi_mean_interval(
     >>> yhat = [1, 1, 1, 1, 0, 0, 1, 0, 0, 0]
     >>> unl = [1] * 40 + [0] * 50
     >>> ppi_mean_interval(y, yhat, unl, power_tuning=False)
-    ppi 0.544 [0.131, 0.958] (10 labelled, 90 unlabelled, λ=1.00, judge alone 0.450)
+    ppi 0.544 [0.124, 0.965] (10 labelled, 90 unlabelled, λ=1.00, judge alone 0.450)
     """
     confidence = check_confidence(confidence)
     y = _array(y_labelled, "y_labelled", bounds)
@@ -300,17 +325,24 @@ def ppi_mean_interval(
     else:
         lam, v_lab = 1.0, float(np.var(y - f_lab, ddof=1)) / n
     rectifier = y - lam * f_lab
-    if np.ptp(y) == 0 and np.ptp(rectifier) == 0:
-        raise _degenerate("the judge agrees with every one of them", y)
+    one_value = bool(np.ptp(y) == 0 and np.ptp(rectifier) == 0)  # its error is unmeasured
     v_unl = lam**2 * float(np.var(f_unl, ddof=1)) / big_n
-    se = math.sqrt(v_lab + v_unl)
     scale = float(np.var(y)) + float(np.var(np.concatenate([f_lab, f_unl])))
-    if se**2 <= _ZERO_SHARE * scale / n:  # zero but for round-off
+    if v_lab + v_unl <= _ZERO_SHARE * scale / n:  # zero but for round-off
+        if one_value:
+            raise _degenerate("the judge agrees with every one and gives every unlabelled "
+                              "item one verdict", y)  # fmt: skip
         raise ArgumentError("the judge gives every unlabelled item the same verdict and "
                             "agrees with every label, so the interval would have width 0; "
                             "label more items", yhat_unlabelled=NAME_ONLY)  # fmt: skip
+    if one_value:
+        warnings.warn(f"the labels cover one value only ({n} of {n} are {y[0]:g}) and the "
+                      "judge agrees with every one: its error elsewhere is not measured and the "
+                      "interval holds only its verdicts' spread; label items of the other class",
+                      DegenerateInputWarning, stacklevel=2)  # fmt: skip
+    v_lab += _pseudo(n, bounds)
     return _finish(
-        lam * float(f_unl.mean()) + float(rectifier.mean()), se,
+        lam * float(f_unl.mean()) + float(rectifier.mean()), math.sqrt(v_lab + v_unl),
         _welch_df(v_lab, n, v_unl, big_n), confidence, bounds,
         n_labelled=n, n_unlabelled=big_n, lambda_=lam,
         naive_estimate=float(np.concatenate([f_lab, f_unl]).mean()),
@@ -321,12 +353,14 @@ def ppi_mean_interval(
 def classical_mean_interval(
     y_labelled: Any, *, confidence: float = 0.95, bounds: Bounds = RATE
 ) -> PPIEstimate:
-    """The labels-only interval: ``mean(y) ± z · sd(y) / sqrt(n)`` (PPI with ``λ = 0``).
+    """The labels-only interval: ``mean(y) ± t · sd(y) / sqrt(n)`` (PPI with ``λ = 0``).
+
+    With the same two pseudo-items as :func:`ppi_mean_interval` (see the module).
 
     Examples
     --------
     >>> classical_mean_interval([1] * 15 + [0] * 5)
-    classical 0.750 [0.542, 0.958] (20 labelled, 0 unlabelled, λ=0.00)
+    classical 0.750 [0.539, 0.961] (20 labelled, 0 unlabelled, λ=0.00)
     """
     confidence = check_confidence(confidence)
     y = _array(y_labelled, "y_labelled", bounds)
@@ -336,7 +370,7 @@ def classical_mean_interval(
         )
     if np.ptp(y) == 0:
         raise _degenerate("nothing else is known", y)
-    se = float(np.std(y, ddof=1)) / math.sqrt(len(y))
+    se = math.sqrt(float(np.var(y, ddof=1)) / len(y) + _pseudo(len(y), bounds))
     return _finish(
         float(y.mean()), se, len(y) - 1, confidence, bounds, n_labelled=len(y), n_unlabelled=0,
         lambda_=0.0, naive_estimate=float("nan"), method="classical",
@@ -413,7 +447,7 @@ def ppi_paired_difference(
     >>> f_a, f_b = [1, 1, 1, 1, 0] * 4, [1, 1, 0, 1, 0] * 4
     >>> unl_a, unl_b = [1] * 80, [1] * 60 + [0] * 20
     >>> ppi_paired_difference(y_a, y_b, f_a, f_b, unl_a, unl_b, power_tuning=False)
-    ppi -0.050 [-0.262, 0.162] (20 labelled, 80 unlabelled, λ=1.00, judge alone -0.240)
+    ppi -0.050 [-0.274, 0.174] (20 labelled, 80 unlabelled, λ=1.00, judge alone -0.240)
     """
     if method not in ("ppi", "classical", "naive"):
         raise ArgumentError("{method}; expected 'ppi', 'classical' or 'naive'", method=method)
