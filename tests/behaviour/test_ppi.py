@@ -326,3 +326,14 @@ def test_ppi_interval_for_the_change_covers_with_a_biased_judge(coverage_rows: l
     # and power tuning buys a narrower interval than the labels alone
     for judge in judges:
         assert by[judge, "ppi++"]["mean_width"] < by[judge, "labels-only"]["mean_width"]
+
+
+def test_ppi_interval_covers_when_the_fine_tune_changes_little() -> None:
+    # Δ = −0.04: few per-prompt differences are not 0; a fine-tune that only rewords
+    # its refusals fails the naive interval almost always
+    audit = judge_ppi_coverage.AUDITS[1]
+    rows = judge_ppi_coverage.coverage(reps=400, seed=1, audit=audit)
+    by = {(r["judge"], r["method"]): r["coverage"] for r in rows}
+    for judge in {r["judge"] for r in rows}:
+        assert by[judge, "ppi++"] >= 0.94, judge
+    assert by["misses 10 % / 30 % (reworded)", "naive"] < 0.2
