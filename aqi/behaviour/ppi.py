@@ -256,6 +256,24 @@ def _degenerate(what: str, y: np.ndarray) -> ArgumentError:
     )
 
 
+def _check_variance(y: np.ndarray, rectifier: np.ndarray, f: np.ndarray, var: float) -> None:
+    """Refuse a variance of 0; warn when the labels are one value the judge always agrees with."""
+    n = len(y)
+    one_value = bool(np.ptp(y) == 0 and np.ptp(rectifier) == 0)  # its error is unmeasured
+    if var <= _ZERO_SHARE * (float(np.var(y)) + float(np.var(f))) / n:  # 0 but for round-off
+        if one_value:
+            raise _degenerate("the judge agrees with every one and gives every unlabelled "
+                              "item one verdict", y)  # fmt: skip
+        raise ArgumentError("the judge gives every unlabelled item the same verdict and "
+                            "agrees with every label, so the interval would have width 0; "
+                            "label more items", yhat_unlabelled=NAME_ONLY)  # fmt: skip
+    if one_value:
+        warnings.warn(f"the labels cover one value only ({n} of {n} are {y[0]:g}) and the "
+                      "judge agrees with every one: its error elsewhere is not measured and the "
+                      "interval holds only its verdicts' spread; label items of the other class",
+                      DegenerateInputWarning, stacklevel=3)  # fmt: skip
+
+
 def ppi_mean_interval(
     y_labelled: Any,
     yhat_labelled: Any,
@@ -326,21 +344,8 @@ def ppi_mean_interval(
     else:
         lam, v_lab = 1.0, float(np.var(y - f_lab, ddof=1)) / n
     rectifier = y - lam * f_lab
-    one_value = bool(np.ptp(y) == 0 and np.ptp(rectifier) == 0)  # its error is unmeasured
     v_unl = lam**2 * float(np.var(f_unl, ddof=1)) / big_n
-    scale = float(np.var(y)) + float(np.var(np.concatenate([f_lab, f_unl])))
-    if v_lab + v_unl <= _ZERO_SHARE * scale / n:  # zero but for round-off
-        if one_value:
-            raise _degenerate("the judge agrees with every one and gives every unlabelled "
-                              "item one verdict", y)  # fmt: skip
-        raise ArgumentError("the judge gives every unlabelled item the same verdict and "
-                            "agrees with every label, so the interval would have width 0; "
-                            "label more items", yhat_unlabelled=NAME_ONLY)  # fmt: skip
-    if one_value:
-        warnings.warn(f"the labels cover one value only ({n} of {n} are {y[0]:g}) and the "
-                      "judge agrees with every one: its error elsewhere is not measured and the "
-                      "interval holds only its verdicts' spread; label items of the other class",
-                      DegenerateInputWarning, stacklevel=2)  # fmt: skip
+    _check_variance(y, rectifier, np.concatenate([f_lab, f_unl]), v_lab + v_unl)
     v_lab += _pseudo(n, bounds)
     return _finish(
         lam * float(f_unl.mean()) + float(rectifier.mean()), math.sqrt(v_lab + v_unl),
