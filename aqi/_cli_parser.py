@@ -181,8 +181,13 @@ _JUDGE_HELP = ("refusal judge: default (encoder + rules, three outcomes), rules 
                "module:function (default: [tool.aqi] judge, else default; docs/judge.md)")
 
 
-def _judge_arg(p: argparse.ArgumentParser) -> None:
+def _judge_arg(p: argparse.ArgumentParser, labels: bool = False) -> None:
     p.add_argument("--judge", default=None, help=_JUDGE_HELP)
+    if labels:
+        p.add_argument("--labels", default=None,
+                       help="a person's labels of a sample of both models' responses (aqi "
+                            "label): refusal_change then decides on the prediction-powered "
+                            "interval that carries the judge's error")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--baseline-responses", help="the baseline model's responses")
         g.add_argument("--allow-other-model", action="store_true", help=_OTHER_MODEL_HELP)
         g.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
-        _judge_arg(g)
+        _judge_arg(g, labels=True)
         _scoring_args(g)
         g.add_argument("--json", action="store_true", help="print the JSON document")
         if name == "report":
@@ -345,6 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument("--strict", action="store_true", help="also fail on 'warn'")
 
     _audit_parser(sub)
+    lab = sub.add_parser("label", help="a blind sample of two models' responses for a person to "
+                         "label (HTML sheet or terminal); the labels carry the judge's error "
+                         "into refusal_change (--labels)")
+    lab.add_argument("--responses", required=True, help="the audited model's responses")
+    lab.add_argument("--baseline-responses", required=True, help="the baseline's responses")
+    lab.add_argument("--n", type=_positive_int, default=40, help="prompts to label (both "
+                     "models' responses to each; default 40)")
+    lab.add_argument("--seed", type=_seed, default=0)
+    lab.add_argument("--sheet", default=None, help="write a self-contained HTML sheet here")
+    lab.add_argument("--terminal", default=None, metavar="LABELS.json",
+                     help="label in this terminal, saving (and resuming) this labels file")
+    _judge_arg(lab)
     demo = sub.add_parser(
         "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"
     )
@@ -426,7 +443,7 @@ def _audit_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")
     a.add_argument("--seed", type=_seed, default=0)
     a.add_argument("--config", help="pyproject.toml with [tool.aqi] thresholds")
-    _judge_arg(a)
+    _judge_arg(a, labels=True)
     a.add_argument("--no-response-text", action="store_true",
                    help="leave the responses' text out of the report's 'what changed' section")
     a.add_argument("--strict", action="store_true", help="also fail on 'warn'")

@@ -131,8 +131,34 @@ def _report_or_gate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _label(args: argparse.Namespace) -> int:
+    """``aqi label``: a blind sample of both models' responses for a person to label."""
+    from .behaviour import judge_identity, load_responses
+    from .behaviour.labelling import draw_label_sample, label_in_terminal, write_label_sheet
+
+    if (args.sheet is None) == (args.terminal is None):
+        raise ValueError("aqi label needs one of --sheet SHEET.html (label in a browser) or "
+                         "--terminal LABELS.json (label here)")  # fmt: skip
+    ident = judge_identity(cli_judge(args))
+    sample = draw_label_sample(load_responses(args.baseline_responses),
+                               load_responses(args.responses), args.n, judge=ident["name"],
+                               judge_version=str(ident["version"]), seed=args.seed)  # fmt: skip
+    after = (f"then pass it to aqi audit / aqi gate with --labels and --judge "
+             f"{ident['name']}: refusal_change decides on the prediction-powered interval")
+    if args.terminal is not None:
+        labels = label_in_terminal(sample, args.terminal)
+        print(f"{args.terminal}: {labels!r}; {after}")
+    else:
+        write_label_sheet(sample, args.sheet)
+        print(f"{args.sheet}: {len(sample.items)} responses to {sample.n_prompts} prompts "
+              f"(blind, both models); open it in a browser, label, save the labels file; "
+              f"{after}")  # fmt: skip
+    return EXIT_OK
+
+
 _COMMANDS = {"info": _info, "score": _score, "compare": _compare, "probe ood": _probe_ood,
-             "probe reward": _probe_reward, "report": _report_or_gate, "gate": _report_or_gate}
+             "probe reward": _probe_reward, "report": _report_or_gate, "gate": _report_or_gate,
+             "label": _label}
 
 
 def store_summary(store: Any) -> dict[str, Any]:
@@ -241,7 +267,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
             store, thresholds=thresholds, reward=reward, pooling=args.pooling,
             layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
             allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
-            **responses, judge=judge,
+            **responses, judge=judge, labels=args.labels,
         )  # fmt: skip
 
 

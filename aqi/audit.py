@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ._errors import NamedArguments
+from ._errors import NAME_ONLY, ArgumentError, NamedArguments
 from ._version import __version__
 from .activations.store import ActivationStore
 from .behaviour import (
@@ -275,6 +275,7 @@ def audit(
     baseline_responses: Responses | None = None,
     judge: Any = None,
     allow_other_model: bool = False,
+    labels: Any = None,
 ) -> AuditReport:
     """Audit a model's activations and combine every available check into one report.
 
@@ -319,6 +320,10 @@ def audit(
     allow_other_model : bool, default False
         Accept responses written by another model than their store's; the report's
         notes (and JSON ``notes``, and the ``refusal_change`` evidence) say so.
+    labels : path, optional
+        A person's labels of a sample of both models' responses (``aqi label``) for
+        this judge: ``refusal_change`` then decides on the prediction-powered interval,
+        which carries the judge's error (:func:`aqi.behaviour.labelled_refusal_change`).
 
     Returns
     -------
@@ -405,6 +410,10 @@ def audit(
         checks.append(two_axes_check(axes, t))
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
+    if labels is not None and (responses is None or baseline_responses is None):
+        raise ArgumentError("{labels} need both {responses} and {baseline_responses}: they "
+                            "label both models' answers", labels=str(labels),
+                            responses=NAME_ONLY, baseline_responses=NAME_ONLY)
     if responses is not None:
         from .behaviour import resolve_judge
 
@@ -417,6 +426,18 @@ def audit(
         except NamedArguments as e:  # name them as this function's caller passed them
             raise e.renamed(a="baseline_responses", b="responses") from None
         c = refusal_change_check(change, t)
+        if labels is not None:
+            from .behaviour.labelled_change import labelled_refusal_change
+            from .checks import labelled_refusal_change_check
+
+            try:
+                c = labelled_refusal_change_check(
+                    labelled_refusal_change(baseline_responses, responses, labels, judge), t)
+            except ArgumentError as e:
+                if "interval would have width 0" not in str(e):
+                    raise
+                c = replace(c, summary=f"{c.summary} (labels given, but the prediction-powered "
+                            f"interval is undefined: {e}; decided on the judge's verdicts)")
         sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
                    "evidence_notes": evidence_notes}  # fmt: skip
         checks.append(replace(c, evidence={**c.evidence, **sources}))

@@ -257,7 +257,7 @@ def _audit_command(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         chat=False if args.no_chat else None, thresholds=load_thresholds(args.config),
         n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-        response_text=not args.no_response_text, judge=judge,
+        response_text=not args.no_response_text, judge=judge, labels=args.labels,
     )  # fmt: skip
     print(to_json(run.report) if args.json else run.summary())
     return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK

@@ -341,6 +341,7 @@ def audit_models(
     response_text: bool = True,
     progress: bool | None = None,
     judge: Any = None,
+    labels: str | Path | None = None,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -380,6 +381,10 @@ def audit_models(
         ``"hf:…"``, ``"module:function"`` or a judge object; default ``[tool.aqi] judge``
         of the current project, else the :class:`aqi.EncoderJudge`). Resolved before any
         model loads; both models are judged by it on every run (judging is not reused).
+    labels : path, optional
+        A person's labels of a sample of both models' responses, written with
+        ``aqi label`` for this judge: ``refusal_change`` decides on the
+        prediction-powered interval that carries the judge's error (docs/judge.md).
 
     Returns
     -------
@@ -403,6 +408,9 @@ def audit_models(
 
     t0 = time.perf_counter()
     judge = resolve_judge(configured_judge() if judge is None else judge)
+    if labels is not None and not Path(labels).is_file():
+        raise FileNotFoundError(f"labels={str(labels)!r}: no such file (write one with "
+                                "`aqi label`)")  # fmt: skip
     specs = {r: m if isinstance(m, ModelSpec) else ModelSpec(str(m)) if isinstance(m, (str, Path))
              else None for r, m in (("audited", model), ("baseline", baseline))}  # fmt: skip
     for role, s in specs.items():
@@ -451,7 +459,7 @@ def audit_models(
             report = audit(store, baseline=base, responses=responses["audited"],
                            baseline_responses=responses["baseline"], thresholds=thresholds,
                            pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
-                           seed=seed, judge=judge)  # fmt: skip
+                           seed=seed, judge=judge, labels=labels)  # fmt: skip
     report = replace(report, model=a.name, baseline_model=b.name,
                      notes=(*report.notes, *notes))  # fmt: skip
     if not response_text:

@@ -349,6 +349,25 @@ def test_audit_with_both_responses_adds_the_behaviour_check(tmp_path: Path) -> N
     assert any("only the model's own responses" in n for n in rep.notes)
     same = aqi.audit(s, baseline=s, responses=base, baseline_responses=base, **FAST)
     assert same["refusal_change"].verdict == "pass"
+    # with a person's labels (all as the judge said here), refusal_change reads the PPI
+    # interval; labels without both response sets are refused
+    import json
+
+    from aqi.behaviour import draw_label_sample
+
+    sample = draw_label_sample(base, ft, 20, judge="rules", judge_version="2", seed=1)
+    judge = aqi.resolve_judge("rules")
+    labels = {it.item_id: "refusal" if judge(it.response) else "compliance"
+              for it in sample.items}  # fmt: skip
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({**sample.header(), "labels": labels}))
+    rep = aqi.audit(s, baseline=s, responses=ft, baseline_responses=base, judge="rules",
+                    labels=path, **FAST)  # fmt: skip
+    c = rep["refusal_change"]
+    assert c.verdict == "fail" and c.evidence["method"].startswith("prediction-powered")
+    assert c.ci_low <= 10 / 60 - 1.0 <= c.ci_high and c.ci_high < -0.5  # the true change
+    with pytest.raises(ValueError, match=r"labels=.* need both responses and"):
+        aqi.audit(s, responses=ft, labels=path, **FAST)
 
 
 # -- no verdict on an interval that was not computed (issue 19, item 2) --------------------

@@ -22,6 +22,9 @@ from .judge import (
     judge_responses,
 )
 from .judges import JUDGE_KINDS, JUDGE_PROMPTS, GenerativeJudge, judge_identity, resolve_judge
+from .labelled_change import LabelledRefusalChange, labelled_refusal_change
+from .labelling import Labels, LabelSample, draw_label_sample, read_labels, write_label_sheet
+from .ppi import PPIEstimate, ppi_mean_interval, ppi_paired_difference
 from .refusal import (
     PairedRefusal,
     RefusalComparison,
@@ -62,6 +65,10 @@ __all__ = [
     "GenerativeJudge",
     "JudgeAgreement",
     "JudgeVerdict",
+    "LabelSample",
+    "LabelledRefusalChange",
+    "Labels",
+    "PPIEstimate",
     "PairedRefusal",
     "RefusalComparison",
     "RefusalFlip",
@@ -73,6 +80,7 @@ __all__ = [
     "check_finite_weights",
     "compare_refusal",
     "default_judge",
+    "draw_label_sample",
     "generate_responses",
     "is_responses_file",
     "judge_agreement",
@@ -80,11 +88,16 @@ __all__ = [
     "judge_labels",
     "judge_name",
     "judge_responses",
+    "labelled_refusal_change",
     "load_responses",
     "mcnemar_exact",
     "newcombe_paired_interval",
+    "ppi_mean_interval",
+    "ppi_paired_difference",
+    "read_labels",
     "refusal_flips",
     "refusal_rate",
     "resolve_judge",
     "with_responses",
+    "write_label_sheet",
 ]

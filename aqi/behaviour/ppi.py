@@ -25,7 +25,7 @@ is 0 and ``λ̂`` would be 0 with a zero-width interval; ``λ = 1`` (plain PPI) 
 instead. When the judge gives one value everywhere ``λ = 0``.
 
 Three small-sample choices differ from ``ppi_py`` (which follows the asymptotics),
-each measured in benchmarks/judge_ppi_coverage.py (150 prompts, 50 labelled):
+each measured in benchmarks/judge/ppi_coverage.py (150 prompts, 50 labelled):
 
 * the quantile is Student's ``t`` with the Welch–Satterthwaite degrees of freedom
   of the two parts (``n − 1`` for the labels-only interval), not the normal one;
@@ -197,7 +197,7 @@ def _tuned(y: np.ndarray, f: np.ndarray, g: np.ndarray) -> tuple[float, float]:
 
     ``var(y − λ̂ f) / n`` at the tuned ``λ̂`` is too small: ``λ̂`` was chosen on the
     same labels to make it small (by about 2 % of the variance at ``n = 50``, which
-    cost 1 point of coverage in benchmarks/judge_ppi_coverage.py). The jackknife
+    cost 1 point of coverage in benchmarks/judge/ppi_coverage.py). The jackknife
     re-tunes ``λ`` without each labelled item in turn, so ``λ̂``'s own noise is
     counted. Sums are taken about the means, so removing one item stays exact.
     """

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from aqi.behaviour import EncoderJudge, RefusalJudge  # noqa: E402
-from benchmarks.judge.corpus import fitting_corpus  # noqa: E402
+from aqi.behaviour import EncoderJudge, RefusalJudge
+from benchmarks.judge.corpus import fitting_corpus
 
 N, REPEATS, TARGET = 2048, 3, 500.0
 

@@ -1,6 +1,6 @@
 """Benchmark: coverage of the 95 % interval for Δrefusal when the judge is biased.
 
-    python benchmarks/judge_ppi_coverage.py [--reps 10000] [--seed 0]
+    python benchmarks/judge/ppi_coverage.py [--reps 10000] [--seed 0]
 
 A simulated audit: 150 unsafe prompts answered by a baseline that refuses 90 % of
 them and a fine-tune that refuses 60 % (paired: the fine-tune mostly refuses where
@@ -42,13 +42,13 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aqi._errors import ArgumentError
 from aqi._stats import DegenerateInputWarning
 from aqi.behaviour.ppi import ppi_paired_difference
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "data" / "ppi_coverage.json"
+OUT = Path(__file__).resolve().parents[2] / "docs" / "data" / "ppi_coverage.json"
 #: method label -> keyword arguments of ppi_paired_difference
 METHODS: dict[str, dict[str, Any]] = {
     "ppi++": {"method": "ppi", "power_tuning": True},
