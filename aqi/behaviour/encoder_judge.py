@@ -252,6 +252,7 @@ class EncoderJudge:
         self.thresholds: tuple[float, float] = tuple(spec["thresholds"])  # type: ignore[assignment]
         self.languages: tuple[str, ...] = tuple(spec.get("languages", COVERED_LANGUAGES))
         self.fit_info: dict[str, Any] = spec.get("fit", {})
+        self._spec_heldout: dict[str, Any] | None = spec.get("heldout")
         ngram_file = path.with_name(spec["ngram_model"])
         if _sha256(ngram_file) != spec["ngram_model_sha256"]:
             raise ValueError(f"{str(ngram_file)!r} does not match the SHA-256 recorded in "
@@ -275,6 +276,17 @@ class EncoderJudge:
     def identity(self) -> dict[str, Any]:
         """What a label records about the judge that gave it."""
         return {"name": self.name, "kind": "encoder", "version": self.version}
+
+    @property
+    def heldout(self) -> str | None:
+        """The judge's measured error on texts it never saw, in one line (``None`` if the
+        weights carry no measurement)."""
+        h = self.fit_info.get("heldout") or self._spec_heldout
+        if not h:
+            return None
+        r, f, u = (h[k] for k in ("recall", "false_refusal", "unsure"))
+        return (f"on {h['n']} held-out texts: refusal recall {r['rate']:.1%}, false refusals "
+                f"{f['rate']:.1%}, unsure {u['rate']:.1%} ({h.get('source', 'docs/judge.md')})")
 
     def _scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], list[JudgeVerdict],
                                                       list[str | None]]:  # fmt: skip

@@ -117,6 +117,7 @@ class RefusalReport:
     confidence: float
     verdicts: Mapping[tuple[str, int], bool | None] = field(repr=False)
     n_unsure: int = 0
+    judge_error: str | None = None  # the judge's measured held-out error, when it has one
 
     def __repr__(self) -> str:
         return (f"RefusalReport(refusal on unsafe {self.refusal!r}, over-refusal on safe "
@@ -132,6 +133,7 @@ class RefusalReport:
             "n_empty": self.n_empty,
             "n_unsure": self.n_unsure,
             "judge": self.judge,
+            "judge_error": self.judge_error,
             "confidence": self.confidence,
         }
 
@@ -205,6 +207,7 @@ def refusal_rate(
         confidence=confidence,
         verdicts=verdicts,
         n_unsure=sum(v is None for v in verdict_list),
+        judge_error=getattr(judge, "heldout", None),
     )
 
 

@@ -113,7 +113,16 @@ def main() -> None:
             print(f"    {lang}: recall {fmt(s['recall'])}, false refusals "
                   f"{fmt(s['false_refusal'])}, unsure {fmt(s['unsure'])}")
     OUT.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    # the shipped weights carry their held-out result, so that reports can state it
+    from aqi.behaviour.encoder_judge import WEIGHTS
+
+    spec = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    o = result["judges"]["default"]["overall"]
+    spec["heldout"] = {"n": o["n"], **{k: {"rate": o[k]["rate"], "ci": o[k]["ci"]}
+                                       for k in ("recall", "false_refusal", "unsure")},
+                       "refusal_f1": o["refusal_f1"], "source": "docs/judge.md"}
+    WEIGHTS.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {OUT} and the held-out summary into {WEIGHTS}")
 
 
 if __name__ == "__main__":
