@@ -176,9 +176,10 @@ def _prompt_args(p: argparse.ArgumentParser) -> None:
                        help=f"{col} column of --prompts (default {col!r})")
 
 
-_JUDGE_HELP = ("refusal judge: default (encoder + rules, three outcomes), rules (phrases "
-               "only), hf:<hub id or folder>[@label|@wildguard|@llamaguard3|@harmbench], or "
-               "module:function (default: [tool.aqi] judge, else default; docs/judge.md)")
+_JUDGE_HELP = ("refusal judge: default = rules (the phrase rules), encoder (meaning + rules, "
+               "three outcomes; opt-in: docs/judge.md), hf:<hub id or folder>[@label|"
+               "@wildguard|@llamaguard3|@harmbench], or module:function (default: [tool.aqi] "
+               "judge, else the rules)")
 
 
 def _judge_arg(p: argparse.ArgumentParser, labels: bool = False) -> None:

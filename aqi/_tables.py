@@ -121,7 +121,7 @@ def refusal_table(report: Any) -> str:
     >>> print(refusal_table(refusal_rate(rs)))
     category refusal (unsafe)   rate          95% CI over-refusal (safe) rate        95% CI
     all                   1/1 100.0% [20.7%, 100.0%]                 0/1 0.0% [0.0%, 79.3%]
-    judge: default (encoder v1)
+    judge: rules (rules v2)
     """
     conf = f"{report.confidence:.0%} CI"
     rows = [("category", "refusal (unsafe)", "rate", conf, "over-refusal (safe)", "rate", conf)]

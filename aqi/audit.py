@@ -315,7 +315,8 @@ def audit(
         (:func:`check_responses`).
     judge : judge or judge name, optional
         Refusal judge for ``responses`` (:func:`aqi.resolve_judge`; default the
-        :class:`aqi.EncoderJudge`). Both models' responses are judged by this one judge,
+        :class:`aqi.RefusalJudge`, the phrase rules).
+        Both models' responses are judged by this one judge,
         whatever judged them before.
     allow_other_model : bool, default False
         Accept responses written by another model than their store's; the report's

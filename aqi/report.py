@@ -155,7 +155,7 @@ def _behaviour(report: AuditReport) -> str:
         f"of prompts, judged by {_e(b.judge)} (Wilson 95% intervals; {b.n_empty} empty "
         f"responses counted; {getattr(b, 'n_unsure', 0)} responses the judge was unsure of, "
         "left out of the rates). The judge's own error "
-        f"{_e(getattr(b, 'judge_error', None) or 'is not measured (docs/judge.md)')}; "
+        f"{_e(getattr(b, 'judge_error', None) or 'on held-out texts: docs/judge.md')}; "
         "aqi label + --labels carry it into refusal_change.</p>"
         f"<table><tr><th>measure</th><th>rate [95% CI] (refused/total)</th></tr>{rows}</table>"
         + change

@@ -379,7 +379,8 @@ def audit_models(
     judge : judge or judge name, optional
         The refusal judge (:func:`aqi.resolve_judge`: ``"default"``, ``"rules"``,
         ``"hf:…"``, ``"module:function"`` or a judge object; default ``[tool.aqi] judge``
-        of the current project, else the :class:`aqi.EncoderJudge`). Resolved before any
+        of the current project, else the phrase rules, :class:`aqi.RefusalJudge`). Resolved
+        before any
         model loads; both models are judged by it on every run (judging is not reused).
     labels : path, optional
         A person's labels of a sample of both models' responses, written with
@@ -444,9 +445,9 @@ def audit_models(
         t = time.perf_counter()
         with show.phase("judge", role, specs[role].name, len(rs)):
             rate = refusal_rate(rs, judge)
-            labels = {f"{k[0]}#{k[1]}": v for k, v in rate.verdicts.items()}
+            judged = {f"{k[0]}#{k[1]}": v for k, v in rate.verdicts.items()}
             (folders[role] / "refusal.json").write_text(json.dumps(
-                {**rate.to_dict(), "judge_identity": judge_identity(judge), "labels": labels},
+                {**rate.to_dict(), "judge_identity": judge_identity(judge), "labels": judged},
                 default=str))  # fmt: skip
         log.append(PhaseRecord("judge", role, "ran", time.perf_counter() - t, len(rs)))
     t = time.perf_counter()

@@ -5,7 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
-from .encoder_judge import JUDGE_LABELS, EncoderJudge, EncoderVerdict, default_judge
+from .encoder_judge import JUDGE_LABELS, EncoderJudge, EncoderVerdict, load_encoder_judge
 from .flips import RefusalFlip, refusal_flips
 from .generate import GenerationInterrupted, check_finite_weights, generate_responses
 from .judge import (
@@ -79,7 +79,6 @@ __all__ = [
     "Responses",
     "check_finite_weights",
     "compare_refusal",
-    "default_judge",
     "draw_label_sample",
     "generate_responses",
     "is_responses_file",
@@ -89,6 +88,7 @@ __all__ = [
     "judge_name",
     "judge_responses",
     "labelled_refusal_change",
+    "load_encoder_judge",
     "load_responses",
     "mcnemar_exact",
     "newcombe_paired_interval",

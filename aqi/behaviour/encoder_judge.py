@@ -1,4 +1,9 @@
-"""The default refusal judge: what the rules know plus a model fitted on a text encoder.
+"""The encoder refusal judge: what the rules know plus a model fitted on a text encoder.
+
+Not the default (``judge="encoder"`` / ``--judge encoder`` selects it): on texts written in
+voices the phrase rules were not written for it finds 95 % of refusals where the rules find
+12 %, but on 152 real SmolLM2-135M-Instruct responses read by a person it agreed 64.5 %
+(54 compliant answers called refusals) where the rules agree >= 95 % (docs/judge.md).
 
 :class:`EncoderJudge` reads a response three ways and lets a logistic model
 fitted on a labelled corpus weigh them:
@@ -46,8 +51,14 @@ from .._errors import MissingPackageError
 from ._judge_lang import COVERED_LANGUAGES, detect_language, foreign_refusal_phrase
 from .judge import JudgeVerdict, RefusalJudge
 
-__all__ = ["ENCODER_PACKAGE", "JUDGE_LABELS", "EncoderJudge", "EncoderVerdict", "default_judge",
-           "encoder_dir"]
+__all__ = [
+    "ENCODER_PACKAGE",
+    "JUDGE_LABELS",
+    "EncoderJudge",
+    "EncoderVerdict",
+    "encoder_dir",
+    "load_encoder_judge",
+]
 
 #: The three outcomes of a judge.
 JUDGE_LABELS = ("refusal", "compliance", "unsure")
@@ -203,7 +214,7 @@ def _sha256(path: Path) -> str:
 
 
 class EncoderJudge:
-    """The default refusal judge (see the module docstring): three outcomes, offline, on CPU.
+    """The encoder refusal judge (see the module docstring): three outcomes, offline, on CPU.
 
     Parameters
     ----------
@@ -232,7 +243,7 @@ class EncoderJudge:
     'empty response'
     """
 
-    name = "default"
+    name = "encoder"
 
     def __init__(self, weights: str | Path | None = None, *, batch_size: int = 128) -> None:
         path = WEIGHTS if weights is None else Path(weights)
@@ -375,6 +386,6 @@ def _corpus(path: Path | None, sha: str | None) -> dict[str, np.ndarray] | None:
 
 
 @functools.lru_cache(maxsize=1)
-def default_judge() -> EncoderJudge:
+def load_encoder_judge() -> EncoderJudge:
     """The shipped :class:`EncoderJudge` (loaded once per process)."""
     return EncoderJudge()

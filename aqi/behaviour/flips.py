@@ -88,7 +88,7 @@ def refusal_flips(
         left out: :func:`aqi.behaviour.compare_refusal` refuses them).
     judge : judge, judge name or None
         Anything :func:`~aqi.behaviour.resolve_judge` takes (default the
-        :class:`~aqi.behaviour.EncoderJudge`); a pair with an unsure label is no flip.
+        :class:`~aqi.behaviour.RefusalJudge`); a pair with an unsure label is no flip.
     texts : mapping, optional
         ``{prompt id: prompt text}`` (e.g. from the store); default: empty texts.
     sample : int, default 0

@@ -369,7 +369,7 @@ def judge_labels(
     responses : Responses or sequence of Response
     judge : judge, judge name or None
         Anything :func:`aqi.behaviour.resolve_judge` takes (``None``: the default
-        :class:`~aqi.behaviour.EncoderJudge`). A judge answers ``"refusal"``,
+        :class:`RefusalJudge`). A judge answers ``"refusal"``,
         ``"compliance"`` or ``"unsure"`` (``True``/``False`` are read as refusal and
         compliance); a judge with ``batch(texts)`` is called once per list.
 

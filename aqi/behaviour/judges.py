@@ -1,4 +1,4 @@
-"""Judges by name: ``rules``, ``default``, ``hf:<hub id or folder>``, ``module:function``.
+"""Judges by name: ``default``/``rules``, ``encoder``, ``hf:<id or folder>``, ``module:function``.
 
 Every place that takes a judge — ``aqi generate``/``audit``/``gate``/``label``,
 :func:`aqi.audit_models`, the pytest plugin and ``[tool.aqi] judge = ...`` — resolves
@@ -26,7 +26,7 @@ from .judge import RULES_VERSION, ClassifierJudge, RefusalJudge
 
 __all__ = ["JUDGE_KINDS", "JUDGE_PROMPTS", "GenerativeJudge", "judge_identity", "resolve_judge"]
 
-JUDGE_KINDS = ("default", "rules", "hf:<hub id or folder>[@<refusal label>]",
+JUDGE_KINDS = ("default", "rules", "encoder", "hf:<hub id or folder>[@<refusal label>]",
                "module:function")  # fmt: skip
 
 #: Published judge prompts for causal-LM judges, and how their answer is read. Each
@@ -207,12 +207,15 @@ def resolve_judge(judge: str | Callable[..., Any] | None) -> Any:
     Parameters
     ----------
     judge : str, callable or None
-        ``None`` or ``"default"``: :class:`~aqi.behaviour.EncoderJudge`; ``"rules"``:
-        :class:`~aqi.behaviour.RefusalJudge`; ``"hf:<hub id or folder>"``: a sequence
-        classifier (``@<label>`` names its refusal label when it is not called
-        "refusal") or a causal LM with ``@wildguard``, ``@llamaguard3`` or ``@harmbench``
-        (:data:`JUDGE_PROMPTS`), loaded offline; ``"module:function"``: any importable
-        callable (a class is instantiated without arguments).
+        ``None``, ``"default"`` or ``"rules"``: :class:`~aqi.behaviour.RefusalJudge`, the
+        phrase rules (the default: the encoder judge agreed with a person on only 64.5 % of
+        real SmolLM2 responses, docs/judge.md); ``"encoder"``:
+        :class:`~aqi.behaviour.EncoderJudge` (meaning + rules, three outcomes);
+        ``"hf:<hub id or folder>"``: a sequence classifier (``@<label>`` names its refusal
+        label when it is not called "refusal") or a causal LM with ``@wildguard``,
+        ``@llamaguard3`` or ``@harmbench`` (:data:`JUDGE_PROMPTS`), loaded offline;
+        ``"module:function"``: any importable callable (a class is instantiated without
+        arguments).
 
     Examples
     --------
@@ -222,19 +225,19 @@ def resolve_judge(judge: str | Callable[..., Any] | None) -> Any:
     Traceback (most recent call last):
     ...
     aqi._errors.ArgumentError: judge='oracle' is not a judge; expected one of default, rules, \
-hf:<hub id or folder>[@<refusal label>], module:function
+encoder, hf:<hub id or folder>[@<refusal label>], module:function
     """
-    if judge is None or judge == "default":
-        from .encoder_judge import default_judge
-
-        return default_judge()
+    if judge is None or judge in ("default", "rules"):
+        return RefusalJudge()
     if callable(judge):
         return judge
+    if judge == "encoder":
+        from .encoder_judge import load_encoder_judge
+
+        return load_encoder_judge()
     if not isinstance(judge, str):
         raise ArgumentError(f"{{judge}} is a {type(judge).__name__}; expected a judge name or "
                             f"a callable ({', '.join(JUDGE_KINDS)})", judge=judge)  # fmt: skip
-    if judge == "rules":
-        return RefusalJudge()
     if judge.startswith("hf:"):
         return _hf_judge(judge[3:])
     if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", judge):

@@ -164,7 +164,7 @@ def refusal_rate(
     responses : Responses
     judge : judge, judge name or None
         Anything :func:`~aqi.behaviour.resolve_judge` takes; default the
-        :class:`~aqi.behaviour.EncoderJudge`.
+        :class:`~aqi.behaviour.RefusalJudge` (the phrase rules).
     confidence : float, default 0.95
 
     Examples
@@ -374,7 +374,7 @@ def compare_refusal(
         same prompt ids with the same labels.
     judge : judge, judge name or None
         Anything :func:`~aqi.behaviour.resolve_judge` takes; default the
-        :class:`~aqi.behaviour.EncoderJudge`.
+        :class:`~aqi.behaviour.RefusalJudge` (the phrase rules).
     sample : int, optional
         With several samples per prompt, which one to pair. ``None`` needs
         exactly one response per prompt in both.

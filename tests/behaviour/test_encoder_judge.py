@@ -118,14 +118,17 @@ def test_foreign_phrases_only_in_their_language() -> None:
 
 
 def test_resolve_judge_kinds(judge: EncoderJudge) -> None:
-    assert isinstance(resolve_judge(None), EncoderJudge)
-    assert resolve_judge("default") is resolve_judge(None)  # loaded once
+    # the default is the phrase rules: the encoder judge failed in distribution (docs/judge.md)
+    assert isinstance(resolve_judge(None), RefusalJudge)
+    assert isinstance(resolve_judge("default"), RefusalJudge)
     assert isinstance(resolve_judge("rules"), RefusalJudge)
+    assert isinstance(resolve_judge("encoder"), EncoderJudge)
+    assert resolve_judge("encoder") is resolve_judge("encoder")  # loaded once
     fn = resolve_judge("aqi.behaviour._judge_lang:detect_language")
     assert fn("hello there, the world") == "en" and fn.name.endswith("detect_language")
     assert resolve_judge(len) is len
     with pytest.raises(ValueError, match=r"judge='oracle' is not a judge; expected one of "
-                                         r"default, rules, hf:"):
+                                         r"default, rules, encoder, hf:"):
         resolve_judge("oracle")
     with pytest.raises(ValueError, match="cannot import 'nope'"):
         resolve_judge("aqi.behaviour:nope")
@@ -136,7 +139,7 @@ def test_resolve_judge_kinds(judge: EncoderJudge) -> None:
 
 
 def test_judge_identity() -> None:
-    assert judge_identity(EncoderJudge()) == {"name": "default", "kind": "encoder",
+    assert judge_identity(EncoderJudge()) == {"name": "encoder", "kind": "encoder",
                                               "version": EncoderJudge().version}
     assert judge_identity(RefusalJudge(prefix_chars=10))["kind"] == "rules"
     assert judge_identity(RefusalJudge(openings=["no"]))["version"] is None  # custom rules
@@ -173,9 +176,11 @@ def test_unsure_is_counted_and_left_out_of_rates() -> None:
     assert judge_responses(_rs(texts), three) == (True, False, None, True, False)
 
 
-def test_default_judge_names_itself_in_reports() -> None:
+def test_judges_name_themselves_in_reports() -> None:
     rep = refusal_rate(_rs(["I'm sorry, but I can't help with that."]))
-    assert rep.judge.startswith("default (encoder v")
+    assert rep.judge == "rules (rules v2)" and rep.judge_error is None
+    rep = refusal_rate(_rs(["I'm sorry, but I can't help with that."]), "encoder")
+    assert rep.judge.startswith("encoder (encoder v") and "held-out" in rep.judge_error
 
 
 def test_configured_judge(tmp_path: Path) -> None:

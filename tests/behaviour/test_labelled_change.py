@@ -73,7 +73,7 @@ def test_labels_for_another_judge_or_audit_are_refused(tmp_path: Path,
     base, audited = pair
     labels = _truth_labels(tmp_path / "labels.json", base, audited, resolve_judge("rules"))
     with pytest.raises(ValueError, match="another judge"):
-        labelled_refusal_change(base, audited, labels, "default")
+        labelled_refusal_change(base, audited, labels, "encoder")
     other = _responses([REFUSE] * 40)
     with pytest.raises(ValueError, match="audit"):
         labelled_refusal_change(base, other, labels, "rules")
