@@ -133,15 +133,15 @@ def _check_at_the_door(args: argparse.Namespace) -> None:
     if args.prompts is not None and not args.prompts.strip():
         raise ArgumentError("{prompts} is empty; give a prompt file or prompt set names, or "
                             "leave --prompts out for the bundled set", prompts=repr(args.prompts))
-    models = [("model", args.model, args.gguf_file)]
+    models = [("model", args.model, args.gguf_file, args.dtype)]
     if args.command == "audit":
         from ._cli_parser import baseline_namespace
 
         base = baseline_namespace(args)
-        models.append(("baseline_model", base.model, base.gguf_file))
-    for flag, source, gguf in models:
+        models.append(("baseline_model", base.model, base.gguf_file, base.dtype))
+    for flag, source, gguf, dtype in models:
         if source != "demo":
-            _check_model(flag, source, gguf)
+            _check_model(flag, source, gguf, dtype)
     if args.command == "audit":
         if args.out is not None:
             for path in (Path(args.out), Path(args.out).with_suffix(".json")):
@@ -162,9 +162,15 @@ def _check_at_the_door(args: argparse.Namespace) -> None:
         check_responses_target(args.out)
 
 
-def _check_model(flag: str, source: str, gguf: str | None) -> None:
-    """:func:`aqi.loading.check_model_source`, the message naming the flag."""
-    from .loading import check_model_source
+def _check_model(flag: str, source: str, gguf: str | None, dtype: str) -> None:
+    """:func:`aqi.loading.check_model_source` and the dtype's name, the message naming the
+    flag."""
+    from .loading import DTYPES, check_model_source, dtype_name
+
+    if dtype_name(dtype) not in DTYPES:
+        which = "--dtype " if flag == "model" else "--baseline-model-arg dtype="
+        raise ValueError(f"{which}{dtype} is not supported; expected one of "
+                         f"{', '.join(DTYPES)}")  # fmt: skip
 
     try:
         check_model_source(source, gguf_file=gguf, argument=flag)
