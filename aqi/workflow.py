@@ -260,6 +260,9 @@ def _check_outputs(html: Path, work: Path, inputs: list[Any], overwrite: bool) -
         raise NotADirectoryError(f"workdir {str(work)!r} is a file; give a folder (new, or "
                                  "an aqi audit work folder)")  # fmt: skip
     check_output(work / _MANIFEST, flag="workdir", ours=lambda p: True)  # writable folder
+    if html.suffix.lower() == ".json":
+        raise ValueError(f"report path {str(html)!r} ends in .json, where the JSON document "
+                         "is written beside the HTML report; give an .html path")  # fmt: skip
     inside = [html, html.with_suffix(".json")]
     models = (work / "models").resolve()
     for path in inside:

@@ -400,12 +400,15 @@ def _argv(command: str, tiny_dir: Path, files: dict[str, Path], out: Path | str,
           tmp_path: Path) -> list[str]:  # fmt: skip
     """``aqi COMMAND`` writing ``out``, on the tiny model and the 4-prompt file."""
     model = ["--model", str(tiny_dir), "--prompts", str(files["prompts"])]
+    if command == "audit":
+        base = tmp_path / "base"
+        if not base.exists():
+            _tiny_checkpoint(tiny_dir, tmp_path, "base")
+        return ["--quiet", "audit", *model, "--baseline-model", str(base), "--workdir",
+                str(tmp_path / "work"), "--out", str(out), "--max-new-tokens", "2"]
     return {
         "capture": ["--quiet", "capture", *model, "--out", str(out)],
         "generate": ["--quiet", "generate", *model, "--out", str(out), "--max-new-tokens", "2"],
-        "audit": ["--quiet", "audit", *model, "--baseline-model",
-                  str(_tiny_checkpoint(tiny_dir, tmp_path, "base")), "--workdir",
-                  str(tmp_path / "work"), "--out", str(out), "--max-new-tokens", "2"],
         "report": ["--quiet", "report", str(files["store"]), "--out", str(out),
                    "--n-boot", "0", "--n-perm", "0"],
     }[command]  # fmt: skip
@@ -632,3 +635,13 @@ def test_warnings_are_one_line_each_and_once(tiny_dir, files, tmp_path, capsys):
     lines = [ln for ln in err.splitlines() if "stale lock" in ln]
     assert len(lines) == 1 and lines[0].startswith("aqi generate: warning: taking over"), err
     assert "warnings.warn" not in err and "UserWarning" not in err
+
+
+def test_a_one_pair_reward_file_warns(tmp_path, capsys):
+    # before: scored `0.000 [0.000, 0.000]` without a word
+    ref = tmp_path / "one.csv"
+    ref.write_text("chosen,rejected\n1.0,0.0\n")
+    assert main(["probe", "reward", str(ref), "--n-boot", "40"]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warned) == 1 and warned[0].startswith("aqi probe: warning: ")
+    assert "1 pair" in warned[0] and "the interval has no width" in warned[0]
