@@ -208,7 +208,8 @@ def capture(
     max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
         The per-prompt token limit (the user's text, without the template), the same in
         :func:`aqi.generate_responses` and :func:`aqi.audit_models`: a longer prompt is
-        refused, naming it and the limit, before any forward pass. ``None``: no limit.
+        refused, naming it and the limit, before any forward pass (unless ``max_length``,
+        given at or below it, truncates it). ``None``: no limit.
     padding_side : {"left", "right"}, optional
         Default: the tokenizer's. Results do not depend on it.
     commit_rows : int, optional
@@ -269,7 +270,7 @@ def capture(
         raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
     check_not_input(path, [prompts])
     prompt_set: PromptSet = load_prompts(prompts)
-    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens)
+    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
     side = padding_side or getattr(tokenizer, "padding_side", "right")
     if side not in ("left", "right"):
         raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")

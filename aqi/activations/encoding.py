@@ -42,9 +42,14 @@ __all__ = ["MAX_PROMPT_TOKENS", "SPANS", "EncodedPrompt", "PromptEncoder", "chec
 MAX_PROMPT_TOKENS = 4096
 
 
-def check_prompt_tokens(tokenizer: Any, prompts: Sequence[Prompt], limit: int | None) -> None:
+def check_prompt_tokens(
+    tokenizer: Any, prompts: Sequence[Prompt], limit: int | None, *,
+    max_length: int | None = None,
+) -> None:  # fmt: skip
     """Refuse prompts whose text is longer than ``limit`` tokens (``None``: no limit).
 
+    A ``max_length`` given by the caller at or below ``limit`` already bounds the work
+    (longer inputs are truncated to it, counted and warned about): then nothing is refused.
     Text of at most ``limit`` UTF-8 bytes is not tokenized (a token spans at least one
     byte), so the check costs nothing for ordinary prompts.
 
@@ -56,7 +61,7 @@ def check_prompt_tokens(tokenizer: Any, prompts: Sequence[Prompt], limit: int | 
     """
     from .._errors import ArgumentError
 
-    if limit is None:
+    if limit is None or (max_length is not None and max_length <= limit):
         return
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ArgumentError("{max_prompt_tokens}; expected a positive int or None (no limit)",

@@ -150,7 +150,8 @@ def generate_responses(
         the response records it as ``truncated``.
     max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
         The per-prompt token limit, as in :func:`aqi.capture`: a longer prompt is
-        refused, naming it and the limit, before the model runs. ``None``: no limit.
+        refused, naming it and the limit, before the model runs (unless ``max_length``,
+        given at or below it, truncates it). ``None``: no limit.
     overwrite : bool, default False
         Replace an existing ``out`` instead of resuming it. Only an aqi responses
         file is ever replaced (a prompt file, another JSONL or an activation store
@@ -224,7 +225,7 @@ def generate_responses(
         warnings.warn("model is in training mode (dropout active); call model.eval()",
                       stacklevel=2)  # fmt: skip
     prompt_set: PromptSet = load_prompts(prompts)
-    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens)
+    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
     encoder = PromptEncoder(tokenizer, span="all", chat=chat, system_prompt=system_prompt)
     pad_id = _pad_id(tokenizer)
     context = max_length if max_length is not None else default_max_length(tokenizer, model)
