@@ -313,3 +313,73 @@ def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
     st = _status(run)
     assert st[("capture", "audited")] == "ran" and st[("capture", "baseline")] == "reused"
     assert json.loads(run.json.read_text())["checks"] == doc["checks"]
+
+
+def _stable(doc: dict) -> dict:
+    """A report document without its creation time (what differs between two runs)."""
+    return {k: v for k, v in doc.items() if k != "created"}
+
+
+def _audit_argv(models: dict, prompt_file: Path, work: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "aqi", "--quiet", "audit", "--model", str(models["ft1"]),
+            "--baseline-model", str(models["base"]), "--prompts", str(prompt_file),
+            "--workdir", str(work), "--json", *CLI_FAST]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(models: dict, prompt_file: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[int, dict]:  # fmt: skip
+    """``aqi audit --json`` run once without interruption: its exit code and document."""
+    import subprocess
+
+    work = tmp_path_factory.mktemp("uninterrupted") / "w"
+    ref = subprocess.run(_audit_argv(models, prompt_file, work), capture_output=True, text=True,
+                         env=_env(), timeout=600)  # fmt: skip
+    assert ref.returncode in (0, 1), ref.stderr[-2000:]
+    return ref.returncode, _stable(json.loads(ref.stdout.replace(str(work), "WORK")))
+
+
+@pytest.mark.parametrize("point", ["generating", "capturing", "baseline"])
+def test_kill_9_at_a_point_of_the_audit_then_rerun_gives_the_same_report(
+    point: str, models: dict, prompt_file: Path, tmp_path: Path, uninterrupted: tuple[int, dict]
+) -> None:
+    """issue 31: kill -9 mid-run (no handler runs), re-run, the same report as one run's."""
+    import signal
+    import subprocess
+    import time
+
+    work = tmp_path / "w"
+    argv, env = _audit_argv(models, prompt_file, work), _env()
+
+    def reached() -> bool:
+        ft = list((work / "models").glob("ft1-*")) if (work / "models").is_dir() else []
+        if not ft:
+            return False
+        rs, partial = ft[0] / "responses.jsonl", ft[0] / "store.h5.partial"
+        if point == "generating":
+            return rs.is_file() and len(rs.read_bytes().splitlines()) >= 3
+        if point == "capturing":
+            return partial.is_dir()
+        return any((work / "models").glob("base-*/responses.jsonl"))
+
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    t0 = time.monotonic()
+    while p.poll() is None and not reached() and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    if p.poll() is not None:
+        pytest.fail(f"the audit ended before the point {point!r} was seen")
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == uninterrupted[0], again.stderr[-2000:]
+    # the same document but for its creation time and the work folder's name in paths
+    assert _stable(json.loads(again.stdout.replace(str(work), "WORK"))) == uninterrupted[1]
