@@ -20,8 +20,8 @@ from typing import Any
 from ._errors import NAME_ONLY, ArgumentError, MissingPackageError
 from ._progress import transformers_bars
 
-__all__ = ["DTYPES", "cache_dir", "check_model_source", "dtype_name", "gguf_checkpoint",
-           "load_model", "resolve_dtype"]
+__all__ = ["DTYPES", "cache_dir", "check_hub_model", "check_model_source", "dtype_name",
+           "gguf_checkpoint", "load_model", "resolve_dtype"]
 
 #: dtype names accepted by :func:`load_model` (and ``--dtype``).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -343,6 +343,20 @@ def _friendly(e: Exception, name: str, revision: str | None) -> Exception:
             "download it on a connected machine or pass a local folder"
         )
     return e
+
+
+def check_hub_model(name: str, *, revision: str | None = None,
+                    trust_remote_code: bool = False) -> None:
+    """Read a hub id's config (from the cache or the hub) without loading the model: what
+    :func:`load_model` would say about an unknown, unreachable or remote-code id, said
+    before other work starts (``aqi audit`` checks its baseline so)."""
+    from transformers import AutoConfig
+
+    hub = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        AutoConfig.from_pretrained(name, **{k: v for k, v in hub.items() if v is not None})
+    except (OSError, ValueError) as e:
+        raise _friendly(e, name, revision) from None
 
 
 def load_model(

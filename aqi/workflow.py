@@ -518,7 +518,7 @@ def audit_models(
     from .activations.pooling import check_poolings
     from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .behaviour import JUDGE_NEW_TOKENS, refusal_rate
-    from .loading import check_model_source
+    from .loading import check_hub_model, check_model_source
     from .report import write_html, write_json
 
     t0 = time.perf_counter()
@@ -540,6 +540,12 @@ def audit_models(
             raise
         except (OSError, ValueError) as e:
             raise type(e)(f"{arg}: {e}") from None
+        if not Path(spec.source).exists() and _cached_commit(spec) is None:
+            try:  # a hub id not in the cache: reachable? (before the other model's work)
+                check_hub_model(spec.source, revision=spec.options.get("revision"),
+                                trust_remote_code=bool(spec.options.get("trust_remote_code")))
+            except (OSError, ValueError) as e:
+                raise type(e)(f"{arg}: {e}") from None
     prompt_file = prompts if isinstance(prompts, (str, Path)) and Path(prompts).is_file() else None
     if isinstance(prompts, str) and not Path(prompts).exists() and is_set_selection(prompts):
         prompts = load_prompt_set(prompts)

@@ -297,8 +297,9 @@ def test_probe_ood_warns_on_too_few_reference_rows(files, capsys):
     assert "need ≥ 80" in captured.err
 
 
-def _aqi(*argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _aqi(*argv: str, env_extra: dict[str, str] | None = None,
+         **kw: Any) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "aqi", *argv], text=True, capture_output=True,
                           env=env, timeout=120, **kw)
 
@@ -645,3 +646,19 @@ def test_a_one_pair_reward_file_warns(tmp_path, capsys):
     warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warned) == 1 and warned[0].startswith("aqi probe: warning: ")
     assert "1 pair" in warned[0] and "the interval has no width" in warned[0]
+
+
+def test_a_baseline_hub_id_that_cannot_be_found_is_refused_before_any_work(tiny_dir, files,
+                                                                           tmp_path):  # fmt: skip
+    # before: the audited model's responses and store were made (74 s), then the baseline
+    # failed to load
+    work = tmp_path / "work"
+    p = _aqi("--quiet", "audit", "--model", str(tiny_dir), "--baseline-model",
+             "no-such-org/no-such-model", "--prompts", str(files["prompts"]), "--workdir",
+             str(work), "--max-new-tokens", "2",
+             env_extra={"HF_HUB_OFFLINE": "1"})  # fmt: skip
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith("aqi audit: error: baseline: model 'no-such-org/no-such-model'")
+    assert "not in the local Hugging Face cache" in lines[0]
+    assert not list(work.glob("models/*/responses.jsonl"))  # no work was done
