@@ -234,8 +234,12 @@ class AuditRun:
         for c in r.checks:
             value = f"{c.value:.3g}" if math.isfinite(c.value) else "—"
             limit = f"threshold {c.threshold:g}" if math.isfinite(c.threshold) else ""
+            # a check that measures nothing (validity: the kind of audit) has no interval to
+            # be "not computed"; one that measures and has none says so
+            ci = "" if not math.isfinite(c.value) and c.verdict == "pass" else _ci(c.ci_low,
+                                                                                  c.ci_high)
             lines.append(f"  [{c.verdict.upper():>4}] {c.name:<16} {value:>8} "
-                         f"{_ci(c.ci_low, c.ci_high):<20} {limit}".rstrip())
+                         f"{ci:<20} {limit}".rstrip())
         if r.behaviour_change is not None:
             lines.append(f"  {len(r.flips)} prompt(s) changed behaviour (report: what changed)")
         done = ", ".join(self.reused) or "nothing"

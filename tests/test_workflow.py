@@ -277,6 +277,9 @@ def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
     assert {s for (ph, _), s in _status(again).items() if ph in ("generate", "capture")} == {
         "reused"
     }
+    # before: "[PASS] validity — not computed" (a check of the setting has no interval)
+    (validity,) = [ln for ln in again.summary().splitlines() if "] validity" in ln]
+    assert validity.startswith("  [PASS] validity") and "not computed" not in validity
     # before: a response edited by hand was reused without a word (refusal_change moved)
     ft = next(d for d in (work / "models").iterdir() if d.name.startswith("ft1-"))
     rs = ft / "responses.jsonl"
