@@ -171,7 +171,6 @@ def _check_model(flag: str, source: str, gguf: str | None, dtype: str) -> None:
         which = "--dtype " if flag == "model" else "--baseline-model-arg dtype="
         raise ValueError(f"{which}{dtype} is not supported; expected one of "
                          f"{', '.join(DTYPES)}")  # fmt: skip
-
     try:
         check_model_source(source, gguf_file=gguf, argument=flag)
     except NamedArguments:

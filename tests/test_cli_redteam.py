@@ -662,3 +662,27 @@ def test_a_baseline_hub_id_that_cannot_be_found_is_refused_before_any_work(tiny_
     assert lines[0].startswith("aqi audit: error: baseline: model 'no-such-org/no-such-model'")
     assert "not in the local Hugging Face cache" in lines[0]
     assert not list(work.glob("models/*/responses.jsonl"))  # no work was done
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (FileExistsError(17, "File exists", "/w/models"),
+         "'/w/models': file exists; it is in the way: remove it or choose another path"),
+        (FileNotFoundError(2, "No such file or directory", "/x/p.jsonl"),
+         "'/x/p.jsonl': no such file or directory; check the path"),
+        (OSError(28, "No space left on device", "/w/store.h5"),
+         "'/w/store.h5': no space left on device; the disk is full"),
+        (OSError(18, "Invalid cross-device link", "/a", None, "/b"),
+         "'/a' → '/b': invalid cross-device link; check the path and its permissions"),
+    ],
+)
+def test_os_errors_are_said_in_our_words(error, expected, capsys):
+    # before: `aqi …: error: [Errno 17] File exists: '…'`
+    import argparse
+
+    from aqi.cli import _user_error
+
+    assert _user_error(argparse.Namespace(debug=False, command="audit"), error) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"aqi audit: error: {expected}") and "[Errno" not in line
