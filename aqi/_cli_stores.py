@@ -110,11 +110,11 @@ def _probe_reward(args: argparse.Namespace) -> int:
 
 
 def _report_or_gate(args: argparse.Namespace) -> int:
+    if args.command == "report":
+        _check_out_paths(args)  # before the imports of the audit's machinery (seconds)
     from .checks import gate_failed
     from .report import to_json, write_html, write_json
 
-    if args.command == "report":
-        _check_out_paths(args)
     report = _run_audit(args)
     if args.command == "report":
         write_html(report, args.out, overwrite=args.overwrite)

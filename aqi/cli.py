@@ -126,7 +126,7 @@ def _check_at_the_door(args: argparse.Namespace) -> None:
     """Refuse what needs no model before one loads (issue 31): unknown poolings, an empty
     ``--prompts``, a model argument that cannot be a model, output paths aqi may not write."""
     from ._outputs import check_output
-    from .activations.pooling import check_poolings
+    from ._vocab import check_poolings
 
     if args.command in ("capture", "audit"):
         check_poolings(args.pooling)

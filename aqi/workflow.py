@@ -518,8 +518,8 @@ def audit_models(
     ...
     ValueError: model and baseline are the same model ('./ft'); audit a fine-tune against ...
     """
+    from ._vocab import check_poolings
     from .activations import bundled_prompts, load_prompts, open_store
-    from .activations.pooling import check_poolings
     from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .behaviour import JUDGE_NEW_TOKENS, refusal_rate
     from .loading import check_hub_model, check_model_source

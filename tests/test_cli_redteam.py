@@ -686,3 +686,26 @@ def test_os_errors_are_said_in_our_words(error, expected, capsys):
     assert _user_error(argparse.Namespace(debug=False, command="audit"), error) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"aqi audit: error: {expected}") and "[Errno" not in line
+
+
+@pytest.mark.parametrize("case", ["pooling", "prompts", "baseline", "report-out", "device"])
+def test_door_refusals_take_under_2_s_in_a_fresh_process(case, tiny_dir, files, tmp_path):
+    # The in-process tests above have torch imported already; a user's `aqi …` has not:
+    # the door imports no torch (importing it alone takes about 2 s on two cores).
+    import time
+
+    model = ["--model", str(tiny_dir), "--baseline-model", str(tmp_path / "base")]
+    shutil.copytree(tiny_dir, tmp_path / "base")
+    argv = {
+        "pooling": ["audit", *model, "--pooling", "banana"],
+        "prompts": ["audit", *model, "--prompts", ""],
+        "baseline": ["audit", "--model", str(tiny_dir), "--baseline-model",
+                     str(files["prompts"])],
+        "report-out": ["report", str(files["store"]), "--out", str(files["store"])],
+        "device": ["capture", "--model", str(tiny_dir), "--out", "/dev/full"],
+    }[case]  # fmt: skip
+    t0 = time.perf_counter()
+    p = _aqi("--quiet", *argv, cwd=tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr[-2000:]
+    assert elapsed < 2.0, f"{case}: refused after {elapsed:.1f} s: {p.stderr}"
