@@ -80,6 +80,8 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 _positive_int = _whole(1)
+_MAX_PROMPT_TOKENS_HELP = ("per-prompt token limit (the user's text): a longer prompt is refused "
+                           "before any forward pass, naming it (default 4096; 0: no limit)")
 #: Seeds feed numpy, torch and scikit-learn; scikit-learn takes [0, 2**32 - 1].
 _seed = _whole(0, 2**32 - 1)
 
@@ -250,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens-per-batch", type=_positive_int, default=None,
         help="padded tokens per forward pass (default 8192; a longer input runs alone)",
     )  # fmt: skip
+    cap.add_argument("--max-prompt-tokens", type=_whole(0), default=None,
+                     help=_MAX_PROMPT_TOKENS_HELP)  # fmt: skip
     cap.add_argument("--no-chat", action="store_true", help="do not use the chat template")
     cap.add_argument(
         "--nproc", type=_nproc, default=1,
@@ -264,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="responses file (.jsonl)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=64)
     gen.add_argument("--batch-size", type=_positive_int, default=16)
+    gen.add_argument("--max-prompt-tokens", type=_whole(0), default=None,
+                     help=_MAX_PROMPT_TOKENS_HELP)  # fmt: skip
     gen.add_argument("--sample", action="store_true", help="sample (default: greedy)")
     gen.add_argument("--temperature", type=float, default=1.0, help="with --sample")
     gen.add_argument("--n", type=_positive_int, default=1,
@@ -347,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             g.add_argument("--out", default="aqi-report.html", help="HTML report path")
             g.add_argument("--json-out", default=None, help="also write the JSON document")
+            g.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
         else:
             g.add_argument("--strict", action="store_true", help="also fail on 'warn'")
 
@@ -380,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OVERWRITE_HELP = ("replace an existing output file that aqi did not write (one aqi wrote is "
+                   "replaced anyway; docs/errors.md, Outputs)")
 _QUIET = "no progress bars or status lines on stderr (warnings and errors still show)"
 _OTHER_MODEL_HELP = ("accept --responses written by another model than the store's / --model's "
                      "(weights fingerprint); the output says so")
@@ -432,12 +441,18 @@ def _audit_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", default=None,
                    help="HTML report path (default WORKDIR/reports/MODEL-vs-BASELINE/report.html; "
                         "the JSON beside it)")
+    a.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+    a.add_argument("--rebuild", action="store_true",
+                   help="make again a reused response file or store of --workdir whose content "
+                        "no longer matches the hash recorded when it was made (default: refuse)")
     a.add_argument("--layers", type=_layers_arg, default="blocks",
                    help="layers to capture: 'blocks', 'all', or indices / names")
     a.add_argument("--pooling", default="mean", help="pooling captured and scored (default mean)")
     a.add_argument("--max-new-tokens", type=_positive_int, default=None,
                    help="greedy tokens per response (default: the judge's, 64)")
     a.add_argument("--batch-size", type=_positive_int, default=16)
+    a.add_argument("--max-prompt-tokens", type=_whole(0), default=None,
+                   help=_MAX_PROMPT_TOKENS_HELP)  # fmt: skip
     a.add_argument("--no-chat", action="store_true", help="do not use the chat template")
     a.add_argument("--n-boot", type=_n_boot, default=1000, help=_N_BOOT_HELP)
     a.add_argument("--n-perm", type=_n_perm, default=200,

@@ -13,7 +13,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from . import _tables
@@ -111,17 +110,17 @@ def _probe_reward(args: argparse.Namespace) -> int:
 
 
 def _report_or_gate(args: argparse.Namespace) -> int:
+    if args.command == "report":
+        _check_out_paths(args)  # before the imports of the audit's machinery (seconds)
     from .checks import gate_failed
     from .report import to_json, write_html, write_json
 
-    if args.command == "report":
-        _check_out_paths(args)
     report = _run_audit(args)
     if args.command == "report":
-        write_html(report, args.out)
+        write_html(report, args.out, overwrite=args.overwrite)
         _note(args, f"wrote {args.out}")
         if args.json_out:
-            write_json(report, args.json_out)
+            write_json(report, args.json_out, overwrite=args.overwrite)
     if args.json:
         print(to_json(report))
     else:
@@ -133,12 +132,18 @@ def _report_or_gate(args: argparse.Namespace) -> int:
 
 def _label(args: argparse.Namespace) -> int:
     """``aqi label``: a blind sample of both models' responses for a person to label."""
+    from ._outputs import check_output
     from .behaviour import judge_identity, load_responses
     from .behaviour.labelling import draw_label_sample, label_in_terminal, write_label_sheet
 
     if (args.sheet is None) == (args.terminal is None):
         raise ValueError("aqi label needs one of --sheet SHEET.html (label in a browser) or "
                          "--terminal LABELS.json (label here)")  # fmt: skip
+    inputs = [args.responses, args.baseline_responses]
+    if args.sheet is not None:  # before the responses are read: one guard for every output
+        check_output(args.sheet, flag="--sheet", inputs=inputs)
+    else:  # a labels file is resumed; read_labels refuses one that is not ours
+        check_output(args.terminal, flag="--terminal", inputs=inputs, ours=lambda p: True)
     ident = judge_identity(cli_judge(args))
     sample = draw_label_sample(load_responses(args.baseline_responses),
                                load_responses(args.responses), args.n, judge=ident["name"],
@@ -303,17 +308,21 @@ def _print_checks(report: Any) -> None:
         print(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")
 
 
+def _report_inputs(args: argparse.Namespace) -> list[Any]:
+    """Every file ``aqi report`` reads: none of them may be an output."""
+    return [args.store, args.baseline, args.ood_test, args.jailbreak, args.reward,
+            *args.reward_shift, args.responses, args.baseline_responses, args.config]
+
+
 def _check_out_paths(args: argparse.Namespace) -> None:
-    """Refuse an output path that cannot be written before any work starts."""
-    for flag, value in (("--out", getattr(args, "out", None)),
-                        ("--json-out", getattr(args, "json_out", None))):  # fmt: skip
-        if value is None:
-            continue
-        p = Path(value)
-        if p.is_dir():
-            raise IsADirectoryError(f"{flag} {value!r} is a folder; give a file path in it")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            raise FileNotFoundError(f"{flag} {value!r}: the folder {str(parent)!r} does not exist")
-        if not os.access(parent, os.W_OK):
-            raise PermissionError(f"{flag} {value!r}: the folder {str(parent)!r} is not writable")
+    """Refuse an output path that cannot be written before any work starts
+    (:func:`aqi._outputs.check_output`: not an input, a regular file of aqi's or new, in a
+    writable folder)."""
+    from ._outputs import OutputError, check_output
+
+    outs = [(f, v) for f, v in (("--out", args.out), ("--json-out", args.json_out)) if v]
+    for flag, value in outs:
+        check_output(value, flag=flag, inputs=_report_inputs(args), overwrite=args.overwrite,
+                     create_folder=False)  # fmt: skip
+    if len(outs) == 2 and os.path.abspath(outs[0][1]) == os.path.abspath(outs[1][1]):
+        raise OutputError(f"--out and --json-out are both {args.out!r}; give two paths")

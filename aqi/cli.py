@@ -12,10 +12,12 @@ reader (``aqi info s.h5 | head -1``, quietly). Progress goes to stderr, results 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from ._cli_parser import (
     EXIT_USAGE,
     build_parser,
 )
-from ._errors import NAME_ONLY, NamedArguments
+from ._errors import NAME_ONLY, ArgumentError, NamedArguments
 
 __all__ = ["build_parser", "main"]
 
@@ -120,6 +122,71 @@ def _check_capture_flags(args: argparse.Namespace) -> None:
         )
 
 
+def _check_at_the_door(args: argparse.Namespace) -> None:
+    """Refuse what needs no model before one loads (issue 31): unknown poolings, an empty
+    ``--prompts``, a model argument that cannot be a model, output paths aqi may not write."""
+    from ._outputs import check_output
+    from ._vocab import check_poolings
+
+    if args.command in ("capture", "audit"):
+        check_poolings(args.pooling)
+    if args.prompts is not None and not args.prompts.strip():
+        raise ArgumentError("{prompts} is empty; give a prompt file or prompt set names, or "
+                            "leave --prompts out for the bundled set", prompts=repr(args.prompts))
+    models = [("model", args.model, args.gguf_file, args.dtype)]
+    if args.command == "audit":
+        from ._cli_parser import baseline_namespace
+
+        base = baseline_namespace(args)
+        models.append(("baseline_model", base.model, base.gguf_file, base.dtype))
+    for flag, source, gguf, dtype in models:
+        if source != "demo":
+            _check_model(flag, source, gguf, dtype)
+    if args.command == "audit":
+        if args.out is not None:
+            for path in (Path(args.out), Path(args.out).with_suffix(".json")):
+                check_output(path, flag="--out", inputs=[args.prompts, args.config],
+                             overwrite=args.overwrite)  # fmt: skip
+        return
+    # capture / generate: the store's and the responses file's own checks decide what is
+    # ours (they resume it); everything else about the path is checked here.
+    inputs = [args.prompts, getattr(args, "responses", None)]
+    check_output(args.out, flag="--out", inputs=inputs, ours=lambda p: True)
+    if args.command == "capture":
+        from .activations import check_store_target
+
+        check_store_target(args.out)
+    else:
+        from .behaviour.response_writer import check_responses_target
+
+        check_responses_target(args.out)
+
+
+def _check_model(flag: str, source: str, gguf: str | None, dtype: str) -> None:
+    """:func:`aqi.loading.check_model_source` and the dtype's name, the message naming the
+    flag."""
+    from .loading import DTYPES, check_model_source, dtype_name
+
+    if dtype_name(dtype) not in DTYPES:
+        which = "--dtype " if flag == "model" else "--baseline-model-arg dtype="
+        raise ValueError(f"{which}{dtype} is not supported; expected one of "
+                         f"{', '.join(DTYPES)}")  # fmt: skip
+    try:
+        check_model_source(source, gguf_file=gguf, argument=flag)
+    except NamedArguments:
+        raise
+    except (OSError, ValueError) as e:
+        raise type(e)(f"{cli_spelling(flag, NAME_ONLY)}: {e}") from None
+
+
+def _prompt_limit(args: argparse.Namespace) -> int | None:
+    """``--max-prompt-tokens``: the library's default when not given, ``None`` for 0."""
+    from .activations.encoding import MAX_PROMPT_TOKENS
+
+    n = args.max_prompt_tokens
+    return MAX_PROMPT_TOKENS if n is None else (n or None)
+
+
 def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None:
     """``aqi capture --responses``: refuse another model's responses unless allowed."""
     from .activations.provenance import weights_fingerprint
@@ -144,6 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "capture" and args.nproc > 1 and "RANK" not in os.environ:
         from ._cli_launch import launch
 
+        try:  # before the ranks start: what needs no model is refused once, here
+            _check_at_the_door(args)
+        except (ValueError, TypeError, OSError) as e:
+            return _user_error(args, e)
+
         return launch(args, sys.argv[1:] if argv is None else argv,
                       count=lambda: len(_capture_prompts(args)[0]), user_error=_user_error)
     from ._cli_launch import start_process_group
@@ -152,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from ._progress import progress_bars
 
-        with progress_bars(False if args.quiet else None):
+        with progress_bars(False if args.quiet else None), _one_line_warnings(args.command):
             code = _run(args)
         sys.stdout.flush()  # a reader that left shows here, not in Python's exit flush
         return code
@@ -171,6 +243,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Python warnings as ``aqi COMMAND: warning: …``, one line each (no source line), and
+    each text once per run however many times and places it is raised."""
+    seen: set[str] = set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:  # fmt: skip
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"aqi {command}: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _prompts(args: argparse.Namespace) -> Any:
     """The prompts ``--prompts`` names: a file, public set names, or the bundled set."""
     from .activations import bundled_prompts, load_prompts
@@ -184,7 +274,7 @@ def _prompts(args: argparse.Namespace) -> Any:
     columns = {f"{c}_col": getattr(args, f"{c}_col")
                for c in ("text", "label", "id", "category")
                if getattr(args, f"{c}_col") is not None}  # fmt: skip
-    if not args.prompts:
+    if args.prompts is None:
         if columns:
             flags = ", ".join("--" + k.replace("_", "-") for k in columns)
             raise ValueError(f"{flags} name columns of --prompts, which was not given")
@@ -257,7 +347,8 @@ def _audit_command(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         chat=False if args.no_chat else None, thresholds=load_thresholds(args.config),
         n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-        response_text=not args.no_response_text, judge=judge, labels=args.labels,
+        response_text=not args.no_response_text, overwrite=args.overwrite, rebuild=args.rebuild,
+        max_prompt_tokens=_prompt_limit(args), judge=judge, labels=args.labels,
     )  # fmt: skip
     print(to_json(run.report) if args.json else run.summary())
     return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK
@@ -265,6 +356,8 @@ def _audit_command(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command in ("capture", "generate", "audit"):
+            _check_at_the_door(args)
         if args.command == "audit":
             return _audit_command(args)
         if args.command == "demo":
@@ -283,14 +376,9 @@ def _run(args: argparse.Namespace) -> int:
             return code
         prompts, include_response, own = _capture_prompts(args)
         if args.command == "generate":
-            from .activations import check_not_input
-            from .behaviour.response_writer import check_responses_target
-
-            check_not_input(args.out, [args.prompts])  # before minutes of model loading
-            check_responses_target(args.out)
             from ._cli_stores import cli_judge
 
-            judge = cli_judge(args)
+            judge = cli_judge(args)  # a bad --judge is refused before the model loads
         model, tok = _load_model(args)
         if own is not None:
             _check_own_responses(args, own, model)
@@ -301,6 +389,7 @@ def _run(args: argparse.Namespace) -> int:
                 model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
                 batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                 n=args.n, seed=args.seed, overwrite=args.overwrite,
+                max_prompt_tokens=_prompt_limit(args),
             )  # fmt: skip
             rates = refusal_rate(rs, judge)
             if args.json:
@@ -328,6 +417,7 @@ def _run(args: argparse.Namespace) -> int:
             onset_tokens=args.onset_tokens,
             batch_size=args.batch_size,
             max_length=args.max_length,
+            max_prompt_tokens=_prompt_limit(args),
             max_tokens_per_batch=args.max_tokens_per_batch,
             include_response=include_response,
             chat=False if args.no_chat else None,
@@ -357,6 +447,31 @@ def _run(args: argparse.Namespace) -> int:
         return _user_error(args, e)
 
 
+#: What to do about an OS error on a user's path, by errno name.
+_OS_HINTS = {
+    "ENOENT": "check the path (a missing folder is not created for it)",
+    "EEXIST": "it is in the way: remove it or choose another path",
+    "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+    "EISDIR": "it is a folder: give a file path in it",
+    "EACCES": "choose a path you may read and write, or change its permissions",
+    "EPERM": "choose a path you may read and write, or change its permissions",
+    "EROFS": "the file system is read-only: choose a path on a writable one",
+    "ENOSPC": "the disk is full: free space or choose another folder",
+    "ENAMETOOLONG": "shorten the path",
+}
+
+
+def _os_error(e: OSError) -> str:
+    """An OS error as ours: which path, what is wrong with it, what to do (no ``[Errno N]``)."""
+    import errno as errno_names
+
+    name = errno_names.errorcode.get(e.errno or 0, "")
+    paths = " → ".join(repr(str(p)) for p in (e.filename, e.filename2) if p is not None)
+    what = e.strerror[0].lower() + e.strerror[1:] if e.strerror else type(e).__name__
+    hint = _OS_HINTS.get(name, "check the path and its permissions")
+    return f"{paths or 'a path'}: {what}; {hint}"
+
+
 def _user_error(args: argparse.Namespace, e: BaseException) -> int:
     """Print the one line of a user error (``--debug``: after the traceback); return 2."""
     oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
@@ -364,6 +479,8 @@ def _user_error(args: argparse.Namespace, e: BaseException) -> int:
         traceback.print_exc()
     if isinstance(e, NamedArguments):
         text = " ".join(e.render(cli_spelling).split())
+    elif isinstance(e, OSError) and e.errno is not None and e.strerror:
+        text = _os_error(e)
     elif isinstance(e, KeyError) and e.args:
         text = str(e.args[0])
     else:

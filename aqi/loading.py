@@ -11,15 +11,17 @@ asked, and an attention implementation.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ._errors import ArgumentError, MissingPackageError
+from ._errors import NAME_ONLY, ArgumentError, MissingPackageError
 from ._progress import transformers_bars
 
-__all__ = ["DTYPES", "cache_dir", "gguf_checkpoint", "load_model", "resolve_dtype"]
+__all__ = ["DTYPES", "cache_dir", "check_hub_model", "check_model_source", "dtype_name",
+           "gguf_checkpoint", "load_model", "resolve_dtype"]
 
 #: dtype names accepted by :func:`load_model` (and ``--dtype``).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -30,6 +32,15 @@ _ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "f
 def cache_dir() -> Path:
     """Where aqi caches converted checkpoints (``$AQI_CACHE_DIR`` or ``~/.cache/aqi``)."""
     return Path(os.environ.get("AQI_CACHE_DIR", Path.home() / ".cache" / "aqi"))
+
+
+def dtype_name(dtype: Any) -> Any:
+    """A dtype's canonical name (``"bf16"`` → ``"bfloat16"``); other values as they are.
+
+    >>> dtype_name("fp16"), dtype_name("auto")
+    ('float16', 'auto')
+    """
+    return _ALIASES.get(dtype, dtype) if isinstance(dtype, str) else dtype
 
 
 def resolve_dtype(dtype: Any, device: str, config_dtype: Any = None) -> Any:
@@ -199,6 +210,121 @@ def _is_causal(config: Any) -> bool:
     )
 
 
+#: Files any one of which gives AutoTokenizer something to load (fast, sentencepiece, BPE,
+#: WordPiece); tokenizers that need none (bytes, characters) are named by their class.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                    "sentencepiece.bpe.model")
+_FILELESS_TOKENIZERS = ("ByT5Tokenizer", "CanineTokenizer")
+_PATH_LIKE = (".jsonl", ".json", ".csv", ".h5", ".hdf5", ".html", ".txt", ".gguf", ".safetensors",
+              ".bin", ".pt")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why the safetensors file at ``path`` cannot be whole (``None``: its size is right).
+
+    Reads only its header: 8 bytes of header length, the JSON header, and compares the
+    end of the last tensor with the file's size.
+    """
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or n <= 0 or 8 + n > size:
+                return f"its header is cut ({size} bytes)"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as e:
+        return f"its header is not readable ({e})"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]  # fmt: skip
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        return f"it is truncated: {size} bytes, its header needs {need}"
+    return None
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    if any((folder / f).is_file() for f in _TOKENIZER_FILES) or any(folder.glob("*.tiktoken")):
+        return True
+    try:
+        tc = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(tc, dict) and tc.get("tokenizer_class") in _FILELESS_TOKENIZERS
+
+
+def check_model_source(
+    name_or_path: str | os.PathLike[str], *, gguf_file: str | None = None,
+    argument: str = "name_or_path",
+) -> None:  # fmt: skip
+    """Refuse, without loading anything (no transformers, well under a second), a model
+    source that cannot load: a file or a missing path where a folder is meant, a folder
+    without ``config.json``, a config without ``model_type``, no tokenizer files, a cut
+    safetensors file. A hub id that is not a path passes (the loader finds it).
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        What :func:`load_model` would be given.
+    gguf_file : str, optional
+        A GGUF file in the folder: checked by :func:`gguf_checkpoint` instead (it holds
+        the config and the tokenizer).
+    argument : str, default "name_or_path"
+        The argument's name in messages (the CLI spells it as its flag: ``--model``).
+
+    Examples
+    --------
+    >>> check_model_source("meta-llama/Llama-3.1-8B-Instruct")  # a hub id: the loader's job
+    >>> check_model_source("./nope/model")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model './nope/model' is not a local folder (no such path) and not a ...
+    """
+    name = os.fspath(name_or_path)
+    p = Path(name).expanduser()
+    if gguf_file is not None:  # the GGUF file holds config and tokenizer: gguf_checkpoint's
+        return
+    if not p.exists():
+        looks_like_path = (name.startswith((".", "/", "~")) or name.count("/") > 1
+                           or name.lower().endswith(_PATH_LIKE) or "\\" in name)  # fmt: skip
+        if looks_like_path:
+            raise FileNotFoundError(
+                f"model {name!r} is not a local folder (no such path) and not a hub id "
+                "(org/name); pass the folder holding config.json and the weights"
+            )
+        return
+    if not p.is_dir():
+        raise ArgumentError(
+            f"{{{argument}}} is a file, not a model folder; pass the folder holding "
+            "config.json, the tokenizer and the weights (for a GGUF file: its folder, and the "
+            "file's name as {gguf_file})", **{argument: name}, gguf_file=NAME_ONLY,
+        )  # fmt: skip
+    config = p / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"model folder {name!r} has no config.json; it is not a Hugging "
+                                "Face model folder (save one with model.save_pretrained(folder))")
+    try:
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{str(config)!r} is not valid JSON ({e}); restore the model's "
+                         "config.json") from None  # fmt: skip
+    if not isinstance(cfg, dict) or not cfg.get("model_type"):
+        raise ValueError(f"{str(config)!r} has no 'model_type' key, so transformers cannot tell "
+                         "the architecture; restore the model's config.json (it names "
+                         "model_type, e.g. \"llama\")")  # fmt: skip
+    if "auto_map" in cfg:  # its own code (trust_remote_code): it may bring its own tokenizer
+        return
+    if not _has_tokenizer(p):
+        raise FileNotFoundError(
+            f"model folder {name!r} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:4])}, "
+            "…); copy the tokenizer into it (tokenizer.save_pretrained(folder))"
+        )
+    for st in sorted(p.glob("*.safetensors")):
+        problem = _safetensors_problem(st)
+        if problem is not None:
+            raise ValueError(f"weights file {str(st)!r} is damaged: {problem}; download or "
+                             "save the model again")  # fmt: skip
+
+
 def _friendly(e: Exception, name: str, revision: str | None) -> Exception:
     """Re-word the hub's errors: no network, remote code, unknown repository."""
     msg = str(e)
@@ -217,6 +343,20 @@ def _friendly(e: Exception, name: str, revision: str | None) -> Exception:
             "download it on a connected machine or pass a local folder"
         )
     return e
+
+
+def check_hub_model(name: str, *, revision: str | None = None,
+                    trust_remote_code: bool = False) -> None:
+    """Read a hub id's config (from the cache or the hub) without loading the model: what
+    :func:`load_model` would say about an unknown, unreachable or remote-code id, said
+    before other work starts (``aqi audit`` checks its baseline so)."""
+    from transformers import AutoConfig
+
+    hub = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        AutoConfig.from_pretrained(name, **{k: v for k, v in hub.items() if v is not None})
+    except (OSError, ValueError) as e:
+        raise _friendly(e, name, revision) from None
 
 
 def load_model(
@@ -270,7 +410,7 @@ def load_model(
     >>> load_model("/nonexistent/model")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: model '/nonexistent/model' is not a local folder and not in the local ...
+    FileNotFoundError: model '/nonexistent/model' is not a local folder (no such path) and not ...
     """
     import torch
 
@@ -293,6 +433,7 @@ def load_model(
                             "{name_or_path} is a local folder (its files are what loads); "
                             "leave the revision out", revision=revision, name_or_path=name)
     _check_attention(attn_implementation)
+    check_model_source(name, gguf_file=gguf_file)
     with transformers_bars():
         return _load(name, revision, gguf_file, dtype, dev, device_map, quant, trust_remote_code,
                      attn_implementation, cache)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._outputs import check_output, generator, write_atomic
 from ._tables import profile_table, reward_table
 from .viz._style import display_name
 
@@ -260,6 +261,7 @@ def render_html(report: AuditReport) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f'<meta name="generator" content="{_e(generator())}">',  # aqi._outputs: ours
         f"<title>aqi audit — {_e(model)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Alignment audit: {_e(model)}</h1>",
         f"<div class='meta'>created {_e(report.created)} · aqi {_e(_version())}"
@@ -380,28 +382,21 @@ def to_json(report: AuditReport, *, indent: int | None = 2) -> str:
     return json.dumps(jsonable(report.to_dict()), indent=indent, allow_nan=False)
 
 
-def _write(path: str | Path, text: str) -> Path:
-    """Write through a temporary name, renamed when complete (never a half-written file)."""
-    import os
-
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"report path {str(p)!r} is a folder; give a file path in it")
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no temporary file left behind
-        raise
-    return p
+def _write(path: str | Path, text: str, overwrite: bool) -> Path:
+    """Write through a temporary name, renamed when complete (never a half-written file),
+    after the output guard (:func:`aqi._outputs.check_output`)."""
+    return write_atomic(check_output(path, flag="report path", overwrite=overwrite), text)
 
 
-def write_json(report: AuditReport, path: str | Path) -> Path:
-    """Write :func:`to_json` to ``path``; returns the path."""
-    return _write(path, to_json(report) + "\n")
+def write_json(report: AuditReport, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write :func:`to_json` to ``path``; returns the path.
+
+    An existing file at ``path`` is replaced only if aqi wrote it, or with ``overwrite``;
+    a folder, a device or an unwritable folder is refused (:func:`aqi._outputs.check_output`).
+    """
+    return _write(path, to_json(report) + "\n", overwrite)
 
 
-def write_html(report: AuditReport, path: str | Path) -> Path:
-    """Write :func:`render_html` to ``path``; returns the path."""
-    return _write(path, render_html(report))
+def write_html(report: AuditReport, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write :func:`render_html` to ``path``; returns the path (guarded as :func:`write_json`)."""
+    return _write(path, render_html(report), overwrite)

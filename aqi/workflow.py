@@ -41,8 +41,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ._errors import NamedArguments
+from ._outputs import check_output, write_atomic
 from ._progress import RunDisplay
 from ._version import __version__
+from .activations.encoding import MAX_PROMPT_TOKENS
 from .audit import AuditReport, audit
 from .checks import AuditThresholds
 from .viz._style import display_name
@@ -55,6 +58,7 @@ PHASES = ("generate", "capture", "judge", "audit", "report")
 SPANS = ("instruction", "post_instruction", "response_onset", "response")
 _MANIFEST = "aqi-workdir.json"
 _RUN_LOG = "runs.jsonl"
+_ARTEFACTS = "artefacts.json"  # per model folder: each artefact's sha256, by the step that made it
 _MODEL_SPECIFIC = ("revision", "gguf_file")  # options that name one checkpoint, not a setting
 
 
@@ -64,6 +68,36 @@ def load_options() -> tuple[str, ...]:
 
     return tuple(k for k in inspect.signature(load_model).parameters
                  if k not in ("name_or_path", "cache"))  # fmt: skip
+
+
+def _load_defaults() -> dict[str, Any]:
+    """:func:`aqi.load_model`'s defaults of the options a :class:`ModelSpec` may carry."""
+    from .loading import load_model
+
+    params = inspect.signature(load_model).parameters
+    return {k: params[k].default for k in load_options()}
+
+
+def normalised_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Loading options as compared and recorded: defaults left out, dtype names canonical.
+
+    ``{"dtype": "auto"}`` (what the command line passes) and ``{}`` (a Python call) load
+    the same model, so they are the same options.
+
+    Examples
+    --------
+    >>> normalised_options({"dtype": "auto", "device": None}), normalised_options({"dtype": "bf16"})
+    ({}, {'dtype': 'bfloat16'})
+    """
+    from .loading import dtype_name
+
+    defaults = _load_defaults()
+    out = {}
+    for k, v in options.items():
+        v = dtype_name(v) if k == "dtype" else v
+        if k not in defaults or v != defaults[k]:
+            out[k] = v
+    return out
 
 
 def _sha(obj: Any) -> str:
@@ -98,7 +132,7 @@ class ModelSpec:
             if k not in known:
                 raise ValueError(f"model option {k!r} is not an argument of aqi.load_model; "
                                  f"expected one of {', '.join(known)}")  # fmt: skip
-        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "options", normalised_options(self.options))
 
     def resolved(self) -> ModelSpec:
         """``"demo"`` as the folder and GGUF file it stands for; others as they are."""
@@ -200,8 +234,12 @@ class AuditRun:
         for c in r.checks:
             value = f"{c.value:.3g}" if math.isfinite(c.value) else "—"
             limit = f"threshold {c.threshold:g}" if math.isfinite(c.threshold) else ""
+            # a check that measures nothing (validity: the kind of audit) has no interval to
+            # be "not computed"; one that measures and has none says so
+            ci = "" if not math.isfinite(c.value) and c.verdict == "pass" else _ci(c.ci_low,
+                                                                                  c.ci_high)
             lines.append(f"  [{c.verdict.upper():>4}] {c.name:<16} {value:>8} "
-                         f"{_ci(c.ci_low, c.ci_high):<20} {limit}".rstrip())
+                         f"{ci:<20} {limit}".rstrip())
         if r.behaviour_change is not None:
             lines.append(f"  {len(r.flips)} prompt(s) changed behaviour (report: what changed)")
         done = ", ".join(self.reused) or "nothing"
@@ -220,6 +258,25 @@ class AuditRun:
         }
 
 
+def _check_outputs(html: Path, work: Path, inputs: list[Any], overwrite: bool) -> None:
+    """Refuse, before any model loads, a work folder or report path that cannot be written."""
+    if work.exists() and not work.is_dir():
+        raise NotADirectoryError(f"workdir {str(work)!r} is a file; give a folder (new, or "
+                                 "an aqi audit work folder)")  # fmt: skip
+    check_output(work / _MANIFEST, flag="workdir", ours=lambda p: True)  # writable folder
+    if html.suffix.lower() == ".json":
+        raise ValueError(f"report path {str(html)!r} ends in .json, where the JSON document "
+                         "is written beside the HTML report; give an .html path")  # fmt: skip
+    inside = [html, html.with_suffix(".json")]
+    models = (work / "models").resolve()
+    for path in inside:
+        if models in path.resolve().parents:
+            raise ValueError(f"report path {str(path)!r} is inside the work folder's models/ "
+                             "(its responses and stores); choose another path")  # fmt: skip
+        check_output(path, flag="report path" if path == html else "report JSON",
+                     inputs=inputs, overwrite=overwrite)  # fmt: skip
+
+
 def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
     """Create the work folder's settings record, or refuse one made otherwise."""
     record = {"schema": "aqi-workdir", "aqi_version": __version__, "settings": settings}
@@ -229,7 +286,7 @@ def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
             raise ValueError(f"workdir {str(workdir)!r} is not empty and is not an aqi audit "
                              "work folder; choose a new or empty folder")  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
         return
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -270,6 +327,53 @@ def _store_done(path: Path) -> bool:
         return False
 
 
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded(folder: Path) -> dict[str, Any]:
+    """The content hashes recorded in ``folder/artefacts.json`` by the steps that made them."""
+    path = folder / _ARTEFACTS
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, or not whole: nothing is recorded
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def _record(folder: Path, name: str, **entry: Any) -> None:
+    """Record the content hash of ``folder/name`` (atomically: the record is whole or old)."""
+    rec = {**_recorded(folder), name: {"sha256": _file_sha(folder / name), **entry}}
+    write_atomic(folder / _ARTEFACTS, json.dumps(rec, indent=2, sort_keys=True) + "\n")
+
+
+def _reusable(folder: Path, name: str, rebuild: bool, **expect: Any) -> bool:
+    """Whether the finished artefact ``folder/name`` may be reused: its content hash is the
+    one recorded by the step that made it (and ``expect``'s entries match the record).
+
+    ``False`` (make it again): nothing recorded (made by an older aqi, or stopped between
+    finishing and recording), an input it was made from has changed (``expect``), or a
+    changed file with ``rebuild``. A changed file without ``rebuild`` is refused.
+    """
+    path = folder / name
+    entry = _recorded(folder).get(name)
+    if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in expect.items()):
+        return False
+    actual = _file_sha(path)
+    if actual == entry.get("sha256") or rebuild:
+        return actual == entry.get("sha256")
+    raise ValueError(
+        f"{str(path)!r} changed since aqi made it (sha256 {actual[:12]}…, recorded "
+        f"{str(entry.get('sha256'))[:12]}…): it was edited or damaged, and reusing it would "
+        "give results that do not match the rest of the work folder; restore it, or run "
+        "again with rebuild=True (aqi audit --rebuild) to make it again"
+    )
+
+
 def _load(spec: ModelSpec, role: str) -> tuple[Any, Any]:
     try:
         return spec.load()
@@ -279,18 +383,21 @@ def _load(spec: ModelSpec, role: str) -> tuple[Any, Any]:
 
 def _model_work(
     spec: ModelSpec, role: str, folder: Path, prompts: Any, settings: dict[str, Any],
-    show: RunDisplay, log: list[PhaseRecord], progress: bool | None,
+    show: RunDisplay, log: list[PhaseRecord], progress: bool | None, rebuild: bool,
+    limit: int | None,
 ) -> Any:  # fmt: skip
-    """Generate and capture one model (each resumed or reused); return its responses."""
+    """Generate and capture one model (each resumed, or reused once its content hash is
+    verified: :func:`_reusable`); return its responses."""
     from .activations import capture
     from .behaviour import generate_responses, with_responses
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.json").write_text(json.dumps({**spec.to_dict(),
-                                       "identity": spec.identity()}, indent=2, default=str))
+    write_atomic(folder / "model.json", json.dumps({**spec.to_dict(),
+                 "identity": spec.identity()}, indent=2, default=str))  # fmt: skip
     rs_path, store_path = folder / "responses.jsonl", folder / "store.h5"
     rs = _responses_done(rs_path, prompts)
-    need_store = not _store_done(store_path)
+    redo_rs = rs is not None and not _reusable(folder, rs_path.name, rebuild)
+    rs = None if redo_rs else rs
     model = tok = None
     t = time.perf_counter()
     with show.phase("generate", role, spec.name, len(prompts), reused=rs is not None):
@@ -298,10 +405,16 @@ def _model_work(
             model, tok = _load(spec, role)
             rs = generate_responses(model, tok, prompts, rs_path, progress=progress,
                                     max_new_tokens=settings["max_new_tokens"],
-                                    batch_size=settings["batch_size"], chat=settings["chat"])
+                                    batch_size=settings["batch_size"], chat=settings["chat"],
+                                    overwrite=redo_rs, max_prompt_tokens=limit)  # fmt: skip
+            _record(folder, rs_path.name)
             log.append(PhaseRecord("generate", role, "ran", time.perf_counter() - t, len(rs)))
         else:
             log.append(PhaseRecord("generate", role, "reused", time.perf_counter() - t, len(rs)))
+    made_from = _recorded(folder)[rs_path.name]["sha256"]
+    done = _store_done(store_path)
+    redo_store = done and not _reusable(folder, store_path.name, rebuild, responses=made_from)
+    need_store = redo_store or not done
     t = time.perf_counter()
     with show.phase("capture", role, spec.name, len(prompts), reused=not need_store):
         if need_store:
@@ -311,9 +424,11 @@ def _model_work(
             store = capture(model, tok, rows, store_path, layers=settings["layers"],
                             pooling=settings["pooling"], spans=SPANS, include_response=True,
                             batch_size=settings["batch_size"], chat=settings["chat"],
-                            progress=progress)  # fmt: skip
+                            progress=progress, overwrite=redo_store,
+                            max_prompt_tokens=limit)  # fmt: skip
             n = store.n_rows
             store.close()
+            _record(folder, store_path.name, responses=made_from)
             log.append(PhaseRecord("capture", role, "ran", time.perf_counter() - t, n))
         else:
             log.append(PhaseRecord("capture", role, "reused", time.perf_counter() - t))
@@ -342,6 +457,9 @@ def audit_models(
     progress: bool | None = None,
     judge: Any = None,
     labels: str | Path | None = None,
+    overwrite: bool = False,
+    rebuild: bool = False,
+    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -380,12 +498,22 @@ def audit_models(
         The refusal judge (:func:`aqi.resolve_judge`: ``"default"``, ``"rules"``,
         ``"hf:…"``, ``"module:function"`` or a judge object; default ``[tool.aqi] judge``
         of the current project, else the phrase rules, :class:`aqi.RefusalJudge`). Resolved
-        before any
-        model loads; both models are judged by it on every run (judging is not reused).
+        before any model loads; both models are judged by it on every run (judging is not reused).
     labels : path, optional
         A person's labels of a sample of both models' responses, written with
         ``aqi label`` for this judge: ``refusal_change`` decides on the
         prediction-powered interval that carries the judge's error (docs/judge.md).
+    overwrite : bool, default False
+        Replace an existing ``out`` (or the JSON beside it) that aqi did not write. Checked
+        before any model loads (:func:`aqi._outputs.check_output`), as is every other
+        reason the report could not be written.
+    rebuild : bool, default False
+        Make again a reused artefact of the work folder (responses, store) whose content
+        no longer matches the hash recorded when it was made; without it such a file is
+        refused, naming it.
+    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
+        The per-prompt token limit of generation and capture (:func:`aqi.capture`): a
+        longer prompt is refused, naming it and the limit, before any forward pass.
 
     Returns
     -------
@@ -401,10 +529,12 @@ def audit_models(
     ...
     ValueError: model and baseline are the same model ('./ft'); audit a fine-tune against ...
     """
+    from ._vocab import check_poolings
     from .activations import bundled_prompts, load_prompts, open_store
     from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .behaviour import JUDGE_NEW_TOKENS, judge_identity, refusal_rate, resolve_judge
     from .checks import configured_judge
+    from .loading import check_hub_model, check_model_source
     from .report import write_html, write_json
 
     t0 = time.perf_counter()
@@ -422,6 +552,21 @@ def audit_models(
     if _same_source(a, b):
         raise ValueError(f"model and baseline are the same model ({a.source!r}); audit a "
                          "fine-tune against the model it was tuned from")  # fmt: skip
+    for arg, spec in (("model", a.resolved()), ("baseline", b.resolved())):
+        try:  # both, before the first model loads (no transformers: well under a second)
+            check_model_source(spec.source, gguf_file=spec.options.get("gguf_file"),
+                               argument=arg)  # fmt: skip
+        except NamedArguments:
+            raise
+        except (OSError, ValueError) as e:
+            raise type(e)(f"{arg}: {e}") from None
+        if not Path(spec.source).exists() and _cached_commit(spec) is None:
+            try:  # a hub id not in the cache: reachable? (before the other model's work)
+                check_hub_model(spec.source, revision=spec.options.get("revision"),
+                                trust_remote_code=bool(spec.options.get("trust_remote_code")))
+            except (OSError, ValueError) as e:
+                raise type(e)(f"{arg}: {e}") from None
+    prompt_file = prompts if isinstance(prompts, (str, Path)) and Path(prompts).is_file() else None
     if isinstance(prompts, str) and not Path(prompts).exists() and is_set_selection(prompts):
         prompts = load_prompt_set(prompts)
     prompts = bundled_prompts() if prompts is None else load_prompts(prompts)
@@ -430,23 +575,25 @@ def audit_models(
         "prompts": {"name": prompts.name, "n": len(prompts), "sha256": prompts.fingerprint()},
         "max_new_tokens": JUDGE_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
         "batch_size": batch_size, "chat": chat, "layers": layers,
-        "pooling": [p.strip() for p in pooling.split(",")] if isinstance(pooling, str)
-        else list(pooling), "spans": list(SPANS),
+        "pooling": check_poolings(pooling), "spans": list(SPANS),
     }  # fmt: skip
     work = Path(workdir)
+    html = (Path(out) if out is not None
+            else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
+    _check_outputs(html, work, [prompt_file, a.source, b.source], overwrite)
     _check_workdir(work, settings)
     # generate, capture and judge per model; then audit and report
     show = RunDisplay("aqi audit", 2 * 3 + 2, progress)
     log: list[PhaseRecord] = []
     folders = {r: work / "models" / s.key() for r, s in specs.items()}
-    responses = {r: _model_work(s, r, folders[r], prompts, settings, show, log, progress)
-                 for r, s in specs.items()}  # fmt: skip
+    responses = {r: _model_work(s, r, folders[r], prompts, settings, show, log, progress,
+                                rebuild, max_prompt_tokens) for r, s in specs.items()}  # fmt: skip
     for role, rs in responses.items():
         t = time.perf_counter()
         with show.phase("judge", role, specs[role].name, len(rs)):
             rate = refusal_rate(rs, judge)
             judged = {f"{k[0]}#{k[1]}": v for k, v in rate.verdicts.items()}
-            (folders[role] / "refusal.json").write_text(json.dumps(
+            write_atomic(folders[role] / "refusal.json", json.dumps(
                 {**rate.to_dict(), "judge_identity": judge_identity(judge), "labels": judged},
                 default=str))  # fmt: skip
         log.append(PhaseRecord("judge", role, "ran", time.perf_counter() - t, len(rs)))
@@ -467,12 +614,9 @@ def audit_models(
         report = replace(report, flips=tuple(f.without_text() for f in report.flips))
     log.append(PhaseRecord("audit", "audited", "ran", time.perf_counter() - t, store.n_rows))
     t = time.perf_counter()
-    html = (Path(out) if out is not None
-            else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
     with show.phase("report", "audited", a.name, len(report.flips)):
-        html.parent.mkdir(parents=True, exist_ok=True)
-        write_html(report, html)
-        js = write_json(report, html.with_suffix(".json"))
+        write_html(report, html, overwrite=overwrite)
+        js = write_json(report, html.with_suffix(".json"), overwrite=overwrite)
     log.append(PhaseRecord("report", "audited", "ran", time.perf_counter() - t))
     run = AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
                    seconds=time.perf_counter() - t0)  # fmt: skip

@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     "aqi._version": 0,
     "aqi._errors": 0,  # ArgumentError: a leaf (imports nothing from aqi), used by every layer
     "aqi._progress": 0,  # progress bars: a leaf (imports nothing from aqi), used by every layer
+    "aqi._outputs": 0,  # the output guard and atomic write: a leaf, used by stores and reports
+    "aqi._vocab": 0,  # names checked at the door without torch (the poolings): a leaf
     "aqi.loading": 1,  # model loading, beside capture
     "aqi.data": 0,  # bundled data files
     "aqi.activations": 1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -296,8 +297,9 @@ def test_probe_ood_warns_on_too_few_reference_rows(files, capsys):
     assert "need ≥ 80" in captured.err
 
 
-def _aqi(*argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _aqi(*argv: str, env_extra: dict[str, str] | None = None,
+         **kw: Any) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "aqi", *argv], text=True, capture_output=True,
                           env=env, timeout=120, **kw)
 
@@ -327,12 +329,17 @@ def test_nproc_over_more_ranks_than_prompts_is_refused_before_launch(tiny_dir, t
     assert list(tmp_path.iterdir()) == [p]  # no shard, no lock, no store
 
 
-def test_nproc_rank_failure_is_one_line_from_the_launcher(files, tmp_path):
-    p = _aqi("--quiet", "capture", "--model", str(tmp_path / "no-model"), "--prompts",
+def test_nproc_rank_failure_is_one_line_from_the_launcher(tiny_dir, files, tmp_path):
+    # An architecture transformers does not know: only loading finds it, in each rank
+    # (a missing folder is refused at the door, before the launch: test_model_arguments_…).
+    bad = shutil.copytree(tiny_dir, tmp_path / "bad-model")
+    cfg = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "no-such-arch"}))
+    p = _aqi("--quiet", "capture", "--model", str(bad), "--prompts",
              str(files["prompts"]), "--out", str(tmp_path / "s.h5"), "--nproc", "2")
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
-    assert lines[0].startswith("aqi capture: error: model ") and "no shards written" in lines[0]
+    assert lines[0].startswith("aqi capture: error: ") and "no shards written" in lines[0]
     assert "Traceback" not in p.stderr and "[rank" not in p.stderr
 
 
@@ -380,3 +387,325 @@ def test_nproc_ctrl_c_is_one_line_and_130(tiny_dir, tmp_path, delay):
     assert p.returncode == 130 and len(lines) == 1, err[-3000:]
     assert lines[0].startswith("aqi capture: interrupted (") and "Traceback" not in err
     assert lines[0].endswith("run the same command again to resume")
+
+
+# -- issue 31: every file aqi writes is guarded; refusals come before the work ---------------
+# Each class is parametrized over the commands that have it, so that a class once fixed
+# stays fixed in every command.
+
+def _tiny_checkpoint(tiny_dir: Path, tmp_path: Path, name: str = "checkpoint-5") -> Path:
+    return shutil.copytree(tiny_dir, tmp_path / name)
+
+
+def _argv(command: str, tiny_dir: Path, files: dict[str, Path], out: Path | str,
+          tmp_path: Path) -> list[str]:  # fmt: skip
+    """``aqi COMMAND`` writing ``out``, on the tiny model and the 4-prompt file."""
+    model = ["--model", str(tiny_dir), "--prompts", str(files["prompts"])]
+    if command == "audit":
+        base = tmp_path / "base"
+        if not base.exists():
+            _tiny_checkpoint(tiny_dir, tmp_path, "base")
+        return ["--quiet", "audit", *model, "--baseline-model", str(base), "--workdir",
+                str(tmp_path / "work"), "--out", str(out), "--max-new-tokens", "2"]
+    return {
+        "capture": ["--quiet", "capture", *model, "--out", str(out)],
+        "generate": ["--quiet", "generate", *model, "--out", str(out), "--max-new-tokens", "2"],
+        "report": ["--quiet", "report", str(files["store"]), "--out", str(out),
+                   "--n-boot", "0", "--n-perm", "0"],
+    }[command]  # fmt: skip
+
+
+def quick_refusal(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """:func:`one_line_error`, and within 2 s (no model was loaded), without ``[Errno``."""
+    import time
+
+    t0 = time.perf_counter()
+    line = one_line_error(capsys, argv)
+    assert time.perf_counter() - t0 < 2.0, f"refused only after {time.perf_counter() - t0:.1f} s"
+    assert "[Errno" not in line
+    return line
+
+
+@pytest.mark.parametrize("command", ["report", "audit", "generate", "capture"])
+def test_an_output_that_is_an_input_is_refused(command, tiny_dir, files, tmp_path, capsys):
+    # before: `aqi report s.h5 --out s.h5` turned the store into an HTML page, exit 0;
+    # `aqi audit --prompts p.jsonl --out p.jsonl` replaced the prompts by the report
+    victim = tmp_path / ("s.h5" if command == "report" else "p.jsonl")
+    shutil.copy(files["store"] if command == "report" else files["prompts"], victim)
+    before = victim.read_bytes()
+    argv = _argv(command, tiny_dir, files, victim, tmp_path)
+    if command == "report":
+        argv[2] = str(victim)
+    else:
+        argv[argv.index("--prompts") + 1] = str(victim)
+    line = quick_refusal(capsys, argv)
+    assert f"--out {str(victim)!r} is the input file" in line
+    assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["report", "audit", "generate", "capture"])
+@pytest.mark.parametrize("target", ["/dev/full", "/dev/null", "/proc/version", "folder"])
+def test_an_output_that_is_not_a_regular_file_is_refused(command, target, tiny_dir, files,
+                                                         tmp_path, capsys):  # fmt: skip
+    # before: run as root, `--out /dev/full` replaced the device node with a regular file
+    if target == "folder":
+        target = str(tmp_path / "reports")
+        Path(target).mkdir()
+    kind = os.stat(target).st_mode
+    line = quick_refusal(capsys, _argv(command, tiny_dir, files, target, tmp_path))
+    assert f"--out {target!r}" in line
+    assert "is under /" in line or "is a folder" in line
+    assert os.stat(target).st_mode == kind  # the device is still a device
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("command", ["report", "audit"])
+def test_an_existing_file_aqi_did_not_write_needs_overwrite(command, tiny_dir, files, tmp_path,
+                                                            capsys):  # fmt: skip
+    # before: `--out notes.html` (and for the audit the `.json` beside it) overwritten, exit 0
+    out = tmp_path / "notes.html"
+    mine = tmp_path / ("notes.json" if command == "audit" else "other.json")
+    if command == "audit":
+        out = tmp_path / "r.html"
+        mine = tmp_path / "r.json"  # the audit writes its JSON beside the HTML
+    else:
+        out.write_text("<p>my notes</p>")
+        mine = out
+    mine.write_text('{"mine": true}')
+    line = quick_refusal(capsys, _argv(command, tiny_dir, files, out, tmp_path))
+    assert f"refusing to overwrite --out {str(mine)!r}: aqi did not write it" in line
+    assert "--overwrite" in line and mine.read_text() == '{"mine": true}'
+    if command == "report":  # with --overwrite it is replaced; the report is then aqi's own
+        argv = _argv(command, tiny_dir, files, out, tmp_path)
+        assert main([*argv, "--overwrite"]) == 0
+        assert aqi._outputs.written_by_aqi(out)
+        assert main(argv) == 0  # aqi's own report is replaced without --overwrite
+        assert not list(tmp_path.glob("*.tmp-*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+@pytest.mark.parametrize("command", ["report", "audit", "generate", "capture"])
+def test_an_output_folder_that_cannot_be_written_is_refused(command, tiny_dir, files, tmp_path,
+                                                            capsys):  # fmt: skip
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        line = quick_refusal(capsys, _argv(command, tiny_dir, files, ro / "x.out", tmp_path))
+    finally:
+        ro.chmod(0o700)
+    assert "cannot be written" in line
+
+
+@pytest.mark.parametrize("command", ["report", "audit", "generate", "capture"])
+def test_an_output_under_a_file_is_refused_in_our_words(command, tiny_dir, files, tmp_path,
+                                                        capsys):  # fmt: skip
+    # before: `[Errno 20] Not a directory` / `[Errno 17] File exists`, one of them after the run
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    line = quick_refusal(capsys, _argv(command, tiny_dir, files, blocker / "sub" / "r.out",
+                                       tmp_path))  # fmt: skip
+    assert f"{str(blocker)!r} is a file, not a folder" in line
+
+
+def test_the_audit_workdir_that_is_a_file_is_refused_in_our_words(tiny_dir, files, tmp_path,
+                                                                   capsys):  # fmt: skip
+    work = tmp_path / "work"
+    work.write_text("x")
+    argv = _argv("audit", tiny_dir, files, tmp_path / "r.html", tmp_path)
+    line = quick_refusal(capsys, argv)
+    assert f"workdir {str(work)!r} is a file" in line
+
+
+def test_write_atomic_leaves_the_old_file_whole_when_writing_fails(tmp_path):
+    from aqi._outputs import write_atomic
+
+    old = write_atomic(tmp_path / "r.html", "<p>old</p>")
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(old, "<p>new \ud800</p>")  # a lone surrogate fails half-way, in encoding
+    assert old.read_text() == "<p>old</p>" and list(tmp_path.iterdir()) == [old]
+
+
+@pytest.mark.parametrize("command", ["capture", "audit"])
+def test_an_unknown_pooling_is_refused_before_the_model_loads(command, tiny_dir, files, tmp_path,
+                                                              capsys):  # fmt: skip
+    # before: `--pooling banana` refused after 19 s (the model loaded, the responses generated)
+    argv = [*_argv(command, tiny_dir, files, tmp_path / "x.out", tmp_path), "--pooling", "banana"]
+    line = quick_refusal(capsys, argv)
+    assert "--pooling banana; expected one or more of 'mean', 'last', 'first', 'max'" in line
+
+
+@pytest.mark.parametrize("command", ["capture", "generate", "audit"])
+def test_an_empty_prompts_argument_is_refused(command, tiny_dir, files, tmp_path, capsys):
+    # before: `--prompts ""` silently audited the bundled prompt set
+    argv = _argv(command, tiny_dir, files, tmp_path / "x.out", tmp_path)
+    argv[argv.index("--prompts") + 1] = ""
+    line = quick_refusal(capsys, argv)
+    assert "--prompts '' is empty; give a prompt file or prompt set names" in line
+
+
+def _broken(tiny_dir: Path, tmp_path: Path, how: str) -> Path:
+    d = shutil.copytree(tiny_dir, tmp_path / f"broken-{how}")
+    if how == "model_type":
+        cfg = json.loads((d / "config.json").read_text())
+        del cfg["model_type"]
+        (d / "config.json").write_text(json.dumps(cfg))
+    elif how == "tokenizer":
+        (d / "tokenizer.json").unlink()
+    elif how == "truncated":
+        w = d / "model.safetensors"
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    elif how == "file":
+        return Path(shutil.copy(tiny_dir / "config.json", tmp_path / "config.json"))
+    elif how == "missing":
+        return tmp_path / "no-such-model"
+    return d
+
+
+@pytest.mark.parametrize("command", ["capture", "generate", "audit-model", "audit-baseline"])
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("model_type", "config.json' has no 'model_type' key"),
+        ("tokenizer", "has no tokenizer files"),
+        ("truncated", "model.safetensors' is damaged: it is truncated"),
+        ("file", "is a file, not a model folder"),
+        ("missing", "is not a local folder (no such path)"),
+    ],
+)
+def test_a_model_argument_that_cannot_load_is_refused_in_our_words(command, how, expected,
+                                                                   tiny_dir, files, tmp_path,
+                                                                   capsys):  # fmt: skip
+    # before: "Should have a `model_type` key", "install sentencepiece or tiktoken", a
+    # 44-line traceback for a cut safetensors file; a bad baseline after 74 s of work
+    bad = _broken(tiny_dir, tmp_path, how)
+    argv = _argv(command.split("-")[0], tiny_dir, files, tmp_path / "x.out", tmp_path)
+    flag = "--baseline-model" if command == "audit-baseline" else "--model"
+    argv[argv.index(flag) + 1] = str(bad)
+    line = quick_refusal(capsys, argv)
+    assert expected in line and flag in line
+    assert not (tmp_path / "work").exists()
+
+
+def test_track_pairs_below_four_is_refused_before_a_model_loads(tiny_dir, tmp_path, capsys):
+    # before: `aqi track … --pairs 3` refused after 28 s (the baseline loaded and measured)
+    ckpt = _tiny_checkpoint(tiny_dir, tmp_path)
+    line = quick_refusal(capsys, ["--quiet", "track", str(ckpt), "--baseline-model",
+                                  str(tiny_dir), "--pairs", "3", "--out-dir",
+                                  str(tmp_path / "t")])  # fmt: skip
+    assert "--pairs 3; expected an int >= 4" in line
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("command", ["capture", "generate", "audit"])
+def test_a_60000_character_prompt_is_refused_in_seconds(command, tiny_dir, files, tmp_path,
+                                                        capsys):  # fmt: skip
+    # before: `aqi generate` / `aqi capture --span all` killed at 300 s with nothing written
+    import time
+
+    rows = [json.loads(line) for line in files["prompts"].read_text().splitlines()]
+    rows[1]["text"] = ("please tell me about the weather today and " * 1400)[:60000]
+    long = write_jsonl(tmp_path / "long.jsonl", rows)
+    argv = _argv(command, tiny_dir, files, tmp_path / "x.out", tmp_path)
+    argv[argv.index("--prompts") + 1] = str(long)
+    if command == "capture":
+        argv += ["--span", "all"]
+    t0 = time.perf_counter()
+    line = one_line_error(capsys, argv)
+    assert time.perf_counter() - t0 < 30  # the tiny model loads; no forward pass runs
+    assert "prompt 'p1' has " in line and "over the per-prompt limit --max-prompt-tokens 4096" \
+        in line
+    # with the limit lifted the same file runs: the tiny model's context truncates it
+    if command == "capture":
+        assert main([*argv, "--max-prompt-tokens", "0"]) == 0
+        assert "1 prompt(s) longer than max_length=256 tokens were truncated" in \
+            capsys.readouterr().err
+
+
+def test_warnings_are_one_line_each_and_once(tiny_dir, files, tmp_path, capsys):
+    # before: Python's two-line form with the source line; a stale-lock warning printed twice
+    out = tmp_path / "r.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    import socket
+
+    (tmp_path / "r.jsonl.lock").write_text(json.dumps({"pid": int(dead),
+                                                       "host": socket.gethostname()}))
+    assert main(_argv("generate", tiny_dir, files, out, tmp_path)) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "stale lock" in ln]
+    assert len(lines) == 1 and lines[0].startswith("aqi generate: warning: taking over"), err
+    assert "warnings.warn" not in err and "UserWarning" not in err
+
+
+def test_a_one_pair_reward_file_warns(tmp_path, capsys):
+    # before: scored `0.000 [0.000, 0.000]` without a word
+    ref = tmp_path / "one.csv"
+    ref.write_text("chosen,rejected\n1.0,0.0\n")
+    assert main(["probe", "reward", str(ref), "--n-boot", "40"]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warned) == 1 and warned[0].startswith("aqi probe: warning: ")
+    assert "1 pair" in warned[0] and "the interval has no width" in warned[0]
+
+
+def test_a_baseline_hub_id_that_cannot_be_found_is_refused_before_any_work(tiny_dir, files,
+                                                                           tmp_path):  # fmt: skip
+    # before: the audited model's responses and store were made (74 s), then the baseline
+    # failed to load
+    work = tmp_path / "work"
+    p = _aqi("--quiet", "audit", "--model", str(tiny_dir), "--baseline-model",
+             "no-such-org/no-such-model", "--prompts", str(files["prompts"]), "--workdir",
+             str(work), "--max-new-tokens", "2",
+             env_extra={"HF_HUB_OFFLINE": "1"})  # fmt: skip
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith("aqi audit: error: baseline: model 'no-such-org/no-such-model'")
+    assert "not in the local Hugging Face cache" in lines[0]
+    assert not list(work.glob("models/*/responses.jsonl"))  # no work was done
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (FileExistsError(17, "File exists", "/w/models"),
+         "'/w/models': file exists; it is in the way: remove it or choose another path"),
+        (FileNotFoundError(2, "No such file or directory", "/x/p.jsonl"),
+         "'/x/p.jsonl': no such file or directory; check the path"),
+        (OSError(28, "No space left on device", "/w/store.h5"),
+         "'/w/store.h5': no space left on device; the disk is full"),
+        (OSError(18, "Invalid cross-device link", "/a", None, "/b"),
+         "'/a' → '/b': invalid cross-device link; check the path and its permissions"),
+    ],
+)
+def test_os_errors_are_said_in_our_words(error, expected, capsys):
+    # before: `aqi …: error: [Errno 17] File exists: '…'`
+    import argparse
+
+    from aqi.cli import _user_error
+
+    assert _user_error(argparse.Namespace(debug=False, command="audit"), error) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"aqi audit: error: {expected}") and "[Errno" not in line
+
+
+@pytest.mark.parametrize("case", ["pooling", "prompts", "baseline", "report-out", "device"])
+def test_door_refusals_take_under_2_s_in_a_fresh_process(case, tiny_dir, files, tmp_path):
+    # The in-process tests above have torch imported already; a user's `aqi …` has not:
+    # the door imports no torch (importing it alone takes about 2 s on two cores).
+    import time
+
+    model = ["--model", str(tiny_dir), "--baseline-model", str(tmp_path / "base")]
+    shutil.copytree(tiny_dir, tmp_path / "base")
+    argv = {
+        "pooling": ["audit", *model, "--pooling", "banana"],
+        "prompts": ["audit", *model, "--prompts", ""],
+        "baseline": ["audit", "--model", str(tiny_dir), "--baseline-model",
+                     str(files["prompts"])],
+        "report-out": ["report", str(files["store"]), "--out", str(files["store"])],
+        "device": ["capture", "--model", str(tiny_dir), "--out", "/dev/full"],
+    }[case]  # fmt: skip
+    t0 = time.perf_counter()
+    p = _aqi("--quiet", *argv, cwd=tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr[-2000:]
+    assert elapsed < 2.0, f"{case}: refused after {elapsed:.1f} s: {p.stderr}"

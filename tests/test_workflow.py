@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -122,7 +123,8 @@ def test_no_response_text_leaves_responses_out(
     ("extra", "err"),
     [
         (["--baseline-model-arg", "dtipe=float16"], "'dtipe' is not a loading flag"),
-        (["--baseline-model-arg", "dtype=float8"], "loading the baseline model"),
+        (["--baseline-model-arg", "dtype=float8"],  # at the door: before any model loads
+         "--baseline-model-arg dtype=float8 is not supported; expected one of auto"),
         (["--layers", "nope"], "nope"),
     ],
 )
@@ -247,3 +249,140 @@ def test_one_progress_display_for_the_whole_run(
     assert "generate baseline (base) reused" in second
     assert "capture baseline (base) reused" in second
     assert "generate audited (ft2) reused" not in second
+
+
+# -- issue 31: reuse is verified; the CLI and Python find each other's work ------------------
+
+def test_loading_options_are_normalised_so_cli_and_python_share_work() -> None:
+    # before: {"dtype": "auto"} from the CLI and {} from Python were two models to the workdir
+    assert ModelSpec("./x", {"dtype": "auto", "device": None}).key() == ModelSpec("./x").key()
+    assert ModelSpec("./x", {"dtype": "bf16"}).options == {"dtype": "bfloat16"}
+    bf16 = ModelSpec("./x", {"dtype": "bf16"})
+    assert bf16.key() == ModelSpec("./x", {"dtype": "bfloat16"}).key()
+    assert ModelSpec("./x", {"dtype": "float16"}).key() != ModelSpec("./x").key()
+
+
+def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
+    models: dict, prompt_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    import h5py
+
+    work = tmp_path / "w"
+    argv = ["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
+            "--prompts", str(prompt_file), "--workdir", str(work), *CLI_FAST]  # fmt: skip
+    assert main([*argv, "--json"]) in (0, 1)
+    doc = json.loads(capsys.readouterr().out)
+    # the work of the command line is found from Python (options normalised)
+    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    assert {s for (ph, _), s in _status(again).items() if ph in ("generate", "capture")} == {
+        "reused"
+    }
+    # before: "[PASS] validity — not computed" (a check of the setting has no interval)
+    (validity,) = [ln for ln in again.summary().splitlines() if "] validity" in ln]
+    assert validity.startswith("  [PASS] validity") and "not computed" not in validity
+    # before: a response edited by hand was reused without a word (refusal_change moved)
+    ft = next(d for d in (work / "models").iterdir() if d.name.startswith("ft1-"))
+    rs = ft / "responses.jsonl"
+    original = rs.read_text()
+    lines = original.splitlines()
+    rec = json.loads(lines[1])
+    lines[1] = json.dumps({**rec, "response": "I'm sorry, I can't help with that."})
+    rs.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{str(rs)!r} changed since aqi made it")):
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(rs) in err[0] and "aqi audit --rebuild" in err[0]
+    # --rebuild makes it again (greedy: the original texts; the file's header has a new
+    # time, so the store, recorded as captured from the old file, is captured again)
+    assert main([*argv, "--rebuild", "--json"]) in (0, 1)
+    rebuilt = json.loads(capsys.readouterr().out)
+
+    def texts(text: str) -> list[Any]:
+        return [json.loads(line).get("response") for line in text.splitlines()[1:]]
+
+    assert texts(rs.read_text()) == texts(original)
+    assert rebuilt["checks"] == doc["checks"]
+    # a store changed after it was recorded is refused the same way
+    with h5py.File(ft / "store.h5", "a") as f:
+        floats: list[str] = []
+        f.visititems(lambda k, v: floats.append(k) if isinstance(v, h5py.Dataset)
+                     and v.dtype.kind == "f" and v.ndim == 2 else None)  # fmt: skip
+        f[floats[0]][0] = f[floats[0]][0] + 1.0
+    with pytest.raises(ValueError, match=re.escape("store.h5' changed since aqi made it")):
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    run = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
+                       rebuild=True, **FAST)  # fmt: skip
+    st = _status(run)
+    assert st[("capture", "audited")] == "ran" and st[("capture", "baseline")] == "reused"
+    assert json.loads(run.json.read_text())["checks"] == doc["checks"]
+
+
+def _stable(doc: dict) -> dict:
+    """A report document without its creation time (what differs between two runs)."""
+    return {k: v for k, v in doc.items() if k != "created"}
+
+
+def _audit_argv(models: dict, prompt_file: Path, work: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "aqi", "--quiet", "audit", "--model", str(models["ft1"]),
+            "--baseline-model", str(models["base"]), "--prompts", str(prompt_file),
+            "--workdir", str(work), "--json", *CLI_FAST]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(models: dict, prompt_file: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[int, dict]:  # fmt: skip
+    """``aqi audit --json`` run once without interruption: its exit code and document."""
+    import subprocess
+
+    work = tmp_path_factory.mktemp("uninterrupted") / "w"
+    ref = subprocess.run(_audit_argv(models, prompt_file, work), capture_output=True, text=True,
+                         env=_env(), timeout=600)  # fmt: skip
+    assert ref.returncode in (0, 1), ref.stderr[-2000:]
+    return ref.returncode, _stable(json.loads(ref.stdout.replace(str(work), "WORK")))
+
+
+@pytest.mark.parametrize("point", ["generating", "capturing", "baseline"])
+def test_kill_9_at_a_point_of_the_audit_then_rerun_gives_the_same_report(
+    point: str, models: dict, prompt_file: Path, tmp_path: Path, uninterrupted: tuple[int, dict]
+) -> None:
+    """issue 31: kill -9 mid-run (no handler runs), re-run, the same report as one run's."""
+    import signal
+    import subprocess
+    import time
+
+    work = tmp_path / "w"
+    argv, env = _audit_argv(models, prompt_file, work), _env()
+
+    def reached() -> bool:
+        ft = list((work / "models").glob("ft1-*")) if (work / "models").is_dir() else []
+        if not ft:
+            return False
+        rs, partial = ft[0] / "responses.jsonl", ft[0] / "store.h5.partial"
+        if point == "generating":
+            return rs.is_file() and len(rs.read_bytes().splitlines()) >= 3
+        if point == "capturing":
+            return partial.is_dir()
+        return any((work / "models").glob("base-*/responses.jsonl"))
+
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    t0 = time.monotonic()
+    while p.poll() is None and not reached() and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    if p.poll() is not None:
+        pytest.fail(f"the audit ended before the point {point!r} was seen")
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == uninterrupted[0], again.stderr[-2000:]
+    # the same document but for its creation time and the work folder's name in paths
+    assert _stable(json.loads(again.stdout.replace(str(work), "WORK"))) == uninterrupted[1]

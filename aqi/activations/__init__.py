@@ -24,7 +24,7 @@ from .public_sets import (
 )
 from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
-from .writer import StoreWriter, check_not_input, store_from_arrays
+from .writer import StoreWriter, check_not_input, check_store_target, store_from_arrays
 
 __all__ = [
     "ARCHITECTURES",
@@ -56,6 +56,7 @@ __all__ = [
     "capture",
     "check_not_input",
     "check_spans",
+    "check_store_target",
     "current_shard",
     "find_architecture",
     "load_prompt_set",

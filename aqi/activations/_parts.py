@@ -11,7 +11,9 @@ and its rows are captured again.
 
 Two writers never share a path: :class:`WriterLock` holds ``<path>.lock``
 (pid and host inside) for as long as a writer lives. And a writer replaces only
-what is ours (:func:`remove_ours`): an aqi store, or its partial folder.
+what is ours (:func:`remove_ours`): an aqi store, or its partial folder. The input
+check, the temporary name and the atomic rename are :mod:`aqi._outputs`' (shared with the
+reports, figures and tables), re-exported here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 
 import h5py
 
+from .._outputs import check_not_input, publish, tmp_name
 from ._format import ROW_COLUMNS, is_aqi_store
 
 __all__ = [
@@ -104,30 +107,6 @@ def list_parts(d: Path) -> list[tuple[int, int, Path]]:
         if b0 < a1:
             raise ValueError(f"store parts overlap: {pa.name} and {pb.name}; the store is damaged")
     return parts
-
-
-def tmp_name(final: Path) -> Path:
-    """The temporary name ``final`` is written under by this process."""
-    return final.with_name(f"{final.name}.tmp-{os.getpid()}")
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """fsync a finished temporary file, rename it into place, fsync the directory."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
 
 
 def atomic_h5(final: Path, fill: Callable[[h5py.File], Any]) -> None:
@@ -221,42 +200,6 @@ def remove_ours(path: Path) -> None:
     check_ours(path)
     path.unlink(missing_ok=True)
     shutil.rmtree(partial_dir(path), ignore_errors=True)
-
-
-def check_not_input(
-    out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]
-) -> None:
-    """Refuse an output path that is one of the inputs (writing it would destroy the input).
-
-    Parameters
-    ----------
-    out : path-like
-        The file about to be written.
-    inputs : iterable of path-like or None
-        Files being read (``None`` entries are skipped).
-
-    Examples
-    --------
-    >>> check_not_input("acts.h5", ["prompts.jsonl", None])
-    >>> check_not_input("p.jsonl", ["./p.jsonl"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: output 'p.jsonl' is the input file './p.jsonl'; writing it would destroy ...
-    """
-    o = Path(out)
-    for i in inputs:
-        if i is None or not isinstance(i, (str, os.PathLike)):
-            continue
-        p = Path(i)
-        try:
-            same = o.exists() and p.exists() and o.samefile(p)
-        except OSError:  # pragma: no cover - unreadable paths: compare names
-            same = False
-        if same or o.resolve() == p.resolve():
-            raise ValueError(
-                f"output {str(out)!r} is the input file {str(i)!r}; writing it would destroy "
-                "the input — choose another output path"
-            )
 
 
 def _pid_alive(pid: int) -> bool:

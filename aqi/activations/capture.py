@@ -28,7 +28,14 @@ from .adapters import (
     transformerlens_inputs,
 )
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import PromptEncoder, pad_batch, plan_batches, span_masks
+from .encoding import (
+    MAX_PROMPT_TOKENS,
+    PromptEncoder,
+    check_prompt_tokens,
+    pad_batch,
+    plan_batches,
+    span_masks,
+)
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec, find_architecture
 from .prompts import PromptSet, load_prompts
@@ -132,6 +139,7 @@ def capture(
     system_prompt: str | None = None,
     include_response: bool = False,
     max_length: int | None = None,
+    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
     padding_side: str | None = None,
     commit_rows: int | None = None,
     compression: str | None = "lzf",
@@ -197,6 +205,11 @@ def capture(
     max_length : int, optional
         Longer inputs are truncated (each row on its own, before batching),
         flagged and warned about. Default: the tokenizer's / model's limit.
+    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
+        The per-prompt token limit (the user's text, without the template), the same in
+        :func:`aqi.generate_responses` and :func:`aqi.audit_models`: a longer prompt is
+        refused, naming it and the limit, before any forward pass (unless ``max_length``,
+        given at or below it, truncates it). ``None``: no limit.
     padding_side : {"left", "right"}, optional
         Default: the tokenizer's. Results do not depend on it.
     commit_rows : int, optional
@@ -257,6 +270,7 @@ def capture(
         raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
     check_not_input(path, [prompts])
     prompt_set: PromptSet = load_prompts(prompts)
+    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
     side = padding_side or getattr(tokenizer, "padding_side", "right")
     if side not in ("left", "right"):
         raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")

@@ -33,7 +33,52 @@ from .spans import (
     token_ranges,
 )
 
-__all__ = ["SPANS", "EncodedPrompt", "PromptEncoder"]
+__all__ = ["MAX_PROMPT_TOKENS", "SPANS", "EncodedPrompt", "PromptEncoder", "check_prompt_tokens"]
+
+#: The default per-prompt token limit of capture, generation and the audit: the user's text,
+#: tokenized without the chat template. One forward pass over a longer input takes minutes
+#: on a CPU (a 60,000-character prompt was a five-minute stall), so it is refused, naming
+#: the prompt and the limit, before any forward pass; ``max_prompt_tokens=None`` lifts it.
+MAX_PROMPT_TOKENS = 4096
+
+
+def check_prompt_tokens(
+    tokenizer: Any, prompts: Sequence[Prompt], limit: int | None, *,
+    max_length: int | None = None,
+) -> None:  # fmt: skip
+    """Refuse prompts whose text is longer than ``limit`` tokens (``None``: no limit).
+
+    A ``max_length`` given by the caller at or below ``limit`` already bounds the work
+    (longer inputs are truncated to it, counted and warned about): then nothing is refused.
+    Text of at most ``limit`` UTF-8 bytes is not tokenized (a token spans at least one
+    byte), so the check costs nothing for ordinary prompts.
+
+    Raises
+    ------
+    ArgumentError
+        Naming the first prompt over the limit, its token count, how many are over, and
+        ``max_prompt_tokens`` (CLI: ``--max-prompt-tokens``).
+    """
+    from .._errors import ArgumentError
+
+    if limit is None or (max_length is not None and max_length <= limit):
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ArgumentError("{max_prompt_tokens}; expected a positive int or None (no limit)",
+                            max_prompt_tokens=limit)  # fmt: skip
+    long = [p for p in prompts if len(p.text.encode("utf-8")) > limit]
+    if not long:
+        return
+    ids = tokenizer([p.text for p in long], add_special_tokens=False, verbose=False)["input_ids"]
+    over = [(p.id, len(t)) for p, t in zip(long, ids, strict=True) if len(t) > limit]
+    if over:
+        (pid, n), more = over[0], len(over) - 1
+        also = f" (and {more} more)" if more else ""
+        raise ArgumentError(
+            f"prompt {pid!r} has {n} tokens{also}, over the per-prompt limit "
+            f"{{max_prompt_tokens}}: a forward pass over so long an input takes minutes; "
+            "shorten it or leave it out, or raise the limit", max_prompt_tokens=limit,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["POOLINGS", "SpanMask", "pool"]
+from .._vocab import POOLINGS, check_poolings
 
-POOLINGS: tuple[str, ...] = ("mean", "last", "first", "max")
+__all__ = ["POOLINGS", "SpanMask", "check_poolings", "pool"]
 
 
 @dataclass

@@ -39,6 +39,7 @@ from ._parts import (
     WriterLock,
     atomic_h5,
     check_not_input,
+    check_ours,
     damaged_parts,
     list_parts,
     manifest_path,
@@ -52,7 +53,15 @@ from ._parts import (
 from .prompts import PromptSet
 from .store import ActivationStore, open_store
 
-__all__ = ["PartWriter", "StoreWriter", "check_not_input", "store_from_arrays"]
+__all__ = ["PartWriter", "StoreWriter", "check_not_input", "check_store_target",
+           "store_from_arrays"]
+
+
+def check_store_target(path: str | os.PathLike[str]) -> None:
+    """Refuse a store path aqi may not write, before any model loads: a folder, a file
+    that is not an aqi store, a partial folder holding other files (``overwrite`` never
+    replaces them)."""
+    check_ours(Path(path))
 
 
 class StoreWriter(Closing):

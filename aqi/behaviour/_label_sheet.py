@@ -147,6 +147,7 @@ def render_sheet(header: Mapping[str, Any], items: Sequence[tuple[str, str, str]
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="generator" content="aqi">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>aqi labelling sheet {e(audit[:12])}</title>
 <style>{_CSS}</style>

@@ -19,7 +19,7 @@ from .._progress import step_bar
 from ..activations import Prompt, PromptSet, load_prompts
 from ..activations._parts import check_not_input
 from ..activations.capture import default_max_length, input_device
-from ..activations.encoding import PromptEncoder, pad_batch
+from ..activations.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
 from ..activations.provenance import (
     config_hash,
     library_versions,
@@ -103,6 +103,7 @@ def generate_responses(
     chat: bool | None = None,
     system_prompt: str | None = None,
     max_length: int | None = None,
+    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> Responses:
@@ -147,6 +148,10 @@ def generate_responses(
         model's limit. A longer prompt has its **user text cut on the left**
         (the template and the end of the request are kept), with one warning;
         the response records it as ``truncated``.
+    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
+        The per-prompt token limit, as in :func:`aqi.capture`: a longer prompt is
+        refused, naming it and the limit, before the model runs (unless ``max_length``,
+        given at or below it, truncates it). ``None``: no limit.
     overwrite : bool, default False
         Replace an existing ``out`` instead of resuming it. Only an aqi responses
         file is ever replaced (a prompt file, another JSONL or an activation store
@@ -220,6 +225,7 @@ def generate_responses(
         warnings.warn("model is in training mode (dropout active); call model.eval()",
                       stacklevel=2)  # fmt: skip
     prompt_set: PromptSet = load_prompts(prompts)
+    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
     encoder = PromptEncoder(tokenizer, span="all", chat=chat, system_prompt=system_prompt)
     pad_id = _pad_id(tokenizer)
     context = max_length if max_length is not None else default_max_length(tokenizer, model)

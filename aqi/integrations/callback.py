@@ -124,9 +124,15 @@ class AlignmentCallback(TrainerCallback):
         self._warned = False
 
     def attach(self, trainer: Trainer) -> AlignmentCallback:
-        """Log through ``trainer`` and add this callback to it; returns the callback."""
+        """Log through ``trainer`` and add this callback to it; returns the callback.
+
+        Idempotent per trainer: attaching again (or to a trainer that already lists this
+        callback, e.g. ``callbacks=[cb]``) adds nothing, so each step is measured once.
+        """
         self.trainer = trainer
-        trainer.add_callback(self)
+        handler = getattr(trainer, "callback_handler", None)
+        if handler is None or not any(cb is self for cb in handler.callbacks):
+            trainer.add_callback(self)
         return self
 
     # -- the Trainer's events ----------------------------------------------------------

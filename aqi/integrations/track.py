@@ -12,6 +12,7 @@ Nothing here imports torch or transformers until a command runs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -22,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .._outputs import check_output, png_metadata, write_atomic
 
 __all__ = ["TrackResult", "add_parser", "checkpoint_step", "run", "track_checkpoints"]
 
@@ -73,6 +76,17 @@ def _why_skip(folder: Path) -> str | None:
     if checkpoint_step(folder) is None:
         return "no step (no trainer_state.json and no number in the folder name)"
     return None
+
+
+def _is_track_series(path: Path) -> bool:
+    """Whether ``path`` is a series aqi track wrote (its first line a record with a step and
+    a checkpoint): replaced by the next run."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and {"step", "checkpoint"} <= set(first)
 
 
 def track_checkpoints(
@@ -138,6 +152,12 @@ def track_checkpoints(
             f"{c}: {why}" for c, why in skipped))  # fmt: skip
     for c, why in skipped:
         say(f"aqi track: skipping {c}: {why}")
+    prompts = watch_prompts(pairs)  # its checks before a model loads
+    out = Path(out_dir)
+    jsonl, png = out / "aqi_track.jsonl", out / "aqi_track.png"
+    inputs = [baseline, *checkpoints]
+    check_output(jsonl, flag="out_dir", inputs=inputs, ours=_is_track_series)
+    check_output(png, flag="out_dir", inputs=inputs)
     if str(baseline) == "demo":
         from ..demo import load_demo_model
 
@@ -145,11 +165,9 @@ def track_checkpoints(
     else:
         model, tok = load_model(baseline, dtype=dtype, device=device)
     dev = str(next(model.parameters()).device)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aqi-track-") as work:
-        watch = AlignmentWatch(work, prompts=watch_prompts(pairs), n_unsafe=n_unsafe,
+        watch = AlignmentWatch(work, prompts=prompts, n_unsafe=n_unsafe,
                                n_safe=n_safe, layer=layer,
                                max_new_tokens=max_new_tokens or WATCH_NEW_TOKENS)  # fmt: skip
         try:
@@ -162,14 +180,15 @@ def track_checkpoints(
                 del ckpt
         finally:
             watch.close()
-    jsonl = out / "aqi_track.jsonl"
-    with jsonl.open("w", encoding="utf-8") as f:
-        for r in records:
-            clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
-            f.write(json.dumps(clean, allow_nan=False) + "\n")
+    lines = []
+    for r in records:
+        clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        lines.append(json.dumps(clean, allow_nan=False) + "\n")
+    write_atomic(jsonl, "".join(lines))
     fig = plot_alignment_series(records, title=f"{Path(str(baseline)).name} → checkpoints")
-    png = out / "aqi_track.png"
-    fig.savefig(png, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, metadata=png_metadata())
+    write_atomic(png, buf.getvalue())
     return TrackResult(records=tuple(records), skipped=tuple(skipped), jsonl=jsonl, figure=png)
 
 

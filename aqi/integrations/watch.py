@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import ArgumentError
 from ..activations import Prompt, PromptSet, bundled_prompts, capture, load_prompts
 from ..activations.layers import resolve_layers
 from ..behaviour import compare_refusal, generate_responses, refusal_rate
@@ -94,8 +95,8 @@ def watch_prompts(pairs: int = DEFAULT_PAIRS, prompts: Any = None) -> PromptSet:
     (16, 8, 7)
     """
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 4:
-        raise ValueError(f"pairs={pairs!r}; expected an int >= 4 (the refusal shift needs "
-                         "two pairs on each half)")  # fmt: skip
+        raise ArgumentError("{pairs}; expected an int >= 4 (the refusal shift needs two pairs "
+                            "on each half)", pairs=pairs)  # fmt: skip
     ps = bundled_prompts() if prompts is None else load_prompts(prompts)
     by_pair: dict[str, list[Prompt]] = {}
     for p in ps:

@@ -21,6 +21,7 @@ product of resample counts with per-pair contributions.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -355,6 +356,13 @@ def preference_calibration(
         calibrator._check_not_fit_set(margins)
     M, edges, _, conf, correct = _contributions(margins, calibrator, n_bins, binning, ties)
     n = len(margins)
+    if n < 2:  # issue 31: one pair scored "0.000 [0.000, 0.000]" without a word
+        from ..indices import DegenerateInputWarning
+
+        warnings.warn(f"{label or 'reward scores'}: {n} pair: its calibration error and "
+                      "accuracy are one pair's and every bootstrap resample is that pair, so "
+                      "the interval has no width; score at least tens of pairs",
+                      DegenerateInputWarning, stacklevel=2)  # fmt: skip
     point = _summaries(M.sum(0, keepdims=True), n_bins, n)
     rng = np.random.default_rng(seed)
     # Resampled sums in float32 (counts are exact; sums carry ~1e-7 relative error,

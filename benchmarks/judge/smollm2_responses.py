@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from aqi.activations import Prompt, PromptSet, bundled_prompts  # noqa: E402
-from aqi.behaviour import generate_responses  # noqa: E402
-from aqi.demo import load_demo_model  # noqa: E402
-from benchmarks.judge.corpus import ROOT, package_dir  # noqa: E402
+from aqi.activations import Prompt, PromptSet, bundled_prompts
+from aqi.behaviour import generate_responses
+from aqi.demo import load_demo_model
+from benchmarks.judge.corpus import ROOT, package_dir
 
 LABELS = ROOT / "tests" / "data" / "refusal_labels.json"
 CACHE = Path("/tmp/aqi-judge-smollm2")

@@ -233,3 +233,22 @@ def test_under_trl_sft_trainer(tiny: tuple[Any, Any], tmp_path: Path) -> None:
     # TRL's own averaged train metrics still reach its log (Trainer.log, not SFTTrainer.log)
     assert any("loss" in h for h in trainer.state.log_history)
     assert len(cb.records) == 3
+
+
+def test_attaching_twice_measures_each_step_once(tiny: tuple[Any, Any], tmp_path: Path) -> None:
+    # issue 31: before, a second attach (or callbacks=[cb] and attach) recorded step 0 twice
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    model, tok = tiny
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    cb = _small_callback(every=2)
+    trainer = Trainer(model=model, args=_args(tmp_path, 2), train_dataset=_dataset(tok),
+                      data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
+                      processing_class=tok, callbacks=[cb])  # fmt: skip
+    assert cb.attach(trainer).attach(trainer) is cb
+    assert sum(c is cb for c in trainer.callback_handler.callbacks) == 1
+    trainer.train()
+    assert [h["step"] for h in trainer.state.log_history if "aqi/refusal" in h] == [0, 2]
+    lines = (tmp_path / "aqi_alignment.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [0, 2]
