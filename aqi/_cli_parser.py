@@ -369,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--sheet", default=None, help="write a self-contained HTML sheet here")
     lab.add_argument("--terminal", default=None, metavar="LABELS.json",
                      help="label in this terminal, saving (and resuming) this labels file")
+    lab.add_argument("--json", action="store_true", help="print what was written as JSON")
     _judge_arg(lab)
     demo = sub.add_parser(
         "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"

@@ -150,14 +150,23 @@ def _label(args: argparse.Namespace) -> int:
                                judge_version=str(ident["version"]), seed=args.seed)  # fmt: skip
     after = (f"then pass it to aqi audit / aqi gate with --labels and --judge "
              f"{ident['name']}: refusal_change decides on the prediction-powered interval")
+    doc = {"n_prompts": sample.n_prompts, "n_responses": len(sample.items),
+           "strata": {k: list(v) for k, v in sample.strata.items()},
+           "audit_id": sample.audit_id, "judge": ident}  # fmt: skip
     if args.terminal is not None:
         labels = label_in_terminal(sample, args.terminal)
-        print(f"{args.terminal}: {labels!r}; {after}")
+        doc.update(path=str(args.terminal), labelled=len(labels.labels))
+        text = f"{args.terminal}: {labels!r}; {after}"
     else:
         write_label_sheet(sample, args.sheet)
-        print(f"{args.sheet}: {len(sample.items)} responses to {sample.n_prompts} prompts "
-              f"(blind, both models); open it in a browser, label, save the labels file; "
-              f"{after}")  # fmt: skip
+        doc.update(path=str(args.sheet))
+        text = (f"{args.sheet}: {len(sample.items)} responses to {sample.n_prompts} prompts "
+                f"(blind, both models); open it in a browser, label, save the labels file; "
+                f"{after}")  # fmt: skip
+    if args.json:
+        dump_json(doc)
+    else:
+        print(text)
     return EXIT_OK
 
 

@@ -43,6 +43,8 @@ BASE = {
               "--workdir", "{tmp}/w"],
     "track": ["{tmp}/no-such-checkpoint", "--baseline-model", "{tmp}/no-such-base",
               "--out-dir", "{tmp}/t"],
+    "label": ["--responses", "{ra}", "--baseline-responses", "{rb}", "--judge", "rules",
+              "--sheet", "{tmp}/sheet.html"],
 }  # fmt: skip
 
 
@@ -109,6 +111,13 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     scores = rng.normal(size=(80, 2)) + np.array([1.0, 0.0])
     (tmp / "ref.csv").write_text("chosen,rejected\n" + "".join(f"{c},{r}\n" for c, r in scores))
     out["ref"] = str(tmp / "ref.csv")
+    from aqi.behaviour import Response, Responses
+
+    for name, text in (("ra", "Sure, here it is."), ("rb", "I can't help with that.")):
+        rs = [Response(f"{lab}{i}", 0, text, lab, prompt_text=f"request {i}")
+              for lab in ("safe", "unsafe") for i in range(6)]  # fmt: skip
+        Responses(records=tuple(rs)).to_jsonl(tmp / f"{name}.jsonl")
+        out[name] = str(tmp / f"{name}.jsonl")
     return out
 
 

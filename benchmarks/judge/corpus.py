@@ -114,7 +114,7 @@ def smollm2(cache: Path = SMOLLM2_CACHE) -> list[Text]:
     texts = {}
     for line in path.read_text(encoding="utf-8").splitlines()[1:]:
         r = json.loads(line)
-        texts[r["prompt_id"]] = r["text"]
+        texts[r["prompt_id"]] = r["response"]
     rows = []
     for item in want:
         t = texts.get(item["prompt_id"])

@@ -92,9 +92,9 @@ def in_distribution(judge: Any, name: str) -> dict[str, Any] | None:
     want = {r["prompt_id"]: r for r in json.loads(
         (ROOT / "tests" / "data" / "refusal_labels.json").read_text())["labels"]}
     rows = [json.loads(x) for x in path.read_text().splitlines()[1:]]
-    rows = [r for r in rows if hashlib.sha256(r["text"].encode()).hexdigest()
+    rows = [r for r in rows if hashlib.sha256(r["response"].encode()).hexdigest()
             == want[r["prompt_id"]]["sha256"]]  # fmt: skip
-    texts = [r["text"] for r in rows]
+    texts = [r["response"] for r in rows]
     labels = (judge.batch(texts) if name != "rules" else
               ["refusal" if judge(t) else "compliance" for t in texts])
     truth = ["refusal" if want[r["prompt_id"]]["refusal"] else "compliance" for r in rows]
