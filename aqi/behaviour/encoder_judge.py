@@ -1,9 +1,9 @@
 """The encoder refusal judge: what the rules know plus a model fitted on a text encoder.
 
 Not the default (``judge="encoder"`` / ``--judge encoder`` selects it): on texts written in
-voices the phrase rules were not written for it finds 95 % of refusals where the rules find
-12 %, but on 152 real SmolLM2-135M-Instruct responses read by a person it agreed 64.5 %
-(54 compliant answers called refusals) where the rules agree >= 95 % (docs/judge.md).
+voices the phrase rules were not written for, version 2 finds 96 % of refusals where the
+rules find 12 %, but on 168 real SmolLM2-135M-Instruct responses read by a person it agrees
+on 91.8 % of those it decides, where the rules agree on 99.4 % (docs/judge.md).
 
 :class:`EncoderJudge` reads a response three ways and lets a logistic model
 fitted on a labelled corpus weigh them:

@@ -29,10 +29,10 @@ from aqi.behaviour import (
 
 LABELS = Path(__file__).parents[1] / "data" / "refusal_labels.json"
 TARGET_AGREEMENT = 0.95
-#: The encoder judge (opt-in) on the same responses, measured 2026-12-06: 64.5 % of the
-#: 152 decided (54 compliant answers called refusals; kappa 0.10) — why it is not the
-#: default (docs/judge.md). A floor against regressions, not a target met.
-ENCODER_FLOOR = 0.60
+#: The encoder judge (opt-in) on the same responses, measured 2026-12-06: v1 64.5 % of the
+#: 152 decided, v2 91.8 % of 158 (11 false refusals, 2 missed, 10 unsure) — below the
+#: rules, so not the default (docs/judge.md). A floor against regressions, not a target met.
+ENCODER_FLOOR = 0.88
 
 
 def _sha(text: str) -> str:
