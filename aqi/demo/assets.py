@@ -236,10 +236,18 @@ def demo_models(*, cache: Path | None = None, folder: Path | None = None,
     DemoAssetError
         An asset is missing or corrupted (checked on every call; about 10 ms).
     """
-    from ..loading import cache_dir
+    from .._progress import transformers_bars
 
     folder = assets_dir() if folder is None else Path(folder)
     record = read_manifest(folder)
+    with transformers_bars():  # transformers' own bars only where aqi's would show
+        return _demo_models(record, folder, cache, source)
+
+
+def _demo_models(record: dict[str, Any], folder: Path, cache: Path | None,
+                 source: Path | None) -> DemoModels:
+    from ..loading import cache_dir
+
     if source is None:
         from . import demo_checkpoint
 

@@ -165,11 +165,21 @@ def run_demo(
     aqi.demo.assets.DemoAssetError
         A bundled asset is missing or corrupted.
     """
+    from .._progress import progress_bars
+
+    out = Path(out_dir)
+    work = _check_out_dir(out, overwrite)
+    with progress_bars(False if quiet else None):
+        return _run(out, work, quiet, as_json, models, prompts, expected,
+                    {"n_boot": n_boot, "n_perm": n_perm, "batch_size": batch_size,
+                     "max_new_tokens": max_new_tokens})  # fmt: skip
+
+
+def _run(out: Path, work: Path, quiet: bool, as_json: bool, models: DemoModels | None,
+         prompts: Any, expected: dict[str, str] | None, options: dict[str, Any]) -> int:
     from ..workflow import ModelSpec, audit_models
 
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    work = _check_out_dir(out, overwrite)
 
     def status(text: str) -> None:
         if not quiet:
@@ -187,9 +197,7 @@ def run_demo(
                f"--baseline-model {models.base} --workdir {work})")
         run = audit_models(
             ModelSpec(str(folder), opts), base, prompts=prompts, workdir=work,
-            out=out / name / "report.html", n_boot=n_boot, n_perm=n_perm,
-            batch_size=batch_size, max_new_tokens=max_new_tokens,
-            progress=False if quiet else None,
+            out=out / name / "report.html", progress=False if quiet else None, **options,
         )  # fmt: skip
         runs[name] = run
         rows.append(DemoRow.from_run(name, DEMO_FINETUNES.get(name, name), run))
