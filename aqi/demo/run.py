@@ -100,7 +100,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> Path:
         try:
             made_by = json.loads(manifest.read_text(encoding="utf-8")).get("aqi_version")
         except (OSError, json.JSONDecodeError, AttributeError):
-            made_by = "an unreadable record"
+            made_by = __version__  # unreadable: aqi.audit_models says so, naming the file
         if made_by != __version__:
             raise ArgumentError(f"{{out_dir}} holds demo work made by aqi {made_by}, not "
                                 f"{__version__}; pass {{overwrite}} to redo it, or choose "
