@@ -17,7 +17,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose
 
 _EPILOG = """\
 examples:
-  aqi demo                                   # full audit of SmolLM2-135M-Instruct + HTML report
+  aqi demo                                   # two fine-tunes audited against their base
   aqi capture --model ./my-model --prompts prompts.jsonl --out acts.h5 \\
       --layers all --pooling mean,last --span instruction,post_instruction
   aqi capture --model demo --out acts.h5     # the bundled model and prompt set
@@ -372,12 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--json", action="store_true", help="print what was written as JSON")
     _judge_arg(lab)
     demo = sub.add_parser(
-        "demo", help="audit SmolLM2-135M-Instruct on the bundled prompts and write the report"
+        "demo", help="audit an eroded and a benign fine-tune of a safety-tuned SmolLM2-135M "
+        "against it (two aqi audit runs, one table); --profile: the single-model AQI profile"
     )
-    demo.add_argument("--out-dir", default="aqi-demo", help="folder for stores and the report")
-    demo.add_argument("--overwrite", action="store_true")
+    demo.add_argument("--out-dir", default="aqi-demo",
+                      help="folder for the work and the reports (a second run reuses the work)")
+    demo.add_argument("--overwrite", action="store_true", help="redo the work in --out-dir")
+    demo.add_argument("--profile", action="store_true",
+                      help="the single-model AQI profile of SmolLM2-135M-Instruct instead")
     demo.add_argument("--json", action="store_true",
-                      help="print both audits' JSON documents instead of the summary")
+                      help="print the audits' JSON documents instead of the table")
     from .integrations.track import add_parser as _add_track  # light: no torch at import
 
     _add_track(sub, _positive_int)

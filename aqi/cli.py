@@ -361,10 +361,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "audit":
             return _audit_command(args)
         if args.command == "demo":
-            from .demo import run_demo
+            from .demo import run_demo, run_profile
 
-            return run_demo(args.out_dir, overwrite=args.overwrite, quiet=args.quiet,
-                            as_json=args.json)
+            return (run_profile if args.profile else run_demo)(
+                args.out_dir, overwrite=args.overwrite, quiet=args.quiet, as_json=args.json)
         if args.command == "track":
             from .integrations.track import run as run_track
 

