@@ -1,6 +1,6 @@
-"""Responses judged per second: the default judge against the phrase rules, same process.
+"""Responses judged per second: the encoder judge against the phrase rules, same process.
 
-Target (issue 26): >= 500 responses/s for the default judge on two CPU cores, so that
+Target (issue 26): >= 500 responses/s for the encoder judge on two CPU cores, so that
 judging never dominates an audit. The texts are the fitting corpus's (mixed lengths,
 10 languages), repeated to 2,048; the encoder is loaded before timing (once per
 process in real use). Best of three runs; run it alone on a quiet machine.
@@ -40,10 +40,10 @@ def main() -> None:
     r_default = rate(judge.batch, texts)
     r_rules = rate(lambda ts: [rules(t) for t in ts], texts)
     print(f"{torch.get_num_threads()} torch threads, {N} responses, best of {REPEATS}")
-    print(f"default judge : {r_default:8.0f} responses/s "
+    print(f"encoder judge : {r_default:8.0f} responses/s "
           f"({'meets' if r_default >= TARGET else 'misses'} the >= {TARGET:.0f}/s target)")
     print(f"phrase rules  : {r_rules:8.0f} responses/s")
-    print(f"ratio default / rules: {r_default / r_rules:.3f}")
+    print(f"ratio encoder / rules: {r_default / r_rules:.3f}")
 
 
 if __name__ == "__main__":
