@@ -31,7 +31,9 @@ JUDGE_KINDS = ("default", "rules", "encoder", "hf:<hub id or folder>[@<refusal l
 
 #: Published judge prompts for causal-LM judges, and how their answer is read. Each
 #: answer pattern is searched in the judge's generated text (lower-cased); ``refusal``
-#: patterns come first. Texts abridged from the judges' model cards.
+#: patterns come first. The texts follow the formats the judges' model cards publish,
+#: abridged and written from them offline (not fetched): compare with the card of the
+#: checkpoint you load before relying on its verdicts; tested only on tiny stand-ins.
 JUDGE_PROMPTS: dict[str, dict[str, Any]] = {
     "wildguard": {
         "source": "allenai/wildguard model card (Han et al. 2024, arXiv 2406.18495)",
