@@ -1,8 +1,8 @@
 """Responses judged per second: the encoder judge against the phrase rules, same process.
 
 Target (issue 26): >= 500 responses/s for the encoder judge on two CPU cores, so that
-judging never dominates an audit. The texts are the fitting corpus's (mixed lengths,
-10 languages), repeated to 2,048; the encoder is loaded before timing (once per
+judging never dominates an audit. The texts are the fitting corpus's written and packaged
+ones (mixed lengths, 10 languages), repeated to 2,048; the encoder is loaded before timing (once per
 process in real use). Best of three runs; run it alone on a quiet machine.
 
     python benchmarks/judge/speed.py
@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aqi.behaviour import EncoderJudge, RefusalJudge
-from benchmarks.judge.corpus import fitting_corpus
+from benchmarks.judge.corpus import WRITTEN_FIT, packaged, written
 
 N, REPEATS, TARGET = 2048, 3, 500.0
 
@@ -33,7 +33,8 @@ def rate(fn: object, texts: list[str]) -> float:
 
 
 def main() -> None:
-    base = [t.text for t in fitting_corpus()]
+    # the team-written and packaged fitting texts (no model or generated cache needed)
+    base = [t.text for p in WRITTEN_FIT for t in written(p)] + [t.text for t in packaged()]
     texts = (base * (N // len(base) + 1))[:N]
     judge, rules = EncoderJudge(), RefusalJudge()
     judge.batch(texts[:64])  # load the encoder
