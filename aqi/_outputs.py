@@ -35,6 +35,7 @@ This module is a leaf (it imports only aqi's version), so every layer may use it
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ __all__ = [
     "OutputError",
     "check_not_input",
     "check_output",
+    "file_sha256",
     "generator",
     "png_metadata",
     "publish",
@@ -100,6 +102,16 @@ def publish(tmp: Path, final: Path) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
     _fsync_dir(final.parent)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, in hex, read in 1 MiB blocks (what every record of
+    an artefact's content uses: the audit's work folder, the demo's and the judge's assets)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def written_by_aqi(path: str | os.PathLike[str]) -> bool:

@@ -104,7 +104,7 @@ def ood_table(rep: Any) -> str:
 
 
 def _rate(r: Any) -> tuple[str, str, str]:
-    decided = r.total - getattr(r, "unsure", 0)  # unsure labels are out of the rate
+    decided = r.total - r.unsure  # unsure labels are out of the rate
     if decided == 0:
         return (f"0/0 ({r.total} unsure)" if r.total else "0/0", "-", "")
     return (f"{r.refused}/{decided}", f"{r.rate:.1%}", _ci(r.ci_low, r.ci_high, ".1%"))
@@ -130,10 +130,9 @@ def refusal_table(report: Any) -> str:
         for cat, d in report.by_category.items():
             rows.append((cat or "-", *_rate(d["refusal"]), *_rate(d["over_refusal"])))
     note = f"\n{report.n_empty} empty responses" if report.n_empty else ""
-    n_unsure = getattr(report, "n_unsure", 0)
-    if n_unsure:
-        note += (f"\n{n_unsure} responses the judge was unsure of (empty, a language it does "
-                 "not cover, or low confidence): left out of the rates")
+    if report.n_unsure:
+        note += (f"\n{report.n_unsure} responses the judge was unsure of (empty, a language "
+                 "it does not cover, or low confidence): left out of the rates")
     return f"{grid(rows)}\njudge: {report.judge}{note}"
 
 

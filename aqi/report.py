@@ -154,9 +154,9 @@ def _behaviour(report: AuditReport) -> str:
     return (
         "<h2>Evidence: behaviour</h2><p class='note'>What the model does with the same kind "
         f"of prompts, judged by {_e(b.judge)} (Wilson 95% intervals; {b.n_empty} empty "
-        f"responses counted; {getattr(b, 'n_unsure', 0)} responses the judge was unsure of, "
+        f"responses counted; {b.n_unsure} responses the judge was unsure of, "
         "left out of the rates). The judge's own error "
-        f"{_e(getattr(b, 'judge_error', None) or 'on held-out texts: docs/judge.md')}; "
+        f"{_e(b.judge_error or 'on held-out texts: docs/judge.md')}; "
         "aqi label + --labels carry it into refusal_change.</p>"
         f"<table><tr><th>measure</th><th>rate [95% CI] (refused/total)</th></tr>{rows}</table>"
         + change

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import NamedArguments
-from ._outputs import check_output, write_atomic
+from ._outputs import check_output, file_sha256, write_atomic
 from ._progress import RunDisplay
 from ._version import __version__
 from .activations.encoding import MAX_PROMPT_TOKENS
@@ -327,13 +327,6 @@ def _store_done(path: Path) -> bool:
         return False
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _recorded(folder: Path) -> dict[str, Any]:
     """The content hashes recorded in ``folder/artefacts.json`` by the steps that made them."""
@@ -347,7 +340,7 @@ def _recorded(folder: Path) -> dict[str, Any]:
 
 def _record(folder: Path, name: str, **entry: Any) -> None:
     """Record the content hash of ``folder/name`` (atomically: the record is whole or old)."""
-    rec = {**_recorded(folder), name: {"sha256": _file_sha(folder / name), **entry}}
+    rec = {**_recorded(folder), name: {"sha256": file_sha256(folder / name), **entry}}
     write_atomic(folder / _ARTEFACTS, json.dumps(rec, indent=2, sort_keys=True) + "\n")
 
 
@@ -363,7 +356,7 @@ def _reusable(folder: Path, name: str, rebuild: bool, **expect: Any) -> bool:
     entry = _recorded(folder).get(name)
     if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in expect.items()):
         return False
-    actual = _file_sha(path)
+    actual = file_sha256(path)
     if actual == entry.get("sha256") or rebuild:
         return actual == entry.get("sha256")
     raise ValueError(

@@ -38,7 +38,6 @@ examples) ship in ``aqi/data/judge/`` and are checked by SHA-256 when loaded.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import MissingPackageError
+from .._outputs import file_sha256
 from ._judge_lang import COVERED_LANGUAGES, detect_language, foreign_refusal_phrase
 from .judge import JudgeVerdict, RefusalJudge
 
@@ -209,8 +209,6 @@ class EncoderVerdict:
                 "nearest": [list(n) for n in self.nearest]}  # fmt: skip
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class EncoderJudge:
@@ -265,7 +263,7 @@ class EncoderJudge:
         self.fit_info: dict[str, Any] = spec.get("fit", {})
         self._spec_heldout: dict[str, Any] | None = spec.get("heldout")
         ngram_file = path.with_name(spec["ngram_model"])
-        if _sha256(ngram_file) != spec["ngram_model_sha256"]:
+        if file_sha256(ngram_file) != spec["ngram_model_sha256"]:
             raise ValueError(f"{str(ngram_file)!r} does not match the SHA-256 recorded in "
                              f"{str(path)!r}; reinstall aqi")  # fmt: skip
         with np.load(ngram_file, allow_pickle=False) as z:
@@ -292,7 +290,7 @@ class EncoderJudge:
     def heldout(self) -> str | None:
         """The judge's measured error on texts it never saw, in one line (``None`` if the
         weights carry no measurement)."""
-        h = self.fit_info.get("heldout") or self._spec_heldout
+        h = self._spec_heldout
         if not h:
             return None
         r, f, u = (h[k] for k in ("recall", "false_refusal", "unsure"))
@@ -378,7 +376,7 @@ class EncoderJudge:
 def _corpus(path: Path | None, sha: str | None) -> dict[str, np.ndarray] | None:
     if path is None or not path.is_file():
         return None
-    if sha is not None and _sha256(path) != sha:
+    if sha is not None and file_sha256(path) != sha:
         raise ValueError(f"{str(path)!r} does not match the SHA-256 recorded with the judge's "
                          "weights; reinstall aqi")  # fmt: skip
     with np.load(path, allow_pickle=False) as z:

@@ -144,7 +144,8 @@ def labelled_refusal_change(
     va = dict(zip(unsafe, judge_labels([ra[i] for i in unsafe], judge), strict=True))
     vb = dict(zip(unsafe, judge_labels([rb[i] for i in unsafe], judge), strict=True))
     done = [i for i in unsafe if (i, 0) in ya and (i, 0) in yb]
-    rest = [i for i in unsafe if i not in set(done)]
+    labelled = set(done)
+    rest = [i for i in unsafe if i not in labelled]
     if len(done) < 2:
         raise ArgumentError(f"{{labels}} label both responses of {len(done)} unsafe prompt(s); "
                             "the prediction-powered change needs at least 2 (label more with "

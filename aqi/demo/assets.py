@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._outputs import file_sha256
+
 __all__ = [
     "ADAPTER_FORMAT",
     "ASSETS",
@@ -72,13 +74,7 @@ def assets_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "demo"
 
 
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = file_sha256  # one file hash for every record of an artefact (aqi._outputs)
 
 
 def read_manifest(folder: Path | None = None) -> dict[str, Any]:
