@@ -45,6 +45,7 @@ from .linear import LinearProbeProfile, LinearProbeResult, linear_probe
 from .logit_scores import energy_score, max_logit_score, max_softmax_score
 from .metrics import DetectionResult, RiskCoverage, detection_metrics, risk_coverage
 from .ood import OODLayerResult, OODReport, conformal_threshold, ood_probe
+from .predicted_refusal import PredictedRefusal, predicted_refusal
 from .refusal_direction import RefusalShift, refusal_shift, split_by_pair
 from .reward import (
     PairScores,
@@ -74,6 +75,7 @@ __all__ = [
     "OODReport",
     "PairScores",
     "PlattScaling",
+    "PredictedRefusal",
     "RefusalShift",
     "RelativeMahalanobis",
     "ReliabilityBins",
@@ -95,6 +97,7 @@ __all__ = [
     "max_softmax_score",
     "mean_difference_direction",
     "ood_probe",
+    "predicted_refusal",
     "preference_calibration",
     "refusal_shift",
     "reward_ood_scores",

@@ -1,0 +1,222 @@
+"""Bench v3 (issue 27): does a rule in behaviour's own units decide what refusal did?
+
+Replays bench v2's parts without generating for the organisms: each original and its 17
+organisms are rebuilt exactly as bench v2 built them (``validity.py``'s recipes, seeds
+and direction split), each rebuilt model is checked against bench v2's record (the
+original: the SHA-256 of all 208 greedy responses; an organism: its relative weight
+change from the original, to 1e-9), and the evaluation prompts are captured at the
+decision point (``post_instruction``, last token, every block) — one forward pass per
+prompt. :func:`aqi.probes.predicted_refusal` then predicts each organism's refusal from
+the original's judged responses (bench v2's per-prompt labels) and the organism's
+activations. Behaviour (judged refusal, paired McNemar) is bench v2's record.
+
+    python benchmarks/validity_latent.py --original A     # one part (~35-45 min, 2 cores)
+    python benchmarks/validity_latent.py --original B
+    python benchmarks/validity_latent.py --summary        # the rule chosen on A, tables
+
+The pre-registration (rule candidates, grids, block rule, targets) is docs/validation.md,
+"Bench v3 — the latent verdict: pre-registration", committed before the first run.
+Records: ``benchmarks/out/validity_v3/<original>/<variant>.json`` (labels, numbers, per-
+prompt predicted probabilities; no text, no weights); a re-run skips measured variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import organisms as org
+import torch
+import validity as v2
+import validity_recipes as rec
+import validity_stats as st
+from validity_measure import SPANS, fix_on_original, own_prompts, sha256
+
+import aqi
+from aqi.behaviour import generate_responses
+from aqi.probes import predicted_refusal
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out" / "validity_v3"
+V2 = ROOT / "benchmarks" / "out" / "validity_v2"
+SCHEMA = "aqi-validity-v3-variant/1"
+N_BOOT = 1000
+WEIGHT_TOL = 1e-9
+
+
+def _capture(model: Any, tok: Any, prompts: Any, path: Path,
+             batch_size: int) -> aqi.ActivationStore:
+    path.unlink(missing_ok=True)
+    return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("last",),
+                       spans=("post_instruction",), batch_size=batch_size, progress=False)
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(st.clean(doc), indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path) -> None:
+    spec = rec.original_spec(name)
+    t_start = time.perf_counter()
+    part, wd, old = out_dir / name, workdir / name, v2_dir / name
+    if not (old / "original.json").is_file():
+        raise ValueError(f"no bench-v2 record in {str(old)!r}: restore them first "
+                         "(benchmarks/data/README.md) or run validity.py --original "
+                         f"{name} --{scale.name}")
+    recorded = {p.stem: json.loads(p.read_text()) for p in old.glob("*.json")}
+    if recorded["original"]["scale"] != scale.name:
+        raise ValueError(f"{str(old)!r} holds a {recorded['original']['scale']!r} run, "
+                         f"not {scale.name!r}")
+    names = [x.name for x in rec.variants(scale)]
+    todo = [n for n in names if not (part / f"{n}.json").is_file()]
+    print(f"[{name}] {len(names) - len(todo)} of {len(names)} variants already replayed",
+          flush=True)
+    if not todo:
+        return
+    wd.mkdir(parents=True, exist_ok=True)
+    raw, tok = v2.load(scale.quick)
+    sets = v2.splits(scale)
+    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
+                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    by_id = {r.prompt_id: r.text for r in own}
+    weights = wd / "original.pt"
+    t0 = time.perf_counter()
+    if weights.is_file():
+        model = copy.deepcopy(raw)
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        model.eval()
+    else:
+        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
+        torch.save(model.state_dict(), weights)
+    # The original must be bench v2's: every evaluation response hashed the same.
+    ev = sets["eval"]
+    rs = generate_responses(model, tok, ev, wd / "original-eval.jsonl",
+                            max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
+                            progress=False)
+    got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
+    want = recorded["original"]["response_sha256"]
+    differ = sorted(i for i in want if got.get(i) != want[i])
+    if differ:
+        raise ValueError(f"the rebuilt original {name} answers {len(differ)} of {len(want)} "
+                         f"evaluation prompts differently from bench v2 (first: {differ[0]!r}); "
+                         "its organisms would not be bench v2's: stop")
+    # The direction split, exactly as bench v2 (the abliteration organisms need it).
+    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
+                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
+    dpath = wd / "direction.h5"
+    dpath.unlink(missing_ok=True)
+    dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
+                         pooling=("mean", "last"), spans=SPANS, include_response=True,
+                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
+                         progress=False)
+    fixed = fix_on_original(dstore, len(ev), scale.seed)
+    dstore.close()
+    t_ready = time.perf_counter() - t0
+    print(f"[{name}] original rebuilt and checked ({len(want)} response hashes equal) in "
+          f"{t_ready:.0f} s", flush=True)
+    tc = time.perf_counter()
+    base = _capture(model, tok, ev, wd / "latent-original.h5", scale.batch_size)
+    base_capture = time.perf_counter() - tc
+    refused = recorded["original"]["refused"]
+    d = fixed.direction
+    rnd = np.random.default_rng(spec.seed + 11).normal(size=model.config.hidden_size)
+    ctx = rec.Context(original=model, raw=raw, tok=tok, train=sets["train"], by_id=by_id,
+                      spec=spec, scale=scale, directions={
+                          "abliterate": d["post_instruction/last"],
+                          "mean_difference": d["instruction/mean"],
+                          "random": rnd / np.linalg.norm(rnd)})
+    deps = {f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"}
+    consumers = {"toward-harm-0.5", "abliterate-0.5"}
+    for order, spec_v in enumerate(rec.variants(scale)):
+        vn = spec_v.name
+        if vn not in todo:
+            continue
+        t1 = time.perf_counter()
+        variant = ctx.model(vn) if vn in deps else rec.build(vn, ctx)
+        t_build = time.perf_counter() - t1
+        wc = org.weight_change(model, variant)
+        wc_v2 = float(recorded[vn]["weight_change"])
+        reproduced = bool(abs(wc - wc_v2) <= WEIGHT_TOL * max(1.0, abs(wc_v2)))
+        t2 = time.perf_counter()
+        store = _capture(variant, tok, ev, wd / f"latent-{vn}.h5", scale.batch_size)
+        t_cap = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        pred = predicted_refusal(base, store, refused, n_boot=N_BOOT, seed=scale.seed)
+        t_pred = time.perf_counter() - t3
+        b = recorded[vn]["behaviour"]
+        _write(part / f"{vn}.json", {
+            "schema": SCHEMA, "original": name, "variant": vn, "kind": spec_v.kind,
+            "order": order, "scale": scale.name, "seed": scale.seed, "n_boot": N_BOOT,
+            "reproduced": reproduced, "weight_change": wc, "weight_change_v2": wc_v2,
+            "behaviour": {k: b[k] for k in ("refusal", "refusal_ci", "refusal_delta",
+                                            "refusal_p", "over_refusal")},
+            "dropped": st.dropped(recorded[vn]),
+            "judged_refused": recorded[vn]["refused"],
+            "predicted": pred.to_dict(),
+            "probabilities": {k: round(p, 6) for k, p in pred.probabilities.items()},
+            "baseline_probabilities": {k: round(p, 6)
+                                       for k, p in pred.baseline_probabilities.items()},
+            "pooled_sd_gate": (recorded[vn].get("audit") or {}).get("refusal_shift"),
+            "seconds": {"build": t_build, "capture": t_cap, "predict": t_pred,
+                        "base_capture": base_capture,
+                        "v2_generate": recorded[vn]["seconds"]["generate"],
+                        "v2_capture": recorded[vn]["seconds"]["capture"]},
+        })
+        print(f"[{name}] {vn:<16} judged {b['refusal']:.0%} (Δ {b['refusal_delta']:+.0%}) "
+              f"predicted {pred.refusal!r} Δ {pred.change!r} p {pred.p_drop:.2g}; gap "
+              f"{pred.gap_fraction.value:+.2f}; reproduced {reproduced}; build {t_build:.0f} s "
+              f"capture {t_cap:.0f} s", flush=True)
+        store.close()
+        (wd / f"latent-{vn}.h5").unlink(missing_ok=True)
+        if vn in consumers:
+            ctx.forget()
+        del variant
+        gc.collect()
+    print(f"[{name}] part done in {time.perf_counter() - t_start:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--original", choices=sorted(rec.ORIGINALS), help="replay one part")
+    ap.add_argument("--summary", action="store_true", help="choose the rule on A; tables")
+    ap.add_argument("--quick", action="store_true", help="plumbing run on a tiny model")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/aqi-validity-v3"))
+    ap.add_argument("--out-dir", type=Path, default=OUT)
+    ap.add_argument("--v2-dir", type=Path, default=V2, help="bench v2's records")
+    args = ap.parse_args(argv)
+    if not args.original and not args.summary:
+        ap.error("give --original NAME, --summary, or both")
+    scale = v2.QUICK if args.quick else v2.SMALL
+    try:
+        if args.original:
+            run_part(args.original, scale, args.workdir, args.out_dir, args.v2_dir)
+        if args.summary:
+            import validity_latent_stats as ls
+
+            ls.print_summary(ls.summarise(args.out_dir))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
