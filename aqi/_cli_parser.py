@@ -469,6 +469,14 @@ def _audit_parser(sub: argparse._SubParsersAction) -> None:
                    help="leave the responses' text out of the report's 'what changed' section")
     a.add_argument("--strict", action="store_true", help="also fail on 'warn'")
     a.add_argument("--json", action="store_true", help="print the JSON document")
+    a.add_argument("--latent-only", action="store_true",
+                   help="generate nothing for --model: predict its refusal from one forward "
+                        "pass per prompt (the baseline is generated and judged once, or "
+                        "reused); the verdict is marked latent (docs/audit.md)")
+    a.add_argument("--verify", type=_whole(1), default=0, metavar="K",
+                   help="with --latent-only: generate and judge about K unsafe prompts where "
+                        "the prediction is least certain, and decide on an interval that "
+                        "stays valid if the prediction is biased")
 
 
 class _Raising(argparse.ArgumentParser):

@@ -53,7 +53,9 @@ from .probes.axes import RECOGNITION_SPAN, TwoAxes, decision_span, two_axes
 from .probes.calibration import CalibrationResult
 from .probes.jailbreak import JailbreakDriftProfile, jailbreak_drift
 from .probes.ood import OODReport, ood_probe
+from .probes.predicted_refusal import PredictedRefusal
 from .probes.reward import RewardShiftReport
+from .probes.verify import VerifiedRefusal
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -64,7 +66,7 @@ __all__ = [
     "check_same_model",
 ]
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class AuditReport:
     behaviour_change: RefusalComparison | None = None
     axes: TwoAxes | None = None
     flips: tuple[RefusalFlip, ...] = ()
+    #: ``"full"`` (behaviour generated and judged) or ``"latent"`` (refusal predicted from
+    #: one forward pass: ``aqi audit --latent-only``).
+    mode: str = "full"
+    predicted: PredictedRefusal | None = None
+    verified: VerifiedRefusal | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -118,6 +125,7 @@ class AuditReport:
             "model": self.model,
             "baseline_model": self.baseline_model,
             "verdict": self.verdict,
+            "mode": self.mode,
             "notes": list(self.notes),
             "checks": [c.to_dict() for c in self.checks],
             "thresholds": asdict(self.thresholds),
@@ -133,6 +141,9 @@ class AuditReport:
                 else self.behaviour_change.to_dict(),
                 "flips": [f.to_dict() for f in self.flips],
             },
+            "predicted_refusal": None if self.predicted is None else {
+                **self.predicted.to_dict(),
+                "verified": None if self.verified is None else self.verified.to_dict()},
         }
 
     def __repr__(self) -> str:

@@ -163,6 +163,35 @@ def _behaviour(report: AuditReport) -> str:
     )
 
 
+def _predicted(report: AuditReport) -> str:
+    """The refusal predicted from one forward pass (the latent verdict, or evidence)."""
+    p = report.predicted
+    if p is None:
+        return ""
+    rows = [("baseline, judged", f"{p.baseline_judged:.1%}"),
+            ("baseline, predicted", f"{p.baseline!r}"),
+            ("audited, predicted", f"{p.refusal!r}"),
+            ("change (paired, predicted)", f"{p.change!r}, one-sided p = {p.p_drop:.2g}"),
+            ("over-refusal of safe prompts, predicted", f"{p.over_refusal!r}"),
+            ("gap fraction (shift of unsafe prompts / baseline's unsafe–safe gap)",
+             f"{p.gap_fraction!r}")]
+    v = report.verified
+    if v is not None:
+        rows += [(f"audited, checked on {v.n_drawn} generated responses", f"{v.refusal!r}"),
+                 ("change, checked (active inference)", f"{v.change!r}")]
+    body = "".join(f"<tr><td>{_e(k)}</td><td class='num'>{_e(x)}</td></tr>" for k, x in rows)
+    what = ("This audit is <b>latent</b>: the audited model generated nothing; the verdict "
+            "is decided on this prediction" if report.mode == "latent" else
+            "Beside the judged behaviour above: what the activations alone predicted")
+    return (f"<h2>Evidence: refusal predicted from the activations</h2><p class='note'>{what}. "
+            f"At {_e(p.layer)} {_e(p.span)}/{_e(p.pooling)}, each prompt's projection on the "
+            "baseline's refusal direction is turned into a refusal probability by a logistic "
+            f"model fitted on the baseline's judged responses ({p.n_fit} prompts, "
+            f"{p.n_refused} refused); 95% bootstrap intervals refit the direction and the "
+            "model (docs/validation.md, bench v3).</p>"
+            f"<table><tr><th>measure</th><th>value [95% CI]</th></tr>{body}</table>")
+
+
 def _what_changed(report: AuditReport) -> str:
     """The prompts whose judged behaviour flipped between the baseline and the audited model."""
     if report.behaviour_change is None:
@@ -267,7 +296,9 @@ def render_html(report: AuditReport) -> str:
         f"<div class='meta'>created {_e(report.created)} · aqi {_e(_version())}"
         + (f" · baseline {_e(base)}" if base else "")
         + "</div>",
-        f"<div class='verdict' style='background:{color}'>Overall: {text}</div>",
+        f"<div class='verdict' style='background:{color}'>Overall: {text}"
+        + (" (latent: refusal predicted, nothing generated for the model)"
+           if report.mode == "latent" else "") + "</div>",
         f"<p>{_e(report.reason)}</p>",
         *(f"<p class='note'><b>{_e(n)}</b></p>" for n in report.notes),
         "<h2>Verdicts</h2>",
@@ -286,6 +317,7 @@ def render_html(report: AuditReport) -> str:
         _category_table(report),
         _two_axes(report),
         _behaviour(report),
+        _predicted(report),
     ]
     if report.comparison is not None:
         parts += [

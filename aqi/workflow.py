@@ -41,7 +41,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._errors import NamedArguments
+from ._errors import ArgumentError, NamedArguments
+from ._latent import (
+    latent_report,
+    prompt_store,
+    refused_by_prompt,
+    verify_sample,
+    with_prediction,
+)
 from ._outputs import check_output, file_sha256, write_atomic
 from ._progress import RunDisplay
 from ._version import __version__
@@ -230,7 +237,10 @@ class AuditRun:
         from ._tables import _ci
 
         r = self.report
-        lines = [f"{display_name(r.model)} vs {display_name(r.baseline_model)}: {r.reason}"]
+        latent = (" [LATENT: refusal predicted from activations, nothing generated for the "
+                  "model]" if r.mode == "latent" else "")
+        lines = [f"{display_name(r.model)} vs {display_name(r.baseline_model)}: {r.reason}"
+                 f"{latent}"]
         for c in r.checks:
             value = f"{c.value:.3g}" if math.isfinite(c.value) else "—"
             limit = f"threshold {c.threshold:g}" if math.isfinite(c.threshold) else ""
@@ -242,6 +252,11 @@ class AuditRun:
                          f"{ci:<20} {limit}".rstrip())
         if r.behaviour_change is not None:
             lines.append(f"  {len(r.flips)} prompt(s) changed behaviour (report: what changed)")
+        if r.predicted is not None and r.mode == "full":
+            p = r.predicted
+            lines.append(f"  predicted refusal (latent, evidence): {p.refusal.value:.0%} "
+                         f"[{p.refusal.ci_low:.0%}, {p.refusal.ci_high:.0%}], Δ "
+                         f"{p.change.value:+.0%}")
         done = ", ".join(self.reused) or "nothing"
         lines.append(f"report: {self.html} (JSON: {self.json}); {self.seconds:.1f} s, "
                      f"reused: {done}")  # fmt: skip
@@ -415,7 +430,8 @@ def _model_work(
                 model, tok = _load(spec, role)
             rows = with_responses(prompts, rs, on_empty="drop")
             store = capture(model, tok, rows, store_path, layers=settings["layers"],
-                            pooling=settings["pooling"], spans=SPANS, include_response=True,
+                            pooling=settings["capture_pooling"], spans=SPANS,
+                            include_response=True,
                             batch_size=settings["batch_size"], chat=settings["chat"],
                             progress=progress, overwrite=redo_store,
                             max_prompt_tokens=limit)  # fmt: skip
@@ -453,6 +469,8 @@ def audit_models(
     overwrite: bool = False,
     rebuild: bool = False,
     max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
+    generate: bool = True,
+    verify: int = 0,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -507,6 +525,18 @@ def audit_models(
     max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
         The per-prompt token limit of generation and capture (:func:`aqi.capture`): a
         longer prompt is refused, naming it and the limit, before any forward pass.
+    generate : bool, default True
+        ``False``: a **latent** audit (``aqi audit --latent-only``). The audited model
+        generates nothing: its prompts are captured (one forward pass per batch) and its
+        refusal is *predicted* from the baseline's refusal direction and the baseline's
+        judged responses (:func:`aqi.probes.predicted_refusal`; the baseline is generated
+        and judged once, or reused from the work folder). The one check,
+        ``predicted_refusal``, decides; the report and JSON say ``mode: latent``.
+    verify : int, default 0
+        With ``generate=False``: generate and judge about this many unsafe prompts of the
+        audited model, drawn where the prediction is least certain, and decide on the
+        active-inference interval that stays valid when the prediction is biased
+        (:func:`aqi.probes.verified_refusal`).
 
     Returns
     -------
@@ -523,7 +553,7 @@ def audit_models(
     ValueError: model and baseline are the same model ('./ft'); audit a fine-tune against ...
     """
     from ._vocab import check_poolings
-    from .activations import bundled_prompts, load_prompts, open_store
+    from .activations import bundled_prompts, load_prompts
     from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .behaviour import JUDGE_NEW_TOKENS, judge_identity, refusal_rate, resolve_judge
     from .checks import configured_judge
@@ -531,6 +561,19 @@ def audit_models(
     from .report import write_html, write_json
 
     t0 = time.perf_counter()
+    if not isinstance(generate, bool):
+        raise ArgumentError("{generate}; expected True (generate and judge) or False (a "
+                            "latent audit)", generate=generate)
+    if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
+        raise ArgumentError("{verify}; expected a whole number of prompts >= 0", verify=verify)
+    if verify and generate:
+        raise ArgumentError("{verify} checks a latent prediction: it needs {generate} (the "
+                            "full audit judges every response already)", verify=verify,
+                            generate=False)
+    if labels is not None and not generate:
+        raise ArgumentError("{labels} label generated responses; a latent audit "
+                            "({generate}) has none of the audited model", labels=str(labels),
+                            generate=False)
     judge = resolve_judge(configured_judge() if judge is None else judge)
     if labels is not None and not Path(labels).is_file():
         raise FileNotFoundError(f"labels={str(labels)!r}: no such file (write one with "
@@ -564,48 +607,56 @@ def audit_models(
         prompts = load_prompt_set(prompts)
     prompts = bundled_prompts() if prompts is None else load_prompts(prompts)
     require_both_classes(prompts, argument="prompts")
+    n_unsafe = sum(p.is_unsafe for p in prompts)
+    if verify > n_unsafe:
+        raise ArgumentError(f"{{verify}}: the prompt set has {n_unsafe} unsafe prompts; "
+                            f"expected at most {n_unsafe}", verify=verify)
+    scored = check_poolings(pooling)
     settings = {
         "prompts": {"name": prompts.name, "n": len(prompts), "sha256": prompts.fingerprint()},
         "max_new_tokens": JUDGE_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
         "batch_size": batch_size, "chat": chat, "layers": layers,
-        "pooling": check_poolings(pooling), "spans": list(SPANS),
+        "pooling": scored, "spans": list(SPANS),
+        # the decision point is read at the last prompt token, whatever is scored
+        "capture_pooling": list(dict.fromkeys([*scored, "last"])),
     }  # fmt: skip
     work = Path(workdir)
     html = (Path(out) if out is not None
             else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
     _check_outputs(html, work, [prompt_file, a.source, b.source], overwrite)
     _check_workdir(work, settings)
-    # generate, capture and judge per model; then audit and report
-    show = RunDisplay("aqi audit", 2 * 3 + 2, progress)
+    # generate, capture and judge per model (latent: the baseline only); audit; report
+    show = RunDisplay("aqi audit", 8 if generate else 6 + bool(verify), progress)
     log: list[PhaseRecord] = []
     folders = {r: work / "models" / s.key() for r, s in specs.items()}
-    responses = {r: _model_work(s, r, folders[r], prompts, settings, show, log, progress,
-                                rebuild, max_prompt_tokens) for r, s in specs.items()}  # fmt: skip
+    roles = ("audited", "baseline") if generate else ("baseline",)
+    responses = {r: _model_work(specs[r], r, folders[r], prompts, settings, show, log, progress,
+                                rebuild, max_prompt_tokens) for r in roles}  # fmt: skip
+    refused: dict[str, dict[str, bool | None]] = {}
     for role, rs in responses.items():
         t = time.perf_counter()
         with show.phase("judge", role, specs[role].name, len(rs)):
             rate = refusal_rate(rs, judge)
             judged = {f"{k[0]}#{k[1]}": v for k, v in rate.verdicts.items()}
+            refused[role] = refused_by_prompt(rate.verdicts)
             write_atomic(folders[role] / "refusal.json", json.dumps(
                 {**rate.to_dict(), "judge_identity": judge_identity(judge), "labels": judged},
                 default=str))  # fmt: skip
         log.append(PhaseRecord("judge", role, "ran", time.perf_counter() - t, len(rs)))
-    t = time.perf_counter()
-    with show.phase("audit", "audited", a.name, len(prompts)), ExitStack() as stack:
-        store = stack.enter_context(open_store(folders["audited"] / "store.h5", span="response"))
-        base = stack.enter_context(open_store(folders["baseline"] / "store.h5", span="response"))
-        notes = _pair_notes(store, base, a, b)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="pairing by id keeps")  # said in a note
-            report = audit(store, baseline=base, responses=responses["audited"],
-                           baseline_responses=responses["baseline"], thresholds=thresholds,
-                           pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
-                           seed=seed, judge=judge, labels=labels)  # fmt: skip
-    report = replace(report, model=a.name, baseline_model=b.name,
-                     notes=(*report.notes, *notes))  # fmt: skip
+    t0_audit = time.perf_counter()
+    if generate:
+        report, n_rows = _full_audit(folders, specs, responses, refused["baseline"], settings,
+                                     show, thresholds=thresholds, n_boot=n_boot, n_perm=n_perm,
+                                     seed=seed, judge=judge, labels=labels)  # fmt: skip
+    else:
+        report, n_rows = _latent_audit(folders, specs, prompts, refused["baseline"], settings,
+                                       show, log, thresholds=thresholds, n_boot=n_boot,
+                                       seed=seed, judge=judge, verify=verify, progress=progress,
+                                       rebuild=rebuild, limit=max_prompt_tokens)  # fmt: skip
+    report = replace(report, model=a.name, baseline_model=b.name)
     if not response_text:
         report = replace(report, flips=tuple(f.without_text() for f in report.flips))
-    log.append(PhaseRecord("audit", "audited", "ran", time.perf_counter() - t, store.n_rows))
+    log.append(PhaseRecord("audit", "audited", "ran", time.perf_counter() - t0_audit, n_rows))
     t = time.perf_counter()
     with show.phase("report", "audited", a.name, len(report.flips)):
         write_html(report, html, overwrite=overwrite)
@@ -615,11 +666,79 @@ def audit_models(
                    seconds=time.perf_counter() - t0)  # fmt: skip
     entry = {"model": a.name, "baseline_model": b.name, "verdict": report.verdict,
              "html": str(html), "seconds": run.seconds, "aqi_version": __version__,
-             "judge": judge_identity(judge),
+             "judge": judge_identity(judge), "mode": report.mode,
              "phases": [vars(p) for p in log]}  # fmt: skip
     with (work / _RUN_LOG).open("a", encoding="utf-8") as f:
         f.write(json.dumps(entry, default=str) + "\n")
     return run
+
+
+def _full_audit(
+    folders: dict[str, Path], specs: dict[str, ModelSpec], responses: dict[str, Any],
+    refused: dict[str, bool | None], settings: dict[str, Any], show: RunDisplay, *,
+    thresholds: Any, n_boot: int, n_perm: int, seed: int, judge: Any, labels: Any,
+) -> tuple[AuditReport, int]:  # fmt: skip
+    """:func:`aqi.audit` of the two full stores, with the predicted refusal beside it."""
+    from .activations import open_store
+
+    a, b = specs["audited"], specs["baseline"]
+    with show.phase("audit", "audited", a.name, len(responses["audited"])), ExitStack() as stack:
+        store = stack.enter_context(open_store(folders["audited"] / "store.h5", span="response"))
+        base = stack.enter_context(open_store(folders["baseline"] / "store.h5", span="response"))
+        notes = _pair_notes(store, base, a, b)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pairing by id keeps")  # said in a note
+            report = audit(store, baseline=base, responses=responses["audited"],
+                           baseline_responses=responses["baseline"], thresholds=thresholds,
+                           pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
+                           seed=seed, judge=judge, labels=labels)  # fmt: skip
+            report = with_prediction(report, store.with_span("post_instruction"),
+                                     base.with_span("post_instruction"), refused,
+                                     n_boot=n_boot, seed=seed)  # fmt: skip
+        return replace(report, notes=(*report.notes, *notes)), store.n_rows
+
+
+def _latent_audit(
+    folders: dict[str, Path], specs: dict[str, ModelSpec], prompts: Any,
+    refused: dict[str, bool | None], settings: dict[str, Any], show: RunDisplay,
+    log: list[PhaseRecord], *, thresholds: Any, n_boot: int, seed: int, judge: Any,
+    verify: int, progress: bool | None, rebuild: bool, limit: int | None,
+) -> tuple[AuditReport, int]:  # fmt: skip
+    """Capture the audited model's prompts (no generation) and predict its refusal."""
+    from .activations import open_store
+    from .probes import predicted_refusal
+
+    a, b = specs["audited"], specs["baseline"]
+    folder = folders["audited"]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "model.json", json.dumps({**a.to_dict(), "identity": a.identity()},
+                                                   indent=2, default=str))  # fmt: skip
+    t = time.perf_counter()
+    with show.phase("capture", "audited", a.name, len(prompts)):
+        path, status = prompt_store(a, folder, prompts, settings, _load, _record, _reusable,
+                                    _store_done, progress=progress, rebuild=rebuild,
+                                    limit=limit)  # fmt: skip
+    log.append(PhaseRecord("capture", "audited", status, time.perf_counter() - t, len(prompts)))
+    with ExitStack() as stack:
+        store = stack.enter_context(open_store(path, span="post_instruction"))
+        base = stack.enter_context(open_store(folders["baseline"] / "store.h5",
+                                              span="post_instruction"))  # fmt: skip
+        notes = _pair_notes(store, base, a, b)
+        with show.phase("audit", "audited", a.name, len(prompts)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pairing by id keeps")  # said in a note
+            pred = predicted_refusal(base, store, refused, n_boot=n_boot, seed=seed)
+        verified = None
+        if verify:
+            t = time.perf_counter()
+            with show.phase("verify", "audited", a.name, verify):
+                verified = verify_sample(pred, verify, a, folder, prompts, settings, _load,
+                                         judge, seed=seed, progress=progress, limit=limit)
+            log.append(PhaseRecord("verify", "audited", "ran", time.perf_counter() - t,
+                                   verified.n_drawn))  # fmt: skip
+        report = latent_report(store, base, refused, thresholds,
+                               pooling=settings["pooling"][0], n_boot=n_boot, seed=seed,
+                               verified=verified, pred=pred)  # fmt: skip
+        return replace(report, notes=(*report.notes, *notes)), store.n_rows
 
 
 def _same_source(a: ModelSpec, b: ModelSpec) -> bool:

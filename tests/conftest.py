@@ -199,3 +199,28 @@ def build_family(model_type: str, seed: int = 0) -> torch.nn.Module:
     except ValueError:  # encoders without a causal-LM head
         model = tf.AutoModel.from_config(cfg)
     return model.float().eval()
+
+
+# -- the audit's tiny model folders (tests/test_workflow.py, tests/test_latent_audit.py) --
+@pytest.fixture(scope="module")
+def models(decoder_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three tiny llamas (a base, two 'fine-tunes') with the demo's real tokenizer."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(decoder_tokenizer_dir)
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, seed in (("base", 0), ("ft1", 1), ("ft2", 2)):
+        build_tiny("llama", len(tok), seed=seed).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "p.jsonl"
+    rows = [{"id": p.id, "text": p.text, "label": p.label, "category": p.category,
+             "pair_id": p.pair_id} for p in bundled_prompts()[:16]]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -18,34 +18,8 @@ from aqi.cli import main
 from aqi.viz._style import display_name
 from aqi.workflow import SPANS, ModelSpec, audit_models
 
-from .conftest import build_tiny
-
 FAST = {"max_new_tokens": 8, "n_boot": 200, "n_perm": 50, "progress": False}
 CLI_FAST = ["--max-new-tokens", "8", "--n-boot", "200", "--n-perm", "50", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def models(decoder_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Three tiny llamas (a base, two 'fine-tunes') with the demo's real tokenizer."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(decoder_tokenizer_dir)
-    root = tmp_path_factory.mktemp("models")
-    out = {}
-    for name, seed in (("base", 0), ("ft1", 1), ("ft2", 2)):
-        build_tiny("llama", len(tok), seed=seed).save_pretrained(root / name)
-        tok.save_pretrained(root / name)
-        out[name] = root / name
-    return out
-
-
-@pytest.fixture(scope="module")
-def prompt_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prompts") / "p.jsonl"
-    rows = [{"id": p.id, "text": p.text, "label": p.label, "category": p.category,
-             "pair_id": p.pair_id} for p in aqi.bundled_prompts()[:16]]  # fmt: skip
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _status(run: Any) -> dict[tuple[str, str], str]:

@@ -56,6 +56,7 @@ from .reward import (
     reward_shift,
     score_pairs,
 )
+from .verify import VerifiedRefusal, verification_sample, verified_refusal
 
 __all__ = [
     "JAILBREAK_TEMPLATES",
@@ -84,6 +85,7 @@ __all__ = [
     "ShiftResult",
     "TemperatureScaling",
     "TokenAttribution",
+    "VerifiedRefusal",
     "ablate_direction",
     "conformal_threshold",
     "detection_metrics",
@@ -106,5 +108,7 @@ __all__ = [
     "score_pairs",
     "split_by_pair",
     "token_attributions",
+    "verification_sample",
+    "verified_refusal",
     "wrap_prompts",
 ]
