@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "aqi.demo": 5,
     "aqi.integrations": 5,  # training callbacks and `aqi track`: capture + judge + checks
     "aqi.workflow": 5,  # the orchestrator of long jobs (aqi audit): over every layer below
+    "aqi._latent": 5,  # the latent audit's steps (aqi audit --latent-only), under the workflow
 }
 LAYER_NAMES = {
     0: "statistics core / data",
