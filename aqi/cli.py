@@ -181,7 +181,7 @@ def _check_model(flag: str, source: str, gguf: str | None, dtype: str) -> None:
 
 def _prompt_limit(args: argparse.Namespace) -> int | None:
     """``--max-prompt-tokens``: the library's default when not given, ``None`` for 0."""
-    from .activations.encoding import MAX_PROMPT_TOKENS
+    from .prompts.encoding import MAX_PROMPT_TOKENS
 
     n = args.max_prompt_tokens
     return MAX_PROMPT_TOKENS if n is None else (n or None)
@@ -264,7 +264,7 @@ def _one_line_warnings(command: str) -> Iterator[None]:
 def _prompts(args: argparse.Namespace) -> Any:
     """The prompts ``--prompts`` names: a file, public set names, or the bundled set."""
     from .activations import bundled_prompts, load_prompts
-    from .activations.public_sets import (
+    from .prompts.public_sets import (
         is_set_selection,
         load_prompt_set,
         require_both_classes,
@@ -309,7 +309,7 @@ def _capture_prompts(args: argparse.Namespace) -> tuple[Any, bool, Any]:
     include_response = getattr(args, "include_response", False)
     if args.command != "capture":
         return prompts, include_response, None
-    from .activations.spans import RESPONSE_SPANS, check_spans
+    from .prompts.spans import RESPONSE_SPANS, check_spans
 
     args.span = list(check_spans(args.span, name="--span"))
     _check_capture_flags(args)

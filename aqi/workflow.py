@@ -52,9 +52,9 @@ from ._latent import (
 from ._outputs import check_output, file_sha256, write_atomic
 from ._progress import RunDisplay
 from ._version import __version__
-from .activations.encoding import MAX_PROMPT_TOKENS
 from .audit import AuditReport, audit
 from .checks import AuditThresholds
+from .prompts.encoding import MAX_PROMPT_TOKENS
 from .viz._style import display_name
 
 __all__ = ["PHASES", "SPANS", "AuditRun", "ModelSpec", "audit_models"]
@@ -554,10 +554,10 @@ def audit_models(
     """
     from ._vocab import check_poolings
     from .activations import bundled_prompts, load_prompts
-    from .activations.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .behaviour import JUDGE_NEW_TOKENS, judge_identity, refusal_rate, resolve_judge
     from .checks import configured_judge
     from .loading import check_hub_model, check_model_source
+    from .prompts.public_sets import is_set_selection, load_prompt_set, require_both_classes
     from .report import write_html, write_json
 
     t0 = time.perf_counter()

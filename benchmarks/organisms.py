@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aqi.activations import Prompt
-from aqi.activations.encoding import PromptEncoder
+from aqi.prompts.encoding import PromptEncoder
 
 __all__ = [
     "REFUSALS",

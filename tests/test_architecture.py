@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "aqi._vocab": 0,  # names checked at the door without torch (the poolings): a leaf
     "aqi.loading": 1,  # model loading, beside capture
     "aqi.data": 0,  # bundled data files
+    "aqi.prompts": 1,  # the prompts room: prompt sets, readers, public sets, rendering, spans
     "aqi.activations": 1,
     "aqi.indices": 2,
     "aqi.probes": 3,
@@ -306,3 +307,19 @@ def test_checker_resolves_relative_imports_and_finds_cycles(tmp_path: Path) -> N
     # A lazy import closes no cycle.
     lazy = [Import(i.source, i.target, i.path, i.line, False) for i in imports]
     assert import_cycles(lazy, tmp_path) == []
+
+
+@pytest.mark.parametrize(("old", "new"), [("prompts", "prompt_set"), ("readers", "readers"),
+                                          ("public_sets", "public_sets"),
+                                          ("encoding", "encoding"), ("spans", "spans")])
+def test_modules_moved_to_the_prompts_room_still_import_with_a_warning(old: str,
+                                                                        new: str) -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop(f"aqi.activations.{old}", None)
+    with pytest.warns(DeprecationWarning, match=rf"aqi\.activations\.{old} moved to "
+                                                rf"aqi\.prompts\.{new}"):
+        shim = importlib.import_module(f"aqi.activations.{old}")
+    room = importlib.import_module(f"aqi.prompts.{new}")
+    assert shim.__all__ and all(getattr(shim, n) is getattr(room, n) for n in shim.__all__)

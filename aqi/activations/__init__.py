@@ -1,9 +1,25 @@
 """Activation capture: labelled prompts in, layer-wise pooled activations out (resumable HDF5)."""
 
+from ..prompts.encoding import EncodedPrompt, PromptEncoder
+from ..prompts.prompt_set import (
+    LABELS,
+    LITMUS_AXIOMS,
+    Prompt,
+    PromptSet,
+    bundled_prompts,
+    load_prompts,
+)
+from ..prompts.public_sets import (
+    PUBLIC_SETS,
+    PublicSet,
+    load_prompt_set,
+    prompt_sets,
+    require_both_classes,
+)
+from ..prompts.spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 from ._parts import StoreLockedError
 from .capture import CaptureInterrupted, capture
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import EncodedPrompt, PromptEncoder
 from .hooks import ActivationHooks
 from .layers import (
     ARCHITECTURES,
@@ -14,15 +30,6 @@ from .layers import (
     resolve_layers,
 )
 from .pooling import POOLINGS, SpanMask, pool
-from .prompts import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
-from .public_sets import (
-    PUBLIC_SETS,
-    PublicSet,
-    load_prompt_set,
-    prompt_sets,
-    require_both_classes,
-)
-from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
 from .writer import StoreWriter, check_not_input, check_store_target, store_from_arrays
 

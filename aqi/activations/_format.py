@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .prompts import LABELS, Prompt
+from ..prompts.prompt_set import LABELS, Prompt
 
 __all__ = [
     "FORMAT_NAME",

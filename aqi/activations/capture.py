@@ -17,6 +17,16 @@ import torch
 from torch import nn
 
 from .._progress import step_bar
+from ..prompts.encoding import (
+    MAX_PROMPT_TOKENS,
+    PromptEncoder,
+    check_prompt_tokens,
+    pad_batch,
+    plan_batches,
+    span_masks,
+)
+from ..prompts.prompt_set import PromptSet, load_prompts
+from ..prompts.spans import DEFAULT_ONSET_TOKENS, DEFAULT_SPANS, check_spans
 from ._format import LayerInfo, stream_of
 from .adapters import (
     ForwardInputs,
@@ -28,17 +38,8 @@ from .adapters import (
     transformerlens_inputs,
 )
 from .distributed import current_shard, merge_shards, shard_path
-from .encoding import (
-    MAX_PROMPT_TOKENS,
-    PromptEncoder,
-    check_prompt_tokens,
-    pad_batch,
-    plan_batches,
-    span_masks,
-)
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec, find_architecture
-from .prompts import PromptSet, load_prompts
 from .provenance import (
     config_hash,
     library_versions,
@@ -46,7 +47,6 @@ from .provenance import (
     utc_now,
     weights_fingerprint,
 )
-from .spans import DEFAULT_ONSET_TOKENS, DEFAULT_SPANS, check_spans
 from .store import ActivationStore
 from .writer import StoreWriter, check_not_input
 
@@ -178,7 +178,7 @@ def capture(
     pooling : str or sequence of str, default ("mean", "last")
         ``"mean"``, ``"last"``, ``"first"``, ``"max"``.
     spans : str or sequence of str, default ("instruction", "post_instruction")
-        Where the tokens pooled are (:mod:`aqi.activations.spans`): ``"instruction"``
+        Where the tokens pooled are (:mod:`aqi.prompts.spans`): ``"instruction"``
         (the user's text; ``"user"`` is the older name), ``"post_instruction"`` (the
         template tokens between the user's text and the response — the decision point),
         ``"response_onset"`` (the response's first ``onset_tokens`` tokens),

@@ -24,6 +24,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..prompts.prompt_set import LABELS, Prompt, PromptSet
+from ..prompts.spans import SPAN_ALIASES
 from ._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -36,8 +38,6 @@ from ._format import (
 )
 from ._parts import Closing, list_parts, manifest_path, partial_dir
 from ._selection import describe_layers, select_layers, select_pooling
-from .prompts import LABELS, Prompt, PromptSet
-from .spans import SPAN_ALIASES
 
 __all__ = [
     "FORMAT_NAME",

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..prompts.prompt_set import PromptSet
 from ._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -50,7 +51,6 @@ from ._parts import (
     set_aside,
     tmp_name,
 )
-from .prompts import PromptSet
 from .store import ActivationStore, open_store
 
 __all__ = ["PartWriter", "StoreWriter", "check_not_input", "check_store_target",
@@ -462,7 +462,7 @@ def store_from_arrays(
     (('instruction', 'post_instruction'), [1.0, 1.0, 1.0])
     """
     if spans is not None:
-        from .spans import check_spans
+        from ..prompts.spans import check_spans
 
         names = check_spans(spans)
         if not isinstance(arrays, Mapping) or set(arrays) != set(names):

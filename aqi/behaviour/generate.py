@@ -19,7 +19,6 @@ from .._progress import step_bar
 from ..activations import Prompt, PromptSet, load_prompts
 from ..activations._parts import check_not_input
 from ..activations.capture import default_max_length, input_device
-from ..activations.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
 from ..activations.provenance import (
     config_hash,
     library_versions,
@@ -27,6 +26,7 @@ from ..activations.provenance import (
     utc_now,
     weights_fingerprint,
 )
+from ..prompts.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
 from .response_writer import ResponseWriter, check_responses_target
 from .responses import Response, Responses
 
@@ -110,7 +110,7 @@ def generate_responses(
     """Generate the model's responses to each prompt (greedy by default).
 
     Prompts are rendered by the same code as :func:`aqi.capture`
-    (:class:`~aqi.activations.encoding.PromptEncoder`: the chat template with a
+    (:class:`~aqi.prompts.encoding.PromptEncoder`: the chat template with a
     generation prompt when the tokenizer has one), sorted by length, left-padded
     and decoded in batches with the KV cache. With ``out`` the responses are
     appended to a JSONL file batch by batch (flush + fsync); calling again with
@@ -401,7 +401,7 @@ def _generate_batch(
     batch_seed: int,
     n: int,
 ) -> list[Response]:
-    from ..activations.encoding import EncodedPrompt
+    from ..prompts.encoding import EncodedPrompt
 
     enc = [EncodedPrompt(ids, 0, len(ids), t) for ids, t in encoded]
     ids, attn, _ = pad_batch(enc, pad_id, "left")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..activations.encoding import PromptEncoder
 from ..activations.layers import resolve_layers
-from ..activations.prompts import Prompt
+from ..prompts.encoding import PromptEncoder
+from ..prompts.prompt_set import Prompt
 
 __all__ = ["TokenAttribution", "token_attributions"]
 

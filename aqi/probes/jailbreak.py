@@ -23,9 +23,9 @@ from .._stats import (
     stratified_weights,
     wilson_interval,
 )
-from ..activations.prompts import Prompt, PromptSet
 from ..activations.store import ActivationStore, shared_layers
 from ..indices.alignment_quality import AQIResult, alignment_quality_index
+from ..prompts.prompt_set import Prompt, PromptSet
 from .linear import make_linear_probe
 
 __all__ = [

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from scipy.special import expit, logsumexp
 
-from ..activations.encoding import PromptEncoder, pad_batch, pad_token_type_ids
 from ..activations.hooks import ActivationHooks
 from ..activations.layers import resolve_layers
-from ..activations.prompts import Prompt
+from ..prompts.encoding import PromptEncoder, pad_batch, pad_token_type_ids
+from ..prompts.prompt_set import Prompt
 from .calibration import reward_margins
 
 __all__ = ["PairScores", "load_reward_scores", "reward_ood_scores", "score_pairs"]

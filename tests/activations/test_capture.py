@@ -16,7 +16,7 @@ from torch import nn
 import aqi
 from aqi.activations import PromptEncoder, PromptSet, open_store
 from aqi.activations._parts import partial_dir
-from aqi.activations.encoding import pad_batch
+from aqi.prompts.encoding import pad_batch
 
 from ..conftest import TINY_ARCHS, hook_count
 
@@ -397,7 +397,7 @@ def test_encoder_text_pair_matches_the_tokenizer_pair(bert_tokenizer_dir: Path) 
     from transformers import AutoTokenizer
 
     from aqi.activations import Prompt
-    from aqi.activations.encoding import pad_token_type_ids
+    from aqi.prompts.encoding import pad_token_type_ids
 
     tok = AutoTokenizer.from_pretrained(bert_tokenizer_dir)
     rows = [Prompt("a", "How do I bake bread?", "safe", response="Knead, rise, bake."),

@@ -1,7 +1,7 @@
 """Public prompt sets by name, read offline from tiny files in each set's hub layout.
 
 Every fixture file has the real set's file name, format and column names (see
-``aqi/activations/public_sets.py`` for the sources); the texts are benign placeholders.
+``aqi/prompts/public_sets.py`` for the sources); the texts are benign placeholders.
 Nothing is downloaded: the files are read through ``datasets`` from a local folder.
 """
 
@@ -23,8 +23,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import aqi  # noqa: E402
 from aqi.activations import PUBLIC_SETS, load_prompt_set, prompt_sets  # noqa: E402
-from aqi.activations.public_sets import is_set_selection, resolve_names  # noqa: E402
 from aqi.cli import main  # noqa: E402
+from aqi.prompts.public_sets import is_set_selection, resolve_names  # noqa: E402
 
 
 def _placeholder(kind: str, i: int) -> str:

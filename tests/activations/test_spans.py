@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import aqi
 from aqi.activations import PromptEncoder, PromptSet, check_spans
-from aqi.activations.spans import CharRegions, token_ranges
+from aqi.prompts.spans import CharRegions, token_ranges
 
 from ..conftest import _decoder_tokenizer, build_tiny
 

@@ -1,0 +1,42 @@
+"""The prompts room: labelled prompts, how they are read, named public sets, how they are
+rendered for a model, and the spans of a rendered prompt.
+
+Everything that turns what a user gave (a file, a set name, a DataFrame, a list) into a
+:class:`PromptSet`, and a :class:`PromptSet` into token ids with span boundaries, lives
+here; capture (:mod:`aqi.activations`) and generation (:mod:`aqi.behaviour`) both import
+it, and it imports neither.
+
+* :mod:`~aqi.prompts.prompt_set` — :class:`Prompt`, :class:`PromptSet`, :func:`load_prompts`,
+  :func:`bundled_prompts`;
+* :mod:`~aqi.prompts.readers` — JSON/JSONL/CSV records with their line numbers;
+* :mod:`~aqi.prompts.public_sets` — the registry of public prompt sets (:func:`load_prompt_set`);
+* :mod:`~aqi.prompts.encoding` — chat-template rendering (:class:`PromptEncoder`);
+* :mod:`~aqi.prompts.spans` — the span grammar (``instruction``, ``post_instruction``, ...).
+"""
+
+from .encoding import MAX_PROMPT_TOKENS, EncodedPrompt, PromptEncoder
+from .prompt_set import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
+from .public_sets import PUBLIC_SETS, PublicSet, load_prompt_set, prompt_sets, require_both_classes
+from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
+
+__all__ = [
+    "DEFAULT_SPANS",
+    "LABELS",
+    "LITMUS_AXIOMS",
+    "MAX_PROMPT_TOKENS",
+    "PUBLIC_SETS",
+    "SPANS",
+    "SPAN_ALIASES",
+    "EncodedPrompt",
+    "Prompt",
+    "PromptEncoder",
+    "PromptSet",
+    "PublicSet",
+    "bundled_prompts",
+    "canonical_span",
+    "check_spans",
+    "load_prompt_set",
+    "load_prompts",
+    "prompt_sets",
+    "require_both_classes",
+]
