@@ -18,6 +18,7 @@ stored (early-stopped) text and for the text generation would have run on to.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,6 +91,8 @@ class SettledStop:
     ----------
     stopped_at : dict of int to int
         Row -> new tokens it had when it was stopped (rows stopped by this criterion only).
+    seconds : float
+        Time spent in this criterion (decoding and judging), for benchmarks.
     """
 
     def __init__(self, judge: Any, tokenizer: Any, prompt_length: int,
@@ -99,10 +102,12 @@ class SettledStop:
         self.prompt_length = prompt_length
         self.eos_ids = frozenset(int(i) for i in eos_ids)
         self.stopped_at: dict[int, int] = {}
+        self.seconds = 0.0
         self._finished: list[bool] | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any,
                  **kwargs: Any) -> torch.BoolTensor:  # fmt: skip
+        t0 = time.perf_counter()
         new = input_ids[:, self.prompt_length :]
         n_new = new.shape[1]
         if self._finished is None:
@@ -119,4 +124,5 @@ class SettledStop:
                 if len(text) > TAIL_CHARS and self.judge.settled(text[: len(text) - TAIL_CHARS]):
                     finished[row] = stop[row] = True
                     self.stopped_at[row] = n_new
+        self.seconds += time.perf_counter() - t0
         return torch.tensor(stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
