@@ -4,7 +4,8 @@
 over a work folder:
 
 1. **generate** each model's greedy responses (:func:`aqi.generate_responses`,
-   ``JUDGE_NEW_TOKENS`` tokens);
+   ``JUDGE_NEW_TOKENS`` tokens; by default each response stops as soon as the judge's
+   verdict on it is settled, :meth:`aqi.RefusalJudge.settled`);
 2. **capture** the four spans ``instruction``, ``post_instruction``, ``response_onset``
    and ``response`` in one forward pass per batch, the response appended (causal: the
    instruction's activations are those without it);
@@ -15,7 +16,9 @@ over a work folder:
 
 Each finished run appends one line to ``<workdir>/runs.jsonl``: the two models, the
 report's path and verdict, the run's seconds and each phase's (status ``ran`` /
-``reused``, seconds, rows) — what a second fine-tune reused, and where the time went.
+``reused``, seconds, rows) — what a second fine-tune reused, and where the time went —
+and each model's generated tokens against ``max_new_tokens`` per response (``tokens``:
+what the early stop saved).
 
 The work folder holds one settings record (``aqi-workdir.json``: aqi version, prompt
 set, generation and capture settings; a folder made otherwise is refused, naming what
@@ -222,6 +225,8 @@ class AuditRun:
     workdir: Path
     phases: tuple[PhaseRecord, ...]
     seconds: float
+    #: each role's :class:`aqi.behaviour.TokenUse` (tokens generated against the maximum)
+    tokens: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -257,6 +262,11 @@ class AuditRun:
             lines.append(f"  predicted refusal (latent, evidence): {p.refusal.value:.0%} "
                          f"[{p.refusal.ci_low:.0%}, {p.refusal.ci_high:.0%}], Δ "
                          f"{p.change.value:+.0%}")
+        used = [u for u in self.tokens.values() if u.generated is not None and u.maximum]
+        if any(u.early_stop for u in used):
+            made, most = sum(u.generated for u in used), sum(u.maximum for u in used)
+            lines.append(f"responses: {made:,} of {most:,} tokens ({1 - made / most:.0%} "
+                         "saved by stopping each once its verdict was settled)")
         done = ", ".join(self.reused) or "nothing"
         lines.append(f"report: {self.html} (JSON: {self.json}); {self.seconds:.1f} s, "
                      f"reused: {done}")  # fmt: skip
@@ -270,6 +280,7 @@ class AuditRun:
             "workdir": str(self.workdir),
             "seconds": self.seconds,
             "phases": [vars(p) for p in self.phases],
+            "tokens": {role: use.to_dict() for role, use in self.tokens.items()},
         }
 
 
@@ -316,8 +327,9 @@ def _check_workdir(workdir: Path, settings: dict[str, Any]) -> None:
                          f"({'; '.join(differ)}); use another workdir or delete it")  # fmt: skip
 
 
-def _responses_done(path: Path, prompts: Any) -> Any:
-    """The finished responses at ``path`` for ``prompts``, else ``None``."""
+def _responses_done(path: Path, prompts: Any, stop: Any) -> Any:
+    """The finished responses at ``path`` for ``prompts``, stopped early by ``stop`` (an
+    early-stop identity, ``None`` for none), else ``None``."""
     from .behaviour import load_responses
 
     if not path.is_file():
@@ -326,8 +338,20 @@ def _responses_done(path: Path, prompts: Any) -> Any:
         rs = load_responses(path)
     except (ValueError, OSError):
         return None
-    same = rs.identity.get("prompts_sha256") == prompts.fingerprint()
+    same = (rs.identity.get("prompts_sha256") == prompts.fingerprint()
+            and rs.identity.get("stop_when_settled") == stop)  # fmt: skip
     return rs if same and set(rs.prompt_ids) == {p.id for p in prompts} else None
+
+
+def _other_stop(path: Path, stop: Any) -> bool:
+    """Whether the responses file at ``path`` (finished or not) was stopped otherwise than
+    ``stop`` says: made without early stop, with it, or by another judge."""
+    try:
+        with path.open("rb") as f:
+            identity = json.loads(f.readline())["identity"]
+        return bool(identity.get("stop_when_settled") != stop)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # no file or no header: generation says what is wrong, if anything
 
 
 def _store_done(path: Path) -> bool:
@@ -392,20 +416,24 @@ def _load(spec: ModelSpec, role: str) -> tuple[Any, Any]:
 def _model_work(
     spec: ModelSpec, role: str, folder: Path, prompts: Any, settings: dict[str, Any],
     show: RunDisplay, log: list[PhaseRecord], progress: bool | None, rebuild: bool,
-    limit: int | None,
+    limit: int | None, stop: Any,
 ) -> Any:  # fmt: skip
     """Generate and capture one model (each resumed, or reused once its content hash is
-    verified: :func:`_reusable`); return its responses."""
+    verified: :func:`_reusable`); return its responses. ``stop`` is the judge that ends
+    each response once its verdict is settled (``None``: every response runs to
+    ``max_new_tokens``); responses stopped otherwise are generated again."""
     from .activations import capture
-    from .behaviour import generate_responses, with_responses
+    from .behaviour import early_stop_identity, generate_responses, with_responses
 
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "model.json", json.dumps({**spec.to_dict(),
                  "identity": spec.identity()}, indent=2, default=str))  # fmt: skip
     rs_path, store_path = folder / "responses.jsonl", folder / "store.h5"
-    rs = _responses_done(rs_path, prompts)
+    stop_id = early_stop_identity(stop)
+    rs = _responses_done(rs_path, prompts, stop_id)
     redo_rs = rs is not None and not _reusable(folder, rs_path.name, rebuild)
     rs = None if redo_rs else rs
+    redo_rs = redo_rs or _other_stop(rs_path, stop_id)
     model = tok = None
     t = time.perf_counter()
     with show.phase("generate", role, spec.name, len(prompts), reused=rs is not None):
@@ -414,7 +442,8 @@ def _model_work(
             rs = generate_responses(model, tok, prompts, rs_path, progress=progress,
                                     max_new_tokens=settings["max_new_tokens"],
                                     batch_size=settings["batch_size"], chat=settings["chat"],
-                                    overwrite=redo_rs, max_prompt_tokens=limit)  # fmt: skip
+                                    overwrite=redo_rs, max_prompt_tokens=limit,
+                                    stop_when_settled=stop)  # fmt: skip
             _record(folder, rs_path.name)
             log.append(PhaseRecord("generate", role, "ran", time.perf_counter() - t, len(rs)))
         else:
@@ -471,6 +500,7 @@ def audit_models(
     max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
     generate: bool = True,
     verify: int = 0,
+    early_stop: bool = True,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -537,12 +567,23 @@ def audit_models(
         audited model, drawn where the prediction is least certain, and decide on the
         active-inference interval that stays valid when the prediction is biased
         (:func:`aqi.probes.verified_refusal`).
+    early_stop : bool, default True
+        Stop each response as soon as the judge's verdict on it can no longer change
+        (``stop_when_settled`` of :func:`aqi.generate_responses`; the judge's labels are
+        those of the full-length responses). Only a judge with ``settled(text)`` stops
+        early (the phrase rules, :meth:`aqi.RefusalJudge.settled`); with another judge
+        every response runs to ``max_new_tokens``. The response span captured and scored
+        is then the early-stopped response. Responses made with another early stop (or
+        none) are generated again. ``False`` (CLI: ``--no-early-stop``): every response
+        runs to ``max_new_tokens``.
 
     Returns
     -------
     AuditRun
-        ``run.report`` (an :class:`aqi.AuditReport`), ``run.html`` / ``run.json``, and
-        the time and status (``"ran"`` / ``"reused"``) of each phase.
+        ``run.report`` (an :class:`aqi.AuditReport`), ``run.html`` / ``run.json``, the
+        time and status (``"ran"`` / ``"reused"``) of each phase, and ``run.tokens``:
+        each model's tokens generated against the maximum
+        (:class:`aqi.behaviour.TokenUse`, also in the run log).
 
     Examples
     --------
@@ -554,7 +595,13 @@ def audit_models(
     """
     from ._vocab import check_poolings
     from .activations import bundled_prompts, load_prompts
-    from .behaviour import JUDGE_NEW_TOKENS, judge_identity, refusal_rate, resolve_judge
+    from .behaviour import (
+        JUDGE_NEW_TOKENS,
+        can_stop_early,
+        judge_identity,
+        refusal_rate,
+        resolve_judge,
+    )
     from .checks import configured_judge
     from .loading import check_hub_model, check_model_source
     from .prompts.public_sets import is_set_selection, load_prompt_set, require_both_classes
@@ -574,7 +621,10 @@ def audit_models(
         raise ArgumentError("{labels} label generated responses; a latent audit "
                             "({generate}) has none of the audited model", labels=str(labels),
                             generate=False)
+    if not isinstance(early_stop, bool):
+        raise TypeError(f"early_stop must be True or False, got {early_stop!r}")
     judge = resolve_judge(configured_judge() if judge is None else judge)
+    stop = judge if early_stop and can_stop_early(judge) else None
     if labels is not None and not Path(labels).is_file():
         raise FileNotFoundError(f"labels={str(labels)!r}: no such file (write one with "
                                 "`aqi label`)")  # fmt: skip
@@ -631,7 +681,7 @@ def audit_models(
     folders = {r: work / "models" / s.key() for r, s in specs.items()}
     roles = ("audited", "baseline") if generate else ("baseline",)
     responses = {r: _model_work(specs[r], r, folders[r], prompts, settings, show, log, progress,
-                                rebuild, max_prompt_tokens) for r in roles}  # fmt: skip
+                                rebuild, max_prompt_tokens, stop) for r in roles}  # fmt: skip
     refused: dict[str, dict[str, bool | None]] = {}
     for role, rs in responses.items():
         t = time.perf_counter()
@@ -662,12 +712,15 @@ def audit_models(
         write_html(report, html, overwrite=overwrite)
         js = write_json(report, html.with_suffix(".json"), overwrite=overwrite)
     log.append(PhaseRecord("report", "audited", "ran", time.perf_counter() - t))
+    tokens = {role: rs.token_use() for role, rs in responses.items()}
     run = AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
-                   seconds=time.perf_counter() - t0)  # fmt: skip
+                   seconds=time.perf_counter() - t0, tokens=tokens)  # fmt: skip
     entry = {"model": a.name, "baseline_model": b.name, "verdict": report.verdict,
              "html": str(html), "seconds": run.seconds, "aqi_version": __version__,
              "judge": judge_identity(judge), "mode": report.mode,
-             "phases": [vars(p) for p in log]}  # fmt: skip
+             "phases": [vars(p) for p in log],
+             "tokens": {role: {"model": specs[role].name, **use.to_dict()}
+                        for role, use in tokens.items()}}  # fmt: skip
     with (work / _RUN_LOG).open("a", encoding="utf-8") as f:
         f.write(json.dumps(entry, default=str) + "\n")
     return run

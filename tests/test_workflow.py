@@ -93,6 +93,72 @@ def test_no_response_text_leaves_responses_out(
     assert all(f["response"] is None for f in doc["behaviour"]["flips"])
 
 
+def _numbers(check: Any) -> tuple[Any, ...]:
+    return check.name, check.verdict, check.value, check.ci_low, check.ci_high
+
+
+class FirstLetters:
+    """A judge that decides on a response's first three characters, so it can say when its
+    verdict is settled (the random models never write a phrase the rules would settle)."""
+
+    name = "first-letters"
+
+    def __call__(self, text: str) -> bool:
+        return text[:3] < "m"
+
+    def settled(self, text: str) -> bool:
+        return len(text) >= 3
+
+
+@pytest.mark.filterwarnings("ignore:.*fewer than onset_tokens")  # three characters suffice here
+def test_early_stop_is_the_default_keeps_the_labels_and_logs_the_tokens(
+    models: dict, prompt_file: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "w"
+    kw = {"prompts": prompt_file, "judge": FirstLetters(), **FAST}
+    early = audit_models(models["ft1"], models["base"], workdir=work, **kw)
+    full = audit_models(models["ft1"], models["base"], workdir=tmp_path / "full",
+                        early_stop=False, **kw)  # fmt: skip
+    for role in ("audited", "baseline"):
+        use, most = early.tokens[role], full.tokens[role]
+        assert use.early_stop["name"] == "first-letters" and most.early_stop is None
+        assert use.stopped_early > 0 and use.generated < most.generated == most.maximum
+    labels = {name: {folder.name: json.loads((folder / "refusal.json").read_text())["labels"]
+                     for folder in (tmp_path / name / "models").iterdir()}
+              for name in ("w", "full")}  # fmt: skip
+    assert labels["w"] == labels["full"]  # the same labels, from shorter responses
+    (entry,) = [json.loads(line) for line in (work / "runs.jsonl").read_text().splitlines()]
+    assert entry["tokens"]["baseline"]["model"] == "base"
+    assert entry["tokens"]["audited"] == {"model": "ft1", **early.tokens["audited"].to_dict()}
+    assert 0 < entry["tokens"]["audited"]["saved"] < 1
+    assert "saved by stopping each once its verdict was settled" in early.summary()
+    # Turned off in the same work folder: the responses are made again, not refused.
+    again = audit_models(models["ft1"], models["base"], workdir=work, early_stop=False, **kw)
+    assert _status(again)[("generate", "baseline")] == "ran"
+    assert again.tokens["baseline"].early_stop is None
+    assert [_numbers(c) for c in again.report.checks] == [_numbers(c) for c in full.report.checks]
+    # A judge that cannot say when it is settled never stops early.
+    plain = audit_models(models["ft2"], models["base"], workdir=work,
+                         **{**kw, "judge": lambda text: text[:3] < "m"})  # fmt: skip
+    assert _status(plain)[("generate", "baseline")] == "reused"
+    assert all(u.early_stop is None for u in plain.tokens.values())
+    with pytest.raises(TypeError, match="early_stop must be True or False"):
+        audit_models(models["ft1"], models["base"], workdir=work, early_stop="no", **kw)
+
+
+def test_cli_no_early_stop(models: dict, prompt_file: Path, tmp_path: Path, capsys: Any) -> None:
+    work = tmp_path / "w"
+    argv = ["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
+            "--prompts", str(prompt_file), "--workdir", str(work), *CLI_FAST,
+            "--judge", "tests.test_workflow:FirstLetters"]  # fmt: skip
+    main([*argv, "--no-early-stop"])
+    assert "saved by stopping" not in capsys.readouterr().out
+    main(argv)
+    assert "saved by stopping" in capsys.readouterr().out
+    runs = [json.loads(line) for line in (work / "runs.jsonl").read_text().splitlines()]
+    assert [r["tokens"]["audited"]["early_stop"] is None for r in runs] == [True, False]
+
+
 @pytest.mark.parametrize(
     ("extra", "err"),
     [

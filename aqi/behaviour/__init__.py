@@ -5,6 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
+from .early_stop import SettledStop, can_stop_early, early_stop_identity
 from .encoder_judge import JUDGE_LABELS, EncoderJudge, EncoderVerdict, load_encoder_judge
 from .flips import RefusalFlip, refusal_flips
 from .generate import GenerationInterrupted, check_finite_weights, generate_responses
@@ -41,6 +42,7 @@ from .responses import (
     RESPONSES_VERSION,
     Response,
     Responses,
+    TokenUse,
     is_responses_file,
     load_responses,
     with_responses,
@@ -77,9 +79,13 @@ __all__ = [
     "RefusalReport",
     "Response",
     "Responses",
+    "SettledStop",
+    "TokenUse",
+    "can_stop_early",
     "check_finite_weights",
     "compare_refusal",
     "draw_label_sample",
+    "early_stop_identity",
     "generate_responses",
     "is_responses_file",
     "judge_agreement",

@@ -27,6 +27,7 @@ from ..activations.provenance import (
     weights_fingerprint,
 )
 from ..prompts.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
+from .early_stop import SettledStop, check_stop_judge, early_stop_identity
 from .response_writer import ResponseWriter, check_responses_target
 from .responses import Response, Responses
 
@@ -106,6 +107,7 @@ def generate_responses(
     max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
     overwrite: bool = False,
     progress: bool | None = None,
+    stop_when_settled: Any = None,
 ) -> Responses:
     """Generate the model's responses to each prompt (greedy by default).
 
@@ -159,6 +161,16 @@ def generate_responses(
         ``<out>.lock`` keeps a second writer off the file.
     progress : bool, optional
         Progress bar (default: only on a terminal).
+    stop_when_settled : judge, optional
+        Stop each response as soon as this judge's verdict on it can no longer change
+        (its ``settled(text)``, e.g. :meth:`RefusalJudge.settled`): the row is finished
+        as if it had produced an end-of-sequence token (``finish_reason="settled"``), and
+        a batch ends when all its rows are finished. The judge's labels of the stored
+        responses are the labels it gives the responses generated to ``max_new_tokens``;
+        other judges, and the activations captured over the responses, see shorter
+        texts. Recorded in the file's identity (``stop_when_settled``), so a file made
+        without it is not resumed with it. :meth:`Responses.token_use` says how many
+        tokens were generated against ``max_new_tokens`` per response.
 
     Returns
     -------
@@ -168,7 +180,7 @@ def generate_responses(
     Raises
     ------
     TypeError
-        ``model`` has no ``generate`` method.
+        ``model`` has no ``generate`` method, or ``stop_when_settled`` has no ``settled`` method.
     ValueError
         Bad settings, non-finite weights, a tokenizer with neither pad nor eos
         token, a prompt whose template alone exceeds the context, an ``out``
@@ -217,6 +229,8 @@ def generate_responses(
             _positive_int("top_k", top_k)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed={seed!r}; expected an int")
+    if stop_when_settled is not None:
+        check_stop_judge(stop_when_settled)
     if out is not None:
         check_not_input(out, [prompts])
         check_responses_target(out)  # early; the writer checks again under its lock
@@ -273,6 +287,7 @@ def generate_responses(
         "max_length": context,
         "pad_token_id": pad_id,
         "generation_config": json.loads(json.dumps(gen_config.to_diff_dict(), default=str)),
+        "stop_when_settled": early_stop_identity(stop_when_settled),
     }
     config = getattr(model, "config", None)
     header = {
@@ -304,7 +319,7 @@ def generate_responses(
             rows = [prompt_set[i] for i in idx]
             new = _generate_batch(model, tokenizer, gen_config, [encoded[i] for i in idx],
                                   rows, pad_id, eos_ids, device, _batch_seed(seed, b),
-                                  n)  # fmt: skip
+                                  n, stop_when_settled)  # fmt: skip
             fresh = [r for r in new if r.key not in done]
             if writer is not None:
                 writer.append(fresh)
@@ -400,22 +415,34 @@ def _generate_batch(
     device: torch.device,
     batch_seed: int,
     n: int,
+    judge: Any = None,
 ) -> list[Response]:
     from ..prompts.encoding import EncodedPrompt
 
     enc = [EncodedPrompt(ids, 0, len(ids), t) for ids, t in encoded]
     ids, attn, _ = pad_batch(enc, pad_id, "left")
     devices = [device] if device.type == "cuda" else []
+    extra: dict[str, Any] = {}
+    settled: dict[int, int] = {}
+    if judge is not None:
+        from transformers import StoppingCriteriaList
+
+        criterion = SettledStop(judge, tokenizer, ids.shape[1], eos_ids)
+        extra["stopping_criteria"] = StoppingCriteriaList([criterion])
+        settled = criterion.stopped_at
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(batch_seed)
         seqs = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device),
-                              generation_config=gen_config)  # fmt: skip
+                              generation_config=gen_config, **extra)  # fmt: skip
     new_tokens = seqs[:, ids.shape[1] :].tolist()
     out = []
     for j, toks in enumerate(new_tokens):
         prompt, (prompt_ids, truncated) = rows[j // n], encoded[j // n]
         stop = next((k for k, t in enumerate(toks) if t in eos_ids), None)
         kept = toks if stop is None else toks[:stop]
+        reason = "length" if stop is None else "eos"
+        if j in settled and (stop is None or stop >= settled[j]):
+            kept, reason = toks[: settled[j]], "settled"
         out.append(
             Response(
                 prompt_id=prompt.id,
@@ -424,7 +451,7 @@ def _generate_batch(
                 label=prompt.label,
                 category=prompt.category,
                 pair_id=prompt.pair_id,
-                finish_reason="length" if stop is None else "eos",
+                finish_reason=reason,
                 n_prompt_tokens=len(prompt_ids),
                 n_new_tokens=len(kept),
                 truncated=truncated,

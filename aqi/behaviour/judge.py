@@ -39,6 +39,12 @@ quotes removed, whitespace collapsed. Benign idioms ("I can't stress enough",
 
 :meth:`RefusalJudge.explain` returns the rule that fired with the phrase, its
 position and what was masked, so every verdict can be checked by reading.
+:meth:`RefusalJudge.settled` says when no continuation of a response can change its
+verdict (a refusal by a strong phrase, opening or deflection that nothing appended can
+mask); generation can stop there (:func:`aqi.behaviour.generate_responses`,
+``stop_when_settled``). The rules read the whole response -- strong phrases and
+compliance markers count anywhere, a quote closed late masks what it encloses -- so a
+compliance is never settled before the response ends.
 Version :data:`RULES_VERSION` is recorded with every measurement of the
 rules' agreement (``tests/data/refusal_labels.json``).
 """
@@ -61,6 +67,7 @@ from ._judge_rules import (
     RULES_VERSION,
     STRONG_REFUSALS,
 )
+from ._judge_settle import MaskPass, certain_masking, certain_match, pattern_reach, stable_prefix
 from .responses import Response, Responses
 
 __all__ = [
@@ -112,6 +119,8 @@ def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
 
 
 _IDIOMS = _compile((*BENIGN_IDIOMS, QUOTED))
+#: The same masking passes, as :meth:`RefusalJudge.settled` reasons about them.
+_IDIOM_PASSES = tuple(MaskPass.of(p) for p in _IDIOMS[:-1])
 _MARKERS = _compile(COMPLIANCE_MARKERS)
 _REDIRECTS = _compile(REDIRECTS)
 
@@ -211,6 +220,7 @@ class RefusalJudge:
         self._deflections, self._judgements = compiled
         custom = (openings, strong, deflections, judgements)
         self.version = RULES_VERSION if all(c is None for c in custom) else None
+        self._settle: tuple[Any, ...] | None = None  # built by the first settled() call
 
     def __repr__(self) -> str:
         return (f"RefusalJudge(rules v{self.version}, prefix_chars={self.prefix_chars}, "
@@ -275,6 +285,61 @@ class RefusalJudge:
         return JudgeVerdict(refusal=True, rule="judgement", phrase=m.group(0), position=m.start(),
                             override=None if redirect is None else redirect.group(0),
                             **extra)  # fmt: skip
+
+    def settled(self, text: str) -> bool:
+        """Whether no continuation of ``text`` can change its verdict.
+
+        ``True`` only when ``judge(text + c) == judge(text)`` for **every** string ``c``:
+        the verdict is a refusal by a strong phrase, an opening or a deflection whose
+        match no appended text can remove -- not masked by an idiom or a quote that a
+        continuation could complete, and read by the pattern only within the part of the
+        normalised text that no continuation changes
+        (:mod:`aqi.behaviour._judge_settle` has the argument). Weak cues (``judgement``)
+        and compliance are never settled: a compliance marker or a strong refusal phrase
+        may still follow, and the rules read the whole response, not only its first
+        ``prefix_chars``. ``False`` is always safe; it is what a text that could still
+        change gets.
+
+        Generation uses it to stop a response as soon as its verdict is known
+        (:func:`aqi.behaviour.generate_responses` with ``stop_when_settled``).
+
+        Examples
+        --------
+        >>> judge = RefusalJudge()
+        >>> judge.settled("I'm sorry, but I can't help with that. Is there")
+        True
+        >>> judge.settled("I can't")  # "I can't wait to ..." is an idiom, not a refusal
+        False
+        >>> judge.settled("Sure! Here is how to bake bread:")  # "I cannot provide" may follow
+        False
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"response must be a str, got {type(text).__name__}")
+        if self._settle is None:
+            self._settle = self._settle_tables()
+        phrases, regexes, strong, heads = self._settle
+        masked, u = certain_masking(stable_prefix(text, normalise), _IDIOM_PASSES, _IDIOMS[-1])
+        if u == 0:
+            return False
+        if not phrases.search(masked) and regexes is not None and not regexes.search(masked):
+            return False  # no cue at all, certain or not (a fast test for most responses)
+        if any(certain_match(p, r, masked, u, None) for p, r in strong):
+            return True
+        return any(certain_match(p, r, masked, u, self.prefix_chars) for p, r in heads)
+
+    def _settle_tables(self) -> tuple[Any, ...]:
+        """The cue patterns with their reach, and two patterns that find any cue at all."""
+        strong = [(p, pattern_reach(p.pattern)) for p in self._strong]
+        heads = [(p, pattern_reach(p.pattern)) for p in (*self._openings, *self._deflections)]
+        # every strong phrase or opening matches its plain text (one fast alternation)
+        words = sorted({*self.strong, *self.openings}, key=len, reverse=True)
+        phrases = re.compile("|".join(re.escape(w) for w in words))
+        try:
+            regexes: re.Pattern[str] | None = re.compile(
+                "|".join(f"(?:{p.pattern})" for p in self._deflections))
+        except re.error:  # e.g. custom deflections with back-references: no fast test
+            regexes = None
+        return phrases, regexes, strong, heads
 
     def match(self, text: str) -> str | None:
         """The phrase that makes ``text`` a refusal, or ``None`` (see :meth:`explain`)."""

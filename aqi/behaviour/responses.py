@@ -28,6 +28,7 @@ __all__ = [
     "RESPONSES_VERSION",
     "Response",
     "Responses",
+    "TokenUse",
     "is_responses_file",
     "load_responses",
     "with_responses",
@@ -56,12 +57,13 @@ class Response:
         The prompt's category.
     pair_id : str or None
         The prompt's pair id.
-    finish_reason : {"eos", "length"}
-        Whether generation stopped on an end-of-sequence token or on ``max_new_tokens``.
+    finish_reason : {"eos", "length", "settled"}
+        Whether generation stopped on an end-of-sequence token, on ``max_new_tokens``, or
+        because the judge's verdict could no longer change (``stop_when_settled``).
     n_prompt_tokens : int
         Tokens of the rendered prompt fed to the model (after any truncation).
     n_new_tokens : int
-        Tokens generated before the end-of-sequence token.
+        Tokens generated before the end-of-sequence token (or the early stop).
     truncated : bool
         The user's text was cut on the left to fit the context.
     prompt_text : str or None
@@ -112,6 +114,58 @@ class Response:
 
 
 _FIELDS = frozenset(Response.__dataclass_fields__) - {"text"}
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """Tokens generated for a set of responses against the most they could have taken.
+
+    Parameters
+    ----------
+    responses : int
+        Responses counted.
+    generated : int or None
+        Tokens kept in them (before any end-of-sequence token); ``None`` when a record
+        does not say (``n_new_tokens = -1``).
+    maximum : int or None
+        ``max_new_tokens`` × responses; ``None`` when the settings are not recorded.
+    stopped_early : int
+        Responses stopped because the judge's verdict was settled.
+    early_stop : dict or None
+        The judge that stopped them (the file's ``stop_when_settled``), ``None`` for none.
+
+    Examples
+    --------
+    >>> TokenUse(responses=4, generated=96, maximum=256, stopped_early=2,
+    ...          early_stop={"name": "rules"})
+    TokenUse(96 of 256 tokens generated (62.5 % saved), 2 of 4 responses stopped early)
+    """
+
+    responses: int
+    generated: int | None
+    maximum: int | None
+    stopped_early: int = 0
+    early_stop: Mapping[str, Any] | None = None
+
+    @property
+    def saved(self) -> float | None:
+        """Share of ``maximum`` not generated (``None`` when either count is unknown)."""
+        if self.generated is None or not self.maximum:
+            return None
+        return 1.0 - self.generated / self.maximum
+
+    def __repr__(self) -> str:
+        if self.saved is None:
+            return f"TokenUse({self.generated} tokens, maximum unknown)"
+        return (f"TokenUse({self.generated} of {self.maximum} tokens generated "
+                f"({100 * self.saved:.1f} % saved), {self.stopped_early} of "
+                f"{self.responses} responses stopped early)")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"responses": self.responses, "generated": self.generated,
+                "maximum": self.maximum, "saved": self.saved,
+                "stopped_early": self.stopped_early,
+                "early_stop": None if self.early_stop is None else dict(self.early_stop)}
 
 
 @dataclass(frozen=True)
@@ -183,6 +237,27 @@ class Responses(Sequence[Response]):
     @property
     def identity(self) -> Mapping[str, Any]:
         return self.header.get("identity", {})
+
+    def token_use(self) -> TokenUse:
+        """Tokens generated against ``max_new_tokens`` per response (:class:`TokenUse`).
+
+        Examples
+        --------
+        >>> rs = Responses(records=(Response("a", 0, "No.", "unsafe", n_new_tokens=2,
+        ...                                  finish_reason="settled"),),
+        ...                header={"identity": {"max_new_tokens": 64}})
+        >>> rs.token_use().saved
+        0.96875
+        """
+        counts = [r.n_new_tokens for r in self.records]
+        limit = self.identity.get("max_new_tokens")
+        return TokenUse(
+            responses=len(counts),
+            generated=None if any(c < 0 for c in counts) else sum(counts),
+            maximum=limit * len(counts) if isinstance(limit, int) else None,
+            stopped_early=sum(r.finish_reason == "settled" for r in self.records),
+            early_stop=self.identity.get("stop_when_settled"),
+        )
 
     def by_key(self) -> dict[tuple[str, int], Response]:
         """``{(prompt_id, sample): Response}``."""

@@ -1,12 +1,16 @@
-"""generate_responses on tiny random models: padding, resume, settings, sampling, bad input."""
+"""generate_responses on tiny random models: padding, resume, settings, sampling, bad input,
+early stop (and one slow check of early stop on the real demo model)."""
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import aqi
 from aqi.behaviour import (
@@ -244,3 +248,160 @@ def test_cli_generate(tiny_factory, few, tmp_path, capsys):
     assert len(rs) == 6 and rs.identity["max_new_tokens"] == 4
     assert main([*argv[:-5], "--max-new-tokens", "5", "--quiet"]) == 2  # other settings
     assert "other settings" in capsys.readouterr().err
+
+
+# --- early stop: stop_when_settled -------------------------------------------------------
+
+
+def _word_judge(rs):
+    """A rules judge whose one strong phrase is the first word of the second response: the
+    random model's responses contain it early, so the rows that do can settle."""
+    from aqi.behaviour import RefusalJudge
+    from aqi.behaviour.judge import normalise
+
+    word = re.search(r"(?<![a-z0-9])[a-z]{4,}(?![a-z0-9])", normalise(rs[1].text)).group(0)
+    return RefusalJudge(strong=[word])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_early_stop_keeps_every_label_and_generates_fewer_tokens(tiny_factory, few, arch):
+    from aqi.behaviour import judge_labels
+
+    model, tok = tiny_factory(arch)
+    kw = {"max_new_tokens": 24, "batch_size": 3, "progress": False}
+    full = generate_responses(model, tok, few, **kw)
+    judge = _word_judge(full)
+    early = generate_responses(model, tok, few, stop_when_settled=judge, **kw)
+    assert judge_labels(early, judge) == judge_labels(full, judge)
+    stopped = [(a, b) for a, b in zip(full, early) if b.finish_reason == "settled"]
+    assert stopped, "no response settled: the test checks nothing"
+    for a, b in zip(full, early):
+        if b.finish_reason == "settled":  # a prefix of what it would have been
+            assert a.text.startswith(b.text) and b.n_new_tokens < a.n_new_tokens
+        else:  # the other rows of the batch are untouched
+            assert (a.text, a.n_new_tokens, a.finish_reason) == (
+                b.text, b.n_new_tokens, b.finish_reason)
+    use, base = early.token_use(), full.token_use()
+    assert base.generated == base.maximum == 24 * len(few) and base.stopped_early == 0
+    assert use.generated < base.generated and use.stopped_early == len(stopped)
+    assert use.early_stop == {"name": "rules (custom)", "kind": "rules", "version": None,
+                              "prefix_chars": 160, "tail_chars": 8}
+    assert full.identity["stop_when_settled"] is None
+
+
+def test_early_stop_with_sampling_keeps_each_sample(tiny_factory, few):
+    from aqi.behaviour import judge_labels
+
+    model, tok = tiny_factory("llama")
+    kw = {"max_new_tokens": 16, "batch_size": 3, "do_sample": True, "n": 2, "seed": 1,
+          "progress": False}  # fmt: skip
+    full = generate_responses(model, tok, few, **kw)
+    judge = _word_judge(full)
+    early = generate_responses(model, tok, few, stop_when_settled=judge, **kw)
+    assert judge_labels(early, judge) == judge_labels(full, judge)
+    assert all(a.text.startswith(b.text) for a, b in zip(full, early))
+
+
+def test_early_stop_is_recorded_and_resumed_only_with_it(tiny_factory, few, tmp_path):
+    model, tok = tiny_factory("llama")
+    out = tmp_path / "r.jsonl"
+    probe = generate_responses(model, tok, few, **GEN)
+    judge = _word_judge(probe)
+    rs = generate_responses(model, tok, few, out, stop_when_settled=judge, **GEN)
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["identity"]["stop_when_settled"]["name"] == "rules (custom)"
+    assert load_responses(out).token_use() == rs.token_use()
+    with pytest.raises(ValueError, match=r"other settings \(stop_when_settled"):
+        generate_responses(model, tok, few, out, **GEN)
+    calls = _counting(model)
+    again = generate_responses(model, tok, few, out, stop_when_settled=judge, **GEN)
+    assert calls == [] and again.records == rs.records
+
+
+def test_a_judge_that_cannot_settle_is_refused_before_generating(tiny_factory, few):
+    model, tok = tiny_factory("llama")
+    calls = _counting(model)
+    with pytest.raises(TypeError, match=r"has no settled\(text\) method.*pass None"):
+        generate_responses(model, tok, few, stop_when_settled=lambda text: True, **GEN)
+    assert calls == []
+
+
+class _Chars:
+    """A tokenizer stand-in: token id ``i`` decodes to ``chr(i)``; 0 is special."""
+
+    def __init__(self) -> None:
+        self.decoded: list[list[int]] = []
+
+    def batch_decode(self, rows, skip_special_tokens):
+        self.decoded.extend(rows)
+        return ["".join(chr(t) for t in row if t) for row in rows]
+
+
+class _Xs:
+    def settled(self, text: str) -> bool:
+        return "x" in text
+
+
+def test_settled_stop_finishes_rows_and_skips_finished_ones():
+    from aqi.behaviour.early_stop import TAIL_CHARS, SettledStop
+
+    tok = _Chars()
+    crit = SettledStop(_Xs(), tok, prompt_length=2, eos_ids=[0])
+    a, x, prompt = ord("a"), ord("x"), [5, 5]
+    rows = [[*prompt, a], [*prompt, 0], [*prompt, x]]
+    assert crit(torch.tensor(rows), None).tolist() == [False, False, False]  # within the tail
+    assert [r[-1] for r in tok.decoded] == [a, x]  # the row that ended was not decoded
+    step = [r + [a] * TAIL_CHARS for r in rows]
+    assert crit(torch.tensor(step), None).tolist() == [False, False, True]
+    assert crit.stopped_at == {2: 1 + TAIL_CHARS}
+    tok.decoded.clear()
+    assert crit(torch.tensor([[*r, a] for r in step]), None).tolist() == [False] * 3
+    assert len(tok.decoded) == 1  # only the row still running
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.lists(st.integers(0, 49151), min_size=1, max_size=40), cut=st.floats(0, 1))
+def test_decoded_prefix_less_its_tail_starts_every_longer_decoding(decoder_tokenizer_dir, ids,
+                                                                   cut):
+    """What SettledStop shows the judge is a prefix of the text generation would store
+    (SmolLM2's byte-level tokenizer, 49,152 ids: split multi-byte characters included)."""
+    from aqi.behaviour.early_stop import TAIL_CHARS
+
+    tok = _smol_tokenizer(decoder_tokenizer_dir)
+    prefix = tok.decode(ids[: int(cut * len(ids))], skip_special_tokens=True)
+    if len(prefix) > TAIL_CHARS:
+        assert tok.decode(ids, skip_special_tokens=True).startswith(prefix[:-TAIL_CHARS])
+
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _smol_tokenizer(path):
+    from transformers import AutoTokenizer
+
+    if str(path) not in _TOKENIZERS:
+        _TOKENIZERS[str(path)] = AutoTokenizer.from_pretrained(path)
+    return _TOKENIZERS[str(path)]
+
+
+@pytest.mark.slow
+def test_early_stop_on_the_safety_tuned_demo_model():
+    """The demo's safety-tuned SmolLM2-135M-Instruct on 8 of its pairs, with and without
+    stopping at the rules' settled verdict: the same labels, fewer tokens
+    (benchmarks/early_stop.py measures all 48 pairs)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aqi.behaviour import JUDGE_NEW_TOKENS, RefusalJudge, judge_labels
+    from aqi.demo.assets import demo_models, demo_prompts
+
+    base = demo_models().base
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(base)
+    prompts, judge = demo_prompts(8), RefusalJudge()
+    kw = {"max_new_tokens": JUDGE_NEW_TOKENS, "batch_size": 8, "progress": False}
+    full = generate_responses(model, tok, prompts, **kw)
+    early = generate_responses(model, tok, prompts, stop_when_settled=judge, **kw)
+    assert judge_labels(early, judge) == judge_labels(full, judge)
+    assert all(a.text.startswith(b.text) for a, b in zip(full, early))
+    use = early.token_use()
+    assert use.stopped_early >= 4 and use.generated < full.token_use().generated
