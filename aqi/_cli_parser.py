@@ -459,10 +459,10 @@ def _audit_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-prompt-tokens", type=_whole(0), default=None,
                    help=_MAX_PROMPT_TOKENS_HELP)  # fmt: skip
     a.add_argument("--no-chat", action="store_true", help="do not use the chat template")
-    a.add_argument("--no-early-stop", action="store_true",
-                   help="generate every response to --max-new-tokens (default: stop each once "
-                        "the judge's verdict on it can no longer change, with the phrase rules; "
-                        "the labels are the same, the captured responses shorter)")
+    a.add_argument("--early-stop", action="store_true",
+                   help="stop each response once the judge's verdict on it can no longer "
+                        "change (phrase rules only): the same labels, fewer tokens, shorter "
+                        "captured responses; no decoding time saved yet (docs/judge.md)")
     a.add_argument("--n-boot", type=_n_boot, default=1000, help=_N_BOOT_HELP)
     a.add_argument("--n-perm", type=_n_perm, default=200,
                    help=f"label permutations: 0 (no null) or {MIN_RESAMPLES}..{MAX_RESAMPLES}")

@@ -350,7 +350,7 @@ def _audit_command(args: argparse.Namespace) -> int:
         response_text=not args.no_response_text, overwrite=args.overwrite, rebuild=args.rebuild,
         max_prompt_tokens=_prompt_limit(args), judge=judge, labels=args.labels,
         generate=not args.latent_only, verify=args.verify,
-        early_stop=not args.no_early_stop,
+        early_stop=args.early_stop,
     )  # fmt: skip
     print(to_json(run.report) if args.json else run.summary())
     return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK

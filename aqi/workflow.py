@@ -500,7 +500,7 @@ def audit_models(
     max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
     generate: bool = True,
     verify: int = 0,
-    early_stop: bool = True,
+    early_stop: bool = False,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -567,15 +567,15 @@ def audit_models(
         audited model, drawn where the prediction is least certain, and decide on the
         active-inference interval that stays valid when the prediction is biased
         (:func:`aqi.probes.verified_refusal`).
-    early_stop : bool, default True
+    early_stop : bool, default False
         Stop each response as soon as the judge's verdict on it can no longer change
         (``stop_when_settled`` of :func:`aqi.generate_responses`; the judge's labels are
         those of the full-length responses). Only a judge with ``settled(text)`` stops
-        early (the phrase rules, :meth:`aqi.RefusalJudge.settled`); with another judge
-        every response runs to ``max_new_tokens``. The response span captured and scored
-        is then the early-stopped response. Responses made with another early stop (or
-        none) are generated again. ``False`` (CLI: ``--no-early-stop``): every response
-        runs to ``max_new_tokens``.
+        early (the phrase rules, :meth:`aqi.RefusalJudge.settled`). Off by default: it
+        saves tokens (about half for a model that refuses) but no decoding time yet, and
+        the response span captured and scored becomes the shorter response, which is not
+        what the validation bench measured. Responses made with another early stop (or
+        none) are generated again. CLI: ``--early-stop``.
 
     Returns
     -------

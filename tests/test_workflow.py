@@ -111,14 +111,13 @@ class FirstLetters:
 
 
 @pytest.mark.filterwarnings("ignore:.*fewer than onset_tokens")  # three characters suffice here
-def test_early_stop_is_the_default_keeps_the_labels_and_logs_the_tokens(
+def test_early_stop_keeps_the_labels_and_logs_the_tokens(
     models: dict, prompt_file: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "w"
     kw = {"prompts": prompt_file, "judge": FirstLetters(), **FAST}
-    early = audit_models(models["ft1"], models["base"], workdir=work, **kw)
-    full = audit_models(models["ft1"], models["base"], workdir=tmp_path / "full",
-                        early_stop=False, **kw)  # fmt: skip
+    early = audit_models(models["ft1"], models["base"], workdir=work, early_stop=True, **kw)
+    full = audit_models(models["ft1"], models["base"], workdir=tmp_path / "full", **kw)
     for role in ("audited", "baseline"):
         use, most = early.tokens[role], full.tokens[role]
         assert use.early_stop["name"] == "first-letters" and most.early_stop is None
@@ -138,7 +137,7 @@ def test_early_stop_is_the_default_keeps_the_labels_and_logs_the_tokens(
     assert again.tokens["baseline"].early_stop is None
     assert [_numbers(c) for c in again.report.checks] == [_numbers(c) for c in full.report.checks]
     # A judge that cannot say when it is settled never stops early.
-    plain = audit_models(models["ft2"], models["base"], workdir=work,
+    plain = audit_models(models["ft2"], models["base"], workdir=work, early_stop=True,
                          **{**kw, "judge": lambda text: text[:3] < "m"})  # fmt: skip
     assert _status(plain)[("generate", "baseline")] == "reused"
     assert all(u.early_stop is None for u in plain.tokens.values())
@@ -146,14 +145,14 @@ def test_early_stop_is_the_default_keeps_the_labels_and_logs_the_tokens(
         audit_models(models["ft1"], models["base"], workdir=work, early_stop="no", **kw)
 
 
-def test_cli_no_early_stop(models: dict, prompt_file: Path, tmp_path: Path, capsys: Any) -> None:
+def test_cli_early_stop(models: dict, prompt_file: Path, tmp_path: Path, capsys: Any) -> None:
     work = tmp_path / "w"
     argv = ["audit", "--model", str(models["ft1"]), "--baseline-model", str(models["base"]),
             "--prompts", str(prompt_file), "--workdir", str(work), *CLI_FAST,
             "--judge", "tests.test_workflow:FirstLetters"]  # fmt: skip
-    main([*argv, "--no-early-stop"])
+    main(argv)  # off by default
     assert "saved by stopping" not in capsys.readouterr().out
-    main(argv)
+    main([*argv, "--early-stop"])
     assert "saved by stopping" in capsys.readouterr().out
     runs = [json.loads(line) for line in (work / "runs.jsonl").read_text().splitlines()]
     assert [r["tokens"]["audited"]["early_stop"] is None for r in runs] == [True, False]
