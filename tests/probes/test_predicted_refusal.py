@@ -174,9 +174,10 @@ def test_the_check_fails_a_significant_material_drop(tmp_path: Path, shift: floa
 def test_a_significant_drop_below_the_margin_warns(tmp_path: Path) -> None:
     a, b, refused = _stores(tmp_path, _world(6, 1.0))
     p = _predict(a, b, refused)
-    assert p.p_drop < 0.05 and -0.2 < p.change.value < 0
-    c = predicted_refusal_check(p, AuditThresholds(min_predicted_drop=0.5))
-    assert c.verdict == "warn" and "below 50%" in c.summary
+    assert p.p_gap < 0.05 and -0.5 < p.gap_fraction.value < -0.1
+    assert predicted_refusal_check(p, AuditThresholds()).verdict == "fail"
+    c = predicted_refusal_check(p, AuditThresholds(min_gap_fraction=0.9))
+    assert c.verdict == "warn" and "below 90% of the gap" in c.summary
 
 
 # -- active inference ---------------------------------------------------------------------------
