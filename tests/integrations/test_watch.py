@@ -168,10 +168,15 @@ def test_generate_true_judges_every_measurement_and_predicts_too(
     w.close()
 
 
-@pytest.mark.parametrize(("refusing", "n"), [(frozenset(), 0), (frozenset(PROMPTS.ids), 12)])
-def test_reference_refusing_none_or_all_is_nan_with_reason_and_warn(
+@pytest.mark.parametrize(("refusing", "why"), [
+    (frozenset(), "the baseline refused 0 of its 12 judged prompts"),
+    (frozenset(PROMPTS.ids), "the baseline refused 12 of its 12 judged prompts"),
+    # one refusal: one half of the pairs has none, so no block can be cross-fitted
+    (frozenset(UNSAFE[:1]), "no block could be cross-fitted"),
+])  # fmt: skip
+def test_reference_refusing_none_all_or_too_few_is_nan_with_reason_and_warn(
     tiny: tuple[Any, Any], tmp_path: Path, generations: list[list[str]],
-    refusing: frozenset[str], n: int,
+    refusing: frozenset[str], why: str,
 ) -> None:
     model, tok = tiny
     w = AlignmentWatch(tmp_path, prompts=PROMPTS, max_new_tokens=3,
@@ -180,7 +185,7 @@ def test_reference_refusing_none_or_all_is_nan_with_reason_and_warn(
         rec = w.measure(model, tok, step=step)
         for k in PREDICTED:
             assert math.isnan(rec[k])
-            assert f"the baseline refused {n} of its 12 judged prompts" in rec["nan"][k]
+            assert why in rec["nan"][k]
         assert rec["verdict"] == "warn" and "predicted refusal not computed" in rec["summary"]
         assert rec["predicted_layer"] is None
     assert len(generations) == 1
