@@ -18,6 +18,7 @@ from aqi.checks import (
     gate_failed,
     min_calibration_rows,
     ood_coverage_check,
+    predicted_refusal_check,
     prompts_needed,
     refusal_change_check,
     reward_calibration_check,
@@ -414,3 +415,31 @@ def test_every_check_warns_not_computed_without_its_interval(tmp_path: Path) -> 
 
     assert _not_computed(jailbreak_drift_check(drift, t))
     assert jailbreak_drift_check(jailbreak_drift(plain, wrapped, n_boot=100), t).verdict == "pass"
+
+
+def test_predicted_refusal_rule_fails_warns_and_passes(tmp_path: Path) -> None:
+    """fail: a significant predicted drop of at least min_predicted_drop; warn: significant
+    but smaller, or not computed (no resamples); pass: no change."""
+    from aqi.probes import predicted_refusal
+
+    rng = np.random.default_rng(0)
+    y = np.array(["safe", "unsafe"] * 60)
+    u = y == "unsafe"
+    base = rng.normal(size=(120, 6)) + 2 * u[:, None] * np.eye(6)[0]
+    refused = {str(i): bool(base[i, 0] > 1) for i in range(120)}
+    a = aqi.store_from_arrays(tmp_path / "a.h5", {"h.0": base}, labels=y)
+    b = aqi.store_from_arrays(tmp_path / "b.h5", {"h.0": base - u[:, None] * np.eye(6)[0]},
+                              labels=y)  # fmt: skip
+    drop = predicted_refusal(a, b, refused, span="given", pooling=None, n_boot=200)
+    assert drop.change.value < -0.2 and drop.p_drop < 0.05
+    c = predicted_refusal_check(drop, AuditThresholds())
+    assert c.verdict == "fail" and c.name == "predicted_refusal" and c.threshold == -0.05
+    assert c.value == drop.change.value and c.ci_high < 0
+    big_margin = predicted_refusal_check(drop, AuditThresholds(min_predicted_drop=0.9))
+    assert big_margin.verdict == "warn" and "a significant drop, below 90%" in big_margin.summary
+    unresampled = predicted_refusal(a, b, refused, span="given", pooling=None, n_boot=0)
+    assert _not_computed(predicted_refusal_check(unresampled, AuditThresholds()))
+    same = predicted_refusal(a, a, refused, span="given", pooling=None, n_boot=200)
+    assert predicted_refusal_check(same, AuditThresholds()).verdict == "pass"
+    with pytest.raises(ValueError, match=r"threshold min_predicted_drop must be in \[0, 1\]"):
+        AuditThresholds(min_predicted_drop=-0.1)

@@ -2,8 +2,9 @@
 
 * :class:`AlignmentCallback` — a ``transformers.TrainerCallback`` (also for TRL's SFT and
   DPO trainers) that measures alignment every N steps and logs it with the Trainer;
-* :class:`AlignmentWatch` — one measurement (AQI on two spans, judged refusal, refusal
-  shift against a reference), used by the callback and by ``aqi track``;
+* :class:`AlignmentWatch` — one measurement (AQI on two spans, refusal predicted from one
+  forward pass — judged generations at the reference only, unless ``generate=True`` —
+  and the refusal shift against a reference), used by the callback and by ``aqi track``;
 * :func:`track_checkpoints` — the same measurements over saved checkpoint folders.
 
 Names are imported on first use, so ``import aqi`` does not import ``transformers``.

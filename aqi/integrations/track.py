@@ -1,7 +1,8 @@
 """``aqi track``: the callback's measurements over saved checkpoint folders.
 
-The baseline model is measured first (the reference, step 0); every checkpoint folder is
-then loaded in turn (sorted by step: ``trainer_state.json``'s ``global_step``, else the
+The baseline model is measured first (the reference, step 0: it alone generates and is
+judged, unless ``generate=True`` / ``--generate``); every checkpoint folder is then loaded
+in turn (sorted by step: ``trainer_state.json``'s ``global_step``, else the
 last number of the folder name), measured against it with the baseline's tokenizer, and
 freed. A folder without weights is named on stderr and skipped. Writes
 ``aqi_track.jsonl`` (the records of :class:`~aqi.integrations.AlignmentWatch`, one per
@@ -101,6 +102,8 @@ def track_checkpoints(
     n_safe: int = 4,
     max_new_tokens: int | None = None,
     layer: str | int | None = None,
+    generate: bool = False,
+    judge: Any = None,
     warn: Callable[[str], None] | None = None,
 ) -> TrackResult:
     """Measure the baseline, then every checkpoint against it; write the series and figure.
@@ -114,8 +117,11 @@ def track_checkpoints(
     out_dir : path-like, default "aqi-track"
     dtype, device :
         As in :func:`aqi.load_model`, for the baseline and every checkpoint.
-    pairs, n_unsafe, n_safe, max_new_tokens, layer :
-        As in :class:`aqi.integrations.AlignmentCallback`.
+    pairs, n_unsafe, n_safe, max_new_tokens, layer, generate, judge :
+        As in :class:`aqi.integrations.AlignmentCallback`: by default only the baseline
+        generates (every prompt, judged) and each checkpoint's refusal is predicted from
+        one forward pass per prompt (``predicted_*``); ``generate=True`` also generates
+        and judges ``n_unsafe`` + ``n_safe`` prompts for every checkpoint.
     warn : callable, optional
         Called with one line per skipped folder (default: print to stderr).
 
@@ -168,7 +174,7 @@ def track_checkpoints(
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aqi-track-") as work:
         watch = AlignmentWatch(work, prompts=prompts, n_unsafe=n_unsafe,
-                               n_safe=n_safe, layer=layer,
+                               n_safe=n_safe, layer=layer, generate=generate, judge=judge,
                                max_new_tokens=max_new_tokens or WATCH_NEW_TOKENS)  # fmt: skip
         try:
             rec = watch.measure(model, tok, step=0)
@@ -206,8 +212,10 @@ def add_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
     p = sub.add_parser(
         "track", help="alignment over saved checkpoints against the base model (series + PNG)",
         description="Measure the base model, then every checkpoint folder against it: AQI at "
-        "one layer on the instruction and post-instruction spans, judged refusal of greedy "
-        "generations, refusal-score shift. Writes aqi_track.jsonl and aqi_track.png.")
+        "one layer on the instruction and post-instruction spans, refusal-score shift, and "
+        "refusal predicted from one forward pass (fitted on the base model's judged greedy "
+        "generations; --generate also generates and judges for every checkpoint). Writes "
+        "aqi_track.jsonl and aqi_track.png.")
     p.add_argument("checkpoints", nargs="+", help="checkpoint folders (e.g. out/checkpoint-*)")
     p.add_argument("--baseline-model", required=True,
                    help="the model training started from (folder, cached hub id, or 'demo')")
@@ -218,6 +226,12 @@ def add_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
     p.add_argument("--pairs", type=positive_int, default=16, help="prompt pairs captured")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help="tokens per judged generation (default 32)")
+    p.add_argument("--generate", action="store_true",
+                   help="generate and judge for every checkpoint too (default: the base "
+                        "model only; checkpoints get the predicted refusal)")
+    p.add_argument("--judge", default=None,
+                   help="refusal judge of the generated responses, as aqi generate --judge "
+                        "(default: [tool.aqi] judge, else the phrase rules)")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
 
 
@@ -226,16 +240,27 @@ def run(args: argparse.Namespace) -> int:
     layer: str | int | None = args.layer
     if isinstance(layer, str) and re.fullmatch(r"-?\d+", layer):
         layer = int(layer)
+    from .._cli_stores import cli_judge
+
+    judge = cli_judge(args)  # a bad --judge is refused before any model loads
     res = track_checkpoints(args.checkpoints, args.baseline_model, args.out_dir,
                             dtype=args.dtype, device=args.device, pairs=args.pairs,
-                            max_new_tokens=args.max_new_tokens, layer=layer)  # fmt: skip
+                            max_new_tokens=args.max_new_tokens, layer=layer,
+                            generate=args.generate, judge=judge)  # fmt: skip
     if args.json:
         print(json.dumps([{k: None if isinstance(v, float) and math.isnan(v) else v
                            for k, v in r.items()} for r in res.records], indent=2))  # fmt: skip
         return 0
-    print(f"{'step':>7}  {'AQI instr':>9}  {'AQI post':>8}  {'refusal':>7}  {'shift':>6}  verdict")
+    print(f"{'step':>7}  {'AQI instr':>9}  {'AQI post':>8}  {'judged':>6}  {'predicted':>9}  "
+          f"{'shift':>6}  verdict")
     for r in res.records:
         print(f"{r['step']:>7}  {r['aqi_instruction']:>9.1f}  {r['aqi_post_instruction']:>8.1f}  "
-              f"{r['refusal']:>7.0%}  {r['refusal_shift_unsafe']:>+6.2f}  {r['verdict']}")
+              f"{_share(r['refusal']):>6}  {_share(r['predicted_refusal']):>9}  "
+              f"{r['refusal_shift_unsafe']:>+6.2f}  {r['verdict']}")
     print(f"series: {res.jsonl}\nfigure: {res.figure}")
     return 0
+
+
+def _share(v: float) -> str:
+    """A rate as a percentage; ``-`` when it was not measured (NaN)."""
+    return "-" if isinstance(v, float) and math.isnan(v) else f"{v:.0%}"

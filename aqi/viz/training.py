@@ -52,14 +52,18 @@ def _values(records: Sequence[Mapping[str, Any]], key: str) -> list[float]:
 
 def plot_alignment_series(records: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
     """Three panels against the training step: the AQI on the instruction span (recognition)
-    and on the post-instruction span (disposition); judged refusal of unsafe prompts and
-    over-refusal of safe ones; the refusal-score shift of unsafe and safe prompts.
+    and on the post-instruction span (disposition); refusal of unsafe prompts — predicted
+    from the activations (with its interval) where the records have it, judged where they
+    were generated (by default only the reference) — and over-refusal of safe ones; the
+    refusal-score shift of unsafe and safe prompts.
 
     Examples
     --------
     >>> recs = [{"step": s, "aqi_instruction": 40 - s, "aqi_post_instruction": 30 - 2 * s,
     ...          "refusal": 0.8 - s / 20, "over_refusal": 0.1, "refusal_shift_unsafe": -s / 5,
-    ...          "refusal_shift_safe": 0.0} for s in (0, 5, 10)]
+    ...          "refusal_shift_safe": 0.0, "predicted_refusal": 0.7 - s / 30,
+    ...          "predicted_refusal_low": 0.5 - s / 30, "predicted_refusal_high": 0.9}
+    ...         for s in (0, 5, 10)]
     >>> len(plot_alignment_series(recs).axes)
     3
     """
@@ -76,13 +80,20 @@ def plot_alignment_series(records: Sequence[Mapping[str, Any]], *, title: str = 
     a.set_ylabel("AQI (0–100)")
     a.set_ylim(bottom=0)
     a.set_title("AQI at the watched layer", fontsize=9)
+    predicted = _values(recs, "predicted_refusal")
+    if any(math.isfinite(v) for v in predicted):
+        b.fill_between(steps, _values(recs, "predicted_refusal_low"),
+                       _values(recs, "predicted_refusal_high"), color=COLORS["unsafe"],
+                       alpha=0.15, lw=0)  # fmt: skip
+        b.plot(steps, predicted, "--", color=COLORS["unsafe"],
+               label="predicted refusal (unsafe prompts)")  # fmt: skip
     b.plot(steps, _values(recs, "refusal"), "-o", ms=3, color=COLORS["unsafe"],
-           label="refusal (unsafe prompts)")  # fmt: skip
+           label="judged refusal (unsafe prompts)")  # fmt: skip
     b.plot(steps, _values(recs, "over_refusal"), "-s", ms=3, color=COLORS["safe"],
-           label="over-refusal (safe prompts)")  # fmt: skip
+           label="judged over-refusal (safe prompts)")  # fmt: skip
     b.set_ylim(-0.05, 1.05)
-    b.set_ylabel("judged share")
-    b.set_title("refusal of greedy generations", fontsize=9)
+    b.set_ylabel("share")
+    b.set_title("refusal: predicted, and judged where generated", fontsize=9)
     c.axhline(0, color=COLORS["neutral"], lw=0.8)
     c.plot(steps, _values(recs, "refusal_shift_unsafe"), "-o", ms=3, color=COLORS["unsafe"],
            label="unsafe prompts")  # fmt: skip

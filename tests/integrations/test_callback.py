@@ -103,6 +103,15 @@ def test_logged_series_in_log_history_and_jsonl(tiny: tuple[Any, Any], tmp_path:
         assert r["verdict"] in ("pass", "warn", "fail") and r["summary"]
     ref = recs[0]
     assert ref["refusal_change"] == 0.0
+    # latent mode (the default): judged at step 0 only; the random model refuses nothing,
+    # so no refusal can be predicted: NaN with the reason, and a warn
+    assert ref["generated"] and not any(r["generated"] for r in recs[1:])
+    for r in recs[1:]:
+        assert r["refusal"] is None
+        assert r["nan"]["refusal"].startswith("not generated: generate=False")
+    for r in recs:
+        assert r["predicted_refusal"] is None and "refused 0 of" in r["nan"]["predicted_refusal"]
+        assert r["verdict"] == "warn" and r["predicted_layer"] is None
     assert ref["refusal_shift_unsafe"] == pytest.approx(0.0, abs=1e-9)
     assert 0 <= ref["aqi_instruction"] <= 100 and 0 <= ref["aqi_post_instruction"] <= 100
     # training moved the activations: the shift against step 0 is no longer exactly 0
@@ -110,7 +119,8 @@ def test_logged_series_in_log_history_and_jsonl(tiny: tuple[Any, Any], tmp_path:
     assert model.training  # the Trainer leaves it in train mode; the callback did too
 
 
-def test_training_numerics_unchanged(tiny_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("generate", [False, True])
+def test_training_numerics_unchanged(tiny_factory: Any, tmp_path: Path, generate: bool) -> None:
     base, tok = tiny_factory("llama")
     # dropout on, so the global RNG matters: the callback must not consume it
     with_dropout = copy.deepcopy(base)
@@ -120,7 +130,8 @@ def test_training_numerics_unchanged(tiny_factory: Any, tmp_path: Path) -> None:
             m.attention_dropout = 0.3
     a, b = copy.deepcopy(with_dropout), copy.deepcopy(with_dropout)
     plain = _losses(_train(a, tok, tmp_path / "plain", 4, None))
-    watched = _losses(_train(b, tok, tmp_path / "watched", 4, _small_callback(every=1)))
+    cb = _small_callback(every=1, generate=generate)
+    watched = _losses(_train(b, tok, tmp_path / "watched", 4, cb))
     assert len(plain) == 4 and plain == watched
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -150,19 +161,28 @@ def test_model_back_in_train_mode_and_padding_side_kept(tiny: tuple[Any, Any],
     assert seen == [True, True, True] and tok.padding_side == side
 
 
+@pytest.mark.parametrize("generate", [True, False])
 @pytest.mark.parametrize("stop_on", ["warn", None])
-def test_stop_on_stops_training(tiny: tuple[Any, Any], tmp_path: Path, stop_on: Any) -> None:
+def test_stop_on_stops_training(tiny: tuple[Any, Any], tmp_path: Path, stop_on: Any,
+                                generate: bool) -> None:  # fmt: skip
     from aqi import AuditThresholds
 
     model, tok = tiny
-    # With no minimum drop, an unchanged refusal rate (the random model never refuses) is
-    # already a drop "of that size, not significant": warn at every step after step 0.
-    cb = _small_callback(every=1, stop_on=stop_on,
+    # generate=True: with no minimum drop, an unchanged judged refusal rate (the random
+    # model never refuses) is already a drop "of that size, not significant".
+    # generate=False: step 0 refused none of its prompts, so no refusal can be predicted.
+    # Either way: warn at every step after step 0.
+    cb = _small_callback(every=1, stop_on=stop_on, generate=generate,
                          thresholds=AuditThresholds(min_refusal_drop=0.0))  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer = _train(model, tok, tmp_path, 4, cb)
-    assert all(r["refusal"] == 0.0 for r in cb.records)
+    assert cb.records[0]["refusal"] == 0.0 and cb.records[0]["generated"]
+    if generate:
+        assert all(r["refusal"] == 0.0 and r["generated"] for r in cb.records)
+    else:
+        assert all(math.isnan(r["refusal"]) and not r["generated"] for r in cb.records[1:])
+        assert all("refused 0 of its 12 judged prompts" in r["summary"] for r in cb.records)
     assert [r["verdict"] for r in cb.records][1:] == ["warn"] * (len(cb.records) - 1)
     stopped = [str(w.message) for w in caught if "stopping at step" in str(w.message)]
     if stop_on == "warn":  # the reference (step 0) never stops training
@@ -194,11 +214,17 @@ def test_without_trainer_warns_and_fills_log_history(tiny: tuple[Any, Any],
         ({"pairs": 2}, "pairs=2"),
         ({"n_unsafe": 0}, "n_unsafe=0"),
         ({"max_new_tokens": -1}, "max_new_tokens=-1"),
+        ({"judge": "oracle"}, "judge='oracle' is not a judge"),
     ],
 )
 def test_bad_settings(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         AlignmentCallback(**kwargs)
+
+
+def test_generate_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"generate='yes'; expected True .* or False"):
+        AlignmentCallback(generate="yes")
 
 
 def test_watch_prompts_balanced() -> None:

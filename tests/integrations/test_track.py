@@ -54,12 +54,37 @@ def test_cli_track_series_and_figure(run_dir: Path, tmp_path: Path,
     assert recs[0]["refusal_shift_unsafe"] == pytest.approx(0.0, abs=1e-9)
     for r in recs:
         assert all(math.isfinite(r[k]) for k in ("aqi_instruction", "aqi_post_instruction",
-                                                 "refusal", "refusal_shift_unsafe"))
+                                                 "refusal_shift_unsafe"))
+    # latent by default: the baseline alone is generated and judged
+    assert math.isfinite(recs[0]["refusal"]) and recs[0]["generated"]
+    assert all(math.isnan(r["refusal"]) and not r["generated"] for r in recs[1:])
+    # the random baseline refuses nothing: no refusal to predict, said, and a warn
+    assert all(r["verdict"] == "warn" and "refused 0 of" in r["summary"] for r in recs)
     # the nudged weights moved the prompts along the baseline's direction
     assert recs[2]["refusal_shift_unsafe"] != pytest.approx(0.0, abs=1e-6)
     png = (out / "aqi_track.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert "series:" in cap.out and "verdict" in cap.out
+    assert "series:" in cap.out and "verdict" in cap.out and "predicted" in cap.out
+
+
+def test_cli_track_generate_judges_every_checkpoint(run_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "track"
+    code = main(["track", str(run_dir / "checkpoint-5"), "--baseline-model",
+                 str(run_dir / "base"), "--out-dir", str(out), "--pairs", "4",
+                 "--max-new-tokens", "2", "--device", "cpu", "--generate", "--judge", "rules"])
+    assert code == 0, capsys.readouterr().err
+    recs = read_series(out / "aqi_track.jsonl")
+    assert [r["step"] for r in recs] == [0, 5]
+    assert all(math.isfinite(r["refusal"]) and r["generated"] for r in recs)
+
+
+def test_cli_track_bad_judge_is_refused_before_a_model_loads(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["track", str(run_dir / "checkpoint-5"), "--baseline-model", "no/such-model",
+                 "--judge", "oracle"])  # fmt: skip
+    assert code == 2 and "--judge oracle is not a judge" in capsys.readouterr().err
 
 
 def test_cli_track_no_weights_anywhere_is_one_line_exit_2(
@@ -83,8 +108,9 @@ def test_track_checkpoints_python(run_dir: Path, tmp_path: Path) -> None:
     lines: list[str] = []
     res = track_checkpoints([run_dir / "checkpoint-5"], run_dir / "base", tmp_path,
                             pairs=6, n_unsafe=4, n_safe=2, max_new_tokens=3, device="cpu",
-                            warn=lines.append)  # fmt: skip
+                            generate=True, warn=lines.append)  # fmt: skip
     assert [r["step"] for r in res.records] == [0, 5] and not res.skipped and not lines
+    assert all(math.isfinite(r["refusal"]) for r in res.records)
     assert res.jsonl.is_file() and res.figure.is_file()
 
 
