@@ -240,9 +240,13 @@ def run(args: argparse.Namespace) -> int:
     layer: str | int | None = args.layer
     if isinstance(layer, str) and re.fullmatch(r"-?\d+", layer):
         layer = int(layer)
-    from .._cli_stores import cli_judge
+    from ..behaviour import resolve_judge
+    from ..checks import configured_judge
 
-    judge = cli_judge(args)  # a bad --judge is refused before any model loads
+    name = getattr(args, "judge", None)  # else [tool.aqi] judge, else the default
+    # resolved once: a bad --judge is refused before any model loads
+    judge = resolve_judge(configured_judge(getattr(args, "config", None)) if name is None
+                          else name)  # fmt: skip
     res = track_checkpoints(args.checkpoints, args.baseline_model, args.out_dir,
                             dtype=args.dtype, device=args.device, pairs=args.pairs,
                             max_new_tokens=args.max_new_tokens, layer=layer,
