@@ -23,10 +23,10 @@ __all__ = ["DEFAULT_EVERY", "JSONL_NAME", "AlignmentCallback"]
 #: Default measurement interval in optimizer steps. With generation, one measurement of
 #: SmolLM2-135M-Instruct on two quiet CPU cores cost 3.5 training steps of batch 4 (6.7 s
 #: against 1.9 s a step, benchmarks/callback.py, 2026-12-03): 3.5 % at every 100 steps.
-#: Latent (the default since issue 27; 2026-12-06, a busy machine, batch 2, 48 tokens): a
-#: measurement 1.13 s against 3.31 s with generation, 0.46 s a step: 2.5 % at every 100
-#: steps against 7.2 % (issue 27's 2 % target not met there; every 124 steps meets it),
-#: plus the reference (step 0, which generates once): 10.6 s.
+#: Latent (the default since issue 27; 2026-12-06, SmolLM2-135M-Instruct, batch 4, a busy
+#: machine, one measurement per mode, so noisy): a measurement 7.4 s against 42.6 s with
+#: generation, 5.5 s a step: 1.3 % at every 100 steps against 7.8 % (issue 27's target is
+#: 2 %), plus the reference (step 0, which generates once for every watched prompt): 78 s.
 DEFAULT_EVERY = 100
 JSONL_NAME = "aqi_alignment.jsonl"
 _STOP_ON = (None, "fail", "warn")

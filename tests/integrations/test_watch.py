@@ -115,7 +115,7 @@ def test_latent_watch_generates_once_then_predicts(
     assert ref["predicted_layer"] in w.reference.store.layers  # 25-80 % of 3 blocks: all
     _finite_predicted(ref)
     assert ref["predicted_change"] == 0.0 and ref["predicted_p_drop"] == 1.0
-    assert ref["verdict"] == "pass" and ref["summary"].startswith("predicted refusal")
+    assert ref["verdict"] == "pass" and "predicted from the activations" in ref["summary"]
 
     same = w.measure(model, tok, step=10)
     assert len(generations) == 1  # no generation after the reference
@@ -130,7 +130,7 @@ def test_latent_watch_generates_once_then_predicts(
         assert set(cur.layers) == {w.layer, same["predicted_layer"]}
 
     # move the prompts along the reference's refusal direction at the predicted block:
-    # the predicted refusal drops, significantly, by far more than the margin -> fail
+    # the unsafe prompts move past the gap-fraction threshold, significantly -> fail
     block = same["predicted_layer"]
     X = w.reference.store.activations(block, "last", "post_instruction")
     u = np.asarray(w.reference.store.labels) == "unsafe"
@@ -141,7 +141,7 @@ def test_latent_watch_generates_once_then_predicts(
     _finite_predicted(eroded)
     assert eroded["predicted_change"] <= -0.3 and eroded["predicted_p_drop"] < 0.05
     assert eroded["verdict"] == "fail"
-    assert eroded["summary"].startswith("predicted refusal of unsafe prompts")
+    assert "of the baseline's unsafe–safe gap" in eroded["summary"]
     assert logged_values(eroded)["aqi/verdict_fail"] == 1.0
     assert set(logged_values(eroded)) == {f"aqi/{k}" for k in METRICS} | {"aqi/verdict_fail"}
     w.close()
