@@ -81,18 +81,15 @@ def verify_sample(
 
 
 def latent_report(
-    store: Any, base: Any, refused: dict[str, bool | None], thresholds: Any, *,
-    pooling: str, n_boot: int, seed: int, verified: Any = None, pred: Any = None,
+    store: Any, base: Any, pred: Any, thresholds: Any, *, pooling: str, seed: int,
+    verified: Any = None,
 ) -> AuditReport:  # fmt: skip
     """The latent audit's report: the predicted-refusal check decides; the AQI profile of
     the decision point (no resamples) is shown beside it."""
     from .audit import _thresholds
     from .indices.profile import score
-    from .probes import predicted_refusal
 
     t = _thresholds(thresholds)
-    if pred is None:
-        pred = predicted_refusal(base, store, refused, n_boot=n_boot, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an AQI undefined at some layer is said in the table
         profile = score(store.with_span("post_instruction"), pooling=pooling, n_boot=0,

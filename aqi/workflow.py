@@ -788,9 +788,9 @@ def _latent_audit(
                                          judge, seed=seed, progress=progress, limit=limit)
             log.append(PhaseRecord("verify", "audited", "ran", time.perf_counter() - t,
                                    verified.n_drawn))  # fmt: skip
-        report = latent_report(store, base, refused, thresholds,
-                               pooling=settings["pooling"][0], n_boot=n_boot, seed=seed,
-                               verified=verified, pred=pred)  # fmt: skip
+        report = latent_report(store, base, pred, thresholds,
+                               pooling=settings["pooling"][0], seed=seed,
+                               verified=verified)  # fmt: skip
         return replace(report, notes=(*report.notes, *notes)), store.n_rows
 
 

@@ -26,7 +26,6 @@ import argparse
 import copy
 import gc
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -61,13 +60,6 @@ def _capture(model: Any, tok: Any, prompts: Any, path: Path,
     path.unlink(missing_ok=True)
     return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("last",),
                        spans=("post_instruction",), batch_size=batch_size, progress=False)
-
-
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(st.clean(doc), indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path) -> None:
@@ -162,7 +154,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
         pred = predicted_refusal(base, store, refused, n_boot=N_BOOT, seed=scale.seed)
         t_pred = time.perf_counter() - t3
         b = recorded[vn]["behaviour"]
-        _write(part / f"{vn}.json", {
+        v2._write(part / f"{vn}.json", {
             "schema": SCHEMA, "original": name, "variant": vn, "kind": spec_v.kind,
             "order": order, "scale": scale.name, "seed": scale.seed, "n_boot": N_BOOT,
             "reproduced": reproduced, "weight_change": wc, "weight_change_v2": wc_v2,

@@ -11,11 +11,11 @@ candidate's default (candidates: then the pre-registered order).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from validity_stats import clean
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "data" / "validity_summary.json"
@@ -161,7 +161,7 @@ def summarise(out_dir: Path, summary_path: Path | None = SUMMARY,
     transfer = res["originals"].get("B", {}).get("gate", {}).get("agreement")
     res["transfer"] = transfer
     if results_path is not None:
-        results_path.write_text(json.dumps(_clean(res), indent=1) + "\n")
+        results_path.write_text(json.dumps(clean(res), indent=1) + "\n")
     if summary_path is not None and summary_path.is_file():
         s = json.loads(summary_path.read_text())
         s["rule"] = res["rule"]
@@ -173,22 +173,8 @@ def summarise(out_dir: Path, summary_path: Path | None = SUMMARY,
                 o["coverage"] = got["accuracy"]["coverage"]
                 o["rule_agreement"] = got["gate"]["agreement"]
                 o["rule_false_fail"] = got["gate"]["false_fail"]
-        summary_path.write_text(json.dumps(_clean(s), indent=1) + "\n")
-    return _clean(res)
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+        summary_path.write_text(json.dumps(clean(s), indent=1) + "\n")
+    return clean(res)
 
 
 def print_summary(res: dict[str, Any]) -> None:

@@ -100,12 +100,6 @@ class PredictedRefusal:
         return bool(np.isfinite(self.p_drop) and self.p_drop < alpha
                     and self.change.value <= -margin)
 
-    def least_certain(self, k: int) -> list[str]:
-        """The ``k`` prompt ids whose predicted probability is nearest 0.5 (the audited
-        model's), the ones worth generating for when a prediction must be checked."""
-        order = sorted(self.probabilities, key=lambda i: (abs(self.probabilities[i] - 0.5), i))
-        return order[:k]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "layer": self.layer, "span": self.span, "pooling": self.pooling,
