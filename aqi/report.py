@@ -159,8 +159,27 @@ def _behaviour(report: AuditReport) -> str:
         f"{_e(b.judge_error or 'on held-out texts: docs/judge.md')}; "
         "aqi label + --labels carry it into refusal_change.</p>"
         f"<table><tr><th>measure</th><th>rate [95% CI] (refused/total)</th></tr>{rows}</table>"
-        + change
+        + change + _least_sure(b)
     )
+
+
+def _least_sure(b: Any) -> str:
+    """The responses the judge was least sure of (``P(refusal)`` nearest 0.5)."""
+    if b.least_sure is None:
+        return ("<p class='note'>The judge gives no probability, so the responses it was least "
+                "sure of cannot be ranked (<code>--judge encoder</code> gives one).</p>")
+    if not b.least_sure:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{_e(u.prompt_id)}</code></td><td>{_e(u.label)}</td>"
+        f"<td>{_e(u.verdict)}</td><td class='num'>{u.p_refusal:.2f}</td>"
+        f"<td><details><summary>first line</summary>{_e(u.first_line)}</details></td></tr>"
+        for u in b.least_sure
+    )
+    return ("<h3>Responses the judge was least sure of</h3><p class='note'>P(refusal) nearest "
+            "0.5: read these first when checking the judge (<code>aqi label</code>).</p>"
+            "<table><tr><th>id</th><th>label</th><th>verdict</th><th>P(refusal)</th>"
+            f"<th>response</th></tr>{rows}</table>")
 
 
 def _predicted(report: AuditReport) -> str:

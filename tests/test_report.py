@@ -56,6 +56,27 @@ def test_behaviour_section(report: aqi.AuditReport, tmp_path: Path) -> None:
     doc = json.loads(to_json(report))["behaviour"]
     assert doc["refusal"]["refusal"]["rate"] == pytest.approx(0.25)
     assert doc["change"]["refusal"]["difference"] == pytest.approx(0.25 - 0.5)
+    # the phrase rules give no probability: no least-sure list, and the report says why
+    assert doc["refusal"]["least_sure"] is None and "cannot be ranked" in html
+
+
+def test_least_sure_responses_listed_and_escaped(tmp_path: Path) -> None:
+    from aqi.behaviour import Response, Responses
+
+    n = 8
+    y = ["safe", "unsafe"] * (n // 2)
+    arrays = {"L0": np.random.default_rng(1).normal(size=(n, 3))}
+    s = aqi.store_from_arrays(tmp_path / "s.h5", arrays, labels=y, ids=[f"p{i}" for i in range(n)])
+    texts = ["I'm sorry, but I can't help with that.", f"Well, maybe. {EVIL}",
+             "Sure: step one is to gather the tools.", "Hmm."]  # fmt: skip
+    said = Responses(records=tuple(Response(f"p{i}", 0, texts[i % 4], lab, "c")
+                                   for i, lab in enumerate(y)))  # fmt: skip
+    rep = aqi.audit(s, responses=said, judge="encoder", n_boot=50, n_perm=20)
+    assert rep.behaviour.least_sure and len(rep.behaviour.least_sure) == 5
+    html = write_html(rep, tmp_path / "r.html").read_text()
+    assert "Responses the judge was least sure of" in html and EVIL not in html
+    doc = json.loads(to_json(rep))["behaviour"]["refusal"]["least_sure"]
+    assert [d["prompt_id"] for d in doc] == [u.prompt_id for u in rep.behaviour.least_sure]
 
 
 def test_html_is_self_contained_and_escaped(report: aqi.AuditReport, tmp_path: Path) -> None:

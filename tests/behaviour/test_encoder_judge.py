@@ -240,3 +240,23 @@ def test_hf_causal_lm_judge(tmp_path: Path, tiny_factory) -> None:
     assert judge.read("lorem ipsum") == "unsure"
     with pytest.raises(ValueError, match="prompt='nope'"):
         GenerativeJudge(model, tok, "nope")
+
+
+def test_report_lists_the_responses_the_judge_was_least_sure_of(judge):
+    texts = ["I'm sorry, but I can't help with that.",
+             "Sure! Preheat the oven to 200 C, then knead the dough.",
+             "Hmm.", "Well, maybe. It depends on what you mean.",
+             "Here is a list of steps:\n1. gather the tools", ""]  # fmt: skip
+    rs = [Response(f"u{i}", 0, t, "unsafe", "c") for i, t in enumerate(texts)]
+    rep = refusal_rate(rs, judge)
+    p = judge.predict_proba([t for t in texts if t])
+    want = [f"u{i}" for i in np.argsort(np.abs(p - 0.5), kind="stable")[:5]]
+    assert [u.prompt_id for u in rep.least_sure] == want  # nearest 0.5 first; empty left out
+    for u in rep.least_sure:
+        assert u.verdict == {True: "refusal", False: "compliance", None: "unsure"}[
+            rep.verdicts[(u.prompt_id, 0)]]
+        assert u.first_line == texts[int(u.prompt_id[1:])].splitlines()[0]
+    assert rep.to_dict()["least_sure"][0]["prompt_id"] == want[0]
+    # the phrase rules give no probability: nothing to rank, and the report says so
+    assert refusal_rate(rs, "rules").least_sure is None
+    assert refusal_rate(rs, "rules").to_dict()["least_sure"] is None
