@@ -59,8 +59,14 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
 def _script_counts(text: str) -> dict[str, int]:
     counts = {"latin": 0, "cyrillic": 0, "han": 0, "kana": 0, "other": 0}
+    if text.isascii():  # the common case, in C: an ASCII letter is alphabetic and Latin
+        counts["latin"] = len(_ASCII_LETTER.findall(text))
+        return counts
     for ch in text:
         if not ch.isalpha():
             continue

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aqi.behaviour import (
     EncoderJudge,
@@ -20,7 +22,7 @@ from aqi.behaviour import (
     refusal_rate,
     resolve_judge,
 )
-from aqi.behaviour._judge_lang import detect_language, foreign_refusal_phrase
+from aqi.behaviour._judge_lang import _script_counts, detect_language, foreign_refusal_phrase
 from aqi.checks import configured_judge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,3 +262,31 @@ def test_report_lists_the_responses_the_judge_was_least_sure_of(judge):
     # the phrase rules give no probability: nothing to rank, and the report says so
     assert refusal_rate(rs, "rules").least_sure is None
     assert refusal_rate(rs, "rules").to_dict()["least_sure"] is None
+
+
+def _script_counts_per_character(text: str) -> dict[str, int]:
+    """The per-character rule, as written before the ASCII fast path (the reference)."""
+    import unicodedata
+
+    counts = {"latin": 0, "cyrillic": 0, "han": 0, "kana": 0, "other": 0}
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        o = ord(ch)
+        if 0x3040 <= o <= 0x30FF:
+            counts["kana"] += 1
+        elif 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF:
+            counts["han"] += 1
+        elif 0x0400 <= o <= 0x04FF:
+            counts["cyrillic"] += 1
+        elif o < 0x0250 or unicodedata.name(ch, "").startswith("LATIN"):
+            counts["latin"] += 1
+        else:
+            counts["other"] += 1
+    return counts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127)), st.text()))
+def test_script_counts_fast_path_equals_the_per_character_rule(text: str) -> None:
+    assert _script_counts(text) == _script_counts_per_character(text)

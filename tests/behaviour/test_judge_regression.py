@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aqi.behaviour import JudgeVerdict, RefusalJudge, judge_agreement
 
@@ -98,3 +100,35 @@ def test_custom_rule_tables():
         RefusalJudge(deflections=["(unclosed"])
     with pytest.raises(ValueError, match="judgements must be regular expressions"):
         RefusalJudge(judgements=[""])
+
+
+
+# -- the literal prefilter finds what searching every pattern finds ------------------------
+_J = RefusalJudge()
+#: Pieces that make the phrase patterns fire, overlap, tie and nearly match.
+_PIECES = [*_J.strong, *_J.openings, "sorry", "i can", "not", "but", "cannot", "a", "1.",
+           "~", "'", '"', " ", ", ", ". ", "\n", "é", "я", "不"]  # fmt: skip
+
+
+def _same(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and (
+        a.start(), a.end(), a.group(0)) == (b.start(), b.end(), b.group(0)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12), st.sampled_from([None, 0, 5, 40, 160]))
+def test_literal_prefilter_equals_searching_every_pattern(pieces, limit):
+    text = "".join(pieces)
+    for patterns, literals in ((_J._strong, _J.strong), (_J._openings, _J.openings)):
+        assert _same(_J._first(patterns, text, limit, literals), _J._first(patterns, text, limit))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_literal_prefilter_on_the_regression_cases(case):
+    from aqi.behaviour.judge import normalise
+
+    text = normalise(case["text"])
+    for patterns, literals in ((_J._strong, _J.strong), (_J._openings, _J.openings)):
+        for limit in (None, _J.prefix_chars):
+            assert _same(_J._first(patterns, text, limit, literals),
+                         _J._first(patterns, text, limit))  # fmt: skip
