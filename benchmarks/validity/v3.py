@@ -1,7 +1,7 @@
 """Bench v3 (issue 27): does a rule in behaviour's own units decide what refusal did?
 
 Replays bench v2's parts without generating for the organisms: each original and its 17
-organisms are rebuilt exactly as bench v2 built them (``validity.py``'s recipes, seeds
+organisms are rebuilt exactly as bench v2 built them (``v2.py``'s recipes, seeds
 and direction split), each rebuilt model is checked against bench v2's record (the
 original: the SHA-256 of all 208 greedy responses; an organism: its relative weight
 change from the original, to 1e-9), and the evaluation prompts are captured at the
@@ -10,9 +10,9 @@ prompt. :func:`aqi.probes.predicted_refusal` then predicts each organism's refus
 the original's judged responses (bench v2's per-prompt labels) and the organism's
 activations. Behaviour (judged refusal, paired McNemar) is bench v2's record.
 
-    python benchmarks/validity_latent.py --original A     # one part (~35-45 min, 2 cores)
-    python benchmarks/validity_latent.py --original B
-    python benchmarks/validity_latent.py --summary        # the rule chosen on A, tables
+    python -m benchmarks.validity v3 --original A   # one part (~35-45 min, 2 cores)
+    python -m benchmarks.validity v3 --original B
+    python -m benchmarks.validity v3 --summary      # the rule chosen on A, tables
 
 The pre-registration (rule candidates, grids, block rule, targets) is docs/validation.md,
 "Bench v3 — the latent verdict: pre-registration", committed before the first run.
@@ -32,24 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import organisms as org
 import torch
-import validity as v2
-import validity_recipes as rec
-import validity_stats as st
-from validity_measure import SPANS, fix_on_original, own_prompts, sha256
 
 import aqi
 from aqi.behaviour import generate_responses
 from aqi.probes import predicted_refusal
+from benchmarks.validity import OUT_V2, OUT_V3, v2
+from benchmarks.validity import organisms as org
+from benchmarks.validity import recipes as rec
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import SPANS, fix_on_original, own_prompts, sha256
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "validity_v3"
-V2 = ROOT / "benchmarks" / "out" / "validity_v2"
+OUT = OUT_V3
+V2 = OUT_V2
 SCHEMA = "aqi-validity-v3-variant/1"
 N_BOOT = 1000
 WEIGHT_TOL = 1e-9
@@ -68,7 +63,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     part, wd, old = out_dir / name, workdir / name, v2_dir / name
     if not (old / "original.json").is_file():
         raise ValueError(f"no bench-v2 record in {str(old)!r}: restore them first "
-                         "(benchmarks/data/README.md) or run validity.py --original "
+                         "(benchmarks/data/README.md) or run v2 --original "
                          f"{name} --{scale.name}")
     recorded = {p.stem: json.loads(p.read_text()) for p in old.glob("*.json")}
     if recorded["original"]["scale"] != scale.name:
@@ -186,7 +181,8 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v3",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--original", choices=sorted(rec.ORIGINALS), help="replay one part")
     ap.add_argument("--summary", action="store_true", help="choose the rule on A; tables")
     ap.add_argument("--quick", action="store_true", help="plumbing run on a tiny model")
@@ -201,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.original:
             run_part(args.original, scale, args.workdir, args.out_dir, args.v2_dir)
         if args.summary:
-            import validity_latent_stats as ls
+            from benchmarks.validity import v3_stats as ls
 
             ls.print_summary(ls.summarise(args.out_dir))
     except ValueError as e:
@@ -209,6 +205,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
