@@ -57,6 +57,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ from benchmarks.validity import DOCS_DATA, OUT_V2, ROOT
 from benchmarks.validity import organisms as org
 from benchmarks.validity import recipes as rec
 from benchmarks.validity import stats as st
-from benchmarks.validity.measure import SPANS, fix_on_original, measure, own_prompts
+from benchmarks.validity.measure import SPANS, Fixed, fix_on_original, measure, own_prompts
 
 OUT = OUT_V2
 SUMMARY = DOCS_DATA / "validity_summary.json"
@@ -169,6 +170,89 @@ def _record(m: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in m.items() if not k.startswith("_")}
 
 
+# -- the original, rebuilt ------------------------------------------------------------------
+@dataclass
+class Rebuilt:
+    """An original as bench v2 builds it, with what its organisms are built from."""
+
+    raw: Any
+    tok: Any
+    sets: dict[str, PromptSet]  # splits(scale)
+    by_id: dict[str, str]  # the raw model's own answers to the training prompts
+    model: Any  # the original
+    fixed: Fixed  # blocks and directions, fixed on the direction split
+    t_align: float  # seconds: aligned or reloaded
+    t_fix: float  # seconds after that: ``check``, the direction split, blocks fixed
+
+    def context(self, spec: rec.Original, scale: Scale) -> rec.Context:
+        """What the organisms are built from: the original and its three directions."""
+        d = self.fixed.direction
+        rnd = np.random.default_rng(spec.seed + 11).normal(size=self.model.config.hidden_size)
+        return rec.Context(original=self.model, raw=self.raw, tok=self.tok,
+                           train=self.sets["train"], by_id=self.by_id, spec=spec, scale=scale,
+                           directions={"abliterate": d["post_instruction/last"],
+                                       "mean_difference": d["instruction/mean"],
+                                       "random": rnd / np.linalg.norm(rnd)})
+
+
+def shared_variants(scale: Scale) -> tuple[set[str], set[str]]:
+    """Variants other variants are built from (built once, kept), and the last that use them
+    (after which they are forgotten)."""
+    return ({f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"},
+            {"toward-harm-0.5", "abliterate-0.5"})
+
+
+def rebuild_original(name: str, scale: Scale, workdir: Path,
+                     check: Callable[[Any, Any, dict[str, PromptSet]], None] | None = None,
+                     fresh_direction_store: bool = False) -> Rebuilt:
+    """Original ``name`` as bench v2 builds it: the raw model answers the training prompts,
+    is aligned (or reloaded from ``workdir/name/original.pt``), answers the direction split,
+    and the blocks and directions are fixed on that split alone.
+
+    ``check(model, tok, sets)`` runs once the original is ready, before the direction split (bench
+    v3 stops there when the original is not bench v2's). ``fresh_direction_store``: capture
+    the direction split anew rather than resume a store left in the work folder.
+    """
+    spec = rec.original_spec(name)
+    wd = workdir / name
+    wd.mkdir(parents=True, exist_ok=True)
+    raw, tok = load(scale.quick)
+    sets = splits(scale)
+    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
+                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    by_id = {r.prompt_id: r.text for r in own}
+    t0 = time.perf_counter()
+    weights = wd / "original.pt"
+    if weights.is_file():
+        model = copy.deepcopy(raw)
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        model.eval()
+    else:
+        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
+        torch.save(model.state_dict(), weights)
+    t_align = time.perf_counter() - t0
+    if check is not None:
+        check(model, tok, sets)
+    # Fixed on the original alone: blocks and directions from the direction split.
+    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
+                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
+    dpath = wd / "direction.h5"
+    if fresh_direction_store:
+        dpath.unlink(missing_ok=True)
+    dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
+                         pooling=("mean", "last"), spans=SPANS, include_response=True,
+                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
+                         progress=False)
+    fixed = fix_on_original(dstore, len(sets["eval"]), scale.seed)
+    dstore.close()
+    t_fix = time.perf_counter() - t0 - t_align
+    return Rebuilt(raw=raw, tok=tok, sets=sets, by_id=by_id, model=model, fixed=fixed,
+                   t_align=t_align, t_fix=t_fix)
+
+
 # -- one part -------------------------------------------------------------------------------
 def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = OUT,
              only: tuple[str, ...] = (), keep_stores: bool = False,
@@ -199,33 +283,9 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
           + (f"; to do: {', '.join(todo)}" if todo else ""), flush=True)
     if old is not None and not todo:
         return {"original": name, "seconds": time.perf_counter() - t_start, "measured": []}
-    raw, tok = load(scale.quick)
-    sets = splits(scale)
-    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    by_id = {r.prompt_id: r.text for r in own}
-    t0 = time.perf_counter()
-    weights = wd / "original.pt"
-    if weights.is_file():
-        model = copy.deepcopy(raw)
-        model.load_state_dict(torch.load(weights, weights_only=True))
-        model.eval()
-    else:
-        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
-        torch.save(model.state_dict(), weights)
-    t_align = time.perf_counter() - t0
-    # Fixed on the original alone: blocks and directions from the direction split.
-    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
-                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
-    dstore = aqi.capture(model, tok, dprompts, wd / "direction.h5", layers="blocks",
-                         pooling=("mean", "last"), spans=SPANS, include_response=True,
-                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                         progress=False)
-    fixed = fix_on_original(dstore, len(sets["eval"]), scale.seed)
-    t_fix = time.perf_counter() - t0 - t_align
+    original = rebuild_original(name, scale, workdir)
+    model, tok, sets, fixed = original.model, original.tok, original.sets, original.fixed
+    t_align, t_fix = original.t_align, original.t_fix
     print(f"[{name}] original ready ({t_align:.0f} s), blocks and directions fixed on the "
           f"direction split ({t_fix:.0f} s): {fixed.layers()}", flush=True)
     base = measure(f"{name}-original", model, tok, sets["eval"], None, fixed, scale, wd,
@@ -246,16 +306,8 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     b = base["behaviour"]
     print(f"[{name}] original: refusal {b['refusal']:.0%}, over-refusal {b['over_refusal']:.0%}",
           flush=True)
-    d = fixed.direction
-    dim = model.config.hidden_size
-    rnd = np.random.default_rng(spec.seed + 11).normal(size=dim)
-    ctx = rec.Context(original=model, raw=raw, tok=tok, train=sets["train"], by_id=by_id,
-                      spec=spec, scale=scale, directions={
-                          "abliterate": d["post_instruction/last"],
-                          "mean_difference": d["instruction/mean"],
-                          "random": rnd / np.linalg.norm(rnd)})
-    deps = {f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"}
-    consumers = {"toward-harm-0.5", "abliterate-0.5"}
+    ctx = original.context(spec, scale)
+    deps, consumers = shared_variants(scale)
     for order, v in enumerate(rec.variants(scale)):
         if v.name not in todo:
             continue

@@ -23,16 +23,12 @@ prompt predicted probabilities; no text, no weights); a re-run skips measured va
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 import aqi
 from aqi.behaviour import generate_responses
@@ -41,7 +37,7 @@ from benchmarks.validity import OUT_V2, OUT_V3, v2
 from benchmarks.validity import organisms as org
 from benchmarks.validity import recipes as rec
 from benchmarks.validity import stats as st
-from benchmarks.validity.measure import SPANS, fix_on_original, own_prompts, sha256
+from benchmarks.validity.measure import sha256
 
 OUT = OUT_V3
 V2 = OUT_V2
@@ -75,63 +71,35 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
           flush=True)
     if not todo:
         return
-    wd.mkdir(parents=True, exist_ok=True)
-    raw, tok = v2.load(scale.quick)
-    sets = v2.splits(scale)
-    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    by_id = {r.prompt_id: r.text for r in own}
-    weights = wd / "original.pt"
-    t0 = time.perf_counter()
-    if weights.is_file():
-        model = copy.deepcopy(raw)
-        model.load_state_dict(torch.load(weights, weights_only=True))
-        model.eval()
-    else:
-        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
-        torch.save(model.state_dict(), weights)
-    # The original must be bench v2's: every evaluation response hashed the same.
-    ev = sets["eval"]
-    rs = generate_responses(model, tok, ev, wd / "original-eval.jsonl",
-                            max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                            progress=False)
-    got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
     want = recorded["original"]["response_sha256"]
-    differ = sorted(i for i in want if got.get(i) != want[i])
-    if differ:
-        raise ValueError(f"the rebuilt original {name} answers {len(differ)} of {len(want)} "
-                         f"evaluation prompts differently from bench v2 (first: {differ[0]!r}); "
-                         "its organisms would not be bench v2's: stop")
-    # The direction split, exactly as bench v2 (the abliteration organisms need it).
-    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
-                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
-    dpath = wd / "direction.h5"
-    dpath.unlink(missing_ok=True)
-    dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
-                         pooling=("mean", "last"), spans=SPANS, include_response=True,
-                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                         progress=False)
-    fixed = fix_on_original(dstore, len(ev), scale.seed)
-    dstore.close()
-    t_ready = time.perf_counter() - t0
+
+    def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
+        """The original must be bench v2's: every evaluation response hashed the same."""
+        rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
+                                max_new_tokens=scale.max_new_tokens,
+                                batch_size=scale.batch_size, progress=False)
+        got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
+        differ = sorted(i for i in want if got.get(i) != want[i])
+        if differ:
+            raise ValueError(f"the rebuilt original {name} answers {len(differ)} of "
+                             f"{len(want)} evaluation prompts differently from bench v2 "
+                             f"(first: {differ[0]!r}); its organisms would not be bench "
+                             "v2's: stop")
+
+    # Rebuilt exactly as bench v2, direction split included (the abliteration organisms
+    # need it); checked against bench v2's responses before that split.
+    original = v2.rebuild_original(name, scale, workdir, check=check,
+                                   fresh_direction_store=True)
+    model, tok, ev = original.model, original.tok, original.sets["eval"]
+    t_ready = original.t_align + original.t_fix
     print(f"[{name}] original rebuilt and checked ({len(want)} response hashes equal) in "
           f"{t_ready:.0f} s", flush=True)
     tc = time.perf_counter()
     base = _capture(model, tok, ev, wd / "latent-original.h5", scale.batch_size)
     base_capture = time.perf_counter() - tc
     refused = recorded["original"]["refused"]
-    d = fixed.direction
-    rnd = np.random.default_rng(spec.seed + 11).normal(size=model.config.hidden_size)
-    ctx = rec.Context(original=model, raw=raw, tok=tok, train=sets["train"], by_id=by_id,
-                      spec=spec, scale=scale, directions={
-                          "abliterate": d["post_instruction/last"],
-                          "mean_difference": d["instruction/mean"],
-                          "random": rnd / np.linalg.norm(rnd)})
-    deps = {f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"}
-    consumers = {"toward-harm-0.5", "abliterate-0.5"}
+    ctx = original.context(spec, scale)
+    deps, consumers = v2.shared_variants(scale)
     for order, spec_v in enumerate(rec.variants(scale)):
         vn = spec_v.name
         if vn not in todo:
