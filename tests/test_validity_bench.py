@@ -332,7 +332,7 @@ def test_quantiser_and_lora(smollm2: Any) -> None:
         org.quantise_weights(lin, 3)
     with pytest.raises(ValueError, match="training budget of 0"):
         org.train_sft(lin, None, [Prompt("x", "t", "safe", response="r")], epochs=0)
-    from conftest import build_tiny
+    from tests.conftest import build_tiny
 
     _, tok = smollm2
     tiny = build_tiny("llama", len(tok))
