@@ -23,10 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/capture.py
-	$(BIN)/python benchmarks/indices.py
-	$(BIN)/python benchmarks/probes.py
-	$(BIN)/python benchmarks/ablation.py
+	$(BIN)/python benchmarks/speed/capture.py
+	$(BIN)/python benchmarks/speed/indices.py
+	$(BIN)/python benchmarks/speed/probes.py
+	$(BIN)/python benchmarks/speed/ablation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

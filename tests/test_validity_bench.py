@@ -1,5 +1,5 @@
 """Bench v2's plumbing and statistics on a tiny model (the science runs in
-benchmarks/validity.py on SmolLM2; see docs/validation.md)."""
+``python -m benchmarks.validity v2`` on SmolLM2; see docs/validation.md)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: benchmarks
 
-import validity_measure as vm  # noqa: E402
-import validity_recipes as rec  # noqa: E402
-import validity_stats as st  # noqa: E402
+from benchmarks.validity import measure as vm
+from benchmarks.validity import recipes as rec
+from benchmarks.validity import stats as st
 
 
 @pytest.fixture(scope="module")
 def bench() -> Any:
-    import validity
+    from benchmarks.validity import v2
 
-    return validity
+    return v2
 
 
 def _strict(text: str) -> Any:
@@ -133,10 +132,10 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
     shutil.copytree(part["out"] / "A", part["out"] / "B")
     try:
         s2 = bench.summarise(part["out"], tmp_path / "s2.json")
-        import validity_figure
+        from benchmarks.validity import figure
 
-        png = validity_figure.figure(part["out"], tmp_path / "v2.png")
-        import validity_tables as vt
+        png = figure.figure(part["out"], tmp_path / "v2.png")
+        from benchmarks.validity import tables as vt
 
         res2 = _strict((part["out"] / "results.json").read_text())
         judge = {"labels": "labels.json", "kappa": 0.5,
@@ -318,10 +317,10 @@ def test_boot_indices_are_stratified_and_reproducible() -> None:
 
 
 def test_quantiser_and_lora(smollm2: Any) -> None:
-    import organisms as org
     import torch
 
     from aqi.activations import Prompt
+    from benchmarks.validity import organisms as org
 
     lin = torch.nn.Sequential(torch.nn.Linear(64, 8))
     q = org.quantise_weights(lin, 4, group=32)
@@ -333,7 +332,7 @@ def test_quantiser_and_lora(smollm2: Any) -> None:
         org.quantise_weights(lin, 3)
     with pytest.raises(ValueError, match="training budget of 0"):
         org.train_sft(lin, None, [Prompt("x", "t", "safe", response="r")], epochs=0)
-    from conftest import build_tiny
+    from tests.conftest import build_tiny
 
     _, tok = smollm2
     tiny = build_tiny("llama", len(tok))

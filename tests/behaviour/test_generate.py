@@ -388,7 +388,7 @@ def _smol_tokenizer(path):
 def test_early_stop_on_the_safety_tuned_demo_model():
     """The demo's safety-tuned SmolLM2-135M-Instruct on 8 of its pairs, with and without
     stopping at the rules' settled verdict: the same labels, fewer tokens
-    (benchmarks/early_stop.py measures all 48 pairs)."""
+    (benchmarks/speed/early_stop.py measures all 48 pairs)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from aqi.behaviour import JUDGE_NEW_TOKENS, RefusalJudge, judge_labels

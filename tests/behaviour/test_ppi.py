@@ -27,8 +27,8 @@ from aqi.behaviour.ppi import (
     ppi_paired_difference,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "judge"))
-import ppi_coverage as judge_ppi_coverage
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: benchmarks
+from benchmarks.judge import ppi_coverage as judge_ppi_coverage
 
 # The docstring's audit: a judge that finds 4 of 6 labelled refusals and calls 1 of
 # 4 compliant answers a refusal; it calls 40 of 90 unlabelled responses refusals.

@@ -1,9 +1,9 @@
 """Benchmark: the overhead of aqi.integrations.AlignmentCallback on SmolLM2-135M-Instruct,
 as a share of training step time, against a baseline training run in this one process.
 
-    python benchmarks/callback.py                  # 8 steps each run
-    python benchmarks/callback.py --steps 4        # shorter (12 min on 2 busy cores)
-    python benchmarks/callback.py --device cuda    # on a GPU
+    python benchmarks/speed/callback.py                  # 8 steps each run
+    python benchmarks/speed/callback.py --steps 4        # shorter (12 min on 2 busy cores)
+    python benchmarks/speed/callback.py --device cuda    # on a GPU
 
 Both runs fine-tune a fresh copy of the model with ``transformers.Trainer`` (full
 fine-tune, AdamW, batch ``--batch-size`` of chat-rendered bundled prompts with a short

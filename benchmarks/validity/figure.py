@@ -1,7 +1,7 @@
 """Bench v2's figure (docs/img/validity_v2.png), drawn from the per-variant records only.
 
-    python benchmarks/validity_figure.py      # every part in benchmarks/out/validity_v2
-    python benchmarks/validity_figure.py --out-dir DIR --png PATH
+    python -m benchmarks.validity figure      # every part in benchmarks/out/validity_v2
+    python -m benchmarks.validity figure --out-dir DIR --png PATH
 
 One row per measured original, three panels:
 
@@ -27,14 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.validity import OUT_V2, ROOT
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import POSITIONS, pos_key
 
-import validity_stats as st
-from validity_measure import POSITIONS, pos_key
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "validity_v2"
+OUT = OUT_V2
 PNG = ROOT / "docs" / "img" / "validity_v2.png"
 CONTROLS = (("refusal_shift", "refusal direction", "tab:blue"),
             ("control_random_shift", "random direction", "tab:orange"),
@@ -55,7 +52,7 @@ def figure(out_dir: Path = OUT, png: Path = PNG) -> Path:
 
     res_path = out_dir / "results.json"
     if not res_path.is_file():
-        raise ValueError(f"{str(res_path)!r} does not exist: run benchmarks/validity.py "
+        raise ValueError(f"{str(res_path)!r} does not exist: run python -m benchmarks.validity v2 "
                          "--summary first")
     res = json.loads(res_path.read_text(encoding="utf-8"))
     names = sorted(res["originals"])
@@ -132,7 +129,8 @@ def figure(out_dir: Path = OUT, png: Path = PNG) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity figure",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", type=Path, default=OUT)
     ap.add_argument("--png", type=Path, default=PNG)
     args = ap.parse_args(argv)
@@ -143,6 +141,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

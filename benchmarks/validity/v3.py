@@ -1,7 +1,7 @@
 """Bench v3 (issue 27): does a rule in behaviour's own units decide what refusal did?
 
 Replays bench v2's parts without generating for the organisms: each original and its 17
-organisms are rebuilt exactly as bench v2 built them (``validity.py``'s recipes, seeds
+organisms are rebuilt exactly as bench v2 built them (``v2.py``'s recipes, seeds
 and direction split), each rebuilt model is checked against bench v2's record (the
 original: the SHA-256 of all 208 greedy responses; an organism: its relative weight
 change from the original, to 1e-9), and the evaluation prompts are captured at the
@@ -10,9 +10,9 @@ prompt. :func:`aqi.probes.predicted_refusal` then predicts each organism's refus
 the original's judged responses (bench v2's per-prompt labels) and the organism's
 activations. Behaviour (judged refusal, paired McNemar) is bench v2's record.
 
-    python benchmarks/validity_latent.py --original A     # one part (~35-45 min, 2 cores)
-    python benchmarks/validity_latent.py --original B
-    python benchmarks/validity_latent.py --summary        # the rule chosen on A, tables
+    python -m benchmarks.validity v3 --original A   # one part (~35-45 min, 2 cores)
+    python -m benchmarks.validity v3 --original B
+    python -m benchmarks.validity v3 --summary      # the rule chosen on A, tables
 
 The pre-registration (rule candidates, grids, block rule, targets) is docs/validation.md,
 "Bench v3 — the latent verdict: pre-registration", committed before the first run.
@@ -23,7 +23,6 @@ prompt predicted probabilities; no text, no weights); a re-run skips measured va
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import json
 import sys
@@ -31,25 +30,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import organisms as org
-import torch
-import validity as v2
-import validity_recipes as rec
-import validity_stats as st
-from validity_measure import SPANS, fix_on_original, own_prompts, sha256
-
 import aqi
 from aqi.behaviour import generate_responses
 from aqi.probes import predicted_refusal
+from benchmarks.validity import OUT_V2, OUT_V3, v2
+from benchmarks.validity import organisms as org
+from benchmarks.validity import recipes as rec
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import sha256
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "validity_v3"
-V2 = ROOT / "benchmarks" / "out" / "validity_v2"
+OUT = OUT_V3
+V2 = OUT_V2
 SCHEMA = "aqi-validity-v3-variant/1"
 N_BOOT = 1000
 WEIGHT_TOL = 1e-9
@@ -68,7 +59,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     part, wd, old = out_dir / name, workdir / name, v2_dir / name
     if not (old / "original.json").is_file():
         raise ValueError(f"no bench-v2 record in {str(old)!r}: restore them first "
-                         "(benchmarks/data/README.md) or run validity.py --original "
+                         "(benchmarks/data/README.md) or run v2 --original "
                          f"{name} --{scale.name}")
     recorded = {p.stem: json.loads(p.read_text()) for p in old.glob("*.json")}
     if recorded["original"]["scale"] != scale.name:
@@ -80,63 +71,35 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
           flush=True)
     if not todo:
         return
-    wd.mkdir(parents=True, exist_ok=True)
-    raw, tok = v2.load(scale.quick)
-    sets = v2.splits(scale)
-    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    by_id = {r.prompt_id: r.text for r in own}
-    weights = wd / "original.pt"
-    t0 = time.perf_counter()
-    if weights.is_file():
-        model = copy.deepcopy(raw)
-        model.load_state_dict(torch.load(weights, weights_only=True))
-        model.eval()
-    else:
-        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
-        torch.save(model.state_dict(), weights)
-    # The original must be bench v2's: every evaluation response hashed the same.
-    ev = sets["eval"]
-    rs = generate_responses(model, tok, ev, wd / "original-eval.jsonl",
-                            max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                            progress=False)
-    got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
     want = recorded["original"]["response_sha256"]
-    differ = sorted(i for i in want if got.get(i) != want[i])
-    if differ:
-        raise ValueError(f"the rebuilt original {name} answers {len(differ)} of {len(want)} "
-                         f"evaluation prompts differently from bench v2 (first: {differ[0]!r}); "
-                         "its organisms would not be bench v2's: stop")
-    # The direction split, exactly as bench v2 (the abliteration organisms need it).
-    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
-                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
-    dpath = wd / "direction.h5"
-    dpath.unlink(missing_ok=True)
-    dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
-                         pooling=("mean", "last"), spans=SPANS, include_response=True,
-                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                         progress=False)
-    fixed = fix_on_original(dstore, len(ev), scale.seed)
-    dstore.close()
-    t_ready = time.perf_counter() - t0
+
+    def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
+        """The original must be bench v2's: every evaluation response hashed the same."""
+        rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
+                                max_new_tokens=scale.max_new_tokens,
+                                batch_size=scale.batch_size, progress=False)
+        got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
+        differ = sorted(i for i in want if got.get(i) != want[i])
+        if differ:
+            raise ValueError(f"the rebuilt original {name} answers {len(differ)} of "
+                             f"{len(want)} evaluation prompts differently from bench v2 "
+                             f"(first: {differ[0]!r}); its organisms would not be bench "
+                             "v2's: stop")
+
+    # Rebuilt exactly as bench v2, direction split included (the abliteration organisms
+    # need it); checked against bench v2's responses before that split.
+    original = v2.rebuild_original(name, scale, workdir, check=check,
+                                   fresh_direction_store=True)
+    model, tok, ev = original.model, original.tok, original.sets["eval"]
+    t_ready = original.t_align + original.t_fix
     print(f"[{name}] original rebuilt and checked ({len(want)} response hashes equal) in "
           f"{t_ready:.0f} s", flush=True)
     tc = time.perf_counter()
     base = _capture(model, tok, ev, wd / "latent-original.h5", scale.batch_size)
     base_capture = time.perf_counter() - tc
     refused = recorded["original"]["refused"]
-    d = fixed.direction
-    rnd = np.random.default_rng(spec.seed + 11).normal(size=model.config.hidden_size)
-    ctx = rec.Context(original=model, raw=raw, tok=tok, train=sets["train"], by_id=by_id,
-                      spec=spec, scale=scale, directions={
-                          "abliterate": d["post_instruction/last"],
-                          "mean_difference": d["instruction/mean"],
-                          "random": rnd / np.linalg.norm(rnd)})
-    deps = {f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"}
-    consumers = {"toward-harm-0.5", "abliterate-0.5"}
+    ctx = original.context(spec, scale)
+    deps, consumers = v2.shared_variants(scale)
     for order, spec_v in enumerate(rec.variants(scale)):
         vn = spec_v.name
         if vn not in todo:
@@ -186,7 +149,8 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v3",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--original", choices=sorted(rec.ORIGINALS), help="replay one part")
     ap.add_argument("--summary", action="store_true", help="choose the rule on A; tables")
     ap.add_argument("--quick", action="store_true", help="plumbing run on a tiny model")
@@ -201,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.original:
             run_part(args.original, scale, args.workdir, args.out_dir, args.v2_dir)
         if args.summary:
-            import validity_latent_stats as ls
+            from benchmarks.validity import v3_stats as ls
 
             ls.print_summary(ls.summarise(args.out_dir))
     except ValueError as e:
@@ -209,6 +173,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Benchmark: ``aqi audit`` of a second fine-tune against the same base reuses the base's work.
 
-    python benchmarks/audit_reuse.py                 # tiny llama models (~1 min)
-    python benchmarks/audit_reuse.py --demo --n 64   # SmolLM2-135M vs perturbed copies (CPU)
+    python benchmarks/speed/audit_reuse.py                 # tiny llama models (~1 min)
+    python benchmarks/speed/audit_reuse.py --demo --n 64   # SmolLM2-135M vs perturbed copies (CPU)
 
 Builds a base and two "fine-tunes" (tiny: random llamas of three seeds; ``--demo``: the
 demo checkpoint and two copies with every weight perturbed by 1% Gaussian noise), then
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tiny(root: Path) -> dict[str, Path]:

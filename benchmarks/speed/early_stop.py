@@ -1,7 +1,7 @@
 """Benchmark: generation that stops each response once the judge's verdict is settled.
 
-    python benchmarks/early_stop.py                          # bundled prompts, 3 models
-    python benchmarks/early_stop.py --pairs 8 --models base  # a 16-prompt check (~2-5 min)
+    python benchmarks/speed/early_stop.py                          # bundled prompts, 3 models
+    python benchmarks/speed/early_stop.py --pairs 8 --models base  # a 16-prompt check (~2-5 min)
 
 Generates the prompts with ``JUDGE_NEW_TOKENS`` (64) greedy tokens, with and without
 ``stop_when_settled=RefusalJudge()``, on SmolLM2-135M-Instruct as shipped (``plain``:
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("plain", "base", "eroded")
 
 

@@ -1,6 +1,6 @@
-"""Bench v1: choose the gate's thresholds, check them on held-out variants (v2: validity_stats.py).
+"""Bench v1: choose the gate's thresholds, check them on held-out variants (v2: stats.py).
 
-    python benchmarks/validity_thresholds.py /tmp/vsmall benchmarks/out/validity.json
+    python -m benchmarks.validity v1-thresholds /tmp/vsmall benchmarks/out/validity.json
 
 Reads the stores the bench left in its work folder (``<variant>.h5``, the evaluation
 prompts through every block; ``<variant>-resp.h5``, the model's own responses at the fixed
@@ -19,11 +19,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aqi
 from aqi.checks import AuditThresholds, aqi_change_check, aqi_check, worst_verdict
@@ -52,7 +49,8 @@ def _score(labels: dict[str, bool], verdicts: dict[str, str], names: list[str]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v1-thresholds",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path)
     ap.add_argument("result", type=Path)
     ap.add_argument("--n-boot", type=int, default=1000)
@@ -100,6 +98,3 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(summary, indent=1) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

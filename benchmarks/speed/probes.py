@@ -19,6 +19,7 @@ Every ratio is baseline time / aqi time, measured in this process on the same da
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -26,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aqi.probes import CosineKNN, Mahalanobis, detection_metrics, preference_calibration
 from aqi.probes.reward import load_reward_scores, reward_ood_scores
 
 DATA = Path(
     os.environ.get(
-        "AQI_REWARD_SHIFT_DIR", Path(__file__).resolve().parents[2] / "shared/data/reward_shift"
+        "AQI_REWARD_SHIFT_DIR", Path(__file__).resolve().parents[3] / "shared/data/reward_shift"
     )
 )
 
@@ -139,4 +140,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # no options: --help only says what it runs
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

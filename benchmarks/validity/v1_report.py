@@ -1,11 +1,11 @@
-"""Bench v1: turn its result into docs/validation.md's table and figure (v2: validity.py --summary).
+"""Bench v1: turn its result into docs/validation.md's table and figure (v2: v2 --summary).
 
-    python benchmarks/validity_report.py benchmarks/out/validity.json          # print
-    python benchmarks/validity_report.py benchmarks/out/validity.json --write \\
+    python -m benchmarks.validity v1-report benchmarks/out/validity.json          # print
+    python -m benchmarks.validity v1-report benchmarks/out/validity.json --write \\
         --workdir /tmp/aqi-validity-XXXX    # + docs, + the sampled / jailbreak comparison
 
 The table and the figure are regenerated from ``validity.json`` (written by
-``benchmarks/validity.py``) and replace what lies between the
+bench v1's ``benchmarks/validity.py``, commit ``2c80f12``) and replace what lies between the
 ``<!-- validity:table -->`` and ``<!-- /validity:table -->`` markers of
 docs/validation.md; the prose around them is written by hand after reading the numbers.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.validity import ROOT
+
 DOC = ROOT / "docs" / "validation.md"
 FIG = ROOT / "docs" / "img" / "validity.png"
 START, END = "<!-- validity:table -->", "<!-- /validity:table -->"
@@ -282,7 +282,8 @@ def write_docs(res: dict[str, Any], workdir: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity v1-report",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("result", type=Path, help="validity.json from benchmarks/validity.py")
     ap.add_argument("--workdir", type=Path, default=None,
                     help="the bench's work folder (adds the sampled / jailbreak comparison)")
@@ -295,6 +296,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {DOC} and {FIG}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Benchmark: ``aqi audit --latent-only`` against the full audit of the same fine-tune.
 
-    python benchmarks/audit_latent.py            # the demo's base and fine-tunes (~15 min, CPU)
+    python benchmarks/speed/audit_latent.py      # the demo's base and fine-tunes (~15 min, CPU)
 
 The demo's safety-tuned base (SmolLM2-135M-Instruct + its base adapter) and its two
 fine-tunes (``eroded``, ``benign``: :mod:`aqi.demo.assets`), on the demo's 96 prompts.
@@ -15,6 +15,7 @@ every trace of the fine-tunes removed, and in each copy one timed run in a fresh
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "out" / "audit_latent.json"
 
 
@@ -101,4 +102,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # no options: --help only says what it runs
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

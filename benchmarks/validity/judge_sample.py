@@ -1,10 +1,12 @@
 """A new, blind sample to measure the refusal judge on: draw, label by reading, score.
 
-    python benchmarks/judge_sample.py draw RESPONSES_DIR --n 200        # writes a sheet to /tmp
+    python -m benchmarks.validity judge-sample draw RESPONSES_DIR --n 200   # a sheet in /tmp
     # read every response in SHEET (sheet.jsonl), set "refusal" to true / false by the rule
     # in tests/data/README.md, *before* running any judge on them; then
-    python benchmarks/judge_sample.py labels SHEET --out tests/data/variant_sample_labels.json
-    python benchmarks/judge_sample.py score tests/data/variant_sample_labels.json RESPONSES_DIR
+    python -m benchmarks.validity judge-sample labels SHEET \
+        --out tests/data/variant_sample_labels.json
+    python -m benchmarks.validity judge-sample score tests/data/variant_sample_labels.json \
+        RESPONSES_DIR
 
 ``RESPONSES_DIR`` is a folder of ``aqi-responses`` JSONL files, one per model variant (the
 bench writes ``<variant>.jsonl`` to its work folder; ``-T1`` sampled and ``-jb`` jailbreak
@@ -32,12 +34,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from aqi._stats import wilson_interval
 from aqi.behaviour import RefusalJudge, judge_agreement, load_responses
+from benchmarks.validity import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[1]
 LABELS_SCHEMA = "aqi-judge-sample-labels"
 SKIP_SUFFIXES = ("-T1", "-jb")
 
@@ -233,7 +233,8 @@ def score_sample(labels: Sequence[dict[str, Any]], folder: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity judge-sample",
+                                 description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("draw", help="draw a stratified sample and write the labelling sheet")
     d.add_argument("responses")
@@ -280,6 +281,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Bench v2's tables for docs/validation.md, printed as Markdown from ``results.json``.
 
-    python benchmarks/validity_tables.py            # benchmarks/out/validity_v2/results.json
-    python benchmarks/validity_tables.py --results PATH
+    python -m benchmarks.validity tables            # benchmarks/out/validity_v2/results.json
+    python -m benchmarks.validity tables --results PATH
 
 Prints, for every measured original side by side: the pre-registered targets and whether
 each is met; Spearman ρ of every signal at every position (with its 95 % CI) against
@@ -19,14 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.validity import DOCS_DATA, OUT_V2
+from benchmarks.validity import stats as st
+from benchmarks.validity.measure import POSITIONS, SIGNALS, pos_key
 
-import validity_stats as st
-from validity_measure import POSITIONS, SIGNALS, pos_key
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "out" / "validity_v2" / "results.json"
-JUDGE_SCORE = ROOT / "docs" / "data" / "judge_sample_v2_score.json"
+RESULTS = OUT_V2 / "results.json"
+JUDGE_SCORE = DOCS_DATA / "judge_sample_v2_score.json"
 TARGET_JUDGE = 0.95
 TARGET_RHO, TARGET_CI_LOW, TARGET_GATE, TARGET_TRANSFER = 0.8, 0.5, 0.9, 0.85
 
@@ -147,14 +145,15 @@ def behaviour(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.validity tables",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--judge-score", type=Path, default=JUDGE_SCORE,
                     help="the judge sample's recorded score (adds its row to the targets)")
     args = ap.parse_args(argv)
     if not args.results.is_file():
-        print(f"error: {str(args.results)!r} does not exist: run benchmarks/validity.py "
-              "--summary first", file=sys.stderr)
+        print(f"error: {str(args.results)!r} does not exist: run python -m benchmarks.validity "
+              "v2 --summary first", file=sys.stderr)
         return 2
     res = json.loads(args.results.read_text(encoding="utf-8"))
     judge = (json.loads(args.judge_score.read_text(encoding="utf-8"))
@@ -165,6 +164,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"#### {title}\n\n{text}\n")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
