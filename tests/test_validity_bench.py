@@ -160,6 +160,32 @@ def test_summary_schema_and_nulls(part: dict[str, Path], bench: Any, tmp_path: P
         assert 0.5 < im.size[1] / im.size[0] < 0.7
 
 
+@pytest.mark.slow
+def test_v3_replays_the_part_from_its_records(part: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Bench v3 rebuilds the quick part's original (checked against v2's response hashes),
+    replays every organism at the decision point and resumes to nothing on a rerun."""
+    from benchmarks.validity import v3
+
+    args = ["--original", "A", "--quick", "--workdir", str(tmp_path / "work"),
+            "--out-dir", str(tmp_path / "out"), "--v2-dir", str(part["out"])]
+    assert v3.main(args) == 0
+    out = capsys.readouterr().out
+    assert "response hashes equal" in out
+    names = {v.name for v in rec.variants(v3.v2.QUICK)}
+    records = {p.stem: _strict(p.read_text()) for p in (tmp_path / "out" / "A").glob("*.json")}
+    assert set(records) == names
+    for r in records.values():
+        assert r["schema"] == v3.SCHEMA and isinstance(r["reproduced"], bool)
+        assert 0 <= r["predicted"]["refusal"]["value"] <= 1
+        assert set(r["probabilities"]) <= set(r["baseline_probabilities"])
+    assert v3.main(args) == 0
+    assert f"{len(names)} of {len(names)} variants already replayed" in capsys.readouterr().out
+    # v2's record of another original is refused by name, before anything is built
+    assert v3.main([*args[:1], "B", *args[2:]]) == 2
+    assert "no bench-v2 record" in capsys.readouterr().err
+
+
 def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
         bench: Any, tmp_path: Path) -> None:
     labels = Path(__file__).parent / "data" / "variant_sample_labels.json"
