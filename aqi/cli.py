@@ -189,8 +189,8 @@ def _prompt_limit(args: argparse.Namespace) -> int | None:
 
 def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None:
     """``aqi capture --responses``: refuse another model's responses unless allowed."""
-    from .activations.provenance import weights_fingerprint
     from .behaviour.evidence import check_written_by
+    from .jobs.provenance import weights_fingerprint
 
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     note = check_written_by(

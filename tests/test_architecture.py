@@ -28,7 +28,9 @@ LAYERS: dict[str, int] = {
     "aqi._progress": 0,  # progress bars: a leaf (imports nothing from aqi), used by every layer
     "aqi._outputs": 0,  # the output guard and atomic write: a leaf, used by stores and reports
     "aqi._vocab": 0,  # names checked at the door without torch (the poolings): a leaf
+    "aqi.jobs": 0,  # the room of long-running writers: guard, lock, parts, resume, provenance
     "aqi.loading": 1,  # model loading, beside capture
+    "aqi.model_info": 1,  # a loaded model's family, input device and context length
     "aqi.data": 0,  # bundled data files
     "aqi.prompts": 1,  # the prompts room: prompt sets, readers, public sets, rendering, spans
     "aqi.activations": 1,
@@ -53,7 +55,7 @@ LAYERS: dict[str, int] = {
     "aqi._latent": 5,  # the latent audit's steps (aqi audit --latent-only), under the workflow
 }
 LAYER_NAMES = {
-    0: "statistics core / data",
+    0: "core / shared rooms",
     1: "activations",
     2: "indices",
     3: "probes",
@@ -309,17 +311,19 @@ def test_checker_resolves_relative_imports_and_finds_cycles(tmp_path: Path) -> N
     assert import_cycles(lazy, tmp_path) == []
 
 
-@pytest.mark.parametrize(("old", "new"), [("prompts", "prompt_set"), ("readers", "readers"),
-                                          ("public_sets", "public_sets"),
-                                          ("encoding", "encoding"), ("spans", "spans")])
-def test_modules_moved_to_the_prompts_room_still_import_with_a_warning(old: str,
-                                                                        new: str) -> None:
+@pytest.mark.parametrize(("old", "new"), [("prompts", "prompts.prompt_set"),
+                                          ("readers", "prompts.readers"),
+                                          ("public_sets", "prompts.public_sets"),
+                                          ("encoding", "prompts.encoding"),
+                                          ("spans", "prompts.spans"),
+                                          ("provenance", "jobs.provenance")])
+def test_modules_moved_to_shared_rooms_still_import_with_a_warning(old: str, new: str) -> None:
     import importlib
     import sys
 
     sys.modules.pop(f"aqi.activations.{old}", None)
     with pytest.warns(DeprecationWarning, match=rf"aqi\.activations\.{old} moved to "
-                                                rf"aqi\.prompts\.{new}"):
+                                                rf"aqi\.{new}"):
         shim = importlib.import_module(f"aqi.activations.{old}")
-    room = importlib.import_module(f"aqi.prompts.{new}")
+    room = importlib.import_module(f"aqi.{new}")
     assert shim.__all__ and all(getattr(shim, n) is getattr(room, n) for n in shim.__all__)
