@@ -400,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
                 dump_json({"path": args.out, "responses": len(rs), "prompts": len(rs.prompt_ids),
                            "samples_per_prompt": rs.n_samples, **rates.to_dict()})  # fmt: skip
             else:
-                from ._tables import refusal_table
+                from .tables import refusal_table
 
                 print(f"{args.out}: {len(rs)} responses to {len(rs.prompt_ids)} prompts "
                       f"({rs.n_samples} per prompt)\n{refusal_table(rates)}")  # fmt: skip
