@@ -109,7 +109,7 @@ def launch(
 def _shards(args: argparse.Namespace) -> str:
     """What a stopped run leaves: its shard stores (kept, they resume) or none."""
     from .activations import shard_path
-    from .activations._parts import partial_dir
+    from .jobs.parts import partial_dir
 
     paths = [shard_path(args.out, r, args.nproc) for r in range(args.nproc)]
     left = [str(p) for p in paths if p.exists() or partial_dir(p).exists()]

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from . import _tables
+from . import tables
 from ._cli_parser import EXIT_GATE_FAILED, EXIT_OK
 
 __all__ = ["dump_json", "print_summary", "run_store_command", "store_summary"]
@@ -70,7 +70,7 @@ def _compare(args: argparse.Namespace) -> int:
         _partial({"baseline": a, "audited": b}, args.partial)
         cmp = compare(a, b, pooling=args.pooling, n_boot=args.n_boot, seed=args.seed,
                       allow_text_mismatch=args.allow_text_mismatch)
-    return _emit(args, cmp, _tables.comparison_table)
+    return _emit(args, cmp, tables.comparison_table)
 
 
 def _probe_ood(args: argparse.Namespace) -> int:
@@ -86,7 +86,7 @@ def _probe_ood(args: argparse.Namespace) -> int:
             false_alarm_rate=args.false_alarm_rate, n_boot=args.n_boot,
         )  # fmt: skip
     _warn_thin_ood(rep)
-    return _emit(args, rep, _tables.ood_table)
+    return _emit(args, rep, tables.ood_table)
 
 
 def _probe_reward(args: argparse.Namespace) -> int:
@@ -106,7 +106,7 @@ def _probe_reward(args: argparse.Namespace) -> int:
     else:
         res = preference_calibration(ref.chosen, ref.rejected, n_boot=args.n_boot,
                                      label=ref.name)  # fmt: skip
-    return _emit(args, res, _tables.reward_table)
+    return _emit(args, res, tables.reward_table)
 
 
 def _report_or_gate(args: argparse.Namespace) -> int:
@@ -210,9 +210,9 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _print_profile(prof: Any) -> None:
-    print(_tables.profile_table(prof))
+    print(tables.profile_table(prof))
     b = prof.best()
-    print(f"best layer: {b.layer}, AQI {b.value:.2f} {_tables._ci(b.ci_low, b.ci_high)}")
+    print(f"best layer: {b.layer}, AQI {b.value:.2f} {tables.ci_text(b.ci_low, b.ci_high)}")
 
 
 def dump_json(obj: Any) -> None:
@@ -308,7 +308,7 @@ def _partial(stores: dict[str, Any], allow: bool) -> None:
 
 
 def _print_checks(report: Any) -> None:
-    from .viz._style import display_name
+    from .viz.style import display_name
 
     print(f"{display_name(report.model)}: {report.reason}")
     for note in report.notes:

@@ -189,8 +189,8 @@ def _prompt_limit(args: argparse.Namespace) -> int | None:
 
 def _check_own_responses(args: argparse.Namespace, own: Any, model: Any) -> None:
     """``aqi capture --responses``: refuse another model's responses unless allowed."""
-    from .activations.provenance import weights_fingerprint
     from .behaviour.evidence import check_written_by
+    from .jobs.provenance import weights_fingerprint
 
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     note = check_written_by(
@@ -400,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
                 dump_json({"path": args.out, "responses": len(rs), "prompts": len(rs.prompt_ids),
                            "samples_per_prompt": rs.n_samples, **rates.to_dict()})  # fmt: skip
             else:
-                from ._tables import refusal_table
+                from .tables import refusal_table
 
                 print(f"{args.out}: {len(rs)} responses to {len(rs.prompt_ids)} prompts "
                       f"({rs.n_samples} per prompt)\n{refusal_table(rates)}")  # fmt: skip

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._outputs import check_output, generator, write_atomic
-from ._tables import profile_table, reward_table
-from .viz._style import display_name
+from .tables import profile_table, reward_table
+from .viz.style import display_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -58,7 +58,7 @@ from ._version import __version__
 from .audit import AuditReport, audit
 from .checks import AuditThresholds
 from .prompts.encoding import MAX_PROMPT_TOKENS
-from .viz._style import display_name
+from .viz.style import display_name
 
 __all__ = ["PHASES", "SPANS", "AuditRun", "ModelSpec", "audit_models"]
 
@@ -239,7 +239,7 @@ class AuditRun:
 
     def summary(self) -> str:
         """The short table the command line prints."""
-        from ._tables import _ci
+        from .tables import ci_text
 
         r = self.report
         latent = (" [LATENT: refusal predicted from activations, nothing generated for the "
@@ -251,8 +251,8 @@ class AuditRun:
             limit = f"threshold {c.threshold:g}" if math.isfinite(c.threshold) else ""
             # a check that measures nothing (validity: the kind of audit) has no interval to
             # be "not computed"; one that measures and has none says so
-            ci = "" if not math.isfinite(c.value) and c.verdict == "pass" else _ci(c.ci_low,
-                                                                                  c.ci_high)
+            ci = ("" if not math.isfinite(c.value) and c.verdict == "pass"
+                  else ci_text(c.ci_low, c.ci_high))
             lines.append(f"  [{c.verdict.upper():>4}] {c.name:<16} {value:>8} "
                          f"{ci:<20} {limit}".rstrip())
         if r.behaviour_change is not None:

@@ -4,10 +4,11 @@
 
 Every module is parsed with :mod:`ast` (the parser of ``tests/test_architecture.py``);
 every import counts, lazy ones included. A *room* is a group of modules that own one
-concern (``ROOMS``); an *arrow* is a room importing another (with how many imports); an
-import is *private* when it names a module whose own name starts with ``_`` in another
-room (the core room's shared leaves excepted). Also counted per room: lines, files over
-500 lines, functions over 80 lines (``def`` to its last line, docstring included).
+concern (``ROOMS``, defined in the test); an *arrow* is a room importing another (with how
+many imports); an import is *private* when it names a private module (a part of its name
+starts with ``_``) of another room, the core room's shared leaves excepted (the test
+refuses any). Also counted per room: lines, files over 500 lines, functions over 80 lines
+(``def`` to its last line, docstring included).
 """
 
 from __future__ import annotations
@@ -22,38 +23,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_architecture import LAYERS, imports_of, layer_of, module_names  # noqa: E402
+from tests.test_architecture import (  # noqa: E402 - the rooms and the parser of the test
+    LAYERS,
+    ROOMS,
+    SHARED_ROOMS,
+    imports_of,
+    is_private,
+    layer_of,
+    module_names,
+    room_of,
+)
 
-#: room → module prefixes (the longest prefix wins), bottom to top.
-ROOMS: dict[str, tuple[str, ...]] = {
-    "core": ("aqi._stats", "aqi._errors", "aqi._progress", "aqi._outputs", "aqi._vocab",
-             "aqi._version", "aqi.data"),
-    "prompts": ("aqi.prompts",),
-    "activations": ("aqi.activations",),
-    "loading": ("aqi.loading",),
-    "indices": ("aqi.indices",),
-    "probes": ("aqi.probes",),
-    "behaviour": ("aqi.behaviour",),
-    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit"),
-    "report": ("aqi.report", "aqi.viz", "aqi._tables"),
-    "workflow": ("aqi.workflow", "aqi._latent"),
-    "integrations": ("aqi.integrations", "aqi.pytest_plugin"),
-    "demo": ("aqi.demo",),
-    "command line": ("aqi.cli", "aqi._cli_parser", "aqi._cli_launch", "aqi._cli_stores",
-                     "aqi.__main__"),
-    "package": ("aqi",),
-}
-SHARED = {"core"}  # underscore-named by convention, shared by design
 MAX_FILE, MAX_FUNCTION = 500, 80
-
-
-def room_of(module: str) -> str:
-    best, size = "package", 0
-    for room, prefixes in ROOMS.items():
-        for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > size:
-                best, size = room, len(p)
-    return best
 
 
 def _long_functions(path: Path) -> list[tuple[str, int]]:
@@ -88,8 +69,7 @@ def survey() -> dict[str, Any]:
             if a == b:
                 continue
             arrows[(a, b)] += 1
-            last = imp.target.split(".")[-1]
-            if last.startswith("_") and b not in SHARED:
+            if is_private(imp.target) and b not in SHARED_ROOMS:
                 private.append(f"{imp.where(ROOT)}: {imp.source} → {imp.target}")
     graph = defaultdict(set)
     for a, b in arrows:

@@ -1,10 +1,13 @@
-"""Imports point down: activations → indices → probes → checks/audit → report, viz, cli.
+"""Imports point down (activations → indices → probes → checks/audit → report, viz, cli),
+and no room imports another room's private module.
 
 Every module of ``aqi/`` is parsed with :mod:`ast`; every import counts, including
 the ones inside functions and under ``if TYPE_CHECKING:`` (a lazy import is still
 a dependency). A module may import its own layer or a lower one, never a higher
 one. Import cycles are looked for among the imports that run when a module is
-imported (module and class bodies, not function bodies, not ``TYPE_CHECKING``).
+imported (module and class bodies, not function bodies, not ``TYPE_CHECKING``). A room
+(``ROOMS``) may import another room's public modules only; the core's underscore-named
+leaves are shared by design (:func:`private_imports_across_rooms` states the rule).
 Failures name the offending import as ``path:line``.
 """
 
@@ -28,7 +31,9 @@ LAYERS: dict[str, int] = {
     "aqi._progress": 0,  # progress bars: a leaf (imports nothing from aqi), used by every layer
     "aqi._outputs": 0,  # the output guard and atomic write: a leaf, used by stores and reports
     "aqi._vocab": 0,  # names checked at the door without torch (the poolings): a leaf
+    "aqi.jobs": 0,  # the room of long-running writers: guard, lock, parts, resume, provenance
     "aqi.loading": 1,  # model loading, beside capture
+    "aqi.model_info": 1,  # a loaded model's family, input device and context length
     "aqi.data": 0,  # bundled data files
     "aqi.prompts": 1,  # the prompts room: prompt sets, readers, public sets, rendering, spans
     "aqi.activations": 1,
@@ -44,7 +49,7 @@ LAYERS: dict[str, int] = {
     "aqi._cli_parser": 5,
     "aqi._cli_launch": 5,  # the --nproc launcher of the command line
     "aqi._cli_stores": 5,  # the commands that only read stores (info, score, compare, ...)
-    "aqi._tables": 5,  # plain-text tables of results (the command line, the demo)
+    "aqi.tables": 5,  # plain-text tables of results (the command line, the demo)
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
     "aqi.demo": 5,
@@ -53,7 +58,7 @@ LAYERS: dict[str, int] = {
     "aqi._latent": 5,  # the latent audit's steps (aqi audit --latent-only), under the workflow
 }
 LAYER_NAMES = {
-    0: "statistics core / data",
+    0: "core / shared rooms",
     1: "activations",
     2: "indices",
     3: "probes",
@@ -217,6 +222,70 @@ def import_cycles(imports: list[Import], root: Path) -> list[str]:
     return out
 
 
+#: Rooms, bottom to top: ``room → module prefixes`` (the longest prefix wins; ``"aqi"``
+#: names the package's ``__init__`` only). A room is a top-level subpackage or top-level
+#: module of ``aqi``; the groups listed here hold several top-level modules that own one
+#: concern together. Every module must be placed (``docs/architecture.py`` draws these
+#: rooms); one that is not counts as a room of its own, its top-level name.
+ROOMS: dict[str, tuple[str, ...]] = {
+    "core": ("aqi._stats", "aqi._errors", "aqi._progress", "aqi._outputs", "aqi._vocab",
+             "aqi._version", "aqi.data"),
+    "jobs": ("aqi.jobs",),
+    "prompts": ("aqi.prompts",),
+    "activations": ("aqi.activations",),
+    "loading": ("aqi.loading", "aqi.model_info"),
+    "indices": ("aqi.indices",),
+    "probes": ("aqi.probes",),
+    "behaviour": ("aqi.behaviour",),
+    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit"),
+    "report": ("aqi.report", "aqi.viz", "aqi.tables"),
+    "workflow": ("aqi.workflow", "aqi._latent"),
+    "integrations": ("aqi.integrations", "aqi.pytest_plugin"),
+    "demo": ("aqi.demo",),
+    "command line": ("aqi.cli", "aqi._cli_parser", "aqi._cli_launch", "aqi._cli_stores",
+                     "aqi.__main__"),
+    "package": ("aqi",),
+}
+#: The core's leaves are underscore-named by convention and shared by design: any room
+#: may import them.
+SHARED_ROOMS = {"core"}
+
+
+def room_of(module: str) -> str:
+    """The room of a module: the ``ROOMS`` entry with the longest matching prefix, else
+    the module's top-level name (``aqi.x.y`` → ``aqi.x``)."""
+    best, size = ".".join(module.split(".")[:2]), 0
+    for room, prefixes in ROOMS.items():
+        for p in prefixes:
+            inside = module.startswith(p + ".") and "." in p  # "aqi": the package only
+            if (module == p or inside) and len(p) > size:
+                best, size = room, len(p)
+    return best
+
+
+def is_private(module: str) -> bool:
+    """Whether a module is private: a part of its name below ``aqi`` starts with ``_``
+    (``aqi.activations._parts``, ``aqi._tables``, ``aqi.viz._style.x``; not ``__main__``)."""
+    return any(p.startswith("_") and not p.startswith("__") for p in module.split(".")[1:])
+
+
+def private_imports_across_rooms(imports: list[Import], root: Path) -> list[str]:
+    """``path:line: message`` for every import of another room's private module.
+
+    The rule: an import (at import time or lazy) of module ``t`` by module ``s`` is refused
+    when ``room_of(s) != room_of(t)``, ``t`` is private (:func:`is_private`) and ``t``'s
+    room is not shared (``SHARED_ROOMS``: the core's leaves). Within a room, private
+    modules are the room's own business.
+    """
+    bad = []
+    for imp in imports:
+        a, b = room_of(imp.source), room_of(imp.target)
+        if a != b and b not in SHARED_ROOMS and is_private(imp.target):
+            bad.append(f"{imp.where(root)}: {imp.source} ({a}) imports {imp.target}, a private "
+                       f"module of {b}" + ("" if imp.at_import_time else " [lazy]"))
+    return bad
+
+
 @pytest.fixture(scope="module")
 def package() -> tuple[dict[str, Path], list[Import]]:
     modules = module_names(ROOT / "aqi")
@@ -242,6 +311,14 @@ def test_no_import_cycles(package: tuple[dict[str, Path], list[Import]]) -> None
     _, imports = package
     cycles = import_cycles(imports, ROOT)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_private_imports_across_rooms(package: tuple[dict[str, Path], list[Import]]) -> None:
+    modules, imports = package
+    unroomed = sorted({room_of(m) for m in modules} - set(ROOMS))
+    assert not unroomed, f"modules in no room (add them to ROOMS in {__file__}): {unroomed}"
+    bad = private_imports_across_rooms(imports, ROOT)
+    assert not bad, "private modules imported across rooms:\n" + "\n".join(bad)
 
 
 # -- the checker checks ---------------------------------------------------------------
@@ -309,17 +386,52 @@ def test_checker_resolves_relative_imports_and_finds_cycles(tmp_path: Path) -> N
     assert import_cycles(lazy, tmp_path) == []
 
 
-@pytest.mark.parametrize(("old", "new"), [("prompts", "prompt_set"), ("readers", "readers"),
-                                          ("public_sets", "public_sets"),
-                                          ("encoding", "encoding"), ("spans", "spans")])
-def test_modules_moved_to_the_prompts_room_still_import_with_a_warning(old: str,
-                                                                        new: str) -> None:
+def test_checker_finds_private_imports_across_rooms(tmp_path: Path) -> None:
+    modules, imports = _fake(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "__main__.py": "from .cli import main\n",
+            "_stats.py": "",
+            "_tables.py": "",
+            "cli.py": "from . import _cli_parser\n",  # one room (command line): fine
+            "_cli_parser.py": "",
+            "activations/__init__.py": "from . import _parts\n",  # its own private: fine
+            "activations/_parts.py": "",
+            "behaviour/__init__.py": "",
+            "behaviour/gen.py": (
+                "from .._stats import bootstrap\n"  # the core's leaf: fine
+                "from ..activations._parts import WriterLock\n"
+                "def run():\n"
+                "    import aqi._tables\n"
+                "    from aqi.activations import _parts\n"
+            ),
+        },
+    )
+    assert {room_of(m) for m in modules} <= set(ROOMS) | {"aqi._tables"}
+    bad = private_imports_across_rooms(imports, tmp_path)
+    assert [b.split(":")[:2] for b in bad] == [
+        ["aqi/behaviour/gen.py", "2"],
+        ["aqi/behaviour/gen.py", "4"],
+        ["aqi/behaviour/gen.py", "5"],
+    ]
+    assert bad[0].endswith("imports aqi.activations._parts, a private module of activations")
+    assert bad[2].endswith("[lazy]")
+
+
+@pytest.mark.parametrize(("old", "new"), [("prompts", "prompts.prompt_set"),
+                                          ("readers", "prompts.readers"),
+                                          ("public_sets", "prompts.public_sets"),
+                                          ("encoding", "prompts.encoding"),
+                                          ("spans", "prompts.spans"),
+                                          ("provenance", "jobs.provenance")])
+def test_modules_moved_to_shared_rooms_still_import_with_a_warning(old: str, new: str) -> None:
     import importlib
     import sys
 
     sys.modules.pop(f"aqi.activations.{old}", None)
     with pytest.warns(DeprecationWarning, match=rf"aqi\.activations\.{old} moved to "
-                                                rf"aqi\.prompts\.{new}"):
+                                                rf"aqi\.{new}"):
         shim = importlib.import_module(f"aqi.activations.{old}")
-    room = importlib.import_module(f"aqi.prompts.{new}")
+    room = importlib.import_module(f"aqi.{new}")
     assert shim.__all__ and all(getattr(shim, n) is getattr(room, n) for n in shim.__all__)

@@ -15,7 +15,7 @@ import pytest
 import aqi
 from aqi.checks import gate_failed
 from aqi.cli import main
-from aqi.viz._style import display_name
+from aqi.viz.style import display_name
 from aqi.workflow import SPANS, ModelSpec, audit_models
 
 FAST = {"max_new_tokens": 8, "n_boot": 200, "n_perm": 50, "progress": False}

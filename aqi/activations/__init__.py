@@ -1,5 +1,6 @@
 """Activation capture: labelled prompts in, layer-wise pooled activations out (resumable HDF5)."""
 
+from ..jobs.lock import StoreLockedError
 from ..prompts.encoding import EncodedPrompt, PromptEncoder
 from ..prompts.prompt_set import (
     LABELS,
@@ -17,7 +18,6 @@ from ..prompts.public_sets import (
     require_both_classes,
 )
 from ..prompts.spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
-from ._parts import StoreLockedError
 from .capture import CaptureInterrupted, capture
 from .distributed import current_shard, merge_shards, shard_path
 from .hooks import ActivationHooks

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..model_info import EXTRAS, model_family
 from .layers import LayerRef, LayerSpec, _suggest
 
 __all__ = [
@@ -53,35 +54,11 @@ __all__ = [
     "unwrap_nnsight",
 ]
 
-#: extra -> (import name, distribution name)
-EXTRAS: dict[str, tuple[str, str]] = {
-    "transformerlens": ("transformer_lens", "transformer-lens"),
-    "nnsight": ("nnsight", "nnsight"),
-}
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _INT_RE = re.compile(r"^-?\d+$")
 # Keys of a TransformerLens config that say where or how a model was loaded, not what it is.
 _VOLATILE_CFG_KEYS = {"device", "n_devices", "dtype", "model_name", "tokenizer_name", "n_params"}
 ForwardInputs = Callable[[torch.Tensor, torch.Tensor], tuple[tuple[Any, ...], dict[str, Any]]]
-
-
-def model_family(model: Any) -> str:
-    """Where ``model`` comes from: ``"transformerlens"``, ``"nnsight"`` or ``"torch"``.
-
-    Read from the modules of the model's class and its bases; nothing is imported.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> model_family(nn.Linear(2, 2))
-    'torch'
-    """
-    for cls in type(model).__mro__:
-        top = (getattr(cls, "__module__", "") or "").split(".")[0]
-        for extra, (module, _) in EXTRAS.items():
-            if top == module:
-                return extra
-    return "torch"
 
 
 def require_extra(extra: str, submodule: str = "") -> ModuleType:

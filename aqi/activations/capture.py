@@ -17,6 +17,15 @@ import torch
 from torch import nn
 
 from .._progress import step_bar
+from ..jobs.interrupted import JobInterrupted
+from ..jobs.provenance import (
+    config_hash,
+    library_versions,
+    tokenizer_hash,
+    utc_now,
+    weights_fingerprint,
+)
+from ..model_info import default_max_length, input_device
 from ..prompts.encoding import (
     MAX_PROMPT_TOKENS,
     PromptEncoder,
@@ -40,13 +49,6 @@ from .adapters import (
 from .distributed import current_shard, merge_shards, shard_path
 from .hooks import ActivationHooks, to_cpu
 from .layers import LayerSpec, find_architecture
-from .provenance import (
-    config_hash,
-    library_versions,
-    tokenizer_hash,
-    utc_now,
-    weights_fingerprint,
-)
 from .store import ActivationStore
 from .writer import StoreWriter, check_not_input
 
@@ -55,12 +57,11 @@ __all__ = ["CaptureInterrupted", "capture", "default_max_length", "input_device"
 # Families that derive position ids from the padding themselves (with an offset):
 # passing arange-style position ids would be wrong for them.
 _OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
-_UNBOUNDED = 1_000_000
 DEFAULT_COMMIT_ROWS = 2048
 DEFAULT_MAX_TOKENS_PER_BATCH = 8192
 
 
-class CaptureInterrupted(KeyboardInterrupt):
+class CaptureInterrupted(JobInterrupted):
     """Ctrl-C during :func:`capture`, with the rows committed so far (a re-run resumes there).
 
     Attributes
@@ -71,37 +72,7 @@ class CaptureInterrupted(KeyboardInterrupt):
         Rows this capture writes.
     """
 
-    def __init__(self, rows_done: int, rows_total: int) -> None:
-        super().__init__(f"interrupted after {rows_done} of {rows_total} rows")
-        self.rows_done = rows_done
-        self.rows_total = rows_total
-
-
-def input_device(model: nn.Module) -> torch.device:
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    weight = getattr(emb, "weight", None)
-    if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
-        return weight.device
-    for p in model.parameters():
-        if p.device.type != "meta":
-            return p.device
-    return torch.device("cpu")
-
-
-def default_max_length(tokenizer: Any, model: nn.Module) -> int | None:
-    limits = []
-    tml = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tml, int) and 0 < tml < _UNBOUNDED:
-        limits.append(tml)
-    if model_family(model) == "transformerlens":
-        n_ctx = transformerlens_identity(model)["n_ctx"]
-        return min([*limits, n_ctx]) if n_ctx is not None else min(limits, default=None)
-    config = getattr(model, "config", None)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    mpe = getattr(text, "max_position_embeddings", None)
-    if isinstance(mpe, int) and mpe > 0:
-        limits.append(mpe)
-    return min(limits) if limits else None
+    unit = "rows"
 
 
 def _n_blocks(model: nn.Module) -> int | None:

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
+from ..jobs.guard import check_not_input
+from ..jobs.lock import WriterLock
+from ..jobs.parts import atomic_h5
 from ._format import ROW_COLUMNS, write_rows
-from ._parts import WriterLock, atomic_h5, check_not_input, check_ours
+from ._parts import check_ours
 
 if TYPE_CHECKING:
     from .store import ActivationStore

@@ -1,7 +1,7 @@
 """The activation store reader: arrays by layer and pooling, row metadata, pairing of stores.
 
 A finished store is one HDF5 file (``docs/format.md``, names in :mod:`._format`);
-an unfinished capture is ``<path>.partial/`` (:mod:`._parts`). :func:`open_store`
+an unfinished capture is ``<path>.partial/`` (:mod:`aqi.jobs.parts`). :func:`open_store`
 reads either form, so a store can be read while it is being written: the
 partial view shows the committed rows and :meth:`ActivationStore.refresh` picks
 up newer ones. Stores are written by :mod:`.writer`.
@@ -24,6 +24,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..jobs.closing import Closing
+from ..jobs.parts import list_parts, manifest_path, partial_dir
 from ..prompts.prompt_set import LABELS, Prompt, PromptSet
 from ..prompts.spans import SPAN_ALIASES
 from ._format import (
@@ -36,7 +38,6 @@ from ._format import (
     json_attr,
     open_h5,
 )
-from ._parts import Closing, list_parts, manifest_path, partial_dir
 from ._selection import describe_layers, select_layers, select_pooling
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Writing activation stores: :class:`StoreWriter`, :class:`PartWriter`, :func:`store_from_arrays`.
 
 A writer commits rows window by window into ``<path>.partial/`` (the protocol
-of :mod:`._parts`) and consolidates them into ``<path>`` when every row is in;
+of :mod:`aqi.jobs.parts`) and consolidates them into ``<path>`` when every row is in;
 every file is written under a temporary name and renamed only when complete.
 While it lives it holds ``<path>.lock``, so a second writer on the same path is
 refused. ``overwrite`` replaces only an aqi store (or its partial folder),
@@ -22,6 +22,20 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..jobs.closing import Closing
+from ..jobs.guard import check_not_input
+from ..jobs.lock import WriterLock
+from ..jobs.parts import (
+    atomic_h5,
+    list_parts,
+    manifest_path,
+    part_path,
+    partial_dir,
+    pending_ranges,
+    publish,
+    set_aside,
+    tmp_name,
+)
 from ..prompts.prompt_set import PromptSet
 from ._format import (
     FORMAT_NAME,
@@ -35,22 +49,7 @@ from ._format import (
     open_h5,
     write_rows,
 )
-from ._parts import (
-    Closing,
-    WriterLock,
-    atomic_h5,
-    check_not_input,
-    check_ours,
-    damaged_parts,
-    list_parts,
-    manifest_path,
-    part_path,
-    partial_dir,
-    publish,
-    remove_ours,
-    set_aside,
-    tmp_name,
-)
+from ._parts import check_ours, damaged_parts, remove_ours
 from .store import ActivationStore, open_store
 
 __all__ = ["PartWriter", "StoreWriter", "check_not_input", "check_store_target",
@@ -200,16 +199,7 @@ class StoreWriter(Closing):
     # -- writing -----------------------------------------------------------------------
     def pending(self) -> list[tuple[int, int]]:
         """Row ranges ``[start, stop)`` that no committed part holds."""
-        if self.finished:
-            return []
-        todo, at = [], 0
-        for a, b, _ in list_parts(self.dir):
-            if a > at:
-                todo.append((at, a))
-            at = max(at, b)
-        if at < len(self.rows):
-            todo.append((at, len(self.rows)))
-        return todo
+        return [] if self.finished else pending_ranges(self.dir, len(self.rows))
 
     def part(self, start: int, stop: int) -> PartWriter:
         """Open the window of rows ``[start, stop)`` for writing, batch by batch."""

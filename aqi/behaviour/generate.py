@@ -16,17 +16,18 @@ import torch
 
 from .._errors import ArgumentError
 from .._progress import step_bar
-from ..activations import Prompt, PromptSet, load_prompts
-from ..activations._parts import check_not_input
-from ..activations.capture import default_max_length, input_device
-from ..activations.provenance import (
+from ..jobs.guard import check_not_input
+from ..jobs.interrupted import JobInterrupted
+from ..jobs.provenance import (
     config_hash,
     library_versions,
     tokenizer_hash,
     utc_now,
     weights_fingerprint,
 )
+from ..model_info import default_max_length, input_device
 from ..prompts.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
+from ..prompts.prompt_set import Prompt, PromptSet, load_prompts
 from .early_stop import SettledStop, check_stop_judge, early_stop_identity
 from .response_writer import ResponseWriter, check_responses_target
 from .responses import Response, Responses
@@ -34,7 +35,7 @@ from .responses import Response, Responses
 __all__ = ["GenerationInterrupted", "check_finite_weights", "generate_responses"]
 
 
-class GenerationInterrupted(KeyboardInterrupt):
+class GenerationInterrupted(JobInterrupted):
     """Ctrl-C during :func:`generate_responses`, with the responses written so far.
 
     Attributes
@@ -48,11 +49,6 @@ class GenerationInterrupted(KeyboardInterrupt):
     """
 
     unit = "responses"
-
-    def __init__(self, rows_done: int, rows_total: int) -> None:
-        super().__init__(f"interrupted after {rows_done} of {rows_total} responses")
-        self.rows_done = rows_done
-        self.rows_total = rows_total
 
 
 def check_finite_weights(model: Any) -> None:

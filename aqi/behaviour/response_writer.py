@@ -1,6 +1,6 @@
 """The writer of a responses file: one at a time, resumable, never over what is not ours.
 
-It holds ``<path>.lock`` (capture's :class:`~aqi.activations._parts.WriterLock`:
+It holds ``<path>.lock`` (the jobs room's :class:`~aqi.jobs.lock.WriterLock`:
 a second writer is refused naming the lock, a dead owner's lock is taken over
 with a warning), resumes a file of the same identity, refuses duplicated
 records, and replaces a file only if it is an aqi responses file.
@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..activations._parts import Closing, WriterLock
+from ..jobs.closing import Closing
+from ..jobs.guard import check_target
+from ..jobs.lock import WriterLock
 from .responses import Response, _full_header, _head, _header_problem, _read_jsonl
 
 __all__ = ["ResponseWriter", "check_responses_target"]
@@ -38,24 +40,16 @@ def check_responses_target(path: str | os.PathLike[str]) -> None:
     ...
     ValueError: refusing to write '...p.jsonl': it is not an aqi responses file ...
     """
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"responses path {str(p)!r} is a directory; name a file")
-    if not p.exists():
-        return
-    problem = _header_problem(_head(p))
-    if problem is not None:
-        raise ValueError(
-            f"refusing to write {str(p)!r}: it is not an aqi responses file ({problem}); "
-            "choose another output path, or delete it yourself"
-        )
+    check_target(Path(path), noun="responses", problem=lambda p: _header_problem(_head(p)),
+                 refusal="refusing to write {path}: it is not an aqi responses file "
+                         "({problem}); choose another output path, or delete it yourself")
 
 
 class ResponseWriter(Closing):
     """Append-only, crash-safe writer of a responses file (used by ``generate_responses``).
 
     Holds ``<path>.lock`` until :meth:`close` (a second writer gets
-    :class:`~aqi.activations.StoreLockedError` naming the lock; a dead owner's
+    :class:`~aqi.jobs.StoreLockedError` naming the lock; a dead owner's
     lock is taken over with a warning). Resumes a file of the same identity,
     replaces one only with ``overwrite`` and only if it is an aqi responses file.
     """

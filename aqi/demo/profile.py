@@ -50,12 +50,12 @@ def run_profile(
 
 
 def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
-    from .._tables import profile_table, refusal_table
     from ..activations import PromptSet, bundled_prompts, capture
     from ..audit import audit
     from ..behaviour import JUDGE_NEW_TOKENS, generate_responses, with_responses
     from ..probes import wrap_prompts
     from ..report import jsonable, write_html, write_json
+    from ..tables import profile_table, refusal_table
 
     def say(text: str = "") -> None:  # the readable summary (stdout)
         if not as_json:

@@ -4,7 +4,6 @@ Index functions take ``(X, labels)``; :func:`score` and :func:`compare` work on
 activation stores. Formulas and references: ``docs/aqi.md``.
 """
 
-from ._validation import DegenerateInputWarning
 from .alignment_quality import AQIResult, alignment_quality_index
 from .cluster import (
     DunnResult,
@@ -20,6 +19,7 @@ from .formulations import VARIANTS, aqi_variant, paper_pipeline, project_3d
 from .layer_weights import LayerWeights, learn_layer_weights, sparsemax
 from .lexical import bag_of_words
 from .profile import AQIProfile, score
+from .validation import DegenerateInputWarning
 
 __all__ = [
     "VARIANTS",

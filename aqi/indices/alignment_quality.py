@@ -43,7 +43,7 @@ from .._stats import (
     resamples_suffice,
     stratified_weights,
 )
-from ._validation import check_data, undefined
+from .validation import check_data, undefined
 
 __all__ = [
     "AQIResult",

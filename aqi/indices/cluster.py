@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ._pairwise import cluster_extremes
-from ._validation import DegenerateInputWarning, check_data, check_matrix, undefined
+from .validation import DegenerateInputWarning, check_data, check_matrix, undefined
 
 __all__ = [
     "DegenerateInputWarning",

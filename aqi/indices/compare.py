@@ -19,8 +19,8 @@ from .._stats import (
     resamples_suffice,
 )
 from ..activations.store import ActivationStore, pair_by_id, shared_layers
-from ._validation import check_data
 from .alignment_quality import SuffStats, aqi_from_stats, resampled_stats
+from .validation import check_data
 
 __all__ = ["AQIDifference", "Comparison", "compare"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..indices._validation import check_matrix
+from ..indices.validation import check_matrix
 
 __all__ = ["check_features", "check_vector"]
 

@@ -5,7 +5,6 @@ attributions, the alignment series of a training run. Every function returns a m
 palette (safe = blue, unsafe = vermillion)."""
 
 from ..probes.attributions import TokenAttribution, token_attributions
-from ._style import COLORS
 from .attributions import plot_token_attributions
 from .figures import (
     index_table,
@@ -20,6 +19,7 @@ from .figures import (
     plot_two_axes,
 )
 from .projection import plot_projection, project
+from .style import COLORS
 from .training import plot_alignment_series, read_series
 
 __all__ = [

@@ -7,7 +7,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..probes.attributions import TokenAttribution
-from ._style import axes
+from .style import axes
 
 __all__ = ["plot_token_attributions"]
 

@@ -16,7 +16,7 @@ from ..probes.axes import TwoAxes
 from ..probes.calibration import CalibrationResult
 from ..probes.jailbreak import JailbreakDriftProfile
 from ..probes.ood import OODLayerResult
-from ._style import COLORS, axes, display_name, short
+from .style import COLORS, axes, display_name, short
 
 __all__ = [
     "index_table",

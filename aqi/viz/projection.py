@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..activations.store import ActivationStore
-from ._style import COLORS, MARKERS, axes, label_color
+from .style import COLORS, MARKERS, axes, label_color
 
 __all__ = ["plot_projection", "project"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ._style import COLORS
+from .style import COLORS
 
 __all__ = ["plot_alignment_series", "read_series"]
 

@@ -303,7 +303,7 @@ def test_resuming_a_store_of_another_model_is_refused(tiny_factory, small_prompt
     s = aqi.capture(other, tok, small_prompts[:4], p, overwrite=True)
     assert s.provenance["identity"][
         "weights_fingerprint"
-    ] != aqi.activations.provenance.weights_fingerprint(model)
+    ] != aqi.jobs.provenance.weights_fingerprint(model)
 
 
 def test_other_tokenizer_refused_on_resume(tiny_factory, small_prompts, tmp_path):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "ci_text",
     "comparison_table",
     "grid",
     "ood_table",
@@ -38,7 +39,7 @@ def grid(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _ci(low: float, high: float, fmt: str = ".2f") -> str:
+def ci_text(low: float, high: float, fmt: str = ".2f") -> str:
     """``[low, high]``, or ``not computed`` for an interval that was not (NaN ends)."""
     if math.isnan(low) or math.isnan(high):  # n_boot=0, or too few resamples
         return "not computed"
@@ -49,17 +50,17 @@ def _est(e: Any, fmt: str = ".3f") -> str:
     """An :class:`aqi._stats.Estimate` as ``value [low, high]`` (no interval when NaN)."""
     if math.isnan(e.ci_low):  # no interval (n_boot=0)
         return f"{e.value:{fmt}}"
-    return f"{e.value:{fmt}} {_ci(e.ci_low, e.ci_high, fmt)}"
+    return f"{e.value:{fmt}} {ci_text(e.ci_low, e.ci_high, fmt)}"
 
 
 def profile_table(profile: Any) -> str:
     """The AQI profile as a plain-text table (one row per layer, then the lexical controls)."""
     rows = [("layer", "AQI", "95% CI", "null 95th", "p", "above chance")]
     for r in profile.layers:
-        rows.append((r.layer, f"{r.value:.2f}", _ci(r.ci_low, r.ci_high), f"{r.null_high:.2f}",
+        rows.append((r.layer, f"{r.value:.2f}", ci_text(r.ci_low, r.ci_high), f"{r.null_high:.2f}",
                      f"{r.p_value:.3f}", "yes" if r.above_chance else "no"))  # fmt: skip
     lines = [grid(rows)]
-    lines += [f"lexical control ({name}): AQI {r.value:.2f} {_ci(r.ci_low, r.ci_high)}"
+    lines += [f"lexical control ({name}): AQI {r.value:.2f} {ci_text(r.ci_low, r.ci_high)}"
               for name, r in profile.lexical.items()]  # fmt: skip
     return "\n".join(lines)
 
@@ -71,14 +72,14 @@ def comparison_table(cmp: Any) -> str:
     for d in cmp.layers:
         name = d.layer_b if d.layer_a == d.layer_b else f"{d.layer_a} / {d.layer_b}"
         rows.append((name, f"{d.aqi_a:.2f}", f"{d.aqi_b:.2f}", f"{d.difference:+.2f}",
-                     _ci(d.ci_low, d.ci_high, "+.2f"), f"{d.p_value:.3g}",
+                     ci_text(d.ci_low, d.ci_high, "+.2f"), f"{d.p_value:.3g}",
                      "significant" if d.significant else ""))  # fmt: skip
     d = cmp.largest_drop()
     return (
         f"a = {cmp.model_a or '-'}, b = {cmp.model_b or '-'}; {cmp.n} shared prompts, "
         f"paired bootstrap ({cmp.n_boot} resamples)\n{grid(rows)}\n"
         f"largest drop: {d.layer_b}, AQI {d.aqi_a:.2f} -> {d.aqi_b:.2f} "
-        f"(Δ {d.difference:+.2f} {_ci(d.ci_low, d.ci_high, '+.2f')}, p = {d.p_value:.3g})"
+        f"(Δ {d.difference:+.2f} {ci_text(d.ci_low, d.ci_high, '+.2f')}, p = {d.p_value:.3g})"
     )
 
 
@@ -107,7 +108,7 @@ def _rate(r: Any) -> tuple[str, str, str]:
     decided = r.total - r.unsure  # unsure labels are out of the rate
     if decided == 0:
         return (f"0/0 ({r.total} unsure)" if r.total else "0/0", "-", "")
-    return (f"{r.refused}/{decided}", f"{r.rate:.1%}", _ci(r.ci_low, r.ci_high, ".1%"))
+    return (f"{r.refused}/{decided}", f"{r.rate:.1%}", ci_text(r.ci_low, r.ci_high, ".1%"))
 
 
 def refusal_table(report: Any) -> str:

@@ -1,0 +1,33 @@
+"""The jobs room: what every long-running writer of aqi shares.
+
+Capture (:mod:`aqi.activations`), generation (:mod:`aqi.behaviour`) and the audit's
+work folder write outputs that take minutes to hours; they share one way of doing it,
+and it lives here, below all of them (it imports only aqi's core):
+
+* :mod:`~aqi.jobs.guard` — the overwrite guard: never write over the input, never
+  replace what aqi did not write (:func:`check_target`, :func:`check_not_input`);
+* :mod:`~aqi.jobs.lock` — ``<path>.lock``, one writer per output, a dead owner's lock
+  taken over (:class:`WriterLock`, :class:`StoreLockedError`);
+* :mod:`~aqi.jobs.closing` — ``with writer:`` releases it (:class:`Closing`);
+* :mod:`~aqi.jobs.parts` — atomic parts in ``<path>.partial/`` and what is left to do on
+  resume (:func:`pending_ranges`, :func:`damaged_parts`);
+* :mod:`~aqi.jobs.interrupted` — Ctrl-C with how far the job got (:class:`JobInterrupted`);
+* :mod:`~aqi.jobs.provenance` — what produced an output; its identity decides a resume.
+
+Only the light modules are imported here; :mod:`~aqi.jobs.parts` (h5py) and
+:mod:`~aqi.jobs.provenance` (torch) are imported from where they are used.
+"""
+
+from .closing import Closing
+from .guard import check_not_input, check_target
+from .interrupted import JobInterrupted
+from .lock import StoreLockedError, WriterLock
+
+__all__ = [
+    "Closing",
+    "JobInterrupted",
+    "StoreLockedError",
+    "WriterLock",
+    "check_not_input",
+    "check_target",
+]
