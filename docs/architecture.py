@@ -34,13 +34,13 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "indices": ("aqi.indices",),
     "probes": ("aqi.probes",),
     "behaviour": ("aqi.behaviour",),
-    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit"),
+    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit", "aqi._audit_inputs"),
     "report": ("aqi.report", "aqi.viz", "aqi._tables"),
     "workflow": ("aqi.workflow", "aqi._latent"),
     "integrations": ("aqi.integrations", "aqi.pytest_plugin"),
     "demo": ("aqi.demo",),
     "command line": ("aqi.cli", "aqi._cli_parser", "aqi._cli_launch", "aqi._cli_stores",
-                     "aqi.__main__"),
+                     "aqi._cli_types", "aqi._cli_errors", "aqi.__main__"),
     "package": ("aqi",),
 }
 SHARED = {"core"}  # underscore-named by convention, shared by design

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "aqi.checks": 4,
     "aqi.verdicts": 4,  # thresholds, Check, verdicts: the rule book's vocabulary
     "aqi.audit": 4,
+    "aqi._audit_inputs": 4,  # what aqi.audit checks of its inputs before it scores
     "aqi": 5,  # the package itself re-exports every layer
     "aqi.report": 5,
     "aqi.viz": 5,
@@ -44,6 +45,8 @@ LAYERS: dict[str, int] = {
     "aqi._cli_parser": 5,
     "aqi._cli_launch": 5,  # the --nproc launcher of the command line
     "aqi._cli_stores": 5,  # the commands that only read stores (info, score, compare, ...)
+    "aqi._cli_types": 5,  # the argument types of the command line (numbers, layers, spans)
+    "aqi._cli_errors": 5,  # how the command line says interruptions and users' errors
     "aqi._tables": 5,  # plain-text tables of results (the command line, the demo)
     "aqi.pytest_plugin": 5,
     "aqi.behaviour": 3,  # beside the probes: it needs activations and the statistics core
