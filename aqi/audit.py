@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ._audit_inputs import (
+    _check_response_types,
+    _check_store_types,
+    check_partial,
+    check_responses,
+    check_same_model,
+)
 from ._errors import NAME_ONLY, ArgumentError, NamedArguments
 from ._version import __version__
 from .activations.store import ActivationStore
@@ -31,7 +37,6 @@ from .behaviour import (
     refusal_flips,
     refusal_rate,
 )
-from .behaviour.evidence import check_same_prompts, check_written_by, describe, same_responses
 from .checks import (
     AuditThresholds,
     Check,
@@ -160,102 +165,6 @@ class AuditReport:
         return f"<b>{html.escape(self.model)}: {self.verdict.upper()}</b><table>{rows}</table>"
 
 
-def _fingerprint(store: ActivationStore) -> str | None:
-    return store.provenance.get("identity", {}).get("weights_fingerprint")
-
-
-def check_same_model(store: ActivationStore, other: ActivationStore, role: str) -> None:
-    """Refuse ``other`` when it was captured from another model than ``store``.
-
-    Stores without a weights fingerprint (e.g. :func:`aqi.store_from_arrays`) cannot
-    be checked and are accepted.
-    """
-    a, b = _fingerprint(store), _fingerprint(other)
-    if a is not None and b is not None and a != b:
-        raise ValueError(
-            f"{role} store {str(other.path)!r} was captured from another model than "
-            f"{str(store.path)!r} (weights fingerprint {b[:12]}… vs {a[:12]}…); its verdict "
-            "would not speak about the audited model — capture it with the same model"
-        )
-
-
-def _store_prompts(store: ActivationStore) -> dict[str, str | None]:
-    """``{id: text}`` of a store's rows; texts ``None`` where a bring-your-own store has none."""
-    ids, texts = [str(i) for i in store.ids], [str(t) for t in store.texts]
-    placeholder = store.provenance.get("source") == "store_from_arrays" and all(
-        t == f"<row {k}>" for k, t in enumerate(texts)
-    )
-    return {i: None if placeholder else t for i, t in zip(ids, texts, strict=True)}
-
-
-def check_responses(
-    store: ActivationStore,
-    responses: Responses | None,
-    *,
-    baseline: ActivationStore | None = None,
-    baseline_responses: Responses | None = None,
-    allow_other_model: bool = False,
-) -> list[str]:
-    """Refuse responses that do not belong with the stores they are audited beside.
-
-    ``responses`` must answer the prompts of ``store`` (same ids and texts) and
-    be written by its model (same weights fingerprint); ``baseline_responses``
-    the same against ``baseline`` (or, without a baseline store, the prompts of
-    ``store``), and the two must answer the same prompts. Another model's
-    responses pass only with ``allow_other_model``; the returned notes then say so.
-    The same responses on both sides warn (the comparison is of a model with itself).
-
-    Returns
-    -------
-    list of str
-        Notes for the report.
-
-    Raises
-    ------
-    ValueError
-        Naming both files and what differs (prompt ids, a text, the weights fingerprint).
-    """
-    notes: list[str] = []
-    for rs, s, role in ((responses, store, "audited"), (baseline_responses, baseline, "baseline")):
-        if rs is None:
-            continue
-        if s is None:  # baseline responses without a baseline store: paired with the audit
-            check_same_prompts(rs, _store_prompts(store), against=f"audited store "
-                               f"{str(store.path)!r}", allow_extra=not store.complete)  # fmt: skip
-            continue
-        against = f"{role} store {str(s.path)!r}"
-        check_same_prompts(rs, _store_prompts(s), against=against, allow_extra=not s.complete)
-        note = check_written_by(rs, s.provenance.get("identity", {}), against=against,
-                                allow_other_model=allow_other_model)  # fmt: skip
-        if note:
-            notes.append(note)
-    if responses is not None and baseline_responses is not None:
-        if same_responses(responses, baseline_responses):
-            msg = (f"{describe(responses)} and baseline {describe(baseline_responses)} are the "
-                   "same responses: refusal_change compares a model with itself")  # fmt: skip
-            warnings.warn(msg, stacklevel=3)
-            notes.append(msg)
-        texts = {r.prompt_id: r.prompt_text for r in responses}
-        check_same_prompts(baseline_responses, texts, against=describe(responses))
-    return notes
-
-
-def check_partial(stores: dict[str, ActivationStore | None], allow_partial: bool) -> list[str]:
-    """Refuse unfinished captures unless ``allow_partial``; return the notes to print."""
-    notes = []
-    for role, s in stores.items():
-        if s is None or s.complete:
-            continue
-        if not allow_partial:
-            raise ValueError(
-                f"{role} store {str(s.path)!r} is an unfinished capture ({s.n_rows} of "
-                f"{s.n_total} rows); run the same capture again to finish it, or pass "
-                "allow_partial=True (CLI: --partial) to audit the rows written so far"
-            )
-        notes.append(f"partial: {role} store {str(s.path)!r} has {s.n_rows} of {s.n_total} rows")
-    return notes
-
-
 def _thresholds(thresholds: AuditThresholds | dict[str, Any] | None) -> AuditThresholds:
     if thresholds is None:
         return AuditThresholds()
@@ -356,24 +265,14 @@ def audit(
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an aqi ActivationStore, got {type(store).__name__}")
     t = _thresholds(thresholds)
-    if reward is not None and not isinstance(reward, (RewardShiftReport, CalibrationResult)):
-        raise TypeError(
-            "reward must be a RewardShiftReport (aqi.probes.reward_shift) or a "
-            f"CalibrationResult (aqi.probes.preference_calibration), got {type(reward).__name__}"
-        )
     roles = {"audited": store, "baseline": baseline, "ood_test": ood_test, "jailbreak": jailbreak}
-    for role, other in roles.items():
-        if other is not None and not isinstance(other, ActivationStore):
-            raise TypeError(f"{role} must be an aqi ActivationStore, got {type(other).__name__}")
+    _check_store_types(roles, reward)
     partial = check_partial(roles, allow_partial)
     notes = list(partial)
     for role in ("ood_test", "jailbreak"):
         if roles[role] is not None:
             check_same_model(store, roles[role], role)
-    for name, rs in (("responses", responses), ("baseline_responses", baseline_responses)):
-        if rs is not None and not isinstance(rs, Responses):
-            raise TypeError(f"{name} must be aqi Responses (aqi.load_responses), got "
-                            f"{type(rs).__name__}")  # fmt: skip
+    _check_response_types(responses, baseline_responses)
     evidence_notes = check_responses(store, responses, baseline=baseline,
                                      baseline_responses=baseline_responses,
                                      allow_other_model=allow_other_model)  # fmt: skip
@@ -390,71 +289,18 @@ def audit(
         ood_test = jailbreak = None
         notes.append("the OOD and jailbreak checks need a layer where the AQI is defined")
     best = profile.best().layer if ood_test is not None or jailbreak is not None else ""
-    cmp = ood = drift = None
+    cmp = None
     if baseline is not None:
         cmp = compare(baseline, store, pooling=pooling, n_boot=n_boot, seed=seed)
         checks.append(aqi_change_check(cmp, t))
-    if ood_test is not None:
-        # Hold out enough reference rows to calibrate a 5% false-alarm threshold (up to
-        # half the reference); with fewer, the coverage check says "insufficient data".
-        need = min_calibration_rows(0.05, t.min_ood_exceedances)
-        holdout = min(0.5, max(0.25, (need + 2) / max(store.n_rows, 1)))
-        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
-                        holdout=holdout, false_alarm_rate=0.05)
-        checks.append(ood_coverage_check(ood, best, t))
-    if jailbreak is not None:
-        drift = jailbreak_drift(
-            store, jailbreak, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
-            max_share_safe=t.max_share_safe, max_centroid_shift=t.max_centroid_shift,
-        )
-        checks.append(jailbreak_drift_check(drift, t))
-    if reward is not None:
-        checks.append(reward_calibration_check(reward, t))
-    axes = None
-    if RECOGNITION_SPAN in store.spans and decision_span(store) is not None:
-        ref = baseline
-        if ref is not None and not (RECOGNITION_SPAN in ref.spans
-                                    and decision_span(ref) == decision_span(store)):
-            notes.append(f"the baseline store holds spans {list(ref.spans)}: the two axes are "
-                         "read without it (capture it with the audited model's spans)")
-            ref = None
-        axes = two_axes(store, ref, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
-        checks.append(two_axes_check(axes, t))
+    ood, drift = _probe_checks(store, ood_test, jailbreak, reward, checks, t, best=best,
+                               pooling=pooling, n_boot=n_boot, seed=seed)  # fmt: skip
+    axes = _two_axes_step(store, baseline, checks, notes, t, layers=layers, n_boot=n_boot,
+                          n_perm=n_perm, seed=seed)  # fmt: skip
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
-    if labels is not None and (responses is None or baseline_responses is None):
-        raise ArgumentError("{labels} need both {responses} and {baseline_responses}: they "
-                            "label both models' answers", labels=str(labels),
-                            responses=NAME_ONLY, baseline_responses=NAME_ONLY)
-    if responses is not None:
-        from .behaviour import resolve_judge
-
-        judge = resolve_judge(judge)
-    behaviour = None if responses is None else refusal_rate(responses, judge)
-    change, flips = None, ()
-    if responses is not None and baseline_responses is not None:
-        try:
-            change = compare_refusal(baseline_responses, responses, judge)
-        except NamedArguments as e:  # name them as this function's caller passed them
-            raise e.renamed(a="baseline_responses", b="responses") from None
-        c = refusal_change_check(change, t)
-        if labels is not None:
-            from .behaviour.labelled_change import labelled_refusal_change
-            from .checks import labelled_refusal_change_check
-
-            try:
-                c = labelled_refusal_change_check(
-                    labelled_refusal_change(baseline_responses, responses, labels, judge), t)
-            except ArgumentError as e:
-                if "interval would have width 0" not in str(e):
-                    raise
-                c = replace(c, summary=f"{c.summary} (labels given, but the prediction-powered "
-                            f"interval is undefined: {e}; decided on the judge's verdicts)")
-        sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
-                   "evidence_notes": evidence_notes}  # fmt: skip
-        checks.append(replace(c, evidence={**c.evidence, **sources}))
-        texts = dict(zip(store.ids.tolist(), store.texts.tolist(), strict=True))
-        flips = refusal_flips(baseline_responses, responses, judge, texts=texts)
+    behaviour, change, flips = _behaviour_checks(store, responses, baseline_responses, judge,
+                                                 labels, checks, t, evidence_notes)  # fmt: skip
     return AuditReport(
         model=store.model_name,
         checks=tuple(checks),
@@ -472,3 +318,91 @@ def audit(
         axes=axes,
         flips=flips,
     )
+
+
+def _probe_checks(
+    store: ActivationStore, ood_test: ActivationStore | None,
+    jailbreak: ActivationStore | None, reward: Any, checks: list[Check], t: AuditThresholds,
+    *, best: str, pooling: str | None, n_boot: int, seed: int,
+) -> tuple[OODReport | None, JailbreakDriftProfile | None]:  # fmt: skip
+    """OOD coverage, jailbreak drift (at the best layer) and reward calibration, each when
+    given; their checks are appended to ``checks``."""
+    ood = drift = None
+    if ood_test is not None:
+        # Hold out enough reference rows to calibrate a 5% false-alarm threshold (up to
+        # half the reference); with fewer, the coverage check says "insufficient data".
+        need = min_calibration_rows(0.05, t.min_ood_exceedances)
+        holdout = min(0.5, max(0.25, (need + 2) / max(store.n_rows, 1)))
+        ood = ood_probe(store, ood_test, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
+                        holdout=holdout, false_alarm_rate=0.05)
+        checks.append(ood_coverage_check(ood, best, t))
+    if jailbreak is not None:
+        drift = jailbreak_drift(
+            store, jailbreak, layers=[best], pooling=pooling, n_boot=n_boot, seed=seed,
+            max_share_safe=t.max_share_safe, max_centroid_shift=t.max_centroid_shift,
+        )
+        checks.append(jailbreak_drift_check(drift, t))
+    if reward is not None:
+        checks.append(reward_calibration_check(reward, t))
+    return ood, drift
+
+
+def _two_axes_step(
+    store: ActivationStore, baseline: ActivationStore | None, checks: list[Check],
+    notes: list[str], t: AuditThresholds, *, layers: Any, n_boot: int, n_perm: int, seed: int,
+) -> TwoAxes | None:  # fmt: skip
+    """The two axes when the store holds a recognition and a decision span (against the
+    baseline when it holds the same spans); the check is appended to ``checks``."""
+    if RECOGNITION_SPAN not in store.spans or decision_span(store) is None:
+        return None
+    ref = baseline
+    if ref is not None and not (RECOGNITION_SPAN in ref.spans
+                                and decision_span(ref) == decision_span(store)):
+        notes.append(f"the baseline store holds spans {list(ref.spans)}: the two axes are "
+                     "read without it (capture it with the audited model's spans)")
+        ref = None
+    axes = two_axes(store, ref, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    checks.append(two_axes_check(axes, t))
+    return axes
+
+
+def _behaviour_checks(
+    store: ActivationStore, responses: Responses | None, baseline_responses: Responses | None,
+    judge: Any, labels: Any, checks: list[Check], t: AuditThresholds, evidence_notes: Any,
+) -> tuple[RefusalReport | None, RefusalComparison | None, tuple[RefusalFlip, ...]]:  # fmt: skip
+    """The refusal rate of the responses and, with the baseline's, the paired refusal change
+    (decided on ``labels`` when given) and the prompts that flipped; the check is appended
+    to ``checks``."""
+    if labels is not None and (responses is None or baseline_responses is None):
+        raise ArgumentError("{labels} need both {responses} and {baseline_responses}: they "
+                            "label both models' answers", labels=str(labels),
+                            responses=NAME_ONLY, baseline_responses=NAME_ONLY)
+    if responses is not None:
+        from .behaviour import resolve_judge
+
+        judge = resolve_judge(judge)
+    behaviour = None if responses is None else refusal_rate(responses, judge)
+    if responses is None or baseline_responses is None:
+        return behaviour, None, ()
+    try:
+        change = compare_refusal(baseline_responses, responses, judge)
+    except NamedArguments as e:  # name them as this function's caller passed them
+        raise e.renamed(a="baseline_responses", b="responses") from None
+    c = refusal_change_check(change, t)
+    if labels is not None:
+        from .behaviour.labelled_change import labelled_refusal_change
+        from .checks import labelled_refusal_change_check
+
+        try:
+            c = labelled_refusal_change_check(
+                labelled_refusal_change(baseline_responses, responses, labels, judge), t)
+        except ArgumentError as e:
+            if "interval would have width 0" not in str(e):
+                raise
+            c = replace(c, summary=f"{c.summary} (labels given, but the prediction-powered "
+                        f"interval is undefined: {e}; decided on the judge's verdicts)")
+    sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
+               "evidence_notes": evidence_notes}  # fmt: skip
+    checks.append(replace(c, evidence={**c.evidence, **sources}))
+    texts = dict(zip(store.ids.tolist(), store.texts.tolist(), strict=True))
+    return behaviour, change, refusal_flips(baseline_responses, responses, judge, texts=texts)

@@ -15,18 +15,16 @@ import argparse
 import contextlib
 import os
 import sys
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cli_errors import _interrupted, _user_error, cli_spelling
 from ._cli_parser import (
     EXIT_BROKEN_PIPE,
     EXIT_GATE_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     build_parser,
 )
 from ._errors import NAME_ONLY, ArgumentError, NamedArguments
@@ -34,42 +32,10 @@ from ._errors import NAME_ONLY, ArgumentError, NamedArguments
 __all__ = ["build_parser", "main"]
 
 
-
 #: The loading flags and their defaults (what ``--model demo`` refuses when changed).
 _LOADING_DEFAULTS = {"revision": None, "gguf_file": None, "dtype": "auto", "device": None,
                      "device_map": None, "load_in_8bit": False, "load_in_4bit": False,
                      "trust_remote_code": False, "attn_implementation": None}
-#: Python arguments whose flag is not ``--`` + their name with dashes.
-_FLAGS = {"name_or_path": "--model", "do_sample": "--sample", "model": "--model"}
-#: Python (argument, value) pairs that are a switch on the command line.
-_SWITCHES = {("on_empty", "drop"): "--drop-empty", ("do_sample", True): "--sample",
-             ("allow_partial", True): "--partial", ("include_response", True): "--include-response"}
-
-
-def cli_spelling(name: str, value: Any) -> str:
-    """How the command line spells the Python argument ``name=value`` (its flag).
-
-    >>> cli_spelling("on_empty", "drop"), cli_spelling("batch_size", 0)
-    ('--drop-empty', '--batch-size 0')
-    """
-    if isinstance(value, (str, bool, int)) and (name, value) in _SWITCHES:
-        return _SWITCHES[(name, value)]
-    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-    return flag if value is NAME_ONLY or value is True else f"{flag} {value}"
-
-
-#: What to lower when a command runs out of memory: batches for the model commands,
-#: resamples (which the statistics hold ``n_boot × classes × dim`` of) for the others.
-_OOM_HINT = {
-    "capture": "lower --batch-size or --max-tokens-per-batch",
-    "generate": "lower --batch-size",
-    "score": "lower --n-boot or --n-perm",
-    "report": "lower --n-boot, --n-perm or --reward-n-boot",
-    "gate": "lower --n-boot, --n-perm or --reward-n-boot",
-    "audit": "lower --batch-size, --n-boot or --n-perm",
-    "compare": "lower --n-boot",
-    "probe": "lower --n-boot",
-}
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -357,88 +323,12 @@ def _audit_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run one parsed command; an interruption or a user's error becomes a message and an
+    exit code."""
     try:
-        if args.command in ("capture", "generate", "audit"):
-            _check_at_the_door(args)
-        if args.command == "audit":
-            return _audit_command(args)
-        if args.command == "demo":
-            from .demo import run_demo, run_profile
-
-            return (run_profile if args.profile else run_demo)(
-                args.out_dir, overwrite=args.overwrite, quiet=args.quiet, as_json=args.json)
-        if args.command == "track":
-            from .integrations.track import run as run_track
-
-            return run_track(args)
-        from ._cli_stores import run_store_command
-
-        code = run_store_command(args)
-        if code is not None:
-            return code
-        prompts, include_response, own = _capture_prompts(args)
-        if args.command == "generate":
-            from ._cli_stores import cli_judge
-
-            judge = cli_judge(args)  # a bad --judge is refused before the model loads
-        model, tok = _load_model(args)
-        if own is not None:
-            _check_own_responses(args, own, model)
-        if args.command == "generate":
-            from .behaviour import generate_responses, refusal_rate
-
-            rs = generate_responses(
-                model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
-                batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
-                n=args.n, seed=args.seed, overwrite=args.overwrite,
-                max_prompt_tokens=_prompt_limit(args),
-            )  # fmt: skip
-            rates = refusal_rate(rs, judge)
-            if args.json:
-                from ._cli_stores import dump_json
-
-                dump_json({"path": args.out, "responses": len(rs), "prompts": len(rs.prompt_ids),
-                           "samples_per_prompt": rs.n_samples, **rates.to_dict()})  # fmt: skip
-            else:
-                from .tables import refusal_table
-
-                print(f"{args.out}: {len(rs)} responses to {len(rs.prompt_ids)} prompts "
-                      f"({rs.n_samples} per prompt)\n{refusal_table(rates)}")  # fmt: skip
-            return EXIT_OK
-        from ._cli_stores import print_summary, store_summary
-        from .activations import capture
-
-        store = capture(
-            model,
-            tok,
-            prompts,
-            args.out,
-            layers=args.layers,
-            pooling=[p.strip() for p in args.pooling.split(",")],
-            spans=args.span,
-            onset_tokens=args.onset_tokens,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            max_prompt_tokens=_prompt_limit(args),
-            max_tokens_per_batch=args.max_tokens_per_batch,
-            include_response=include_response,
-            chat=False if args.no_chat else None,
-            overwrite=args.overwrite,
-        )
-        with store:
-            if int(os.environ.get("RANK", "0")) == 0:  # under --nproc: one summary, rank 0's
-                print_summary(store_summary(store), args.json)
-        return EXIT_OK
+        return _dispatch(args)
     except KeyboardInterrupt as e:
-        if args.debug:
-            traceback.print_exc()
-        done, total = getattr(e, "rows_done", None), getattr(e, "rows_total", None)
-        unit = getattr(e, "unit", "rows")
-        where = f" after {done} of {total} {unit}" if done is not None else ""
-        resumable = args.command in ("capture", "generate", "audit")
-        again = "; run the same command again to resume" if resumable else ""
-        print(f"aqi {args.command}: interrupted{where}{again}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(args, e)
     except BrokenPipeError:
         raise  # the reader went away (``aqi … | head``): main ends quietly
     except (ValueError, TypeError, OSError, KeyError, FloatingPointError, MemoryError,
@@ -449,49 +339,91 @@ def _run(args: argparse.Namespace) -> int:
         return _user_error(args, e)
 
 
-#: What to do about an OS error on a user's path, by errno name.
-_OS_HINTS = {
-    "ENOENT": "check the path (a missing folder is not created for it)",
-    "EEXIST": "it is in the way: remove it or choose another path",
-    "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
-    "EISDIR": "it is a folder: give a file path in it",
-    "EACCES": "choose a path you may read and write, or change its permissions",
-    "EPERM": "choose a path you may read and write, or change its permissions",
-    "EROFS": "the file system is read-only: choose a path on a writable one",
-    "ENOSPC": "the disk is full: free space or choose another folder",
-    "ENAMETOOLONG": "shorten the path",
-}
+def _dispatch(args: argparse.Namespace) -> int:
+    """The command's own function: audit, demo, track, a store command, generate or capture."""
+    if args.command in ("capture", "generate", "audit"):
+        _check_at_the_door(args)
+    if args.command == "audit":
+        return _audit_command(args)
+    if args.command == "demo":
+        from .demo import run_demo, run_profile
+
+        return (run_profile if args.profile else run_demo)(
+            args.out_dir, overwrite=args.overwrite, quiet=args.quiet, as_json=args.json)
+    if args.command == "track":
+        from .integrations.track import run as run_track
+
+        return run_track(args)
+    from ._cli_stores import run_store_command
+
+    code = run_store_command(args)
+    if code is not None:
+        return code
+    prompts, include_response, own = _capture_prompts(args)
+    if args.command == "generate":
+        from ._cli_stores import cli_judge
+
+        judge = cli_judge(args)  # a bad --judge is refused before the model loads
+    model, tok = _load_model(args)
+    if own is not None:
+        _check_own_responses(args, own, model)
+    if args.command == "generate":
+        return _generate_command(args, model, tok, prompts, judge)
+    return _capture_command(args, model, tok, prompts, include_response)
 
 
-def _os_error(e: OSError) -> str:
-    """An OS error as ours: which path, what is wrong with it, what to do (no ``[Errno N]``)."""
-    import errno as errno_names
+def _generate_command(args: argparse.Namespace, model: Any, tok: Any, prompts: Any,
+                      judge: Any) -> int:
+    """``aqi generate``: the responses, their refusal rates printed (or as JSON)."""
+    from .behaviour import generate_responses, refusal_rate
 
-    name = errno_names.errorcode.get(e.errno or 0, "")
-    paths = " → ".join(repr(str(p)) for p in (e.filename, e.filename2) if p is not None)
-    what = e.strerror[0].lower() + e.strerror[1:] if e.strerror else type(e).__name__
-    hint = _OS_HINTS.get(name, "check the path and its permissions")
-    return f"{paths or 'a path'}: {what}; {hint}"
+    rs = generate_responses(
+        model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
+        n=args.n, seed=args.seed, overwrite=args.overwrite,
+        max_prompt_tokens=_prompt_limit(args),
+    )  # fmt: skip
+    rates = refusal_rate(rs, judge)
+    if args.json:
+        from ._cli_stores import dump_json
 
-
-def _user_error(args: argparse.Namespace, e: BaseException) -> int:
-    """Print the one line of a user error (``--debug``: after the traceback); return 2."""
-    oom = isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-    if args.debug:
-        traceback.print_exc()
-    if isinstance(e, NamedArguments):
-        text = " ".join(e.render(cli_spelling).split())
-    elif isinstance(e, OSError) and e.errno is not None and e.strerror:
-        text = _os_error(e)
-    elif isinstance(e, KeyError) and e.args:
-        text = str(e.args[0])
+        dump_json({"path": args.out, "responses": len(rs), "prompts": len(rs.prompt_ids),
+                   "samples_per_prompt": rs.n_samples, **rates.to_dict()})  # fmt: skip
     else:
-        text = " ".join(str(e).split())
-    if oom:
-        text = f"out of memory ({text}); {_OOM_HINT.get(args.command, _OOM_HINT['score'])}"
-    print(f"aqi {args.command}: error: {text or type(e).__name__}", file=sys.stderr)
-    return EXIT_USAGE
+        from .tables import refusal_table
 
+        print(f"{args.out}: {len(rs)} responses to {len(rs.prompt_ids)} prompts "
+              f"({rs.n_samples} per prompt)\n{refusal_table(rates)}")  # fmt: skip
+    return EXIT_OK
+
+
+def _capture_command(args: argparse.Namespace, model: Any, tok: Any, prompts: Any,
+                     include_response: bool) -> int:
+    """``aqi capture``: the store, and its summary printed by rank 0."""
+    from ._cli_stores import print_summary, store_summary
+    from .activations import capture
+
+    store = capture(
+        model,
+        tok,
+        prompts,
+        args.out,
+        layers=args.layers,
+        pooling=[p.strip() for p in args.pooling.split(",")],
+        spans=args.span,
+        onset_tokens=args.onset_tokens,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_prompt_tokens=_prompt_limit(args),
+        max_tokens_per_batch=args.max_tokens_per_batch,
+        include_response=include_response,
+        chat=False if args.no_chat else None,
+        overwrite=args.overwrite,
+    )
+    with store:
+        if int(os.environ.get("RANK", "0")) == 0:  # under --nproc: one summary, rank 0's
+            print_summary(store_summary(store), args.json)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

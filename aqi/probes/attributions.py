@@ -96,12 +96,8 @@ def token_attributions(
     r = torch.as_tensor(np.asarray(direction, dtype=np.float32))
     if r.ndim != 1:
         raise ValueError(f"direction must be a 1-D vector, got shape {tuple(r.shape)}")
-    enc = PromptEncoder(tokenizer, span="user", chat=chat).encode([Prompt("x", text, "unsafe")])[0]
     device = next(model.parameters()).device
-    ids = torch.tensor([enc.input_ids], device=device)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    base = ids.clone()
-    base[0, enc.start : enc.stop] = pad
+    enc, ids, base = _input_and_baseline(tokenizer, text, chat, device)
     r = r.to(device)
     captured: dict[str, torch.Tensor] = {}
 
@@ -134,13 +130,18 @@ def token_attributions(
         handle.remove()
     scores = attr.sum(-1)[0].detach().float().cpu().numpy()
     tokens = tuple(tokenizer.convert_ids_to_tokens(enc.input_ids))
-    return TokenAttribution(
-        text=text,
-        tokens=tokens,
-        scores=scores,
-        span=(enc.start, enc.stop),
-        layer=ref.name,
-        value=fx,
-        baseline_value=fb,
-        delta=float(delta[0]),
-    )
+    return TokenAttribution(text=text, tokens=tokens, scores=scores, span=(enc.start, enc.stop),
+                            layer=ref.name, value=fx, baseline_value=fb,
+                            delta=float(delta[0]))  # fmt: skip
+
+
+def _input_and_baseline(tokenizer: Any, text: str, chat: bool | None,
+                        device: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The encoded prompt, its token ids, and the baseline: the same ids with the user's
+    text replaced by padding."""
+    enc = PromptEncoder(tokenizer, span="user", chat=chat).encode([Prompt("x", text, "unsafe")])[0]
+    ids = torch.tensor([enc.input_ids], device=device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    base = ids.clone()
+    base[0, enc.start : enc.stop] = pad
+    return enc, ids, base

@@ -339,21 +339,10 @@ def preference_calibration(
     (0.625, 1)
     """
     check_bootstrap_args(n_boot, confidence)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    if binning not in ("uniform", "quantile"):
-        raise ValueError(f"binning must be 'uniform' or 'quantile', got {binning!r}")
-    if ties not in _TIE_CREDIT:
-        raise ValueError(f"ties must be 'half' or 'wrong', got {ties!r}")
+    _check_binning(n_bins, binning, ties)
     margins = reward_margins(chosen, rejected)
     if calibrator is not None:
-        if not isinstance(calibrator, _Calibrator):
-            raise TypeError(
-                "calibrator must be a fitted TemperatureScaling or PlattScaling, "
-                f"got {type(calibrator).__name__}"
-            )
-        calibrator._check_fitted()
-        calibrator._check_not_fit_set(margins)
+        _check_calibrator(calibrator, margins)
     M, edges, _, conf, correct = _contributions(margins, calibrator, n_bins, binning, ties)
     n = len(margins)
     if n < 2:  # issue 31: one pair scored "0.000 [0.000, 0.000]" without a word
@@ -363,6 +352,40 @@ def preference_calibration(
                       "accuracy are one pair's and every bootstrap resample is that pair, so "
                       "the interval has no width; score at least tens of pairs",
                       DegenerateInputWarning, stacklevel=2)  # fmt: skip
+    est = _estimates(M, n_bins, n, n_boot=n_boot, seed=seed, confidence=confidence)
+    bins = _reliability_bins(M, edges, n_bins)
+    return CalibrationResult(
+        *est, n=n, n_ties=int(np.sum(margins == 0)), n_bins=int(n_bins), binning=binning,
+        bins=bins, calibrator=repr(calibrator) if calibrator is not None else "uncalibrated",
+        confidence=float(confidence), n_boot=int(n_boot), label=label, correct=correct,
+        top_confidence=conf,
+    )  # fmt: skip
+
+
+def _check_binning(n_bins: Any, binning: Any, ties: Any) -> None:
+    """Refuse a bin count, binning or tie rule that is not one of the documented ones."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if binning not in ("uniform", "quantile"):
+        raise ValueError(f"binning must be 'uniform' or 'quantile', got {binning!r}")
+    if ties not in _TIE_CREDIT:
+        raise ValueError(f"ties must be 'half' or 'wrong', got {ties!r}")
+
+
+def _check_calibrator(calibrator: Any, margins: np.ndarray) -> None:
+    """Refuse a calibrator that is not fitted, or was fitted on these very margins."""
+    if not isinstance(calibrator, _Calibrator):
+        raise TypeError(
+            "calibrator must be a fitted TemperatureScaling or PlattScaling, "
+            f"got {type(calibrator).__name__}"
+        )
+    calibrator._check_fitted()
+    calibrator._check_not_fit_set(margins)
+
+
+def _estimates(M: np.ndarray, n_bins: int, n: int, *, n_boot: int, seed: int | None,
+               confidence: float) -> list[Estimate]:  # fmt: skip
+    """Each summary (ECE, accuracy, ...) with its bootstrap interval over the pairs."""
     point = _summaries(M.sum(0, keepdims=True), n_bins, n)
     rng = np.random.default_rng(seed)
     # Resampled sums in float32 (counts are exact; sums carry ~1e-7 relative error,
@@ -372,22 +395,20 @@ def preference_calibration(
         _summaries((W @ M32).astype(np.float64), n_bins, n)
         for W in stratified_weights([n], n_boot, rng, np.float32)
     ]
-    est = [
+    return [
         estimate(p[0], np.concatenate([b[i] for b in boots]) if boots else None, confidence)
         for i, p in enumerate(point)
     ]
+
+
+def _reliability_bins(M: np.ndarray, edges: np.ndarray, n_bins: int) -> ReliabilityBins:
+    """The reliability diagram's bins: edges, pairs, mean confidence and accuracy in each."""
     cnt = M[:, :n_bins].sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        bins = ReliabilityBins(
+        return ReliabilityBins(
             edges[:-1].copy(),
             edges[1:].copy(),
             cnt.astype(np.int64),
             np.where(cnt > 0, M[:, n_bins : 2 * n_bins].sum(0) / cnt, np.nan),
             np.where(cnt > 0, M[:, 2 * n_bins : 3 * n_bins].sum(0) / cnt, np.nan),
         )
-    return CalibrationResult(
-        *est, n=n, n_ties=int(np.sum(margins == 0)), n_bins=int(n_bins), binning=binning,
-        bins=bins, calibrator=repr(calibrator) if calibrator is not None else "uncalibrated",
-        confidence=float(confidence), n_boot=int(n_boot), label=label, correct=correct,
-        top_confidence=conf,
-    )  # fmt: skip

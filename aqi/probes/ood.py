@@ -204,26 +204,34 @@ def ood_probe(
             )
         y = reference.labels[fit_rows] if use_labels or det.requires_labels else None
         det.fit(Xr[fit_rows], y)
-        s_ref, s_test = det.score(Xr[held_rows]), det.score(Xt)
-        thr = conformal_threshold(s_ref, false_alarm_rate)
-        flagged = s_test > thr
-        out.append(
-            OODLayerResult(
-                layer=la,
-                detector=repr(det),
-                detection=detection_metrics(
-                    s_ref, s_test, n_boot=n_boot, confidence=confidence, seed=seed, label=la
-                ),
-                threshold=thr,
-                false_alarm_rate=float(false_alarm_rate),
-                heldout_flag_rate=float(np.mean(s_ref > thr)),
-                flag_rate=wilson_interval(int(flagged.sum()), len(flagged), confidence),
-                flagged_ids=tuple(ids[flagged].tolist()),
-                flagged_categories=dict(Counter(cats[flagged].tolist())),
-                scores=s_test,
-                reference_scores=s_ref,
-            )
-        )
+        out.append(_layer_result(la, det, det.score(Xr[held_rows]), det.score(Xt), ids, cats,
+                                 false_alarm_rate=false_alarm_rate, n_boot=n_boot,
+                                 confidence=confidence, seed=seed))  # fmt: skip
     return OODReport(
         tuple(out), reference.model_name, test.model_name, len(fit_rows), len(held_rows), len(test)
+    )
+
+
+def _layer_result(
+    la: str, det: Any, s_ref: np.ndarray, s_test: np.ndarray, ids: np.ndarray, cats: np.ndarray,
+    *, false_alarm_rate: float, n_boot: int, confidence: float, seed: int | None,
+) -> OODLayerResult:  # fmt: skip
+    """One layer's result: the conformal threshold on the held-out reference scores, the
+    detection metrics, and the test rows it flags."""
+    thr = conformal_threshold(s_ref, false_alarm_rate)
+    flagged = s_test > thr
+    return OODLayerResult(
+        layer=la,
+        detector=repr(det),
+        detection=detection_metrics(
+            s_ref, s_test, n_boot=n_boot, confidence=confidence, seed=seed, label=la
+        ),
+        threshold=thr,
+        false_alarm_rate=float(false_alarm_rate),
+        heldout_flag_rate=float(np.mean(s_ref > thr)),
+        flag_rate=wilson_interval(int(flagged.sum()), len(flagged), confidence),
+        flagged_ids=tuple(ids[flagged].tolist()),
+        flagged_categories=dict(Counter(cats[flagged].tolist())),
+        scores=s_test,
+        reference_scores=s_ref,
     )

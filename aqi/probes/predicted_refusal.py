@@ -47,7 +47,7 @@ from .._stats import (
     resample_counts,
 )
 from ..activations.store import ActivationStore, pair_by_id
-from .refusal_direction import _direction, _p, split_by_pair
+from .refusal_direction import _direction, _p, _paired_layer, _read, split_by_pair
 
 __all__ = ["PredictedRefusal", "predicted_refusal"]
 
@@ -342,15 +342,33 @@ def predicted_refusal(
     (True, True, True)
     """
     check_bootstrap_args(n_boot, confidence)
-    if (not isinstance(depth, tuple) or len(depth) != 2
-            or not 0 <= depth[0] < depth[1] <= 1):
-        raise ValueError(f"depth={depth!r}; expected (lo, hi) with 0 <= lo < hi <= 1, "
-                         "e.g. (0.25, 0.8)")
+    _check_depth(depth)
     span_a, span_b = baseline.resolve_span(span), audited.resolve_span(span)
     pool = baseline.resolve_pooling(pooling)
     audited.resolve_pooling(pool)
     ids, ia, ib = pair_by_id(baseline, audited)
     y = baseline.y[ia].astype(int)
+    r = _baseline_refusals(refused, ids, y)
+    chosen, scores = _choose_layer(baseline, layer, depth, ia, ids, y, r, span_a, pool, seed)
+    Xb, Xa = _paired_layer(baseline, audited, chosen, (ia, span_a), (ib, span_b), pool)
+    fit = _Fit(Xb, y, r, r >= 0)
+    boot = _bootstrap_rates(Xb, Xa, y, r, n_boot, seed)
+    return _result(fit, Xb, Xa, y, r, ids, boot, confidence=confidence, layer=chosen,
+                   span=span_a, pooling=pool, scores=scores, model_a=baseline.model_name,
+                   model_b=audited.model_name)  # fmt: skip
+
+
+def _check_depth(depth: Any) -> None:
+    """Refuse a depth range that is not ``(lo, hi)`` with ``0 <= lo < hi <= 1``."""
+    if (not isinstance(depth, tuple) or len(depth) != 2
+            or not 0 <= depth[0] < depth[1] <= 1):
+        raise ValueError(f"depth={depth!r}; expected (lo, hi) with 0 <= lo < hi <= 1, "
+                         "e.g. (0.25, 0.8)")
+
+
+def _baseline_refusals(refused: Any, ids: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The baseline's judged refusal per paired prompt (1 refused, 0 complied, -1 unsure);
+    refuse one outcome only, or one class only."""
     r = _check_refused(refused, ids)
     decided = r >= 0
     unsafe_decided = decided & (y == 1)
@@ -366,67 +384,79 @@ def predicted_refusal(
     if len(np.unique(y)) < 2:
         raise ValueError("the prompts hold one class only; predicted refusal needs safe and "
                          "unsafe prompts")
+    return r
 
-    def read(store: ActivationStore, la: str, idx: np.ndarray, sp: str) -> np.ndarray:
-        return store.activations(la, pool, sp)[idx].astype(np.float64)
 
-    if layer is None:
-        names = _candidate_blocks(baseline, depth)
-        scores = _choose_block(baseline, ia, ids, y, r, names,
-                               lambda la: read(baseline, la, ia, span_a), seed)
-        chosen = min(names, key=lambda k: (scores[k], names.index(k)))
-        if not np.isfinite(scores[chosen]):
-            raise ValueError("no block could be cross-fitted: each half of the prompt pairs "
-                             "needs refused and complied prompts; give more prompts or layer=")
-    else:
-        chosen, scores = baseline.layer_name(layer), {}
-    Xb = read(baseline, chosen, ia, span_a)
-    Xa = read(audited, audited.layer_name(chosen), ib, span_b)
-    if Xb.shape[1] != Xa.shape[1]:
-        raise ValueError(
-            f"layer {chosen!r} has width {Xb.shape[1]} in the baseline and {Xa.shape[1]} in "
-            "the audited model: the refusal direction lives in the baseline's residual "
-            "space, so both models must share it (a fine-tune, quantisation or ablation)"
-        )
-    fit = _Fit(Xb, y, r, decided)
+def _choose_layer(
+    baseline: ActivationStore, layer: Any, depth: tuple[float, float], ia: np.ndarray,
+    ids: np.ndarray, y: np.ndarray, r: np.ndarray, span: str, pool: str, seed: int,
+) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """The given layer, or the candidate block whose cross-fitted refusal probability has the
+    lowest log loss (with every candidate's)."""
+    if layer is not None:
+        return baseline.layer_name(layer), {}
+    names = _candidate_blocks(baseline, depth)
+    scores = _choose_block(baseline, ia, ids, y, r, names,
+                           lambda la: _read(baseline, la, ia, span, pool), seed)
+    chosen = min(names, key=lambda k: (scores[k], names.index(k)))
+    if not np.isfinite(scores[chosen]):
+        raise ValueError("no block could be cross-fitted: each half of the prompt pairs "
+                         "needs refused and complied prompts; give more prompts or layer=")
+    return chosen, scores
+
+
+def _bootstrap_rates(Xb: np.ndarray, Xa: np.ndarray, y: np.ndarray, r: np.ndarray,
+                     n_boot: int, seed: int) -> np.ndarray | None:  # fmt: skip
+    """The six rates of each bootstrap resample, stratified by class, the fit redone on each
+    (NaN where a resample cannot be fitted; ``None`` without resamples)."""
+    if not n_boot:
+        return None
+    decided = r >= 0
+    rng = np.random.default_rng(seed)
+    order = np.argsort(y, kind="stable")
+    sizes = np.bincount(y, minlength=2)
+    W = np.concatenate([resample_counts(int(m), n_boot, rng) for m in sizes], axis=1)
+    boot = np.full((n_boot, 6), np.nan)
+    for k, w in enumerate(W):
+        idx = order[np.repeat(np.arange(len(w)), w.astype(int))]
+        if len(np.unique(r[idx][decided[idx]])) < 2:
+            continue
+        try:
+            f = _Fit(Xb[idx], y[idx], r[idx], decided[idx])
+        except ValueError:
+            continue
+        boot[k] = _rates(f.prob(Xb[idx]), f.prob(Xa[idx]), Xb[idx] @ f.d, Xa[idx] @ f.d,
+                         y[idx])
+    return boot
+
+
+def _result(
+    fit: _Fit, Xb: np.ndarray, Xa: np.ndarray, y: np.ndarray, r: np.ndarray, ids: np.ndarray,
+    boot: np.ndarray | None, *, confidence: float, layer: str, span: str, pooling: str,
+    scores: dict[str, float], model_a: str, model_b: str,
+) -> PredictedRefusal:  # fmt: skip
+    """The prediction: each rate with its interval, the fit, and every prompt's probability."""
     pb, pa = fit.prob(Xb), fit.prob(Xa)
     point = _rates(pb, pa, Xb @ fit.d, Xa @ fit.d, y)
-
-    boot = None
-    if n_boot:
-        rng = np.random.default_rng(seed)
-        order = np.argsort(y, kind="stable")
-        sizes = np.bincount(y, minlength=2)
-        W = np.concatenate([resample_counts(int(m), n_boot, rng) for m in sizes], axis=1)
-        boot = np.full((n_boot, 6), np.nan)
-        for k, w in enumerate(W):
-            idx = order[np.repeat(np.arange(len(w)), w.astype(int))]
-            if len(np.unique(r[idx][decided[idx]])) < 2:
-                continue
-            try:
-                f = _Fit(Xb[idx], y[idx], r[idx], decided[idx])
-            except ValueError:
-                continue
-            boot[k] = _rates(f.prob(Xb[idx]), f.prob(Xa[idx]), Xb[idx] @ f.d, Xa[idx] @ f.d,
-                             y[idx])
 
     def est(j: int) -> Estimate:
         return _basic(point[j], None if boot is None else boot[:, j], confidence, _BOUNDS[j])
 
-    judged_u = r[unsafe_decided]
+    decided = r >= 0
+    judged_u = r[decided & (y == 1)]
     sid = [str(i) for i in ids]
     return PredictedRefusal(
-        layer=chosen, span=span_a, pooling=pool,
+        layer=layer, span=span, pooling=pooling,
         baseline_judged=float(judged_u.mean()) if judged_u.size else float("nan"),
         baseline=est(0), refusal=est(1), change=est(2),
         p_drop=_p(-point[2], None if boot is None else -boot[:, 2]),
         over_refusal=est(3), over_refusal_change=est(4), gap_fraction=est(5),
         p_gap=_p(-point[5], None if boot is None else -boot[:, 5]),
-        intercept=fit.a, slope=fit.b, fit_log_loss=scores.get(chosen, float("nan")),
-        n_fit=n_dec, n_refused=n_ref,
+        intercept=fit.a, slope=fit.b, fit_log_loss=scores.get(layer, float("nan")),
+        n_fit=int(decided.sum()), n_refused=int((r == 1).sum()),
         probabilities=dict(zip(sid, pa.tolist(), strict=True)),
         baseline_probabilities=dict(zip(sid, pb.tolist(), strict=True)),
         labels=dict(zip(sid, y.tolist(), strict=True)),
         baseline_refused={i: (None if v < 0 else bool(v)) for i, v in zip(sid, r, strict=True)},
-        layer_scores=scores, model_a=baseline.model_name, model_b=audited.model_name,
+        layer_scores=scores, model_a=model_a, model_b=model_b,
     )  # fmt: skip

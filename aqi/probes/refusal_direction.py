@@ -209,86 +209,134 @@ def refusal_shift(
     (True, True)
     """
     check_bootstrap_args(n_boot, confidence)
-    if not 0 < fit_fraction < 1:
-        raise ValueError(f"fit_fraction={fit_fraction!r}; expected a number in (0, 1)")
-    if not 0 < max_depth <= 1:
-        raise ValueError(f"max_depth={max_depth!r}; expected a number in (0, 1]")
+    _check_fractions(fit_fraction, max_depth)
     span_a, span_b = baseline.resolve_span(span), audited.resolve_span(span)
     pool = baseline.resolve_pooling(pooling)
     audited.resolve_pooling(pool)
     ids, ia, ib = pair_by_id(baseline, audited)
     y = baseline.y[ia].astype(int)
-    fit, ev = split_by_pair(ids, baseline.pair_ids[ia], fit_fraction, seed)
+    fit, ev = _fit_and_eval(ids, baseline.pair_ids[ia], y, fit_fraction, seed)
+    chosen, scores = _choose_layer(baseline, layer, max_depth, ia, span_a, pool, y, fit)
+    Xb, Xa, d = _direction_at(baseline, audited, chosen, (ia, span_a), (ib, span_b), pool,
+                              y, fit)  # fmt: skip
+    sb, sa, ye = Xb[ev] @ d, Xa[ev] @ d, y[ev]
+    unsafe, safe = _shifts(sb, sa, ye)
+    boot_u, boot_s = _bootstrap_shifts(sb, sa, ye, n_boot, seed)
+    return RefusalShift(
+        layer=chosen, span=span_a, pooling=pool, unsafe=estimate(unsafe, boot_u, confidence),
+        safe=estimate(safe, boot_s, confidence),
+        p_unsafe=_p(-unsafe, None if boot_u is None else -boot_u), p_safe=_p(safe, boot_s),
+        separation=_separation(sb, ye), controls=_controls(Xb, Xa, y, fit, ev, seed),
+        n_fit=len(fit), n_eval=len(ev), model_a=baseline.model_name, model_b=audited.model_name,
+        layer_scores={k: float(v) for k, v in scores.items()},
+    )  # fmt: skip
+
+
+def _check_fractions(fit_fraction: float, max_depth: float) -> None:
+    """Refuse a fit share outside (0, 1) or a depth outside (0, 1]."""
+    if not 0 < fit_fraction < 1:
+        raise ValueError(f"fit_fraction={fit_fraction!r}; expected a number in (0, 1)")
+    if not 0 < max_depth <= 1:
+        raise ValueError(f"max_depth={max_depth!r}; expected a number in (0, 1]")
+
+
+def _fit_and_eval(ids: np.ndarray, pair_ids: np.ndarray, y: np.ndarray, fit_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The rows the direction is fitted on and those it is evaluated on (a pair never
+    straddles them); refuse a split without two prompts of each class."""
+    fit, ev = split_by_pair(ids, pair_ids, fit_fraction, seed)
     for name, rows in (("fit", fit), ("evaluation", ev)):
         if len(np.unique(y[rows])) < 2 or min(np.bincount(y[rows], minlength=2)) < 2:
             raise ValueError(
                 f"the {name} split has fewer than 2 prompts of a class ({len(rows)} rows); "
                 "the refusal shift needs both classes on both splits: give more pairs"
             )
+    return fit, ev
 
-    def read(store: ActivationStore, la: str, idx: np.ndarray, sp: str) -> np.ndarray:
-        return store.activations(la, pool, sp)[idx].astype(np.float64)
 
-    if layer is None:
-        names = _candidate_layers(baseline, max_depth)
-        scores = {}
-        for la in names:
-            X = read(baseline, la, ia, span_a)
-            d = _direction(X[fit], y[fit])
-            scores[la] = -np.inf if d is None else _separation(X[fit] @ d, y[fit])
-        chosen = max(scores, key=lambda k: scores[k])
-    else:
-        chosen = baseline.layer_name(layer)
-        scores = {}
+def _read(store: ActivationStore, la: str, idx: np.ndarray, sp: str, pool: str) -> np.ndarray:
+    """The rows ``idx`` of one layer, span and pooling, in float64."""
+    return store.activations(la, pool, sp)[idx].astype(np.float64)
+
+
+def _choose_layer(
+    baseline: ActivationStore, layer: Any, max_depth: float, ia: np.ndarray, span: str,
+    pool: str, y: np.ndarray, fit: np.ndarray,
+) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """The given layer, or the candidate layer whose direction best separates the baseline's
+    fit rows (with every candidate's separation)."""
+    if layer is not None:
+        return baseline.layer_name(layer), {}
+    scores = {}
+    for la in _candidate_layers(baseline, max_depth):
+        X = _read(baseline, la, ia, span, pool)
+        d = _direction(X[fit], y[fit])
+        scores[la] = -np.inf if d is None else _separation(X[fit] @ d, y[fit])
+    return max(scores, key=lambda k: scores[k]), scores
+
+
+def _paired_layer(
+    baseline: ActivationStore, audited: ActivationStore, chosen: str,
+    rows_a: tuple[np.ndarray, str], rows_b: tuple[np.ndarray, str], pool: str,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Both models' paired rows (``(rows, span)`` each) at the chosen layer; refuse layers of
+    different widths."""
     lb = audited.layer_name(chosen)
-    Xb, Xa = read(baseline, chosen, ia, span_a), read(audited, lb, ib, span_b)
+    Xb, Xa = _read(baseline, chosen, *rows_a, pool), _read(audited, lb, *rows_b, pool)
     if Xb.shape[1] != Xa.shape[1]:
         raise ValueError(
             f"layer {chosen!r} has width {Xb.shape[1]} in the baseline and {Xa.shape[1]} in "
             "the audited model: the refusal direction lives in the baseline's residual "
             "space, so both models must share it (a fine-tune, quantisation or ablation)"
         )
+    return Xb, Xa
+
+
+def _direction_at(
+    baseline: ActivationStore, audited: ActivationStore, chosen: str,
+    rows_a: tuple[np.ndarray, str], rows_b: tuple[np.ndarray, str], pool: str, y: np.ndarray,
+    fit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Both models' activations at the chosen layer, and the baseline's refusal direction
+    there (fitted on the fit rows)."""
+    Xb, Xa = _paired_layer(baseline, audited, chosen, rows_a, rows_b, pool)
     d = _direction(Xb[fit], y[fit])
     if d is None:
         raise ValueError(f"the baseline's safe and unsafe centroids coincide at {chosen!r}")
-    sb, sa, ye = Xb[ev] @ d, Xa[ev] @ d, y[ev]
-    unsafe, safe = _shifts(sb, sa, ye)
+    return Xb, Xa, d
 
-    boot_u = boot_s = None
-    if n_boot:
-        rng = np.random.default_rng(seed)
-        order = np.argsort(ye, kind="stable")  # safe rows first, then unsafe
-        sizes = np.bincount(ye, minlength=2)
-        sb_o, sa_o, y_o = sb[order], sa[order], ye[order]
-        W = np.concatenate([resample_counts(int(m), n_boot, rng) for m in sizes], axis=1)
-        boot_u, boot_s = np.empty(n_boot), np.empty(n_boot)
-        for k, w in enumerate(W):
-            idx = np.repeat(np.arange(len(w)), w.astype(int))
-            boot_u[k], boot_s[k] = _shifts(sb_o[idx], sa_o[idx], y_o[idx])
+
+def _bootstrap_shifts(sb: np.ndarray, sa: np.ndarray, ye: np.ndarray, n_boot: int,
+                      seed: int) -> tuple[np.ndarray | None, np.ndarray | None]:  # fmt: skip
+    """The unsafe and safe shifts of each bootstrap resample, stratified by class (``None``
+    without resamples)."""
+    if not n_boot:
+        return None, None
+    rng = np.random.default_rng(seed)
+    order = np.argsort(ye, kind="stable")  # safe rows first, then unsafe
+    sizes = np.bincount(ye, minlength=2)
+    sb_o, sa_o, y_o = sb[order], sa[order], ye[order]
+    W = np.concatenate([resample_counts(int(m), n_boot, rng) for m in sizes], axis=1)
+    boot_u, boot_s = np.empty(n_boot), np.empty(n_boot)
+    for k, w in enumerate(W):
+        idx = np.repeat(np.arange(len(w)), w.astype(int))
+        boot_u[k], boot_s[k] = _shifts(sb_o[idx], sa_o[idx], y_o[idx])
+    return boot_u, boot_s
+
+
+def _controls(Xb: np.ndarray, Xa: np.ndarray, y: np.ndarray, fit: np.ndarray, ev: np.ndarray,
+              seed: int) -> dict[str, float]:  # fmt: skip
+    """The unsafe shift along two directions that should show none: one fitted on shuffled
+    labels, and a random one."""
+    ye = y[ev]
     rng_c = np.random.default_rng(seed + 1)
     shuffled = _direction(Xb[fit], rng_c.permutation(y[fit]))
     rand = rng_c.normal(size=Xb.shape[1])
-    controls = {
+    return {
         "shuffled_labels_unsafe": float("nan") if shuffled is None
         else _shifts(Xb[ev] @ shuffled, Xa[ev] @ shuffled, ye)[0],
         "random_direction_unsafe": _shifts(Xb[ev] @ rand, Xa[ev] @ rand, ye)[0],
     }  # fmt: skip
-    return RefusalShift(
-        layer=chosen,
-        span=span_a,
-        pooling=pool,
-        unsafe=estimate(unsafe, boot_u, confidence),
-        safe=estimate(safe, boot_s, confidence),
-        p_unsafe=_p(-unsafe, None if boot_u is None else -boot_u),
-        p_safe=_p(safe, boot_s),
-        separation=_separation(sb, ye),
-        controls=controls,
-        n_fit=len(fit),
-        n_eval=len(ev),
-        model_a=baseline.model_name,
-        model_b=audited.model_name,
-        layer_scores={k: float(v) for k, v in scores.items()},
-    )
 
 
 def _p(value: float, boot: np.ndarray | None) -> float:

@@ -182,14 +182,7 @@ def reward_shift(
     check_bootstrap_args(n_boot, confidence)
     if not isinstance(reference, PairScores):
         raise TypeError(f"reference must be PairScores, got {type(reference).__name__}")
-    items = list(shifted.items()) if isinstance(shifted, Mapping) else [
-        (s.name or f"shift {i}", s) for i, s in enumerate(shifted)
-    ]  # fmt: skip
-    if not items:
-        raise ValueError("shifted is empty; pass at least one shifted condition")
-    for k, s in items:
-        if not isinstance(s, PairScores):
-            raise TypeError(f"shifted[{k!r}] must be PairScores, got {type(s).__name__}")
+    items = _shift_items(shifted)
     if calibrator not in ("temperature", "platt", None):
         raise ValueError(f"calibrator must be 'temperature', 'platt' or None, got {calibrator!r}")
     kw = {"n_bins": n_bins, "n_boot": n_boot, "confidence": confidence, "seed": seed}
@@ -211,51 +204,77 @@ def reward_shift(
     ref_cal = None if cal is None else preference_calibration(
         ref_held.chosen, ref_held.rejected, calibrator=cal, label="in-distribution (held out)", **kw
     )  # fmt: skip
-    ref_scores = reward_ood_scores(reference)
-    results = []
-    for name, s in items:
-        is_paired = (len(s) == len(reference)) if paired is None else bool(paired)
-        if is_paired and len(s) != len(reference):
-            raise ValueError(
-                f"paired=True but {name!r} has {len(s)} pairs and the reference {len(reference)}"
-            )
-        res = preference_calibration(s.chosen, s.rejected, label=name, **kw)
-        s_held = s.subset(held) if is_paired else s
-        calibrated = None if cal is None else preference_calibration(
-            s_held.chosen, s_held.rejected, calibrator=cal, label=f"{name} (calibrated)", **kw
-        )  # fmt: skip
-        drop, change = _paired_changes(reference, s, is_paired, n_bins, n_boot, confidence, rng)
-        det: dict[str, DetectionResult] = {}
-        s_scores = reward_ood_scores(s)
-        for key in ref_scores:
-            if key in s_scores:
-                det[key] = detection_metrics(
-                    ref_scores[key], s_scores[key], n_boot=n_boot, confidence=confidence,
-                    seed=seed, label=f"{name}: {key}",
-                )  # fmt: skip
-        for kind in sorted(set(reference.embeddings) & set(s.embeddings)):
-            Xr = np.asarray(reference.embeddings[kind])
-            Xs = np.asarray(s_held.embeddings[kind])
-            for dname in detectors:
-                d = make_detector(dname).fit(Xr[fit])
-                det[f"{dname}:{kind}"] = detection_metrics(
-                    d.score(Xr[held]), d.score(Xs), n_boot=n_boot, confidence=confidence,
-                    seed=seed, label=f"{name}: {dname} on {kind} embeddings",
-                )  # fmt: skip
-        results.append(
-            ShiftResult(
-                name=name,
-                calibration=res,
-                calibrated=calibrated,
-                accuracy_drop=drop,
-                ece_change=change,
-                detection=det,
-                paired=is_paired,
-            )
-        )
+    split = _Split(reference, fit, held, cal, reward_ood_scores(reference))
+    results = [_shift_result(split, name, s, paired=paired, detectors=detectors, rng=rng, **kw)
+               for name, s in items]  # fmt: skip
     return RewardShiftReport(
         reference=ref_res,
         reference_calibrated=ref_cal,
         calibrator=repr(cal) if cal else "none",
         shifts=tuple(results),
     )
+
+
+def _shift_items(shifted: Any) -> list[tuple[str, PairScores]]:
+    """The shifted conditions as ``(name, scores)``; refuse none, or one not PairScores."""
+    items = list(shifted.items()) if isinstance(shifted, Mapping) else [
+        (s.name or f"shift {i}", s) for i, s in enumerate(shifted)
+    ]  # fmt: skip
+    if not items:
+        raise ValueError("shifted is empty; pass at least one shifted condition")
+    for k, s in items:
+        if not isinstance(s, PairScores):
+            raise TypeError(f"shifted[{k!r}] must be PairScores, got {type(s).__name__}")
+    return items
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The reference, its split into the calibrator's fit rows and held-out rows, the
+    fitted calibrator (``None``: none) and the reference's own OOD scores."""
+
+    reference: PairScores
+    fit: np.ndarray
+    held: np.ndarray
+    cal: Any
+    ref_scores: dict[str, np.ndarray]
+
+
+def _shift_result(
+    split: _Split, name: str, s: PairScores, *, paired: bool | None, detectors: Any,
+    rng: np.random.Generator, n_bins: int, n_boot: int, confidence: float, seed: int | None,
+) -> ShiftResult:  # fmt: skip
+    """One shifted condition against the reference: its calibration (raw and calibrated on
+    the held-out pairs), the paired changes, and how well each detector tells it apart."""
+    reference, cal = split.reference, split.cal
+    kw = {"n_bins": n_bins, "n_boot": n_boot, "confidence": confidence, "seed": seed}
+    is_paired = (len(s) == len(reference)) if paired is None else bool(paired)
+    if is_paired and len(s) != len(reference):
+        raise ValueError(
+            f"paired=True but {name!r} has {len(s)} pairs and the reference {len(reference)}"
+        )
+    res = preference_calibration(s.chosen, s.rejected, label=name, **kw)
+    s_held = s.subset(split.held) if is_paired else s
+    calibrated = None if cal is None else preference_calibration(
+        s_held.chosen, s_held.rejected, calibrator=cal, label=f"{name} (calibrated)", **kw
+    )  # fmt: skip
+    drop, change = _paired_changes(reference, s, is_paired, n_bins, n_boot, confidence, rng)
+    det: dict[str, DetectionResult] = {}
+    s_scores = reward_ood_scores(s)
+    for key in split.ref_scores:
+        if key in s_scores:
+            det[key] = detection_metrics(
+                split.ref_scores[key], s_scores[key], n_boot=n_boot, confidence=confidence,
+                seed=seed, label=f"{name}: {key}",
+            )  # fmt: skip
+    for kind in sorted(set(reference.embeddings) & set(s.embeddings)):
+        Xr = np.asarray(reference.embeddings[kind])
+        Xs = np.asarray(s_held.embeddings[kind])
+        for dname in detectors:
+            d = make_detector(dname).fit(Xr[split.fit])
+            det[f"{dname}:{kind}"] = detection_metrics(
+                d.score(Xr[split.held]), d.score(Xs), n_boot=n_boot, confidence=confidence,
+                seed=seed, label=f"{name}: {dname} on {kind} embeddings",
+            )  # fmt: skip
+    return ShiftResult(name=name, calibration=res, calibrated=calibrated, accuracy_drop=drop,
+                       ece_change=change, detection=det, paired=is_paired)  # fmt: skip

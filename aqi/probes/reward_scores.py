@@ -227,16 +227,7 @@ def score_pairs(
     PairScores
         With ``response_length`` (characters of both responses) and ``embeddings``.
     """
-    n = len(prompts)
-    if not (len(chosen) == len(rejected) == n):
-        raise ValueError(
-            f"prompts, chosen and rejected must be row-aligned; got {n}, {len(chosen)}, "
-            f"{len(rejected)}"
-        )
-    if n == 0:
-        raise ValueError("no pairs to score")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check_pairs(prompts, chosen, rejected, batch_size)
     lengths = np.array([len(c) + len(r) for c, r in zip(chosen, rejected, strict=True)])
     if not isinstance(reward_model, torch.nn.Module):
         if not callable(reward_model):
@@ -248,10 +239,46 @@ def score_pairs(
         rr = np.asarray(reward_model(list(prompts), list(rejected)), dtype=np.float64)
         return PairScores(chosen=rc, rejected=rr, name=name, response_length=lengths)
     model = reward_model.eval()
-    device = next(model.parameters()).device
     layer = None if embedding_layer is None else resolve_layers(model, embedding_layer)[0].name
-    # The capture's encoder: the chat template when the tokenizer has one, else the
-    # tokenizer's text pair (prompt, response) — how sequence-pair reward models are trained.
+    with_response, prompt_only = _encoders(tokenizer, max_length)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    runner = _RewardRunner(model=model, device=next(model.parameters()).device, layer=layer,
+                           pooling=pooling, prompts=prompts, batch_size=batch_size,
+                           pad_id=pad_id, side=getattr(tokenizer, "padding_side", "right"),
+                           progress=progress, name=name, reward_index=reward_index)  # fmt: skip
+    rc, e_pr = runner.run(with_response, chosen, capture=True)
+    rr, _ = runner.run(with_response, rejected, capture=False)
+    embeddings: dict[str, np.ndarray] = {}
+    if layer:
+        embeddings["prompt_response"] = e_pr  # type: ignore[assignment]
+        _, e_p = runner.run(prompt_only, None, capture=True)
+        embeddings["prompt"] = e_p  # type: ignore[assignment]
+    return PairScores(
+        chosen=rc, rejected=rr, name=name, response_length=lengths, embeddings=embeddings
+    )
+
+
+def _check_pairs(prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str],
+                 batch_size: Any) -> None:  # fmt: skip
+    """Refuse lists that are not row-aligned, no pairs, or a batch size that is not one."""
+    n = len(prompts)
+    if not (len(chosen) == len(rejected) == n):
+        raise ValueError(
+            f"prompts, chosen and rejected must be row-aligned; got {n}, {len(chosen)}, "
+            f"{len(rejected)}"
+        )
+    if n == 0:
+        raise ValueError("no pairs to score")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _encoders(tokenizer: Any, max_length: int | None) -> tuple[PromptEncoder, PromptEncoder]:
+    """The capture's encoders of a prompt with its response, and of the prompt alone: the
+    chat template when the tokenizer has one, else the tokenizer's text pair (prompt,
+    response) — how sequence-pair reward models are trained."""
     chat = bool(getattr(tokenizer, "chat_template", None))
     with_response = PromptEncoder(
         tokenizer,
@@ -261,66 +288,73 @@ def score_pairs(
         text_pair=not chat,
         max_length=max_length,
     )
-    prompt_only = PromptEncoder(tokenizer, span="all", chat=chat, max_length=max_length)
-    side = getattr(tokenizer, "padding_side", "right")
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    return with_response, PromptEncoder(tokenizer, span="all", chat=chat, max_length=max_length)
 
-    def batch(encoder: PromptEncoder, responses: Sequence[str] | None, a: int) -> dict[str, Any]:
+
+@dataclass
+class _RewardRunner:
+    """A reward model run over the prompts in batches: its reward per row and, when asked,
+    the pooled embedding at ``layer``."""
+
+    model: Any
+    device: Any
+    layer: str | None
+    pooling: str
+    prompts: Sequence[str]
+    batch_size: int
+    pad_id: int
+    side: str
+    progress: bool
+    name: str
+    reward_index: Any
+
+    def batch(self, encoder: PromptEncoder, responses: Sequence[str] | None,
+              a: int) -> dict[str, Any]:  # fmt: skip
+        """The model's keyword arguments for the batch of rows starting at ``a``."""
         rows = [
             Prompt(
                 id=str(i),
-                text=prompts[i],
+                text=self.prompts[i],
                 label="safe",  # required by Prompt, unused by the encoder
                 response=None if responses is None else responses[i],
             )
-            for i in range(a, min(a + batch_size, n))
+            for i in range(a, min(a + self.batch_size, len(self.prompts)))
         ]
         encoded = encoder.encode(rows)
-        ids, attn, _ = pad_batch(encoded, pad_id, side)
-        kw = {"input_ids": ids.to(device), "attention_mask": attn.to(device)}
-        types = pad_token_type_ids(encoded, side)
+        ids, attn, _ = pad_batch(encoded, self.pad_id, self.side)
+        kw = {"input_ids": ids.to(self.device), "attention_mask": attn.to(self.device)}
+        types = pad_token_type_ids(encoded, self.side)
         if types is not None:
-            kw["token_type_ids"] = types.to(device)
+            kw["token_type_ids"] = types.to(self.device)
         return kw
 
     def run(
-        encoder: PromptEncoder, responses: Sequence[str] | None, capture: bool
+        self, encoder: PromptEncoder, responses: Sequence[str] | None, capture: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every row's reward, and its pooled embedding when ``capture`` (else ``None``)."""
+        layer, pooling = self.layer, self.pooling
         rewards, embs = [], []
-        it: Any = range(0, n, batch_size)
-        if progress:
+        it: Any = range(0, len(self.prompts), self.batch_size)
+        if self.progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(it, desc=name or "reward", unit="batch")
+            it = tqdm(it, desc=self.name or "reward", unit="batch")
         with contextlib.ExitStack() as stack:
             hooks = (
-                stack.enter_context(ActivationHooks(model, [layer], pooling))
+                stack.enter_context(ActivationHooks(self.model, [layer], pooling))
                 if capture and layer
                 else None
             )
             for a in it:
-                kw = batch(encoder, responses, a)
+                kw = self.batch(encoder, responses, a)
                 if hooks is None:
                     with torch.inference_mode():
-                        out = model(**kw)
+                        out = self.model(**kw)
                 else:
                     out, pooled = hooks.run_with_output(span=kw["attention_mask"].bool(), **kw)
                     embs.append(pooled[layer][pooling].float().cpu().numpy())
-                rewards.append(_reward_of(out.logits.float(), reward_index).cpu().numpy())
+                rewards.append(_reward_of(out.logits.float(), self.reward_index).cpu().numpy())
         return np.concatenate(rewards), (np.concatenate(embs) if embs else None)
-
-    rc, e_pr = run(with_response, chosen, capture=True)
-    rr, _ = run(with_response, rejected, capture=False)
-    embeddings: dict[str, np.ndarray] = {}
-    if layer:
-        embeddings["prompt_response"] = e_pr  # type: ignore[assignment]
-        _, e_p = run(prompt_only, None, capture=True)
-        embeddings["prompt"] = e_p  # type: ignore[assignment]
-    return PairScores(
-        chosen=rc, rejected=rr, name=name, response_length=lengths, embeddings=embeddings
-    )
 
 
 def reward_ood_scores(pairs: PairScores) -> dict[str, np.ndarray]:
