@@ -462,9 +462,9 @@ KNOWN_LONG: dict[str, int] = {
     # the output guard (core)
     "aqi/_outputs.py:check_output": 82,
     # capture, the writer and the store (the writers' room, the job skeleton)
-    "aqi/activations/capture.py": 535,
-    "aqi/activations/store.py": 540,
-    "aqi/activations/writer.py": 552,
+    "aqi/activations/capture.py": 506,
+    "aqi/activations/store.py": 541,
+    "aqi/activations/writer.py": 542,
     "aqi/activations/adapters.py:resolve_hook_points": 109,
     "aqi/activations/capture.py:capture": 234,
     "aqi/activations/layers.py:resolve_layers": 103,
