@@ -228,41 +228,23 @@ def _one_line_warnings(command: str) -> Iterator[None]:
 
 
 def _prompts(args: argparse.Namespace) -> Any:
-    """The prompts ``--prompts`` names: a file, public set names, or the bundled set."""
-    from .activations import bundled_prompts, load_prompts
-    from .prompts.public_sets import (
-        is_set_selection,
-        load_prompt_set,
-        require_both_classes,
-        resolve_names,
-    )
+    """The prompts ``--prompts`` names (a file, public set names, or the bundled set),
+    resolved once here, at the door (:func:`aqi.prompts.resolve_prompts`)."""
+    from .prompts.resolve import resolve_prompts
 
     columns = {f"{c}_col": getattr(args, f"{c}_col")
                for c in ("text", "label", "id", "category")
                if getattr(args, f"{c}_col") is not None}  # fmt: skip
-    if args.prompts is None:
-        if columns:
-            flags = ", ".join("--" + k.replace("_", "-") for k in columns)
-            raise ValueError(f"{flags} name columns of --prompts, which was not given")
-        if args.prompts_dir:
-            raise ValueError("--prompts-dir reads the sets --prompts names, which was not given")
-        return bundled_prompts()
-    if Path(args.prompts).exists() or not is_set_selection(args.prompts):
-        if args.prompts_dir:
-            raise ValueError(f"--prompts-dir is for prompt set names; --prompts "
-                             f"{args.prompts!r} is a file")  # fmt: skip
-        return load_prompts(args.prompts, format=args.format, **columns)
-    try:
-        names = resolve_names(args.prompts, argument="--prompts")
-    except ValueError as e:  # a bare word that is neither a set nor a file
-        raise ValueError(f"{e}; nor is there a prompt file {args.prompts!r}") from None
-    if columns or args.format:
-        flags = ", ".join(["--" + k.replace("_", "-") for k in columns]
-                          + (["--format"] if args.format else []))  # fmt: skip
-        raise ValueError(f"{flags} describe a prompt file; the prompt sets {'+'.join(names)} "
-                         "fix their own columns (docs/prompt_sets.md)")  # fmt: skip
-    prompts = load_prompt_set(names, data_dir=args.prompts_dir)
-    if args.command == "capture":  # a store to score needs both classes; generating does not
+    flags = {"data_dir": "--prompts-dir"}
+    prompts = resolve_prompts(
+        args.prompts, data_dir=args.prompts_dir, format=args.format, columns=columns,
+        argument="--prompts", spell=lambda n: flags.get(n, "--" + n.replace("_", "-")),
+    )  # fmt: skip
+    if args.command == "capture" and (prompts.source or {}).get("registry") == "aqi":
+        # public sets captured into a store to score need both classes (a file may hold one
+        # class on purpose: wrapped prompts for jailbreak drift); generating needs neither
+        from .prompts.public_sets import require_both_classes
+
         require_both_classes(prompts, argument="--prompts")
     return prompts
 

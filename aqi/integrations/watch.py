@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ArgumentError
-from ..activations import Prompt, PromptSet, bundled_prompts, capture, load_prompts
+from ..activations import Prompt, PromptSet, capture
 from ..activations.layers import resolve_layers
 from ..behaviour import (
     Responses,
@@ -60,6 +60,7 @@ from ..checks import AuditThresholds, Check, predicted_refusal_check, refusal_ch
 from ..indices import alignment_quality_index
 from ..probes.predicted_refusal import PredictedRefusal, predicted_refusal
 from ..probes.refusal_direction import refusal_shift
+from ..prompts.resolve import resolve_prompts
 
 __all__ = [
     "DEFAULT_PAIRS",
@@ -130,7 +131,7 @@ def watch_prompts(pairs: int = DEFAULT_PAIRS, prompts: Any = None) -> PromptSet:
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 4:
         raise ArgumentError("{pairs}; expected an int >= 4 (the refusal shift needs two pairs "
                             "on each half)", pairs=pairs)  # fmt: skip
-    ps = bundled_prompts() if prompts is None else load_prompts(prompts)
+    ps = resolve_prompts(prompts)
     by_pair: dict[str, list[Prompt]] = {}
     for p in ps:
         if p.pair_id:
@@ -275,7 +276,7 @@ class AlignmentWatch:
         if not isinstance(self.generate, bool):
             raise TypeError(f"generate={self.generate!r}; expected True (generate and judge "
                             "at every measurement) or False (only at the reference)")
-        self.prompts = watch_prompts() if self.prompts is None else load_prompts(self.prompts)
+        self.prompts = watch_prompts() if self.prompts is None else resolve_prompts(self.prompts)
         self.thresholds = self.thresholds or AuditThresholds()
         if not isinstance(self.thresholds, AuditThresholds):
             raise TypeError(f"thresholds must be aqi.AuditThresholds, got "

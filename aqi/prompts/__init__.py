@@ -10,6 +10,8 @@ it, and it imports neither.
   :func:`bundled_prompts`;
 * :mod:`~aqi.prompts.readers` — JSON/JSONL/CSV records with their line numbers;
 * :mod:`~aqi.prompts.public_sets` — the registry of public prompt sets (:func:`load_prompt_set`);
+* :mod:`~aqi.prompts.resolve` — :func:`resolve_prompts`: whatever a user gave, made a
+  :class:`PromptSet` once, at the door (the command line, ``audit_models``, the monitor);
 * :mod:`~aqi.prompts.encoding` — chat-template rendering (:class:`PromptEncoder`);
 * :mod:`~aqi.prompts.spans` — the span grammar (``instruction``, ``post_instruction``, ...).
 """
@@ -17,6 +19,7 @@ it, and it imports neither.
 from .encoding import MAX_PROMPT_TOKENS, EncodedPrompt, PromptEncoder
 from .prompt_set import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
 from .public_sets import PUBLIC_SETS, PublicSet, load_prompt_set, prompt_sets, require_both_classes
+from .resolve import resolve_prompts
 from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
 
 __all__ = [
@@ -39,4 +42,5 @@ __all__ = [
     "load_prompts",
     "prompt_sets",
     "require_both_classes",
+    "resolve_prompts",
 ]

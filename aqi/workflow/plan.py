@@ -252,14 +252,10 @@ def _resolve_prompts(prompts: Any, verify: int) -> tuple[Any, Any]:
     """The prompt file given (``None`` for none: checked as an input of the report) and the
     :class:`aqi.PromptSet` (set names, a file, a set, or the bundled set); it needs both
     classes, and ``verify`` at most its unsafe prompts."""
-    from ..activations import bundled_prompts, load_prompts
-    from ..prompts.public_sets import is_set_selection, load_prompt_set, require_both_classes
+    from ..prompts.resolve import resolve_prompts
 
     prompt_file = prompts if isinstance(prompts, (str, Path)) and Path(prompts).is_file() else None
-    if isinstance(prompts, str) and not Path(prompts).exists() and is_set_selection(prompts):
-        prompts = load_prompt_set(prompts)
-    prompts = bundled_prompts() if prompts is None else load_prompts(prompts)
-    require_both_classes(prompts, argument="prompts")
+    prompts = resolve_prompts(prompts, both_classes=True)
     n_unsafe = sum(p.is_unsafe for p in prompts)
     if verify > n_unsafe:
         raise ArgumentError(f"{{verify}}: the prompt set has {n_unsafe} unsafe prompts; "
