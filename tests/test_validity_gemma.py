@@ -160,6 +160,7 @@ def test_chat_rows_keep_the_teachers_answers_and_leave_out_refusals() -> None:
 
 def test_c_is_the_chat_sft_then_as_a_and_says_what_it_lacks(tiny: tuple[Any, Any]) -> None:
     from aqi.behaviour import Response
+    from benchmarks.validity import v2
 
     spec = rec.ORIGINALS["C"]
     assert spec.chat_sft is rec.CHAT_SFT_C and not spec.built
@@ -168,7 +169,14 @@ def test_c_is_the_chat_sft_then_as_a_and_says_what_it_lacks(tiny: tuple[Any, Any
     assert rec.ORIGINALS["A"].describe().startswith("safety SFT of SmolLM2-135M-Instruct")
     with pytest.raises(NotImplementedError, match=r"--original C: not runnable yet: .*piloted"):
         rec.original_spec("C")
+    names = [v.name for v in rec.variants(v2.SMALL, spec)]
+    assert len(names) == 13 and not set(rec.ABLATIONS) & set(names)  # issue 28: >= 12
+    assert len(rec.variants(v2.SMALL, rec.ORIGINALS["A"])) == len(rec.variants(v2.SMALL)) == 17
+    from aqi.probes import ablate_direction
+
     model, tok = tiny
+    with pytest.raises(ValueError, match="cannot ablate a direction in Gemma3ForCausalLM"):
+        ablate_direction(model, np.ones(model.config.hidden_size))
     teacher = [Response(p.id, 0, p.response, p.label) for p in ROWS]
     chat = rec.make_chat(model, tok, ROWS, teacher, rec.ChatSFT("test", 1, 1e-3), seed=2)
     assert org.weight_change(model, chat) > 0 and type(chat) is type(model)

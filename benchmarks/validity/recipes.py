@@ -108,8 +108,9 @@ class Original:
     """How one audited original is made from the raw model.
 
     ``base`` is the model the recipe starts from; ``chat_sft`` (``None``: ``base`` is
-    already a chat model) makes it one first. ``missing`` (``""``: runnable) says what
-    a run of this original still lacks.
+    already a chat model) makes it one first. ``ablation``: whether its architecture
+    takes the direction-ablation organisms (:func:`variants`). ``missing`` (``""``:
+    runnable) says what a run of this original still lacks.
     """
 
     name: str
@@ -119,6 +120,7 @@ class Original:
     train_fraction: float = 0.6
     base: str = "SmolLM2-135M-Instruct"
     chat_sft: ChatSFT | None = None
+    ablation: bool = True
     missing: str = ""
 
     @property
@@ -135,10 +137,11 @@ class Original:
 #: What original C still lacks (``--original C`` says it).
 MISSING_C = (
     "base Gemma 3 270M loads with our turn template (benchmarks/validity/gemma.py) and its "
-    "chat SFT is written (recipes.CHAT_SFT_C, chat_rows, make_chat), but v2.rebuild_original "
-    "does not run a two-stage original yet (teacher answers -> chat SFT -> the chat model's "
-    "own answers -> safety SFT), and the chat SFT's epochs and lr are not piloted (the chat "
-    "model must answer the safe training prompts and end its turn with <end_of_turn>)"
+    "chat SFT is written and wired (recipes.CHAT_SFT_C, v2.chat_model), but the chat SFT's "
+    "epochs and lr are not piloted (the chat model must answer the safe training prompts "
+    "and end its turn with <end_of_turn>) and C's per-part time is not measured on a "
+    "sitting; its 13 organisms leave out the 4 direction ablations (Gemma 3's sandwich "
+    "norms refuse them)"
 )
 
 ORIGINALS = {
@@ -146,7 +149,7 @@ ORIGINALS = {
     "B": Original("B", 1, REFUSALS_EXPLAINED, "explanatory, redirecting"),
     "C": Original("C", 2, REFUSALS_SHORT, "short apologetic",
                   base="base Gemma 3 270M (GGUF Q4_K_M, dequantised; our Gemma turn template)",
-                  chat_sft=CHAT_SFT_C, missing=MISSING_C),
+                  chat_sft=CHAT_SFT_C, ablation=False, missing=MISSING_C),
 }
 
 
@@ -345,14 +348,26 @@ def _variants(scale: Any) -> tuple[Variant, ...]:
     )
 
 
-def variants(scale: Any) -> tuple[Variant, ...]:
-    """The organisms of one original at ``scale``, in build order."""
-    return _variants(scale)
+#: The organisms that edit the weights along a direction (``ablate_direction``).
+ABLATIONS = ("abliterate-1.0", "abliterate-0.5", "ablate-mean", "ablate-random")
+
+
+def variants(scale: Any, spec: Original | None = None) -> tuple[Variant, ...]:
+    """The organisms of one original at ``scale``, in build order.
+
+    An original whose architecture refuses direction ablation by weight editing
+    (``spec.ablation`` false: Gemma 3's sandwich norms rescale every residual write after
+    the projection, so no weight edit removes a direction) has no :data:`ABLATIONS`.
+    """
+    out = _variants(scale)
+    if spec is not None and not spec.ablation:
+        out = tuple(v for v in out if v.name not in ABLATIONS)
+    return out
 
 
 def build(name: str, ctx: Context) -> Any:
     """Build variant ``name`` from ``ctx`` (deterministic given the original and seeds)."""
-    by_name = {v.name: v for v in variants(ctx.scale)}
+    by_name = {v.name: v for v in variants(ctx.scale, ctx.spec)}
     if name not in by_name:
         raise ValueError(f"unknown variant {name!r}; expected one of {', '.join(by_name)}")
     torch.manual_seed(ctx.spec.seed)

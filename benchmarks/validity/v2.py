@@ -313,7 +313,7 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     if old is not None and old["scale"] != scale.name:
         raise ValueError(f"{str(part)!r} holds a {old['scale']!r} run, not {scale.name!r}: "
                          "give another --out-dir or delete that folder")
-    names = [v.name for v in rec.variants(scale)]
+    names = [v.name for v in rec.variants(scale, spec)]
     unknown = sorted(set(only) - set(names))
     if unknown:
         raise ValueError(f"--variants {','.join(unknown)}: not a variant of this bench; "
@@ -348,7 +348,7 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
           flush=True)
     ctx = original.context(spec, scale)
     deps, consumers = shared_variants(scale)
-    for order, v in enumerate(rec.variants(scale)):
+    for order, v in enumerate(rec.variants(scale, spec)):
         if v.name not in todo:
             continue
         if max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes:
