@@ -209,7 +209,7 @@ def test_c_raw_is_made_once_then_reloaded(tiny: tuple[Any, Any], tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_the_real_base_gemma_renders_the_decision_point() -> None:
+def test_the_real_base_gemma_renders_the_decision_point(tmp_path: Path) -> None:
     """The GGUF packages, assembled, dequantised and loaded (about a minute the first time)."""
     missing = gemma.missing_packages()
     if missing:
@@ -219,3 +219,11 @@ def test_the_real_base_gemma_renders_the_decision_point() -> None:
     assert type(model).__name__ == "Gemma3ForCausalLM" and model.config.num_hidden_layers == 18
     tokens = decision_point_tokens(tok)
     assert tokens == ("<end_of_turn>", "\n", "<start_of_turn>", "model", "\n")
+    store = aqi.capture(model, tok, ROWS, tmp_path / "g.h5", spans=("post_instruction",),
+                        layers=[0], pooling="last", progress=False)
+    assert store.span_tokens_of("post_instruction").tolist() == [5, 5, 5]
+    for e in PromptEncoder(tok, span="post_instruction").encode(list(ROWS)):
+        assert tok.decode(e.input_ids[e.start:e.stop]) == gemma.DECISION_POINT
+        assert e.input_ids[0] == tok.bos_token_id and e.stop == len(e.input_ids)
+    ids, mask = org._encode(tok, ROWS[0], ROWS[0].response, max_length=160)
+    assert ids[-1] == tok.convert_tokens_to_ids("<end_of_turn>") and mask[-1]
