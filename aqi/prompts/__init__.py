@@ -10,12 +10,14 @@ it, and it imports neither.
   :func:`bundled_prompts`;
 * :mod:`~aqi.prompts.readers` — JSON/JSONL/CSV records with their line numbers;
 * :mod:`~aqi.prompts.public_sets` — the registry of public prompt sets (:func:`load_prompt_set`);
-* :mod:`~aqi.prompts.encoding` — chat-template rendering (:class:`PromptEncoder`), and the
-  check that a template renders a decision point (:func:`decision_point_tokens`);
+* :mod:`~aqi.prompts.encoding` — chat-template rendering (:class:`PromptEncoder`);
+* :mod:`~aqi.prompts.decision_point` — the check that a template renders a decision point
+  (:func:`decision_point_tokens`);
 * :mod:`~aqi.prompts.spans` — the span grammar (``instruction``, ``post_instruction``, ...).
 """
 
-from .encoding import MAX_PROMPT_TOKENS, EncodedPrompt, PromptEncoder, decision_point_tokens
+from .decision_point import decision_point_tokens
+from .encoding import MAX_PROMPT_TOKENS, EncodedPrompt, PromptEncoder
 from .prompt_set import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
 from .public_sets import PUBLIC_SETS, PublicSet, load_prompt_set, prompt_sets, require_both_classes
 from .spans import DEFAULT_SPANS, SPAN_ALIASES, SPANS, canonical_span, check_spans
