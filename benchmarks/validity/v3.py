@@ -65,7 +65,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     if recorded["original"]["scale"] != scale.name:
         raise ValueError(f"{str(old)!r} holds a {recorded['original']['scale']!r} run, "
                          f"not {scale.name!r}")
-    names = [x.name for x in rec.variants(scale)]
+    names = [x.name for x in rec.variants(scale, spec)]
     todo = [n for n in names if not (part / f"{n}.json").is_file()]
     print(f"[{name}] {len(names) - len(todo)} of {len(names)} variants already replayed",
           flush=True)
@@ -100,7 +100,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     refused = recorded["original"]["refused"]
     ctx = original.context(spec, scale)
     deps, consumers = v2.shared_variants(scale)
-    for order, spec_v in enumerate(rec.variants(scale)):
+    for order, spec_v in enumerate(rec.variants(scale, spec)):
         vn = spec_v.name
         if vn not in todo:
             continue

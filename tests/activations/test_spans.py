@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import aqi
 from aqi.activations import PromptEncoder, PromptSet, check_spans
+from aqi.prompts import decision_point_tokens
 from aqi.prompts.spans import CharRegions, token_ranges
 
 from ..conftest import _decoder_tokenizer, build_tiny
@@ -172,6 +173,28 @@ def test_a_template_that_renders_nothing_after_the_user_is_a_clear_error(decoder
     with pytest.raises(ValueError, match=r"span 'post_instruction' selects no token .*chat "
                                          r"template of .*sha256"):  # fmt: skip
         enc.encode(list(ROWS[:1]))
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_decision_point_tokens_are_the_templates_post_instruction_text(decoder_tokenizer_dir,
+                                                                        name):
+    tok = templated(decoder_tokenizer_dir, name)
+    tokens = decision_point_tokens(tok, system_prompt="Be brief.")
+    assert "".join(tokens) == TEMPLATES[name][3] and all(tokens)
+    if name == "smollm2":
+        assert tokens == ("<|im_end|>", "\n", "<|im_start|>", "ass", "istant", "\n")
+
+
+def test_decision_point_tokens_refuse_a_template_without_one_and_quote_it(
+        decoder_tokenizer_dir):
+    tok = _decoder_tokenizer(decoder_tokenizer_dir, "right")
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ValueError, match=r"chat template of .*sha256.* renders no decision "
+                                         r"point.*template: .*m\['content'\]"):
+        decision_point_tokens(tok)
+    tok.chat_template = None
+    with pytest.raises(ValueError, match=r"has no chat template.*post_instruction"):
+        decision_point_tokens(tok)
 
 
 def test_a_template_that_rewrites_the_users_text_names_the_template(decoder_tokenizer_dir):
