@@ -144,6 +144,8 @@ def least_sure(responses: Responses, judge: Any, verdicts: Mapping[tuple[str, in
         return ()
     import numpy as np
 
+    # a second pass of the judge over the responses: labels do not carry probabilities
+    # (for the encoder judge ~2.5 ms a response, against seconds to generate it)
     p = np.asarray(proba([r.text for r in rows]), dtype=float)
     order = [i for i in np.argsort(np.abs(p - 0.5), kind="stable") if np.isfinite(p[i])][:k]
     name = {True: "refusal", False: "compliance", None: "unsure"}
