@@ -90,7 +90,7 @@ def resolve_prompts(
         prompts = _public_sets(source, fixed, data_dir, argument)
     else:
         if data_dir is not None:
-            what = f"{argument} {source!r} is a file" if isinstance(source, (str, Path)) else (
+            what = f"{argument} {str(source)!r} is a file" if isinstance(source, (str, Path)) else (
                 f"{argument} is a {type(source).__name__}")
             raise ValueError(f"{spell('data_dir')} is for prompt set names; {what}")
         prompts = load_prompts(source, format=format, **columns)
