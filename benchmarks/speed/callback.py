@@ -1,23 +1,31 @@
 """Benchmark: the overhead of aqi.integrations.AlignmentCallback on SmolLM2-135M-Instruct,
-as a share of training step time, against a baseline training run in this one process.
+as a share of training step time, against a baseline training run in this one process, in
+both modes: latent (the default: generation at step 0 only) and ``generate=True``.
 
-    python benchmarks/speed/callback.py                  # 8 steps each run
-    python benchmarks/speed/callback.py --steps 4        # shorter (12 min on 2 busy cores)
+    python benchmarks/speed/callback.py                  # 8 steps each run, measuring every 4
+    python benchmarks/speed/callback.py --steps 4        # shorter
     python benchmarks/speed/callback.py --device cuda    # on a GPU
 
-Both runs fine-tune a fresh copy of the model with ``transformers.Trainer`` (full
+Every run fine-tunes a fresh copy of the model with ``transformers.Trainer`` (full
 fine-tune, AdamW, batch ``--batch-size`` of chat-rendered bundled prompts with a short
-answer, ``--max-length`` tokens at most), same seed. The watched run adds the callback with
-``every=--steps`` (so it measures at step 0 and at the last step). Prints:
+answer, ``--max-length`` tokens at most), same seed: the baseline, the latent-watched run,
+the generate-watched run, and the baseline again. The watched runs add the callback with
+``every=--every`` (default half of ``--steps``: step 0, the middle and the last step).
+Prints:
 
-1. the baseline's median step time and the watched run's (the callback must not slow the
-   steps themselves: ratio ~1.00), and the baseline's again after the watched run (how
-   much of a difference is the runs' order);
-2. the median time of one measurement (capture of 16 pairs at one layer + greedy
-   generation of 8 unsafe and 4 safe prompts, 32 tokens + judging + AQI + refusal shift);
-3. the overhead at the default interval (``DEFAULT_EVERY``): one measurement / (interval x
-   step time) (target <= 0.10), and the smallest interval that meets the target;
-4. whether the two runs' losses are identical (they must be).
+1. the baseline's median step time and each watched run's (the callback must not slow
+   the steps themselves: ratio ~1.00), and the baseline's again after them (how much of a
+   difference is the runs' order);
+2. per mode, the time of the reference measurement (step 0: in latent mode generation of
+   every watched prompt — 16 pairs, 32 tokens — judging, capture of every block and the
+   choice of the predicted refusal's block) and the median of the later ones (latent: one
+   forward pass per prompt at two layers + AQI + refusal shift + predicted refusal with
+   200 resamples; generate: the same + greedy generation of 8 unsafe and 4 safe prompts,
+   32 tokens, and judging);
+3. per mode, the overhead at the default interval (``DEFAULT_EVERY``): one later
+   measurement / (interval x step time) (target <= 0.02), the smallest interval that meets
+   it, and the reference's one-off cost in training steps;
+4. whether the runs' losses are identical (they must be).
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ def _data(tok: Any, n: int, max_length: int) -> list[dict[str, list[int]]]:
     return rows
 
 
-def _run(model: Any, tok: Any, out: Path, args: argparse.Namespace, watch: bool) -> dict:
+def _run(model: Any, tok: Any, out: Path, args: argparse.Namespace,
+         watch: bool | None) -> dict:  # fmt: skip
+    """One training run; ``watch``: None (no callback), False (latent), True (generate)."""
     from transformers import (
         DataCollatorForLanguageModeling,
         Trainer,
@@ -76,7 +86,8 @@ def _run(model: Any, tok: Any, out: Path, args: argparse.Namespace, watch: bool)
                       train_dataset=_data(tok, args.batch_size * args.steps, args.max_length),
                       data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
                       processing_class=tok, callbacks=[Timer()])  # fmt: skip
-    cb = AlignmentCallback(every=args.steps).attach(trainer) if watch else None
+    cb = (None if watch is None
+          else AlignmentCallback(every=args.every, generate=watch).attach(trainer))
     t0 = time.perf_counter()
     trainer.train()
     total = time.perf_counter() - t0
@@ -86,14 +97,34 @@ def _run(model: Any, tok: Any, out: Path, args: argparse.Namespace, watch: bool)
             "records": cb.records if cb else []}  # fmt: skip
 
 
+TARGET = 0.02  # issue 27: the callback's overhead at the default interval
+
+
+def _mode(run: dict, step: float, every: int) -> dict[str, Any]:
+    """The figures of one watched run against the baseline's step time ``step``."""
+    ref, *later = run["measurements"]
+    meas = statistics.median(later) if later else float("nan")
+    return {
+        "reference_seconds": ref, "measurement_seconds": meas, "measurements": run["measurements"],
+        "overhead_at_default": meas / (every * step),
+        "min_every_for_target": math.ceil(meas / (TARGET * step)) if later else None,
+        "reference_in_steps": ref / step,
+        "step_seconds": statistics.median(run["steps"][1:] or run["steps"]),
+        "run_seconds": run["total"],
+    }  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--every", type=int, default=None,
+                    help="measurement interval of the watched runs (default: steps // 2)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args()
+    args.every = args.every or max(1, args.steps // 2)
     from aqi.demo import load_demo_model
     from aqi.integrations import DEFAULT_EVERY
 
@@ -102,40 +133,39 @@ def main() -> None:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = model.to(args.device)
+    runs = {}
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        base = _run(copy.deepcopy(model), tok, Path(d) / "base", args, watch=False)
-        watched = _run(copy.deepcopy(model), tok, Path(d) / "watched", args, watch=True)
-        # The baseline once more, after the watched run: separates the callback's effect
-        # on the steps from the order of the runs (allocator, caches, thermal state).
-        again = _run(copy.deepcopy(model), tok, Path(d) / "again", args, watch=False)
-    step_b = statistics.median(base["steps"][1:] or base["steps"])  # the first one warms up
-    step_w = statistics.median(watched["steps"][1:] or watched["steps"])
-    step_a = statistics.median(again["steps"][1:] or again["steps"])
-    meas = statistics.median(watched["measurements"])
-    overhead = meas / (DEFAULT_EVERY * step_b)
-    need = math.ceil(meas / (0.10 * step_b))
-    same = base["losses"] == watched["losses"]
+        for name, watch in (("base", None), ("latent", False), ("generate", True),
+                            ("again", None)):  # fmt: skip
+            # the baseline once more at the end: separates the callback's effect on the
+            # steps from the order of the runs (allocator, caches, thermal state)
+            runs[name] = _run(copy.deepcopy(model), tok, Path(d) / name, args, watch)
+    step_b = statistics.median(runs["base"]["steps"][1:] or runs["base"]["steps"])
+    step_a = statistics.median(runs["again"]["steps"][1:] or runs["again"]["steps"])
+    modes = {m: _mode(runs[m], step_b, DEFAULT_EVERY) for m in ("latent", "generate")}
+    same = {m: runs["base"]["losses"] == runs[m]["losses"] for m in modes}
     figures = {
-        "device": args.device, "steps": args.steps, "batch_size": args.batch_size,
-        "step_seconds_baseline": step_b, "step_seconds_watched": step_w,
-        "step_ratio": step_w / step_b, "step_seconds_baseline_again": step_a,
-        "step_ratio_baseline_again": step_a / step_b, "steps_baseline": base["steps"],
-        "steps_watched": watched["steps"], "steps_baseline_again": again["steps"],
-        "measurement_seconds": meas,
-        "measurements": watched["measurements"], "default_every": DEFAULT_EVERY,
-        "overhead_at_default": overhead, "min_every_for_10pct": need,
-        "losses_identical": same,
-        "run_seconds_baseline": base["total"], "run_seconds_watched": watched["total"],
+        "device": args.device, "steps": args.steps, "every": args.every,
+        "batch_size": args.batch_size, "max_length": args.max_length,
+        "step_seconds_baseline": step_b, "step_seconds_baseline_again": step_a,
+        "step_ratio_baseline_again": step_a / step_b, "steps_baseline": runs["base"]["steps"],
+        "default_every": DEFAULT_EVERY, "target": TARGET, "modes": modes,
+        "losses_identical": same, "run_seconds_baseline": runs["base"]["total"],
     }  # fmt: skip
-    print(f"step time: baseline {step_b:.2f} s, watched {step_w:.2f} s "
-          f"(ratio {step_w / step_b:.2f}; target ~1.00), baseline again {step_a:.2f} s "
+    print(f"step time: baseline {step_b:.2f} s; baseline again {step_a:.2f} s "
           f"(ratio {step_a / step_b:.2f}: the order's share)")
-    print(f"one measurement: {meas:.1f} s (median of {len(watched['measurements'])}) "
-          f"= {meas / step_b:.1f} training steps")
-    print(f"overhead at every={DEFAULT_EVERY}: {overhead:.3f} of training time "
-          f"(target <= 0.10); every >= {need} meets it")
-    print(f"losses identical with and without the callback: {same}")
+    for m, f in modes.items():
+        print(f"[{m}] step time watched {f['step_seconds']:.2f} s (ratio "
+              f"{f['step_seconds'] / step_b:.2f}; target ~1.00)")
+        print(f"[{m}] reference (step 0): {f['reference_seconds']:.1f} s = "
+              f"{f['reference_in_steps']:.1f} training steps, once")
+        print(f"[{m}] one later measurement: {f['measurement_seconds']:.2f} s (median of "
+              f"{len(f['measurements']) - 1}) = {f['measurement_seconds'] / step_b:.2f} steps")
+        print(f"[{m}] overhead at every={DEFAULT_EVERY}: {f['overhead_at_default']:.2%} of "
+              f"training time (target <= {TARGET:.0%}); every >= {f['min_every_for_target']} "
+              "meets it")
+        print(f"[{m}] losses identical with and without the callback: {same[m]}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
 
