@@ -20,13 +20,11 @@ from .watch import DEFAULT_PAIRS, WATCH_NEW_TOKENS, AlignmentWatch, logged_value
 
 __all__ = ["DEFAULT_EVERY", "JSONL_NAME", "AlignmentCallback"]
 
-#: Default measurement interval in optimizer steps. With generation, one measurement of
-#: SmolLM2-135M-Instruct on two quiet CPU cores cost 3.5 training steps of batch 4 (6.7 s
-#: against 1.9 s a step, benchmarks/callback.py, 2026-12-03): 3.5 % at every 100 steps.
-#: Latent (the default since issue 27; 2026-12-06, SmolLM2-135M-Instruct, batch 4, a busy
-#: machine, one measurement per mode, so noisy): a measurement 7.4 s against 42.6 s with
-#: generation, 5.5 s a step: 1.3 % at every 100 steps against 7.8 % (issue 27's target is
-#: 2 %), plus the reference (step 0, which generates once for every watched prompt): 78 s.
+#: Default measurement interval in optimizer steps. Latent (the default since issue 27;
+#: SmolLM2-135M-Instruct, batch 4, 2 quiet CPU cores, benchmarks/speed/callback.py,
+#: 2026-12-06): a measurement after step 0 took 1.49 s against a 1.6-1.9 s step, 0.80 % at
+#: every 100 steps (issue 27's target: 2 %); with generation 6.40 s, 3.45 %; step 0, which
+#: generates once for every watched prompt, 11.2 s.
 DEFAULT_EVERY = 100
 JSONL_NAME = "aqi_alignment.jsonl"
 _STOP_ON = (None, "fail", "warn")
