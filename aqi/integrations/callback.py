@@ -47,7 +47,7 @@ class AlignmentCallback(TrainerCallback):
     predicts refusal from it. The judged values (``refusal``, ``over_refusal``,
     ``refusal_change``, ``refusal_p``) are step 0's only and NaN later (the JSONL says
     why). With ``generate=True`` every measurement also generates and judges ``n_unsafe``
-    + ``n_safe`` prompts (the former behaviour; about 3.5x the cost, see
+    + ``n_safe`` prompts (the former behaviour; about 4x the cost of a latent one, see
     :data:`DEFAULT_EVERY`). Each measurement is
 
     * logged through :meth:`transformers.Trainer.log` (so ``state.log_history``,
