@@ -27,6 +27,7 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,24 @@ def _capture(model: Any, tok: Any, prompts: Any, path: Path,
                        spans=("post_instruction",), batch_size=batch_size, progress=False)
 
 
+def hash_check(name: str, want: dict[str, str], wd: Path,
+               scale: v2.Scale) -> Callable[[Any, Any, dict[str, Any]], None]:
+    """A ``check`` for :func:`v2.rebuild_original`: the rebuilt original must be bench v2's,
+    every evaluation response hashed as ``want`` (prompt id → SHA-256) records."""
+    def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
+        rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
+                                max_new_tokens=scale.max_new_tokens,
+                                batch_size=scale.batch_size, progress=False)
+        got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
+        differ = sorted(i for i in want if got.get(i) != want[i])
+        if differ:
+            raise ValueError(f"the rebuilt original {name} answers {len(differ)} of "
+                             f"{len(want)} evaluation prompts differently from bench v2 "
+                             f"(first: {differ[0]!r}); its organisms would not be bench "
+                             "v2's: stop")
+    return check
+
+
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path) -> None:
     spec = rec.original_spec(name)
     t_start = time.perf_counter()
@@ -72,20 +91,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     if not todo:
         return
     want = recorded["original"]["response_sha256"]
-
-    def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
-        """The original must be bench v2's: every evaluation response hashed the same."""
-        rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
-                                max_new_tokens=scale.max_new_tokens,
-                                batch_size=scale.batch_size, progress=False)
-        got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
-        differ = sorted(i for i in want if got.get(i) != want[i])
-        if differ:
-            raise ValueError(f"the rebuilt original {name} answers {len(differ)} of "
-                             f"{len(want)} evaluation prompts differently from bench v2 "
-                             f"(first: {differ[0]!r}); its organisms would not be bench "
-                             "v2's: stop")
-
+    check = hash_check(name, want, wd, scale)
     # Rebuilt exactly as bench v2, direction split included (the abliteration organisms
     # need it); checked against bench v2's responses before that split.
     original = v2.rebuild_original(name, scale, workdir, check=check,
