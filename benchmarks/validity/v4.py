@@ -30,7 +30,7 @@ import aqi
 from aqi.activations import PromptSet
 from aqi.activations.store import pair_by_id
 from aqi.behaviour import RefusalJudge, generate_responses
-from aqi.probes import predicted_refusal
+from aqi.probes import ood_probe, predicted_refusal
 from benchmarks.validity import OUT_V2, ROOT, hidden, v2
 from benchmarks.validity import organisms as org
 from benchmarks.validity import recipes as rec
@@ -148,7 +148,7 @@ def signals(base: aqi.ActivationStore, store: aqi.ActivationStore, base_g: aqi.A
     layer, pool = pred.layer, base.resolve_pooling("last")
     X0, X1, y, groups = _paired(base, store, layer, pool)
     t0 = time.perf_counter()
-    rep = aqi.ood_probe(base, store, layers=[layer], pooling=pool, false_alarm_rate=OOD_RATE,
+    rep = ood_probe(base, store, layers=[layer], pooling=pool, false_alarm_rate=OOD_RATE,
                         n_boot=0, seed=seed)
     unsafe_ids = {i for i, lab in zip(store.ids, store.labels, strict=True) if lab == "unsafe"}
     flagged = set(rep.layers[0].flagged_ids) & unsafe_ids
