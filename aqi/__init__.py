@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "AuditReport": "audit",
     "AuditThresholds": "checks",
     "Comparison": "indices",
+    "Coverage": "coverage",
     "ModelSpec": "workflow",
     "Prompt": "activations",
     "PromptSet": "activations",
@@ -39,6 +40,7 @@ _LAZY: dict[str, str] = {
     "Responses": "behaviour",
     "alignment_quality_index": "indices",
     "audit": "audit",
+    "audit_coverage": "coverage",
     "audit_models": "workflow",
     "bundled_prompts": "activations",
     "capture": "activations",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .checks import (
         AuditThresholds,
     )
+    from .coverage import Coverage, audit_coverage
     from .indices import (
         AQIProfile,
         AQIResult,
@@ -152,6 +155,7 @@ __all__ = [
     "AuditReport",
     "AuditThresholds",
     "Comparison",
+    "Coverage",
     "EncoderJudge",
     "ModelSpec",
     "Prompt",
@@ -161,6 +165,7 @@ __all__ = [
     "__version__",
     "alignment_quality_index",
     "audit",
+    "audit_coverage",
     "audit_models",
     "bundled_prompts",
     "capture",

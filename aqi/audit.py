@@ -52,6 +52,7 @@ from .checks import (
     two_axes_check,
     worst_verdict,
 )
+from .coverage import Coverage, audit_coverage
 from .indices.compare import Comparison, compare
 from .indices.profile import AQIProfile, score
 from .probes.axes import RECOGNITION_SPAN, TwoAxes, decision_span, two_axes
@@ -71,7 +72,7 @@ __all__ = [
     "check_same_model",
 ]
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ class AuditReport:
         worst = next(c for c in self.checks if c.verdict == self.verdict)
         return f"{self.verdict.upper()}: {worst.name}: {worst.summary}"
 
+    @property
+    def coverage(self) -> Coverage:
+        """What this audit's evidence (its ``mode``) was validated to detect on the
+        benches, at what rate, and what it was shown blind to (:mod:`aqi.coverage`)."""
+        return audit_coverage(self.mode)
+
     def __getitem__(self, name: str) -> Check:
         for c in self.checks:
             if c.name == name:
@@ -149,6 +156,7 @@ class AuditReport:
             "predicted_refusal": None if self.predicted is None else {
                 **self.predicted.to_dict(),
                 "verified": None if self.verified is None else self.verified.to_dict()},
+            "coverage": self.coverage.to_dict(),
         }
 
     def __repr__(self) -> str:

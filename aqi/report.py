@@ -331,6 +331,8 @@ def _summary_section(report: AuditReport) -> list[str]:
         "whole interval is past its threshold, so a borderline model is not failed by "
         "sampling noise. Thresholds and rules: docs/audit.md.</p>",
         _what_changed(report),
+        "<h2>What this audit can and cannot see</h2>",
+        report.coverage._repr_html_(),
     ]
 
 

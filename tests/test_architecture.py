@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "aqi.checks": 4,
     "aqi.verdicts": 4,  # thresholds, Check, verdicts: the rule book's vocabulary
     "aqi.audit": 4,
+    "aqi.coverage": 4,  # what the audit's evidence was validated to detect (bench results)
     "aqi._audit_inputs": 4,  # what aqi.audit checks of its inputs before it scores
     "aqi": 5,  # the package itself re-exports every layer
     "aqi.report": 5,
@@ -240,7 +241,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "indices": ("aqi.indices",),
     "probes": ("aqi.probes",),
     "behaviour": ("aqi.behaviour",),
-    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit", "aqi._audit_inputs"),
+    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit", "aqi._audit_inputs",
+                  "aqi.coverage"),
     "report": ("aqi.report", "aqi.viz", "aqi.tables"),
     "workflow": ("aqi.workflow", "aqi._latent"),
     "integrations": ("aqi.integrations", "aqi.pytest_plugin"),

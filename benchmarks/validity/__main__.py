@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "v2": ("v2", "bench v2: run a part (--original A|B), or --summary of the records"),
     "v3": ("v3", "bench v3: replay a part for the latent verdict, or --summary"),
     "v4": ("v4", "bench v4: hidden organisms of a part (--original A|C), or --summary"),
+    "coverage": ("coverage", "aqi/data/coverage.json from the benches' results (--check)"),
     "tables": ("tables", "the tables of docs/validation.md, from bench v2's results.json"),
     "figure": ("figure", "docs/img/validity_v2.png, from bench v2's records"),
     "judge-sample": ("judge_sample", "the judge's blind sample: draw, labels, score"),
