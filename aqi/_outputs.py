@@ -195,6 +195,45 @@ def _probe_writable(folder: Path, name: str) -> str | None:
     return None
 
 
+def _check_existing(p: Path, path: str | os.PathLike[str], flag: str, overwrite: bool,
+                    ours: Callable[[Path], bool] | None) -> None:
+    """An existing output must be a regular file that aqi wrote (or ``overwrite``)."""
+    if p.is_symlink() or p.exists():
+        try:
+            mode = p.stat().st_mode
+        except OSError as e:  # a dangling link, a loop: nothing we would replace
+            raise OutputError(f"{flag} {str(path)!r} cannot be read ({e.strerror}); choose "
+                              "another path") from None  # fmt: skip
+        if stat.S_ISDIR(mode):
+            raise OutputError(f"{flag} {str(path)!r} is a folder; give a file path in it")
+        if not stat.S_ISREG(mode):
+            raise OutputError(f"{flag} {str(path)!r} is not a regular file (a device, FIFO or "
+                              "socket); choose a file path")  # fmt: skip
+        if not overwrite and not (ours or written_by_aqi)(p):
+            raise OutputError(
+                f"refusing to overwrite {flag} {str(path)!r}: aqi did not write it (it carries "
+                "no aqi generator mark, docs/errors.md); choose another path, delete it "
+                "yourself, or pass --overwrite"
+            )
+
+
+def _check_folder(p: Path, path: str | os.PathLike[str], flag: str,
+                  create_folder: bool) -> None:
+    """The output's folder (or its nearest existing ancestor) must be a writable folder."""
+    folder = p.absolute().parent
+    base = _nearest_existing(folder)
+    if not base.is_dir():
+        raise NotADirectoryError(f"{flag} {str(path)!r}: {str(base)!r} is a file, not a "
+                                 "folder; choose another path")  # fmt: skip
+    if base != folder and not create_folder:
+        raise FileNotFoundError(f"{flag} {str(path)!r}: the folder {str(folder)!r} does not "
+                                "exist; create it first")  # fmt: skip
+    why = _probe_writable(base, p.name)
+    if why is not None:
+        raise PermissionError(f"{flag} {str(path)!r}: the folder {str(base)!r} cannot be "
+                              f"written ({why}); choose a writable folder")  # fmt: skip
+
+
 def check_output(
     path: str | os.PathLike[str],
     *,
@@ -247,35 +286,8 @@ def check_output(
         if where == root or where.startswith(root + "/"):
             raise OutputError(f"{flag} {str(path)!r} is under {root}, not a place for a file aqi "
                               "writes; choose a path in an ordinary folder")  # fmt: skip
-    if p.is_symlink() or p.exists():
-        try:
-            mode = p.stat().st_mode
-        except OSError as e:  # a dangling link, a loop: nothing we would replace
-            raise OutputError(f"{flag} {str(path)!r} cannot be read ({e.strerror}); choose "
-                              "another path") from None  # fmt: skip
-        if stat.S_ISDIR(mode):
-            raise OutputError(f"{flag} {str(path)!r} is a folder; give a file path in it")
-        if not stat.S_ISREG(mode):
-            raise OutputError(f"{flag} {str(path)!r} is not a regular file (a device, FIFO or "
-                              "socket); choose a file path")  # fmt: skip
-        if not overwrite and not (ours or written_by_aqi)(p):
-            raise OutputError(
-                f"refusing to overwrite {flag} {str(path)!r}: aqi did not write it (it carries "
-                "no aqi generator mark, docs/errors.md); choose another path, delete it "
-                "yourself, or pass --overwrite"
-            )
-    folder = p.absolute().parent
-    base = _nearest_existing(folder)
-    if not base.is_dir():
-        raise NotADirectoryError(f"{flag} {str(path)!r}: {str(base)!r} is a file, not a "
-                                 "folder; choose another path")  # fmt: skip
-    if base != folder and not create_folder:
-        raise FileNotFoundError(f"{flag} {str(path)!r}: the folder {str(folder)!r} does not "
-                                "exist; create it first")  # fmt: skip
-    why = _probe_writable(base, p.name)
-    if why is not None:
-        raise PermissionError(f"{flag} {str(path)!r}: the folder {str(base)!r} cannot be "
-                              f"written ({why}); choose a writable folder")  # fmt: skip
+    _check_existing(p, path, flag, overwrite, ours)
+    _check_folder(p, path, flag, create_folder)
     return p
 
 

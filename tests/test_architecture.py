@@ -460,14 +460,10 @@ KNOWN_LONG: dict[str, int] = {
     "aqi/prompts/encoding.py": 508,
     "aqi/prompts/public_sets.py": 505,
     "aqi/prompts/encoding.py:encode": 101,
-    "aqi/prompts/spans.py:token_ranges": 81,
-    # the output guard (core)
-    "aqi/_outputs.py:check_output": 82,
     # capture, the writer and the store (the writers' room, the job skeleton)
     "aqi/activations/capture.py": 506,
     "aqi/activations/store.py": 541,
     "aqi/activations/writer.py": 542,
-    "aqi/activations/adapters.py:resolve_hook_points": 109,
     "aqi/activations/capture.py:capture": 234,
     "aqi/activations/layers.py:resolve_layers": 103,
     "aqi/activations/writer.py:store_from_arrays": 111,

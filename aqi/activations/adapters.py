@@ -29,6 +29,7 @@ import importlib
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -248,6 +249,59 @@ def _forward_order(names: Sequence[str]) -> dict[str, tuple[int, int, int, int]]
     return keys
 
 
+@dataclass(frozen=True)
+class _Hooks:
+    """A model's hook points as :func:`resolve_hook_points` selects from them."""
+
+    model: str  # the model's class name, for messages
+    points: dict[str, Any]
+    blocks: list[str]
+    aliases: dict[str, str | None]
+    span: str  # "N blocks: first … last", for messages
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.points)
+
+    def select(self, item: Any) -> list[str]:
+        """The hook names one item of ``layers`` selects."""
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(f"layer {item!r}: expected a str or int, got {type(item).__name__}")
+        n = len(self.blocks)
+        if isinstance(item, int) or _INT_RE.match(item):
+            i = int(item)
+            if not -n <= i < n:
+                raise ValueError(
+                    f"layer index {item!r} out of range: {self.model} has {n} blocks "
+                    f"({self.span}); use -{n} … {n - 1}"
+                )
+            return [self.blocks[i]]
+        if item == "blocks":
+            return list(self.blocks)
+        if item in self.aliases:
+            target = self.aliases[item]
+            if target is None:
+                raise ValueError(f"layer {item!r}: {self.model} has no such hook point")
+            return [target]
+        if item == "all":
+            ends = (self.aliases["embeddings"], *self.blocks, self.aliases["final_norm"])
+            return [x for x in ends if x is not None]
+        if any(ch in item for ch in "*?["):
+            hits = [h for h in self.names if fnmatch.fnmatchcase(h, item)]
+            if not hits:
+                raise ValueError(f"layer glob {item!r} matches no hook point"
+                                 f"{_suggest(item, self.names)} ({self.span})")
+            return hits
+        if item in self.points:
+            return [item]
+        hint = ""
+        if "hook_resid" in item and not any("hook_resid" in h for h in self.names):
+            hint = "; call model.enable_compatibility_mode() for HookedTransformer names"
+        raise ValueError(
+            f"hook point {item!r} not found{_suggest(item, self.names)} ({self.span}){hint}"
+        )
+
+
 def resolve_hook_points(model: nn.Module, spec: LayerSpec = "blocks") -> list[LayerRef]:
     """Resolve a layer spec to the hook points of a TransformerLens model.
 
@@ -309,43 +363,9 @@ def resolve_hook_points(model: nn.Module, spec: LayerSpec = "blocks") -> list[La
     if not items:
         raise ValueError("layers is empty; pass 'blocks', 'all', block indices or hook names")
     selected: list[str] = []
+    hooks = _Hooks(type(model).__name__, points, block_names, aliases, span)
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise TypeError(f"layer {item!r}: expected a str or int, got {type(item).__name__}")
-        if isinstance(item, int) or _INT_RE.match(item):
-            i = int(item)
-            if not -n <= i < n:
-                raise ValueError(
-                    f"layer index {item!r} out of range: {type(model).__name__} has {n} blocks "
-                    f"({span}); use -{n} … {n - 1}"
-                )
-            selected.append(block_names[i])
-        elif item == "blocks":
-            selected.extend(block_names)
-        elif item in aliases:
-            target = aliases[item]
-            if target is None:
-                raise ValueError(f"layer {item!r}: {type(model).__name__} has no such hook point")
-            selected.append(target)
-        elif item == "all":
-            selected.extend(x for x in (aliases["embeddings"], *block_names,
-                                        aliases["final_norm"]) if x is not None)
-        elif any(ch in item for ch in "*?["):
-            hits = [h for h in names if fnmatch.fnmatchcase(h, item)]
-            if not hits:
-                raise ValueError(
-                    f"layer glob {item!r} matches no hook point{_suggest(item, names)} ({span})"
-                )
-            selected.extend(hits)
-        elif item in points:
-            selected.append(item)
-        else:
-            hint = ""
-            if "hook_resid" in item and not any("hook_resid" in h for h in names):
-                hint = "; call model.enable_compatibility_mode() for HookedTransformer names"
-            raise ValueError(
-                f"hook point {item!r} not found{_suggest(item, names)} ({span}){hint}"
-            )
+        selected.extend(hooks.select(item))
     order = _forward_order(names)
 
     def ref(name: str) -> LayerRef:

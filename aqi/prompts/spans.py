@@ -111,6 +111,19 @@ class CharRegions:
     response: tuple[int, int]
 
 
+def _post_instruction(real: list[tuple[int, int, int]], instr: list[int], first_resp: int,
+                      r0: int, chat: bool) -> tuple[int, int] | str:
+    """The post-instruction token range, or why there is none."""
+    if not instr:
+        return "no token overlaps the user's text"
+    if not chat:
+        return (instr[-1], instr[-1] + 1)  # the final prompt token
+    post = [j for j, a, b in real if instr[-1] < j < first_resp and a < r0]
+    if post:
+        return (post[0], post[-1] + 1)
+    return "the chat template renders no token between the user's text and the response"
+
+
 def token_ranges(
     offsets: Sequence[tuple[int, int]],
     regions: CharRegions,
@@ -170,20 +183,11 @@ def token_ranges(
             else:
                 problems[span] = "no token overlaps the user's text"
         elif span == "post_instruction":
-            if not instr:
-                problems[span] = "no token overlaps the user's text"
-            elif not chat:
-                ranges[span] = (instr[-1], instr[-1] + 1)  # the final prompt token
+            got = _post_instruction(real, instr, resp[0] if resp else len(offsets), r0, chat)
+            if isinstance(got, str):
+                problems[span] = got
             else:
-                first_resp = resp[0] if resp else len(offsets)
-                post = [j for j, a, b in real if instr[-1] < j < first_resp and a < r0]
-                if post:
-                    ranges[span] = (post[0], post[-1] + 1)
-                else:
-                    problems[span] = (
-                        "the chat template renders no token between the user's text and the "
-                        "response"
-                    )
+                ranges[span] = got
         else:  # response, response_onset
             if not resp:
                 problems[span] = "no token overlaps the response"
