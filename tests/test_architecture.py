@@ -465,7 +465,6 @@ KNOWN_LONG: dict[str, int] = {
     "aqi/activations/store.py": 541,
     "aqi/activations/writer.py": 542,
     "aqi/activations/capture.py:capture": 234,
-    "aqi/activations/layers.py:resolve_layers": 103,
     "aqi/activations/writer.py:store_from_arrays": 111,
     # generation (the job skeleton)
     "aqi/behaviour/generate.py:generate_responses": 249,

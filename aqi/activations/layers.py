@@ -297,6 +297,54 @@ def _suggest(name: str, names: Sequence[str]) -> str:
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
+def _select_modules(item: Any, model: str, modules: dict[str, Any],
+                    found: ModelArchitecture | None, arch_error: ValueError | None) -> list[str]:
+    """The module names one item of ``layers`` selects (``model``: the class name, for
+    messages; ``arch_error`` is raised when the item needs the architecture and none was
+    found)."""
+    if isinstance(item, bool) or not isinstance(item, (str, int)):
+        raise TypeError(f"layer {item!r}: expected a str or int, got {type(item).__name__}")
+    names = [n for n in modules if n]
+
+    def arch() -> ModelArchitecture:
+        if found is None:
+            assert arch_error is not None  # internal invariant, not user input
+            raise arch_error
+        return found
+
+    if isinstance(item, int):
+        blocks = arch().blocks
+        if not -len(blocks) <= item < len(blocks):
+            raise ValueError(
+                f"layer index {item} out of range: the model has {len(blocks)} blocks "
+                f"({blocks[0]} … {blocks[-1]}); use -{len(blocks)} … {len(blocks) - 1}"
+            )
+        return [blocks[item]]
+    if item == "blocks":
+        return list(arch().blocks)
+    if item in ("embeddings", "final_norm"):
+        target = getattr(arch(), item)
+        if target is None:
+            raise ValueError(
+                f"layer {item!r}: {model} has no known {item} module "
+                f"(architecture found by {arch().source}); name the module explicitly"
+            )
+        return [target]
+    if item == "all":
+        a = arch()
+        return [x for x in (a.embeddings, *a.blocks, a.final_norm) if x is not None]
+    if any(ch in item for ch in "*?["):
+        hits = [n for n in names if fnmatch.fnmatchcase(n, item)]
+        if not hits:
+            raise ValueError(f"layer glob {item!r} matches no module{_suggest(item, names)}")
+        return hits
+    if item and item in modules:
+        return [item]
+    blocks = found.blocks if found is not None else ()
+    hint = f" ({len(blocks)} blocks: {blocks[0]} … {blocks[-1]})" if blocks else ""
+    raise ValueError(f"layer {item!r} not found{_suggest(item, names)}{hint}")
+
+
 def resolve_layers(model: nn.Module | Any, spec: LayerSpec = "blocks") -> list[LayerRef]:
     """Resolve a layer spec to modules, in the order they run.
 
@@ -339,7 +387,6 @@ def resolve_layers(model: nn.Module | Any, spec: LayerSpec = "blocks") -> list[L
     if not items:
         raise ValueError("layers is empty; pass 'blocks', 'all', block indices or module names")
     modules = dict(model.named_modules())
-    names = [n for n in modules if n]
     order = {n: i for i, n in enumerate(modules)}
     try:
         found: ModelArchitecture | None = find_architecture(model)
@@ -347,48 +394,9 @@ def resolve_layers(model: nn.Module | Any, spec: LayerSpec = "blocks") -> list[L
     except ValueError as e:  # only an error if the spec needs blocks / aliases
         found, arch_error = None, e
 
-    def arch() -> ModelArchitecture:
-        if found is None:
-            assert arch_error is not None  # internal invariant, not user input
-            raise arch_error
-        return found
-
     selected: list[str] = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise TypeError(f"layer {item!r}: expected a str or int, got {type(item).__name__}")
-        if isinstance(item, int):
-            blocks = arch().blocks
-            if not -len(blocks) <= item < len(blocks):
-                raise ValueError(
-                    f"layer index {item} out of range: the model has {len(blocks)} blocks "
-                    f"({blocks[0]} … {blocks[-1]}); use -{len(blocks)} … {len(blocks) - 1}"
-                )
-            selected.append(blocks[item])
-        elif item == "blocks":
-            selected.extend(arch().blocks)
-        elif item in ("embeddings", "final_norm"):
-            target = getattr(arch(), item)
-            if target is None:
-                raise ValueError(
-                    f"layer {item!r}: {type(model).__name__} has no known {item} module "
-                    f"(architecture found by {arch().source}); name the module explicitly"
-                )
-            selected.append(target)
-        elif item == "all":
-            a = arch()
-            selected.extend(x for x in (a.embeddings, *a.blocks, a.final_norm) if x is not None)
-        elif any(ch in item for ch in "*?["):
-            hits = [n for n in names if fnmatch.fnmatchcase(n, item)]
-            if not hits:
-                raise ValueError(f"layer glob {item!r} matches no module{_suggest(item, names)}")
-            selected.extend(hits)
-        elif item and item in modules:
-            selected.append(item)
-        else:
-            blocks = found.blocks if found is not None else ()
-            hint = f" ({len(blocks)} blocks: {blocks[0]} … {blocks[-1]})" if blocks else ""
-            raise ValueError(f"layer {item!r} not found{_suggest(item, names)}{hint}")
+        selected.extend(_select_modules(item, type(model).__name__, modules, found, arch_error))
 
     def ref(name: str) -> LayerRef:
         if found is not None and name in found.blocks:
