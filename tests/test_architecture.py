@@ -458,7 +458,6 @@ PARSER_TABLES = {"aqi/_cli_parser.py:build_parser"}
 KNOWN_LONG: dict[str, int] = {
     # the prompts room (encoding, public sets, spans)
     "aqi/prompts/encoding.py": 508,
-    "aqi/prompts/public_sets.py": 505,
     "aqi/prompts/encoding.py:encode": 101,
     # capture, the writer and the store (the writers' room, the job skeleton)
     "aqi/activations/capture.py": 506,
