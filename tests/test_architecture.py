@@ -461,7 +461,6 @@ KNOWN_LONG: dict[str, int] = {
     "aqi/prompts/encoding.py:encode": 101,
     # capture, the writer and the store (the writers' room, the job skeleton)
     "aqi/activations/capture.py": 506,
-    "aqi/activations/store.py": 541,
     "aqi/activations/writer.py": 542,
     "aqi/activations/capture.py:capture": 234,
     "aqi/activations/writer.py:store_from_arrays": 111,

@@ -29,8 +29,9 @@ from .layers import (
     find_architecture,
     resolve_layers,
 )
+from .pairing import pair_by_id, shared_layers
 from .pooling import POOLINGS, SpanMask, pool
-from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store, pair_by_id, shared_layers
+from .store import FORMAT_VERSION, ActivationStore, LayerInfo, open_store
 from .writer import StoreWriter, check_not_input, check_store_target, store_from_arrays
 
 __all__ = [

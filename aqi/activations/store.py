@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from ._format import (
     json_attr,
     open_h5,
 )
-from ._selection import describe_layers, select_layers, select_pooling
+from ._selection import select_layers, select_pooling
 
 __all__ = [
     "FORMAT_NAME",
@@ -46,8 +45,6 @@ __all__ = [
     "ActivationStore",
     "LayerInfo",
     "open_store",
-    "pair_by_id",
-    "shared_layers",
 ]
 
 
@@ -481,61 +478,3 @@ def open_store(path: str | os.PathLike[str], span: str | None = None) -> Activat
         is from a newer format (one line naming the file and what to do).
     """
     return ActivationStore(path, span)
-
-
-def pair_by_id(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Align two stores of the same prompts (e.g. two models) by row id.
-
-    Returns
-    -------
-    ids, positions_in_a, positions_in_b
-        The shared ids in ``a``'s order and where each sits in either store.
-        Raises ``ValueError`` if the stores share no id or a shared id has
-        different labels; warns when only some ids are shared.
-    """
-    where_b = {k: i for i, k in enumerate(b.ids.tolist())}
-    ia = np.array([i for i, k in enumerate(a.ids.tolist()) if k in where_b], dtype=np.int64)
-    if ia.size == 0:
-        raise ValueError(f"stores {str(a.path)!r} and {str(b.path)!r} share no row id")
-    ids = a.ids[ia]
-    ib = np.array([where_b[k] for k in ids.tolist()], dtype=np.int64)
-    bad = np.flatnonzero(a.y[ia] != b.y[ib])
-    if bad.size:
-        raise ValueError(f"id {ids[bad[0]]!r} has different labels in the two stores")
-    if ia.size < max(a.n_rows, b.n_rows):
-        warnings.warn(
-            f"pairing by id keeps {ia.size} rows ({a.n_rows} in a, {b.n_rows} in b)", stacklevel=2
-        )
-    return ids, ia, ib
-
-
-def shared_layers(a: ActivationStore, b: ActivationStore) -> list[str]:
-    """Layers stored in both ``a`` and ``b``, matched by name (never by position), in ``a``'s order.
-
-    Raises
-    ------
-    ValueError
-        If the stores share no layer name; the message lists both sides.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> from aqi.activations import store_from_arrays
-    >>> d, X, y = tempfile.mkdtemp(), np.zeros((2, 3), "f4"), ["safe", "unsafe"]
-    >>> a = store_from_arrays(os.path.join(d, "a.h5"), {"h.0": X, "h.1": X}, labels=y)
-    >>> b = store_from_arrays(os.path.join(d, "b.h5"), {"h.1": X, "h.2": X}, labels=y)
-    >>> shared_layers(a, b)
-    ['h.1']
-    """
-    for name, s in (("a", a), ("b", b)):
-        if not isinstance(s, ActivationStore):
-            raise TypeError(f"{name} must be an aqi ActivationStore, got {type(s).__name__}")
-    in_b = set(b.layers)
-    shared = [n for n in a.layers if n in in_b]
-    if not shared:
-        raise ValueError(
-            f"stores {str(a.path)!r} and {str(b.path)!r} share no layer name "
-            f"(a: {describe_layers(a.layers)}; b: {describe_layers(b.layers)}); layers are "
-            "paired by name, never by position"
-        )
-    return shared

@@ -18,7 +18,8 @@ from .._stats import (
     normal_p_value,
     resamples_suffice,
 )
-from ..activations.store import ActivationStore, pair_by_id, shared_layers
+from ..activations.pairing import pair_by_id, shared_layers
+from ..activations.store import ActivationStore
 from .alignment_quality import SuffStats, aqi_from_stats, resampled_stats
 from .validation import check_data
 

@@ -23,7 +23,8 @@ from .._stats import (
     stratified_weights,
     wilson_interval,
 )
-from ..activations.store import ActivationStore, shared_layers
+from ..activations.pairing import shared_layers
+from ..activations.store import ActivationStore
 from ..indices.alignment_quality import AQIResult, alignment_quality_index
 from ..prompts.prompt_set import Prompt, PromptSet
 from .linear import make_linear_probe

@@ -22,7 +22,8 @@ import numpy as np
 
 from .._progress import bar
 from .._stats import Estimate, check_bootstrap_args, wilson_interval
-from ..activations.store import ActivationStore, shared_layers
+from ..activations.pairing import shared_layers
+from ..activations.store import ActivationStore
 from .detectors import OODDetector, make_detector
 from .metrics import DetectionResult, detection_metrics
 

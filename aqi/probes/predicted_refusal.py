@@ -46,7 +46,8 @@ from .._stats import (
     check_bootstrap_args,
     resample_counts,
 )
-from ..activations.store import ActivationStore, pair_by_id
+from ..activations.pairing import pair_by_id
+from ..activations.store import ActivationStore
 from .refusal_direction import _direction, _p, _paired_layer, _read, split_by_pair
 
 __all__ = ["PredictedRefusal", "predicted_refusal"]

@@ -41,7 +41,8 @@ from .._stats import (
     normal_p_value,
     resample_counts,
 )
-from ..activations.store import ActivationStore, pair_by_id
+from ..activations.pairing import pair_by_id
+from ..activations.store import ActivationStore
 
 __all__ = ["RefusalShift", "refusal_shift", "split_by_pair"]
 

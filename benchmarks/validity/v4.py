@@ -28,7 +28,7 @@ import numpy as np
 
 import aqi
 from aqi.activations import PromptSet
-from aqi.activations.store import pair_by_id
+from aqi.activations.pairing import pair_by_id
 from aqi.behaviour import RefusalJudge, generate_responses
 from aqi.probes import ood_probe, predicted_refusal
 from benchmarks.validity import OUT_V2, ROOT, hidden, v2
