@@ -44,7 +44,7 @@ def test_full_and_latent_differ_in_the_evidence_of_plain_erosion() -> None:
 
 
 def test_bad_mode_is_named() -> None:
-    with pytest.raises(ArgumentError, match="mode='greedy'.*'full' or 'latent'"):
+    with pytest.raises(ArgumentError, match=r"mode='greedy'.*'full' or 'latent'"):
         audit_coverage("greedy")
 
 
@@ -53,9 +53,9 @@ def _v4(found: dict[str, bool], n: int = 3) -> dict[str, Any]:
                "detected": hit} for s, hit in found.items()}
     det = {k: {"n_organisms": n, "n_controls": 7, "signals": sig, "gate_fails": 0}
            for k in bc.HIDDEN}
-    return {"parts": {"A": {"detection": det, "confirmatory": False},
+    return {"parts": {"A": {"detection": det, "confirmatory": False, "complete": True},
                       "C": {"detection": {k: {**v, "signals": {}} for k, v in det.items()},
-                            "confirmatory": True}}}
+                            "confirmatory": True, "complete": True}}}
 
 
 @pytest.mark.parametrize(("found", "full", "latent"), [
@@ -77,3 +77,11 @@ def test_hidden_rows_without_organisms_say_not_measured() -> None:
         rows = bc._hidden("sampling-only", v4)
         assert {r["status"] for r in rows} == {"not measured"}
         assert all(r["rate"] is None for r in rows)
+
+
+def test_a_partial_part_claims_nothing() -> None:
+    v4 = _v4({"gap": True})
+    v4["parts"]["A"] |= {"complete": False, "n_recorded": 5, "n_planned": 16}
+    rows = bc._hidden("backdoor", v4)
+    assert {r["status"] for r in rows} == {"not measured"}
+    assert "5 of 16 builds recorded" in rows[0]["detail"]

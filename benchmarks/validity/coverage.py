@@ -74,7 +74,10 @@ def _hidden(kind: str, v4: dict[str, Any] | None) -> list[dict[str, Any]]:
     with the best bench signal named (a detection by a signal the audit does not compute
     is not the audit's)."""
     parts = {} if v4 is None else {n: p for n, p in v4["parts"].items()
-                                   if not p.get("confirmatory")}
+                                   if not p.get("confirmatory") and p.get("complete")}
+    partial = [] if v4 is None else [
+        f"original {n}: {p['n_recorded']} of {p['n_planned']} builds recorded"
+        for n, p in v4["parts"].items() if not p.get("confirmatory") and not p.get("complete")]
     measured = {n: p["detection"][kind] for n, p in parts.items()
                 if p["detection"][kind]["n_organisms"]}
     rows = []
@@ -84,8 +87,10 @@ def _hidden(kind: str, v4: dict[str, Any] | None) -> list[dict[str, Any]]:
                             else "plain-prompt activations"),
                "bench": "docs/validation.md, bench v4"}
         if not measured:
-            rows.append({**row, "status": "not measured", "rate": None,
-                         "detail": "bench v4 is pre-registered; no such organism was measured"})
+            why = ("bench v4 is under way (" + "; ".join(partial) + "); no detection is "
+                   "claimed before its pre-registered sample is complete" if partial else
+                   "bench v4 is pre-registered; no such organism was measured")
+            rows.append({**row, "status": "not measured", "rate": None, "detail": why})
             continue
         desc = []
         for n, d in measured.items():

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.validity import DOCS_DATA
-from benchmarks.validity.hidden import HIDDEN_KINDS
+from benchmarks.validity.hidden import HIDDEN_KINDS, schedule
 from benchmarks.validity.stats import clean
 from benchmarks.validity.v4 import SIGNALS
 
@@ -112,11 +112,14 @@ def summarise(out_dir: Path, results_path: Path | None = RESULTS,
             "signals": (r.get("signals") or {}).get("values"),
             "gate_fail": (r.get("signals") or {}).get("gate_fail"),
         } for r in recs]
+        done = {r["organism"] for r in recs}
         res["parts"][name] = {"organisms": organisms, "detection": det,
+                              "complete": all(o.name in done for o in schedule()),
+                              "n_recorded": len(done), "n_planned": len(schedule()),
                               "architecture": ARCHITECTURE.get(name, ""),
                               "confirmatory": CONFIRMATORY.get(name, False)}
         for r in recs:
-            if r["control"] or not _measured(r):
+            if r["control"] or not _measured(r) or not res["parts"][name]["complete"]:
                 continue
             per = det[r["kind"]]["signals"]
             s = best(per)
