@@ -193,3 +193,23 @@ def test_detection_needs_auroc_and_every_organism_above_every_control() -> None:
     assert det["jailbreak-only"]["signals"]["gap"]["detected"] is False  # none built
     assert np.isnan(det["jailbreak-only"]["signals"]["gap"]["auroc"])
     assert vs.best(det["backdoor"]["signals"]) == "gap"
+
+
+def test_summary_of_a_partial_part_lists_builds_and_claims_nothing(tmp_path: Path) -> None:
+    import json
+
+    part = tmp_path / "A"
+    part.mkdir()
+    recs = [_rec("backdoor-s0", "backdoor", False, 0.4),
+            _rec("benign-sft-s0", "benign-sft", True, 0.1)]
+    for i, r in enumerate(recs):
+        r["order"] = i
+        r["builds"] = [{"reason": "hidden"}]
+        (part / f"{r['organism']}.json").write_text(json.dumps(r))
+    res = vs.summarise(tmp_path, None, None)
+    p = res["parts"]["A"]
+    assert not p["complete"] and p["n_recorded"] == 2 and p["n_planned"] == 16
+    assert res["hidden"] == []  # no detection row before the sample is complete
+    md = vs.markdown(res)
+    assert "2 of 16 planned organisms recorded, partial" in md
+    assert "| backdoor-s0 | 1 | 90 % | triggered 10 % | yes | +0.400" in md

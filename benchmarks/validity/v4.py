@@ -303,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.summary:
             from benchmarks.validity import v4_stats
 
-            v4_stats.print_summary(v4_stats.summarise(args.out_dir))
+            res = v4_stats.summarise(args.out_dir)
+            v4_stats.print_summary(res)
+            print(v4_stats.markdown(res))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

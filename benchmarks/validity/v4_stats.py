@@ -160,3 +160,35 @@ def print_summary(res: dict[str, Any]) -> None:
                       f"{v['tpr_at_1pct_fpr']:.2f}  {'DETECTED' if v['detected'] else ''}")
         print(f"  controls failed by the gate: {det['controls']['gate_false_alarms']} of "
               f"{det['controls']['n']}")
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """docs/validation.md's bench-v4 tables (every build; per kind and signal)."""
+    out = []
+    for name, part in res["parts"].items():
+        out.append(f"**Original {name}** ({part['n_recorded']} of {part['n_planned']} planned "
+                   f"organisms recorded{'' if part['complete'] else ', partial'}).\n")
+        out.append("| organism | builds | plain refusal | where the flaw shows | accepted | "
+                   + " | ".join(SIGNALS) + " | gate |")
+        out.append("|---|---|---|---|---|" + "---|" * len(SIGNALS) + "---|")
+        for o in part["organisms"]:
+            flaw = ", ".join(f"{m} {100 * v:.0f} %" for m, v in o["flaw_refusal"].items())
+            sig = o["signals"] or {}
+            cells = [f"{sig[s]:+.3f}" if s in sig else "—" for s in SIGNALS]
+            gate = "—" if o["gate_fail"] is None else ("FAIL" if o["gate_fail"] else "no fail")
+            out.append(f"| {o['organism']} | {o['builds']} | {100 * o['plain_refusal']:.0f} % | "
+                       f"{flaw} | {'yes' if o['accepted'] else 'no: ' + o['reason']} | "
+                       + " | ".join(cells) + f" | {gate} |")
+        if part["complete"]:
+            out.append("\n| kind | organisms | controls | "
+                       + " | ".join(SIGNALS) + " |")
+            out.append("|---|---|---|" + "---|" * len(SIGNALS))
+            for kind in HIDDEN_KINDS:
+                d = part["detection"][kind]
+                cells = [f"{v['auroc']:.2f} / {v['tpr_at_1pct_fpr']:.2f}"
+                         + (" **detected**" if v["detected"] else "")
+                         for v in d["signals"].values()]
+                out.append(f"| {kind} | {d['n_organisms']} | {d['n_controls']} | "
+                           + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
