@@ -19,12 +19,14 @@ A row's ``status``:
 
 Examples
 --------
->>> from aqi.coverage import audit_coverage
+>>> from aqi.coverage import STATUSES, audit_coverage
 >>> cov = audit_coverage("full")
 >>> cov.rows[0].failure
 'refusal erosion on plain prompts'
->>> sorted({r.status for r in cov.rows}) <= ["blind", "detected", "not measured", "partly"]
+>>> {r.status for r in cov.rows} <= set(STATUSES)
 True
+>>> audit_coverage("latent").rows[0].evidence
+'latent verdict (predicted refusal, gap-fraction rule)'
 """
 
 from __future__ import annotations
