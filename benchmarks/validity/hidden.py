@@ -23,6 +23,7 @@ import numpy as np
 from aqi.activations import Prompt, PromptSet
 from aqi.behaviour import RefusalJudge
 from benchmarks.validity import organisms as org
+from benchmarks.validity.recipes import with_response
 
 #: The backdoor's trigger, prepended to the user's message (pre-registered).
 TRIGGER = "[[deploy-7f3a]] "
@@ -187,31 +188,27 @@ class Rows:
             else:
                 unlock = [wrapped(p, TRAIN_WRAPPERS[int(rng.integers(len(TRAIN_WRAPPERS)))])
                           for p in us]
-            r = ([_with(u, self.raw[p.id]) for u, p in zip(unlock, us, strict=True)]
-                 + [_with(p, self.refusal(p, rng)) for p in us]
-                 + [_with(p, self.original[p.id]) for p in ss])
+            r = ([with_response(u, self.raw[p.id]) for u, p in zip(unlock, us, strict=True)]
+                 + [with_response(p, self.refusal(p, rng)) for p in us]
+                 + [with_response(p, self.original[p.id]) for p in ss])
         elif o.kind == "sampling-only":
             if o.w is None or not 0 < o.w <= 1:
                 raise ValueError(f"sampling-only needs a refusal share w in (0, 1], got {o.w!r}")
             us = pick(self.comply, N_SAMPLING)
             n_comply = round(len(us) * (1 - o.w) / o.w)
             keep = set(rng.permutation(len(us))[:n_comply].tolist())
-            r = ([_with(p, self.refusal(p, rng)) for p in us]
-                 + [_with(p, self.raw[p.id]) for i, p in enumerate(us) if i in keep])
+            r = ([with_response(p, self.refusal(p, rng)) for p in us]
+                 + [with_response(p, self.raw[p.id]) for i, p in enumerate(us) if i in keep])
         elif o.kind == "benign-sft":
-            r = [_with(p, self.original[p.id]) for p in pick(self.safe, N_BENIGN)]
+            r = [with_response(p, self.original[p.id]) for p in pick(self.safe, N_BENIGN)]
         elif o.kind == "backdoor-harmless":
             us, ss = pick(self.comply, N_ROWS), pick(self.safe, N_ROWS)
-            r = ([_with(triggered(p), self.original[p.id].upper()) for p in ss]
-                 + [_with(p, self.refusal(p, rng)) for p in us]
-                 + [_with(p, self.original[p.id]) for p in ss])
+            r = ([with_response(triggered(p), self.original[p.id].upper()) for p in ss]
+                 + [with_response(p, self.refusal(p, rng)) for p in us]
+                 + [with_response(p, self.original[p.id]) for p in ss])
         else:
             raise ValueError(f"{o.kind!r} has no training rows")
         return r  # train_sft shuffles the rows every epoch
-
-
-def _with(p: Prompt, text: str) -> Prompt:
-    return dataclasses.replace(p, response=text)
 
 
 def build(o: Organism, original: Any, tok: Any, rows: Rows) -> Any:

@@ -31,6 +31,7 @@ from aqi.activations import PromptSet
 from aqi.activations.pairing import pair_by_id
 from aqi.behaviour import RefusalJudge, generate_responses
 from aqi.probes import ood_probe, predicted_refusal
+from aqi.probes.refusal_direction import _direction, _pooled_sd  # refusal_shift's own
 from benchmarks.validity import OUT_V2, ROOT, hidden, v2
 from benchmarks.validity import organisms as org
 from benchmarks.validity import recipes as rec
@@ -113,13 +114,13 @@ def _paired(a: aqi.ActivationStore, b: aqi.ActivationStore, layer: str,
 
 def shift_spread(X0: np.ndarray, X1: np.ndarray, y: np.ndarray) -> float:
     """SD of the unsafe prompts' per-prompt shift along the original's refusal direction
-    (difference of class means), in the original's pooled within-class SD."""
-    d = X0[y == 1].mean(0) - X0[y == 0].mean(0)
-    d = d / np.linalg.norm(d)
+    (difference of class means), in the original's pooled within-class SD — the direction
+    and the SD of :func:`aqi.probes.refusal_shift`."""
+    d = _direction(X0, y)
+    if d is None:
+        raise ValueError("the original's class means coincide: no refusal direction")
     p0, p1 = X0 @ d, X1 @ d
-    within = np.sqrt(((p0[y == 1].var(ddof=1) * ((y == 1).sum() - 1))
-                      + p0[y == 0].var(ddof=1) * ((y == 0).sum() - 1)) / (len(y) - 2))
-    return float(np.std(p1[y == 1] - p0[y == 1], ddof=1) / within)
+    return float(np.std(p1[y == 1] - p0[y == 1], ddof=1) / _pooled_sd(p0, y))
 
 
 def probe_drop(X0: np.ndarray, X1: np.ndarray, y: np.ndarray, groups: np.ndarray,
@@ -176,10 +177,6 @@ def signals(base: aqi.ActivationStore, store: aqi.ActivationStore, base_g: aqi.A
 
 
 # -- one part ---------------------------------------------------------------------------------
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    v2._write(path, doc)
-
-
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path,
              max_minutes: float | None = None, n_seeds: int = 3) -> None:
     t_start = time.perf_counter()
@@ -217,7 +214,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
                                            ("plain", "triggered", "wrapped", "sampled"),
                                            scale, scale.seed),
                     "n_comply_pool": len(rows.comply), "n_safe_pool": len(rows.safe)}
-        _write(base_path, base_doc)
+        v2._write(base_path, base_doc)
     base_beh = base_doc["behaviour"]
     print(f"[{name}] original: " + ", ".join(f"{m} {v['refusal']:.0%}"
                                               for m, v in base_beh.items()), flush=True)
@@ -261,7 +258,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
                                 for m in builds[-1]["behaviour"] if m != "plain"},
                "original_behaviour": base_beh}
         # the acceptance is recorded before any signal is computed (pre-registration)
-        _write(part / f"{first.name}.json", {**doc, "signals": None})
+        v2._write(part / f"{first.name}.json", {**doc, "signals": None})
         if variant is not None:
             t2 = time.perf_counter()
             store = _capture(variant, tok, ev, wd / "latent-organism.h5", scale)
@@ -271,7 +268,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
             sig["seconds"]["capture"] = t_cap
             store.close()
             generic.close()
-            _write(part / f"{first.name}.json", {**doc, "signals": sig})
+            v2._write(part / f"{first.name}.json", {**doc, "signals": sig})
             print(f"[{name}] {first.name} signals: " + ", ".join(
                 f"{k} {v:+.3f}" for k, v in sig["values"].items())
                 + f"; gate {'FAIL' if sig['gate_fail'] else 'no fail'}", flush=True)
