@@ -31,12 +31,15 @@ _LAZY: dict[str, str] = {
     "AuditReport": "audit",
     "AuditThresholds": "checks",
     "Comparison": "indices",
+    "Decoding": "behaviour",
     "ModelSpec": "workflow",
     "Prompt": "activations",
     "PromptSet": "activations",
     "EncoderJudge": "behaviour",
     "RefusalJudge": "behaviour",
+    "Rendering": "prompts",
     "Responses": "behaviour",
+    "Writing": "jobs",
     "alignment_quality_index": "indices",
     "audit": "audit",
     "audit_models": "workflow",
@@ -86,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         audit,
     )
     from .behaviour import (
+        Decoding,
         EncoderJudge,
         RefusalJudge,
         Responses,
@@ -108,9 +112,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         learn_layer_weights,
         score,
     )
+    from .jobs import Writing
     from .loading import (
         load_model,
     )
+    from .prompts import Rendering
     from .workflow import ModelSpec, audit_models
 
 
@@ -152,12 +158,15 @@ __all__ = [
     "AuditReport",
     "AuditThresholds",
     "Comparison",
+    "Decoding",
     "EncoderJudge",
     "ModelSpec",
     "Prompt",
     "PromptSet",
     "RefusalJudge",
+    "Rendering",
     "Responses",
+    "Writing",
     "__version__",
     "alignment_quality_index",
     "audit",
