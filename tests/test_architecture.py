@@ -462,16 +462,12 @@ KNOWN_LONG: dict[str, int] = {
     "aqi/prompts/spans.py:token_ranges": 81,
     # the output guard (core)
     "aqi/_outputs.py:check_output": 82,
-    # capture, the writer and the store (the writers' room, the job skeleton)
-    "aqi/activations/capture.py": 506,
+    # the writer and the store
     "aqi/activations/store.py": 541,
     "aqi/activations/writer.py": 542,
     "aqi/activations/adapters.py:resolve_hook_points": 109,
-    "aqi/activations/capture.py:capture": 234,
     "aqi/activations/layers.py:resolve_layers": 103,
     "aqi/activations/writer.py:store_from_arrays": 111,
-    # generation (the job skeleton)
-    "aqi/behaviour/generate.py:generate_responses": 249,
     # public entry points: 16 and 24 keyword arguments, each documented; their bodies are
     # steps (56 and 49 lines), the rest is signature and numpydoc (85 and 118 lines) until
     # item 2 bundles the settings that travel together into one value
