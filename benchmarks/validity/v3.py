@@ -50,7 +50,8 @@ def _capture(model: Any, tok: Any, prompts: Any, path: Path,
              batch_size: int) -> aqi.ActivationStore:
     path.unlink(missing_ok=True)
     return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("last",),
-                       spans=("post_instruction",), batch_size=batch_size, progress=False)
+                       spans=("post_instruction",),
+                       writing=aqi.Writing(batch_size=batch_size, progress=False))
 
 
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path) -> None:
@@ -76,8 +77,9 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
         """The original must be bench v2's: every evaluation response hashed the same."""
         rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
-                                max_new_tokens=scale.max_new_tokens,
-                                batch_size=scale.batch_size, progress=False)
+                                decoding=aqi.Decoding(max_new_tokens=scale.max_new_tokens),
+                                writing=aqi.Writing(batch_size=scale.batch_size,
+                                                    progress=False))
         got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
         differ = sorted(i for i in want if got.get(i) != want[i])
         if differ:
