@@ -227,3 +227,20 @@ def test_moved_keywords_keeps_the_new_signature():
         r"new=5, knobs=aqi\.Knobs\(a=2\)",
     ):
         assert f(1, old=5, a=2) == (1, 5, Knobs(a=2))
+
+
+def test_warnings_still_point_at_the_callers_line(tiny_factory, small_prompts, tmp_path):
+    """The shim and the job add frames between the caller and the warning: the training-mode
+    warnings of capture and generation still name the caller's line."""
+    import copy
+
+    model, tok = tiny_factory("llama")
+    model = copy.deepcopy(model).train()
+    ps = small_prompts[:2]
+    with pytest.warns(UserWarning, match="training mode") as caught:
+        aqi.generate_responses(model, tok, ps, decoding=aqi.Decoding(max_new_tokens=2),
+                               writing=QUIET)  # fmt: skip
+    assert {w.filename for w in caught if "training mode" in str(w.message)} == {__file__}
+    with pytest.warns(UserWarning, match="training mode") as caught:
+        aqi.capture(model, tok, ps, tmp_path / "a.h5", layers=[0], writing=QUIET)
+    assert {w.filename for w in caught if "training mode" in str(w.message)} == {__file__}

@@ -279,7 +279,7 @@ def _check_inputs(model: Any, prompts: Any, out: Any, rendering: Rendering, writ
     check_finite_weights(model)
     if getattr(model, "training", False):
         warnings.warn("model is in training mode (dropout active); call model.eval()",
-                      stacklevel=6)  # fmt: skip
+                      stacklevel=5)  # fmt: skip
 
 
 def _context(max_length: int | None, tokenizer: Any, model: Any, max_new_tokens: int) -> int | None:
