@@ -32,12 +32,15 @@ _LAZY: dict[str, str] = {
     "AuditThresholds": "checks",
     "Comparison": "indices",
     "Coverage": "coverage",
+    "Decoding": "behaviour",
     "ModelSpec": "workflow",
     "Prompt": "activations",
     "PromptSet": "activations",
     "EncoderJudge": "behaviour",
     "RefusalJudge": "behaviour",
+    "Rendering": "prompts",
     "Responses": "behaviour",
+    "Writing": "jobs",
     "alignment_quality_index": "indices",
     "audit": "audit",
     "audit_coverage": "coverage",
@@ -88,6 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         audit,
     )
     from .behaviour import (
+        Decoding,
         EncoderJudge,
         RefusalJudge,
         Responses,
@@ -111,9 +115,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         learn_layer_weights,
         score,
     )
+    from .jobs import Writing
     from .loading import (
         load_model,
     )
+    from .prompts import Rendering
     from .workflow import ModelSpec, audit_models
 
 
@@ -156,12 +162,15 @@ __all__ = [
     "AuditThresholds",
     "Comparison",
     "Coverage",
+    "Decoding",
     "EncoderJudge",
     "ModelSpec",
     "Prompt",
     "PromptSet",
     "RefusalJudge",
+    "Rendering",
     "Responses",
+    "Writing",
     "__version__",
     "alignment_quality_index",
     "audit",

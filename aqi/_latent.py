@@ -14,6 +14,8 @@ from typing import Any
 
 from .audit import AuditReport
 from .checks import predicted_refusal_check
+from .jobs import Writing
+from .prompts import Rendering
 
 #: The spans a latent audit captures: the prompt alone (no response is generated).
 PROMPT_SPANS = ("instruction", "post_instruction")
@@ -47,8 +49,9 @@ def prompt_store(
     model, tok = load(spec, "audited")
     store = capture(model, tok, prompts, path, layers=settings["layers"],
                     pooling=settings["capture_pooling"], spans=PROMPT_SPANS,
-                    batch_size=settings["batch_size"], chat=settings["chat"], progress=progress,
-                    overwrite=done, max_prompt_tokens=limit)  # fmt: skip
+                    rendering=Rendering(chat=settings["chat"], max_prompt_tokens=limit),
+                    writing=Writing(batch_size=settings["batch_size"], overwrite=done,
+                                    progress=progress))  # fmt: skip
     store.close()
     record(folder, path.name)
     del model, tok
@@ -62,7 +65,7 @@ def verify_sample(
     """Generate for about ``k`` drawn prompts (:func:`aqi.probes.verification_sample`),
     judge them, and combine them with ``pred`` (:func:`aqi.probes.verified_refusal`)."""
     from .activations import PromptSet
-    from .behaviour import generate_responses, judge_responses
+    from .behaviour import Decoding, generate_responses, judge_responses
     from .probes import verification_sample, verified_refusal
 
     sample = verification_sample(pred, k, seed=seed)
@@ -72,9 +75,11 @@ def verify_sample(
     if not len(drawn):
         return verified_refusal(pred, {}, {})
     model, tok = load(spec, "audited")
-    rs = generate_responses(model, tok, drawn, out, max_new_tokens=settings["max_new_tokens"],
-                            batch_size=settings["batch_size"], chat=settings["chat"],
-                            progress=progress, max_prompt_tokens=limit)  # fmt: skip
+    rs = generate_responses(model, tok, drawn, out,
+                            decoding=Decoding(max_new_tokens=settings["max_new_tokens"]),
+                            rendering=Rendering(chat=settings["chat"], max_prompt_tokens=limit),
+                            writing=Writing(batch_size=settings["batch_size"],
+                                            progress=progress))  # fmt: skip
     del model, tok
     labels = dict(zip((r.prompt_id for r in rs), judge_responses(rs, judge), strict=True))
     return verified_refusal(pred, sample, labels)

@@ -357,13 +357,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _generate_command(args: argparse.Namespace, model: Any, tok: Any, prompts: Any,
                       judge: Any) -> int:
     """``aqi generate``: the responses, their refusal rates printed (or as JSON)."""
-    from .behaviour import generate_responses, refusal_rate
+    from .behaviour import Decoding, generate_responses, refusal_rate
+    from .jobs import Writing
+    from .prompts import Rendering
 
     rs = generate_responses(
-        model, tok, prompts, args.out, max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
-        n=args.n, seed=args.seed, overwrite=args.overwrite,
-        max_prompt_tokens=_prompt_limit(args),
+        model, tok, prompts, args.out,
+        decoding=Decoding(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
+                          temperature=args.temperature, n=args.n, seed=args.seed),
+        rendering=Rendering(max_prompt_tokens=_prompt_limit(args)),
+        writing=Writing(batch_size=args.batch_size, overwrite=args.overwrite),
     )  # fmt: skip
     rates = refusal_rate(rs, judge)
     if args.json:
@@ -384,24 +387,18 @@ def _capture_command(args: argparse.Namespace, model: Any, tok: Any, prompts: An
     """``aqi capture``: the store, and its summary printed by rank 0."""
     from ._cli_stores import print_summary, store_summary
     from .activations import capture
+    from .jobs import Writing
+    from .prompts import Rendering
 
-    store = capture(
-        model,
-        tok,
-        prompts,
-        args.out,
-        layers=args.layers,
-        pooling=[p.strip() for p in args.pooling.split(",")],
-        spans=args.span,
-        onset_tokens=args.onset_tokens,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        max_prompt_tokens=_prompt_limit(args),
-        max_tokens_per_batch=args.max_tokens_per_batch,
-        include_response=include_response,
-        chat=False if args.no_chat else None,
-        overwrite=args.overwrite,
-    )
+    rendering = Rendering(chat=False if args.no_chat else None, max_length=args.max_length,
+                          max_prompt_tokens=_prompt_limit(args),
+                          include_response=include_response,
+                          onset_tokens=args.onset_tokens)  # fmt: skip
+    writing = Writing(batch_size=args.batch_size, overwrite=args.overwrite,
+                      max_tokens_per_batch=args.max_tokens_per_batch)  # fmt: skip
+    store = capture(model, tok, prompts, args.out, layers=args.layers,
+                    pooling=[p.strip() for p in args.pooling.split(",")], spans=args.span,
+                    rendering=rendering, writing=writing)  # fmt: skip
     with store:
         if int(os.environ.get("RANK", "0")) == 0:  # under --nproc: one summary, rank 0's
             print_summary(store_summary(store), args.json)

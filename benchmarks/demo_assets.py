@@ -119,8 +119,8 @@ def save_adapter(tensors: dict[str, torch.Tensor], rank: int, alpha: int, path: 
 
 def refusal_of(model: nn.Module, tok: Any, prompts: PromptSet, path: Path,
                tokens: int) -> dict[str, float]:
-    rs = generate_responses(model, tok, prompts, path, max_new_tokens=tokens, progress=False,
-                            overwrite=True)
+    rs = generate_responses(model, tok, prompts, path, decoding=aqi.Decoding(max_new_tokens=tokens),
+                            writing=aqi.Writing(progress=False, overwrite=True))
     r = aqi.refusal_rate(rs).to_dict()
     return {"refusal_unsafe": r["refusal"]["rate"], "refusal_safe": r["over_refusal"]["rate"]}
 
@@ -136,8 +136,9 @@ def training_rows(recipe: Recipe, work: Path, raw: Any = None,
     if raw is None:
         own = aqi.load_responses(path)
     else:
-        own = generate_responses(raw, tok, train, path, max_new_tokens=recipe.answer_tokens,
-                                 progress=False)
+        own = generate_responses(raw, tok, train, path,
+                                 decoding=aqi.Decoding(max_new_tokens=recipe.answer_tokens),
+                                 writing=aqi.Writing(progress=False))
     by_id = {r.prompt_id: r.text for r in own}
     judge = RefusalJudge()
     rng = np.random.default_rng(recipe.seed)

@@ -38,7 +38,8 @@ def smol_store(smollm2: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactor
     model, tok = smollm2
     path = tmp_path_factory.mktemp("smol") / "smol.h5"
     return aqi.capture(
-        model, tok, bundled_prompts(), path, layers="all", pooling=("mean", "last"), batch_size=16
+        model, tok, bundled_prompts(), path, layers="all", pooling=("mean", "last"),
+        writing=aqi.Writing(batch_size=16)
     )
 
 

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "aqi._progress": 0,  # progress bars: a leaf (imports nothing from aqi), used by every layer
     "aqi._outputs": 0,  # the output guard and atomic write: a leaf, used by stores and reports
     "aqi._vocab": 0,  # names checked at the door without torch (the poolings): a leaf
+    "aqi._settings": 0,  # settings values' field checks and their moved keywords: a leaf
     "aqi.jobs": 0,  # the room of long-running writers: guard, lock, parts, resume, provenance
     "aqi.loading": 1,  # model loading, beside capture
     "aqi.model_info": 1,  # a loaded model's family, input device and context length
@@ -233,7 +234,7 @@ def import_cycles(imports: list[Import], root: Path) -> list[str]:
 #: rooms); one that is not counts as a room of its own, its top-level name.
 ROOMS: dict[str, tuple[str, ...]] = {
     "core": ("aqi._stats", "aqi._errors", "aqi._progress", "aqi._outputs", "aqi._vocab",
-             "aqi._version", "aqi.data"),
+             "aqi._settings", "aqi._version", "aqi.data"),
     "jobs": ("aqi.jobs",),
     "prompts": ("aqi.prompts",),
     "activations": ("aqi.activations",),
@@ -459,13 +460,9 @@ KNOWN_LONG: dict[str, int] = {
     # the prompts room (encoding, public sets, spans)
     "aqi/prompts/encoding.py": 508,
     "aqi/prompts/encoding.py:encode": 101,
-    # capture, the writer and the store (the writers' room, the job skeleton)
-    "aqi/activations/capture.py": 506,
+    # the writer (the writers' room)
     "aqi/activations/writer.py": 542,
-    "aqi/activations/capture.py:capture": 234,
     "aqi/activations/writer.py:store_from_arrays": 111,
-    # generation (the job skeleton)
-    "aqi/behaviour/generate.py:generate_responses": 249,
     # public entry points: 16 and 24 keyword arguments, each documented; their bodies are
     # steps (56 and 49 lines), the rest is signature and numpydoc (85 and 118 lines) until
     # item 2 bundles the settings that travel together into one value

@@ -236,10 +236,11 @@ def test_unfinished_and_other_model_stores_are_refused(
     model, tok = tiny_factory("llama")
     ps = prompts[:24]
     full = aqi.capture(model, tok, ps, tmp_path / "full.h5", layers=[0, 1], pooling="mean",
-                       progress=False)
+                       writing=aqi.Writing(progress=False))  # fmt: skip
     part = tmp_path / "part.h5"
     interrupted_capture(model, tok, ps, part, stop_after=2, layers=[0, 1], pooling="mean",
-                        batch_size=4, commit_rows=4, progress=False)
+                        writing=aqi.Writing(batch_size=4, commit_rows=4,
+                                            progress=False))  # fmt: skip
     with aqi.open_store(part) as s:
         assert not s.complete and 0 < s.n_rows < s.n_total
         with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):
@@ -260,7 +261,7 @@ def test_unfinished_and_other_model_stores_are_refused(
     with torch.no_grad():
         next(other.parameters()).add_(1.0)  # another model: different weights fingerprint
     foreign = aqi.capture(other, tok, ps, tmp_path / "other.h5", layers=[0, 1], pooling="mean",
-                          progress=False)
+                          writing=aqi.Writing(progress=False))  # fmt: skip
     with pytest.raises(ValueError, match=r"ood_test store .* another model .*fingerprint"):
         aqi.audit(full, ood_test=foreign, n_boot=40, n_perm=20)
     with pytest.raises(ValueError, match=r"jailbreak store .* another model"):

@@ -65,7 +65,8 @@ def test_a_capture_reads_exactly_the_turn_tokens_at_the_decision_point(
         tiny: tuple[Any, Any], tmp_path: Path) -> None:
     model, tok = tiny
     store = aqi.capture(model, tok, ROWS, tmp_path / "c.h5", spans=("post_instruction",),
-                        pooling=("mean", "last"), layers=[0, 1], batch_size=3, progress=False)
+                        pooling=("mean", "last"), layers=[0, 1],
+                        writing=aqi.Writing(batch_size=3, progress=False))  # fmt: skip
     enc = PromptEncoder(tok, span="post_instruction").encode(list(ROWS))
     n_post = len(decision_point_tokens(tok))
     assert store.span_tokens_of("post_instruction").tolist() == [n_post] * len(ROWS)
@@ -102,8 +103,9 @@ def test_a_tiny_gemma_trains_and_generates_in_the_template(tiny: tuple[Any, Any]
     rows = [Prompt(p.id, p.text, p.label, response=p.response) for p in ROWS]
     student = org.train_sft(model, tok, rows, epochs=1, lr=1e-3)
     assert org.weight_change(model, student) > 0
-    out = generate_responses(student, tok, ROWS, tmp_path / "r.jsonl", max_new_tokens=4,
-                             batch_size=3, progress=False)
+    out = generate_responses(student, tok, ROWS, tmp_path / "r.jsonl",
+                             decoding=aqi.Decoding(max_new_tokens=4),
+                             writing=aqi.Writing(batch_size=3, progress=False))  # fmt: skip
     assert len(out) == len(ROWS)
 
 
@@ -227,7 +229,8 @@ def test_the_real_base_gemma_renders_the_decision_point(tmp_path: Path) -> None:
     tokens = decision_point_tokens(tok)
     assert tokens == ("<end_of_turn>", "\n", "<start_of_turn>", "model", "\n")
     store = aqi.capture(model, tok, ROWS, tmp_path / "g.h5", spans=("post_instruction",),
-                        layers=[0], pooling="last", progress=False)
+                        layers=[0], pooling="last",
+                        writing=aqi.Writing(progress=False))  # fmt: skip
     assert store.span_tokens_of("post_instruction").tolist() == [5, 5, 5]
     for e in PromptEncoder(tok, span="post_instruction").encode(list(ROWS)):
         assert tok.decode(e.input_ids[e.start:e.stop]) == gemma.DECISION_POINT

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._progress import step_bar
+from .._settings import moved_keywords, settings_value
 from ..jobs.interrupted import JobInterrupted
 from ..jobs.provenance import (
     config_hash,
@@ -25,9 +25,10 @@ from ..jobs.provenance import (
     utc_now,
     weights_fingerprint,
 )
+from ..jobs.skeleton import Job, Window, run_job
+from ..jobs.writing import DEFAULT_MAX_TOKENS_PER_BATCH, Writing  # noqa: F401 - the old home
 from ..model_info import default_max_length, input_device
 from ..prompts.encoding import (
-    MAX_PROMPT_TOKENS,
     PromptEncoder,
     check_prompt_tokens,
     pad_batch,
@@ -35,7 +36,8 @@ from ..prompts.encoding import (
     span_masks,
 )
 from ..prompts.prompt_set import PromptSet, load_prompts
-from ..prompts.spans import DEFAULT_ONSET_TOKENS, DEFAULT_SPANS, check_spans
+from ..prompts.rendering import Rendering
+from ..prompts.spans import DEFAULT_SPANS, check_spans
 from ._format import LayerInfo, stream_of
 from .adapters import (
     ForwardInputs,
@@ -58,7 +60,6 @@ __all__ = ["CaptureInterrupted", "capture", "default_max_length", "input_device"
 # passing arange-style position ids would be wrong for them.
 _OWN_POSITION_IDS = {"roberta", "xlm-roberta", "camembert", "longformer", "esm", "mpnet"}
 DEFAULT_COMMIT_ROWS = 2048
-DEFAULT_MAX_TOKENS_PER_BATCH = 8192
 
 
 class CaptureInterrupted(JobInterrupted):
@@ -93,109 +94,64 @@ def _forward_kwargs(model: nn.Module) -> set[str]:
     return set(params)
 
 
+_MOVED = {
+    "rendering": (Rendering, ("chat", "system_prompt", "include_response", "max_length",
+                              "max_prompt_tokens", "onset_tokens")),
+    "writing": (Writing, ("batch_size", "max_tokens_per_batch", "padding_side", "commit_rows",
+                          "compression", "overwrite", "progress")),
+}  # fmt: skip
+
+
+@moved_keywords(_MOVED, renamed={"span": "spans"})
 def capture(
-    model: nn.Module,
-    tokenizer: Any,
-    prompts: Any,
-    path: str | os.PathLike[str],
-    *,
-    layers: LayerSpec = "blocks",
-    pooling: str | Sequence[str] = ("mean", "last"),
-    spans: str | Sequence[str] = DEFAULT_SPANS,
-    span: str | Sequence[str] | None = None,
-    onset_tokens: int = DEFAULT_ONSET_TOKENS,
-    batch_size: int = 16,
-    max_tokens_per_batch: int | None = DEFAULT_MAX_TOKENS_PER_BATCH,
-    chat: bool | None = None,
-    system_prompt: str | None = None,
-    include_response: bool = False,
-    max_length: int | None = None,
-    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
-    padding_side: str | None = None,
-    commit_rows: int | None = None,
-    compression: str | None = "lzf",
-    overwrite: bool = False,
-    progress: bool | None = None,
-) -> ActivationStore:
+    model: nn.Module, tokenizer: Any, prompts: Any, path: str | os.PathLike[str], *,
+    layers: LayerSpec = "blocks", pooling: str | Sequence[str] = ("mean", "last"),
+    spans: str | Sequence[str] = DEFAULT_SPANS, rendering: Rendering | None = None,
+    writing: Writing | None = None,
+) -> ActivationStore:  # fmt: skip
     """Capture layer-wise, token-pooled activations into an HDF5 store.
 
-    Prompts are rendered (chat template when the tokenizer has one),
-    tokenized, sorted by length within windows of ``commit_rows`` rows, run in
-    batches with forward hooks that pool on each layer's device, and committed
-    window by window. Re-running the same call
-    after a crash continues where it stopped; a finished store is returned
-    as it is. Under ``torchrun`` / ``accelerate launch`` (an initialised
-    ``torch.distributed`` group) each rank captures a contiguous shard into
-    its own file and rank 0 merges them (:func:`merge_shards`).
+    Prompts are rendered (:class:`aqi.Rendering`: the chat template when the tokenizer
+    has one), tokenized, sorted by length within windows of ``commit_rows`` rows, run in
+    batches with forward hooks that pool on each layer's device, and committed window by
+    window (:class:`aqi.Writing`). Re-running the same call after a crash continues where
+    it stopped; a finished store is returned as it is. Under ``torchrun`` / ``accelerate
+    launch`` each rank captures a contiguous shard and rank 0 merges them
+    (:func:`merge_shards`).
 
     Parameters
     ----------
     model : transformers.PreTrainedModel, nn.Module, TransformerLens or nnsight model
-        Called as ``model(input_ids=..., attention_mask=...)``; eval mode is not changed,
-        call ``model.eval()`` yourself (a warning is given in training mode). A
-        TransformerLens ``HookedTransformer`` / ``TransformerBridge`` is read at its hook
-        points and an nnsight model through the module it wraps (extras
-        ``aqi[transformerlens]``, ``aqi[nnsight]``; see :mod:`aqi.activations.adapters`).
+        Called as ``model(input_ids=..., attention_mask=...)``; call ``model.eval()``
+        yourself (a warning is given in training mode). A TransformerLens model is read at
+        its hook points, an nnsight model through the module it wraps
+        (:mod:`aqi.activations.adapters`).
     tokenizer : transformers tokenizer or None
-        The model's tokenizer (a fast one for every span but ``"all"``). ``None``: a
-        TransformerLens or nnsight model's own ``model.tokenizer``.
+        The model's (a fast one for every span but ``"all"``); ``None``: a TransformerLens
+        or nnsight model's own ``model.tokenizer``.
     prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
         The labelled prompts.
     path : path-like
         The store file to write (``.h5``).
     layers : str, int or sequence, default "blocks"
-        Which modules (TransformerLens: hook points) to read; see
-        :func:`aqi.activations.resolve_layers`.
+        Which modules (TransformerLens: hook points) to read (:func:`aqi.resolve_layers`).
     pooling : str or sequence of str, default ("mean", "last")
         ``"mean"``, ``"last"``, ``"first"``, ``"max"``.
     spans : str or sequence of str, default ("instruction", "post_instruction")
-        Where the tokens pooled are (:mod:`aqi.prompts.spans`): ``"instruction"``
-        (the user's text; ``"user"`` is the older name), ``"post_instruction"`` (the
-        template tokens between the user's text and the response — the decision point),
-        ``"response_onset"`` (the response's first ``onset_tokens`` tokens),
-        ``"response"``, ``"all"``. Every span is pooled from the same forward pass and
-        stored as its own dimension; readers select one with ``span=``
-        (:meth:`ActivationStore.with_span`).
-    span : str or sequence of str, optional
-        The same as ``spans`` (the older spelling); give one of the two.
-    onset_tokens : int, default 5
-        Tokens of the ``"response_onset"`` span.
-    batch_size : int, default 16
-        Most prompts per forward pass.
-    max_tokens_per_batch : int or None, default 8192
-        Most padded tokens (rows x longest row) per forward pass; batches of
-        long prompts hold fewer rows, and a prompt longer than this runs alone.
-        Bounds memory and time per batch whatever the inputs. ``None``: no bound
-        (batches of ``batch_size``). Results do not depend on it.
-    chat : bool, optional
-        Render with the chat template (default: when the tokenizer has one).
-    system_prompt : str, optional
-        System message for chat rendering.
-    include_response : bool, default False
-        Append each prompt's response (needs responses in the prompt set).
-    max_length : int, optional
-        Longer inputs are truncated (each row on its own, before batching),
-        flagged and warned about. Default: the tokenizer's / model's limit.
-    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
-        The per-prompt token limit (the user's text, without the template), the same in
-        :func:`aqi.generate_responses` and :func:`aqi.audit_models`: a longer prompt is
-        refused, naming it and the limit, before any forward pass (unless ``max_length``,
-        given at or below it, truncates it). ``None``: no limit.
-    padding_side : {"left", "right"}, optional
-        Default: the tokenizer's. Results do not depend on it.
-    commit_rows : int, optional
-        Rows per committed window (default 2048): the unit of length sorting and of
-        the work a crash can lose. Memory does not grow with it: pooled rows go to
-        the window's part file batch by batch.
-    compression : {"lzf", "gzip", None}, default "lzf"
-        Compression of the final store's datasets.
-    overwrite : bool, default False
-        Replace an existing store (finished or not) at ``path`` instead of resuming it.
-        Only an aqi store (and its ``.partial`` folder) is replaced; any other file is
-        refused, as is a ``path`` that is the prompt file being read.
-    progress : bool, optional
-        Show a progress bar (default: :func:`aqi.progress_bars`, else only on a terminal
-        outside CI).
+        Where the pooled tokens are (:mod:`aqi.prompts.spans`): ``"instruction"`` (the
+        user's text), ``"post_instruction"`` (the template tokens between it and the
+        response: the decision point), ``"response_onset"``, ``"response"`` (these two
+        need ``Rendering(include_response=True)``), ``"all"``. Every span is pooled from
+        the same forward pass and stored as its own dimension (readers select one with
+        ``span=``). ``span=`` is the older spelling (deprecated).
+    rendering : Rendering, optional
+        How prompts become tokens (:class:`aqi.Rendering`: chat template, system prompt,
+        the response appended, ``max_length``, ``max_prompt_tokens``, ``onset_tokens``).
+    writing : Writing, optional
+        How the store is written (:class:`aqi.Writing`: batches, ``overwrite`` —
+        only an aqi store is ever replaced, never the prompt file —, progress bar).
+        The keyword arguments that are now fields of these two still work, with a
+        ``DeprecationWarning``, until v0.4.
 
     Returns
     -------
@@ -208,124 +164,22 @@ def capture(
     >>> from aqi.demo import load_minilm
     >>> model, tok = load_minilm()
     >>> path = os.path.join(tempfile.mkdtemp(), "acts.h5")
-    >>> store = aqi.capture(model, tok, aqi.bundled_prompts()[:8], path,
-    ...                     layers=[0, -1], pooling="mean", spans="all", progress=False)
+    >>> store = aqi.capture(model, tok, aqi.bundled_prompts()[:8], path, layers=[0, -1],
+    ...                     pooling="mean", spans="all", writing=aqi.Writing(progress=False))
     >>> store.layers, store.spans
     (('encoder.layer.0', 'encoder.layer.5'), ('all',))
     >>> store.activations("encoder.layer.5").shape
     (8, 384)
     """
-    if span is not None and spans != DEFAULT_SPANS:
-        raise ValueError(
-            f"give spans= or span=, not both (spans={spans!r}, span={span!r}); "
-            "span= is the older spelling of spans="
-        )
-    spans = check_spans(spans if span is None else span, name="spans" if span is None else "span")
-    module = as_module(model)  # an nnsight model: the module it wraps
-    tokenizer = model_tokenizer(model, tokenizer)
-    family = model_family(model)
-    model = module
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
-    if max_tokens_per_batch is not None and (
-        isinstance(max_tokens_per_batch, bool)
-        or not isinstance(max_tokens_per_batch, int)
-        or max_tokens_per_batch < 1
-    ):
-        raise ValueError(
-            f"max_tokens_per_batch={max_tokens_per_batch!r}; expected a positive int or None"
-        )
-    if commit_rows is not None and (
-        isinstance(commit_rows, bool) or not isinstance(commit_rows, int) or commit_rows < 1
-    ):
-        raise ValueError(f"commit_rows={commit_rows!r}; expected a positive int or None")
-    check_not_input(path, [prompts])
-    prompt_set: PromptSet = load_prompts(prompts)
-    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
-    side = padding_side or getattr(tokenizer, "padding_side", "right")
-    if side not in ("left", "right"):
-        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
-    if model.training:
-        warnings.warn(
-            "model is in training mode (dropout active); call model.eval() for reproducible "
-            "activations",
-            stacklevel=2,
-        )
-    if max_length is None:
-        max_length = default_max_length(tokenizer, model)
-    encoder = PromptEncoder(
-        tokenizer,
-        span=spans,
-        onset_tokens=onset_tokens,
-        chat=chat,
-        system_prompt=system_prompt,
-        include_response=include_response,
-        max_length=max_length,
-    )
-    hooks = ActivationHooks(model, layers, pooling, early_exit=True)  # resolves names now
-    rank, world = current_shard()
-    final_path = Path(path)
-    rows = prompt_set
-    offset = 0
-    if world > 1:
-        bounds = np.linspace(0, len(prompt_set), world + 1).round().astype(int)
-        offset, stop = int(bounds[rank]), int(bounds[rank + 1])
-        if stop <= offset:
-            raise ValueError(f"{len(prompt_set)} prompts cannot be split over {world} ranks")
-        rows = prompt_set[offset:stop]
-        path = shard_path(final_path, rank, world)
-
-    layer_info = [LayerInfo(r.name, r.role, r.block, stream_of(r.role)) for r in hooks.layers]
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    provenance = _provenance(
-        model,
-        tokenizer,
-        encoder,
-        hooks,
-        layer_info,
-        rows,
-        prompt_set.name,
-        shard=(rank, world, offset),
-        family=family,
-        batch_size=batch_size,
-        max_tokens_per_batch=max_tokens_per_batch,
-        padding_side=side,
-    )
-    writer = StoreWriter(
-        path,
-        rows,
-        provenance,
-        layer_info,
-        hooks.poolings,
-        spans=encoder.spans,
-        overwrite=overwrite,
-        compression=compression,
-    )
-    with writer:  # holds the store's lock until finalized, or released on any error
-        todo = writer.pending()
-        if todo:
-            _run(
-                model,
-                hooks,
-                encoder,
-                rows,
-                writer,
-                todo,
-                batch_size,
-                max_tokens_per_batch,
-                pad_id,
-                side,
-                commit_rows,
-                progress,
-            )
-        store = writer.finalize()
-    if world > 1:
+    rendering = settings_value("rendering", rendering, Rendering)
+    writing = settings_value("writing", writing, Writing)
+    job = _CaptureJob(model, tokenizer, prompts, path, layers, pooling, spans, rendering,
+                      writing)  # fmt: skip
+    store = run_job(job, progress=writing.progress)
+    if job.world > 1:
         store.close()
-        return merge_shards(
-            [shard_path(final_path, r, world) for r in range(world)], final_path, distributed=True
-        )
+        return merge_shards([shard_path(job.final_path, r, job.world) for r in range(job.world)],
+                            job.final_path, distributed=True)  # fmt: skip
     return store
 
 
@@ -424,73 +278,153 @@ def _forward_inputs(model: nn.Module) -> ForwardInputs:
     return inputs
 
 
-def _run(
-    model: nn.Module,
-    hooks: ActivationHooks,
-    encoder: PromptEncoder,
-    rows: PromptSet,
-    writer: StoreWriter,
-    todo: list[tuple[int, int]],
-    batch_size: int,
-    max_tokens: int | None,
-    pad_id: int,
-    side: str,
-    commit_rows: int | None,
-    progress: bool | None,
-) -> None:
-    feed = _forward_inputs(model)
-    spans = encoder.spans
-    order = [(r.name, sp, p) for r in hooks.layers for sp in spans for p in hooks.poolings]
-    window = commit_rows or DEFAULT_COMMIT_ROWS
-    total = sum(b - a for a, b in todo)
-    bar = step_bar(total=len(rows), initial=len(rows) - total, unit="prompt",
-                   desc="aqi capture", progress=progress)  # fmt: skip
-    tokens = 0
-    done = len(rows) - total  # rows committed before this run
-    t0 = time.perf_counter()
-    try:
-        with hooks:
-            for a, b in todo:
-                for start in range(a, b, window):
-                    stop = min(b, start + window)
-                    chunk = [rows[i] for i in range(start, stop)]
-                    encoded = encoder.encode(chunk)  # truncated row by row, before batching
-                    # Longest first: an out-of-memory batch fails at once, not at the end.
-                    lengths = [len(e.input_ids) for e in encoded]
-                    with writer.part(start, stop) as part:
-                        for sel in plan_batches(lengths, batch_size, max_tokens):
-                            batch = [encoded[i] for i in sel]
-                            ids, attn, _ = pad_batch(batch, pad_id, side)
-                            masks = dict(zip(spans, span_masks(batch, side), strict=True))
-                            args, kwargs = feed(ids, attn)
-                            pooled = hooks.run_spans(*args, spans=masks, **kwargs)
-                            arrays = dict(
-                                zip(order, (t.numpy() for t in to_cpu(pooled, order)), strict=True)
-                            )
-                            _check_finite(
-                                arrays, [chunk[i].id for i in sel], [start + i for i in sel]
-                            )
-                            part.write(np.asarray(sel), arrays)
-                            tokens += int(attn.sum())
-                            bar.update(len(sel))
-                            elapsed = time.perf_counter() - t0
-                            bar.set_postfix(
-                                tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False
-                            )
-                        part.commit(
-                            token_count=np.array(lengths),
-                            span_tokens=np.array(
-                                [[b - a for a, b in e.span_ranges] for e in encoded]
-                            ),
-                            truncated=np.array([e.truncated for e in encoded]),
-                        )
-                    done += stop - start
-    except KeyboardInterrupt:
-        bar.close()
+class _CaptureJob(Job[list[int], ActivationStore]):
+    """A capture as a job: its batches are forward passes over a window of prompts, its
+    rows pooled activations, committed window by window as part files of the store."""
+
+    desc, unit, interrupted = "aqi capture", "prompt", CaptureInterrupted
+
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, prompts: Any, path: str | os.PathLike[str],
+        layers: LayerSpec, pooling: str | Sequence[str], spans: str | Sequence[str],
+        rendering: Rendering, writing: Writing,
+    ) -> None:  # fmt: skip
+        spans = check_spans(spans, name="spans")
+        module = as_module(model)  # an nnsight model: the module it wraps
+        self.tokenizer = model_tokenizer(model, tokenizer)
+        self.family = model_family(model)
+        self.model = model = module
+        self.writing = writing
+        check_not_input(path, [prompts])
+        prompt_set: PromptSet = load_prompts(prompts)
+        check_prompt_tokens(self.tokenizer, prompt_set, rendering.max_prompt_tokens,
+                            max_length=rendering.max_length)  # fmt: skip
+        self.side = writing.padding_side or getattr(self.tokenizer, "padding_side", "right")
+        if self.side not in ("left", "right"):
+            raise ValueError(f"padding_side={self.side!r}; expected 'left' or 'right'")
+        if model.training:
+            warnings.warn("model is in training mode (dropout active); call model.eval() for "
+                          "reproducible activations", stacklevel=4)  # fmt: skip
+        self.encoder = _encoder(self.tokenizer, model, spans, rendering)
+        self.hooks = ActivationHooks(model, layers, pooling, early_exit=True)  # resolves names
+        self._shard(prompt_set, Path(path))
+        self.layer_info = [LayerInfo(r.name, r.role, r.block, stream_of(r.role))
+                           for r in self.hooks.layers]  # fmt: skip
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            eos = self.tokenizer.eos_token_id
+            pad_id = eos if eos is not None else 0
+        self.pad_id = pad_id
+        self.total, self.done, self.tokens, self.t0 = len(self.rows), 0, 0, time.perf_counter()
+
+    def _shard(self, prompt_set: PromptSet, final_path: Path) -> None:
+        """This rank's rows and shard file (the whole set and ``path`` on one process)."""
+        rank, world = current_shard()
+        self.final_path, self.path, self.world = final_path, final_path, world
+        self.rows, offset = prompt_set, 0
+        if world > 1:
+            bounds = np.linspace(0, len(prompt_set), world + 1).round().astype(int)
+            offset, stop = int(bounds[rank]), int(bounds[rank + 1])
+            if stop <= offset:
+                raise ValueError(f"{len(prompt_set)} prompts cannot be split over {world} ranks")
+            self.rows = prompt_set[offset:stop]
+            self.path = shard_path(final_path, rank, world)
+        self.prompts_name, self.shard = prompt_set.name, (rank, world, offset)
+
+    def open(self) -> StoreWriter:
+        """The store's writer: refuses a file that is not an aqi store, takes the lock,
+        and resumes a compatible unfinished store (or returns a finished one)."""
+        provenance = _provenance(
+            self.model, self.tokenizer, self.encoder, self.hooks, self.layer_info, self.rows,
+            self.prompts_name, shard=self.shard, family=self.family,
+            batch_size=self.writing.batch_size,
+            max_tokens_per_batch=self.writing.max_tokens_per_batch, padding_side=self.side,
+        )  # fmt: skip
+        self.writer = StoreWriter(self.path, self.rows, provenance, self.layer_info,
+                                  self.hooks.poolings, spans=self.encoder.spans,
+                                  overwrite=self.writing.overwrite,
+                                  compression=self.writing.compression)  # fmt: skip
+        return self.writer
+
+    def pending(self) -> list[_CaptureWindow]:
+        todo = self.writer.pending()
+        self.done = len(self.rows) - sum(b - a for a, b in todo)
+        size = self.writing.commit_rows or DEFAULT_COMMIT_ROWS
+        return [_CaptureWindow(self, start, min(b, start + size))
+                for a, b in todo for start in range(a, b, size)]  # fmt: skip
+
+    def rows_done(self) -> int:
         with contextlib.suppress(OSError):  # what is on disk, should Ctrl-C hit a commit
-            done = len(rows) - sum(b - a for a, b in writer.pending())
-        raise CaptureInterrupted(done, len(rows)) from None
-    bar.close()
+            self.done = len(self.rows) - sum(b - a for a, b in self.writer.pending())
+        return self.done
+
+    def running(self) -> ActivationHooks:
+        self.feed = _forward_inputs(self.model)
+        self.order = [(r.name, sp, p) for r in self.hooks.layers for sp in self.encoder.spans
+                      for p in self.hooks.poolings]  # fmt: skip
+        self.t0 = time.perf_counter()
+        return self.hooks
+
+    def postfix(self) -> dict[str, str]:
+        return {"tok_s": f"{self.tokens / max(time.perf_counter() - self.t0, 1e-9):,.0f}"}
+
+    def finish(self) -> ActivationStore:
+        return self.writer.finalize()
+
+
+class _CaptureWindow(Window[list[int]]):
+    """Rows ``[start, stop)``: encoded (truncated row by row) when opened, run longest
+    first in batches that fit the token budget, written to one part file, committed."""
+
+    def __init__(self, job: _CaptureJob, start: int, stop: int) -> None:
+        self.job, self.start, self.stop = job, start, stop
+
+    def __enter__(self) -> _CaptureWindow:
+        job, w = self.job, self.job.writing
+        self.chunk = [job.rows[i] for i in range(self.start, self.stop)]
+        self.encoded = job.encoder.encode(self.chunk)  # truncated row by row, before batching
+        # Longest first: an out-of-memory batch fails at once, not at the end.
+        self.lengths = [len(e.input_ids) for e in self.encoded]
+        self.batches = plan_batches(self.lengths, w.batch_size, w.max_tokens_per_batch)
+        self.part = job.writer.part(self.start, self.stop)
+        return self
+
+    def __exit__(self, et: object, e: object, tb: object) -> None:
+        self.part.__exit__(et, e, tb)  # discards a part not committed
+
+    def run(self, sel: list[int]) -> int:
+        job = self.job
+        batch = [self.encoded[i] for i in sel]
+        ids, attn, _ = pad_batch(batch, job.pad_id, job.side)
+        masks = dict(zip(job.encoder.spans, span_masks(batch, job.side), strict=True))
+        args, kwargs = job.feed(ids, attn)
+        pooled = job.hooks.run_spans(*args, spans=masks, **kwargs)
+        arrays = dict(zip(job.order, (t.numpy() for t in to_cpu(pooled, job.order)), strict=True))
+        _check_finite(arrays, [self.chunk[i].id for i in sel], [self.start + i for i in sel])
+        self.part.write(np.asarray(sel), arrays)
+        job.tokens += int(attn.sum())
+        return len(sel)
+
+    def commit(self) -> None:
+        self.part.commit(
+            token_count=np.array(self.lengths),
+            span_tokens=np.array([[b - a for a, b in e.span_ranges] for e in self.encoded]),
+            truncated=np.array([e.truncated for e in self.encoded]),
+        )
+        self.job.done += self.stop - self.start
+
+
+def _encoder(
+    tokenizer: Any, model: nn.Module, spans: tuple[str, ...], rendering: Rendering
+) -> PromptEncoder:
+    """The prompt encoder of a capture (``max_length`` defaults to the model's limit)."""
+    max_length = rendering.max_length
+    if max_length is None:
+        max_length = default_max_length(tokenizer, model)
+    return PromptEncoder(tokenizer, span=spans, onset_tokens=rendering.onset_tokens,
+                         chat=rendering.chat, system_prompt=rendering.system_prompt,
+                         include_response=rendering.include_response,
+                         max_length=max_length)  # fmt: skip
 
 
 def _check_finite(

@@ -5,6 +5,7 @@ probes; nothing below imports it.
 """
 
 from .agreement import JudgeAgreement, judge_agreement
+from .decoding import Decoding
 from .early_stop import SettledStop, can_stop_early, early_stop_identity
 from .encoder_judge import JUDGE_LABELS, EncoderJudge, EncoderVerdict, load_encoder_judge
 from .flips import RefusalFlip, refusal_flips
@@ -62,6 +63,7 @@ __all__ = [
     "RULES_VERSION",
     "STRONG_REFUSALS",
     "ClassifierJudge",
+    "Decoding",
     "EncoderJudge",
     "EncoderVerdict",
     "GenerationInterrupted",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -14,8 +15,7 @@ from typing import Any
 
 import torch
 
-from .._errors import ArgumentError
-from .._progress import step_bar
+from .._settings import check_positive_int, moved_keywords, only_defaults, settings_value
 from ..jobs.guard import check_not_input
 from ..jobs.interrupted import JobInterrupted
 from ..jobs.provenance import (
@@ -25,9 +25,15 @@ from ..jobs.provenance import (
     utc_now,
     weights_fingerprint,
 )
+from ..jobs.skeleton import Job, Window, run_job
+from ..jobs.writing import CAPTURE_ONLY as WRITING_CAPTURE_ONLY
+from ..jobs.writing import Writing
 from ..model_info import default_max_length, input_device
-from ..prompts.encoding import MAX_PROMPT_TOKENS, PromptEncoder, check_prompt_tokens, pad_batch
+from ..prompts.encoding import PromptEncoder, check_prompt_tokens, pad_batch
 from ..prompts.prompt_set import Prompt, PromptSet, load_prompts
+from ..prompts.rendering import CAPTURE_ONLY as RENDERING_CAPTURE_ONLY
+from ..prompts.rendering import Rendering
+from .decoding import Decoding
 from .early_stop import SettledStop, check_stop_judge, early_stop_identity
 from .response_writer import ResponseWriter, check_responses_target
 from .responses import Response, Responses
@@ -77,96 +83,55 @@ def check_finite_weights(model: Any) -> None:
                 )
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ArgumentError(f"{{{name}}}; expected a positive int", **{name: value})
-    return value
+_MOVED = {
+    "decoding": (Decoding, ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k",
+                            "n", "seed")),
+    "rendering": (Rendering, ("chat", "system_prompt", "max_length", "max_prompt_tokens")),
+    "writing": (Writing, ("batch_size", "overwrite", "progress")),
+}  # fmt: skip
 
 
+@moved_keywords(_MOVED)
 def generate_responses(
-    model: Any,
-    tokenizer: Any,
-    prompts: Any,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    max_new_tokens: int = 64,
-    batch_size: int = 16,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int | None = None,
-    n: int = 1,
-    seed: int = 0,
-    chat: bool | None = None,
-    system_prompt: str | None = None,
-    max_length: int | None = None,
-    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
-    overwrite: bool = False,
-    progress: bool | None = None,
-    stop_when_settled: Any = None,
-) -> Responses:
+    model: Any, tokenizer: Any, prompts: Any, out: str | os.PathLike[str] | None = None, *,
+    decoding: Decoding | None = None, rendering: Rendering | None = None,
+    writing: Writing | None = None, stop_when_settled: Any = None,
+) -> Responses:  # fmt: skip
     """Generate the model's responses to each prompt (greedy by default).
 
-    Prompts are rendered by the same code as :func:`aqi.capture`
-    (:class:`~aqi.prompts.encoding.PromptEncoder`: the chat template with a
-    generation prompt when the tokenizer has one), sorted by length, left-padded
-    and decoded in batches with the KV cache. With ``out`` the responses are
-    appended to a JSONL file batch by batch (flush + fsync); calling again with
-    the same settings skips what is there and generates the rest, and a file
-    made with other settings is refused.
+    Prompts are rendered by the same code as :func:`aqi.capture` (the chat template with
+    a generation prompt when the tokenizer has one), sorted by length, left-padded and
+    decoded in batches with the KV cache. With ``out`` the responses are appended to a
+    JSONL file batch by batch (flush + fsync); calling again with the same settings skips
+    what is there and generates the rest, and a file made with other settings is refused.
 
     Parameters
     ----------
     model : transformers causal LM
-        Anything with ``generate`` (and ``named_parameters``). Weights holding
-        NaN or inf are refused before generating.
+        Anything with ``generate``; weights holding NaN or inf are refused first.
     tokenizer : transformers tokenizer
         The model's tokenizer. Without a pad token its eos token pads (a warning says so).
     prompts : PromptSet or anything :func:`aqi.load_prompts` accepts
     out : path-like, optional
-        The responses file (``aqi-responses`` JSONL, see ``docs/format.md``).
-    max_new_tokens : int, default 64
-        Generated tokens per response at most.
-    batch_size : int, default 16
-        Prompts per ``generate`` call (each yields ``n`` sequences).
-    do_sample : bool, default False
-        Sample instead of greedy decoding.
-    temperature, top_p, top_k : sampling settings
-        Used only with ``do_sample``; ``top_k=None`` disables top-k.
-    n : int, default 1
-        Samples per prompt (``n > 1`` needs ``do_sample=True``).
-    seed : int, default 0
-        Sampling seed. Batch ``b`` (of the length-sorted order) is seeded from
-        ``(seed, b)``, so a resumed run draws what an uninterrupted one would;
-        the global RNG is left as it was.
-    chat, system_prompt :
-        As in :func:`aqi.capture`.
-    max_length : int, optional
-        Context length (prompt + ``max_new_tokens``). Default: the tokenizer's /
-        model's limit. A longer prompt has its **user text cut on the left**
-        (the template and the end of the request are kept), with one warning;
-        the response records it as ``truncated``.
-    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
-        The per-prompt token limit, as in :func:`aqi.capture`: a longer prompt is
-        refused, naming it and the limit, before the model runs (unless ``max_length``,
-        given at or below it, truncates it). ``None``: no limit.
-    overwrite : bool, default False
-        Replace an existing ``out`` instead of resuming it. Only an aqi responses
-        file is ever replaced (a prompt file, another JSONL or an activation store
-        is refused), and never the prompt file of the same call. While it runs,
-        ``<out>.lock`` keeps a second writer off the file.
-    progress : bool, optional
-        Progress bar (default: only on a terminal).
+        The responses file (``aqi-responses`` JSONL, see ``docs/format.md``). Only an aqi
+        responses file is ever replaced, never the prompt file; ``<out>.lock`` keeps a
+        second writer off it.
+    decoding : Decoding, optional
+        How tokens are picked (:class:`aqi.Decoding`: ``max_new_tokens``, greedy or
+        sampled, ``n`` samples per prompt, the seed).
+    rendering : Rendering, optional
+        How prompts become tokens (:class:`aqi.Rendering`). ``max_length`` is the context
+        (prompt + ``max_new_tokens``): a longer prompt has its **user text cut on the
+        left**, with one warning, and its responses are flagged ``truncated``.
+    writing : Writing, optional
+        How the file is written (:class:`aqi.Writing`: ``batch_size``, ``overwrite``,
+        ``progress``). The keyword arguments that are now fields of these three values
+        still work, with a ``DeprecationWarning``, until v0.4.
     stop_when_settled : judge, optional
-        Stop each response as soon as this judge's verdict on it can no longer change
-        (its ``settled(text)``, e.g. :meth:`RefusalJudge.settled`): the row is finished
-        as if it had produced an end-of-sequence token (``finish_reason="settled"``), and
-        a batch ends when all its rows are finished. The judge's labels of the stored
-        responses are the labels it gives the responses generated to ``max_new_tokens``;
-        other judges, and the activations captured over the responses, see shorter
-        texts. Recorded in the file's identity (``stop_when_settled``), so a file made
-        without it is not resumed with it. :meth:`Responses.token_use` says how many
-        tokens were generated against ``max_new_tokens`` per response.
+        Stop each response once this judge's verdict on it can no longer change (its
+        ``settled(text)``, e.g. :meth:`RefusalJudge.settled`; ``finish_reason="settled"``).
+        Its labels are those of the full-length responses; other judges, and activations
+        over the responses, see shorter texts. Recorded in the file's identity.
 
     Returns
     -------
@@ -176,12 +141,11 @@ def generate_responses(
     Raises
     ------
     TypeError
-        ``model`` has no ``generate`` method, or ``stop_when_settled`` has no ``settled`` method.
+        ``model`` has no ``generate`` method, or ``stop_when_settled`` no ``settled``.
     ValueError
-        Bad settings, non-finite weights, a tokenizer with neither pad nor eos
-        token, a prompt whose template alone exceeds the context, an ``out``
-        file made with other settings, ``out`` that is not an aqi responses file
-        or is the prompt file.
+        Non-finite weights, no pad nor eos token, a template longer than the context, an
+        ``out`` made with other settings or not an aqi responses file, a capture-only
+        setting given.
     aqi.activations.StoreLockedError
         Another live process is writing ``out``.
     GenerationInterrupted
@@ -195,73 +159,164 @@ def generate_responses(
     >>> _ = torch.manual_seed(0)
     >>> model = tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=len(tok), hidden_size=16,
     ...     intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)).eval()
-    >>> rs = generate_responses(model, tok, aqi.bundled_prompts()[:4], max_new_tokens=5)
+    >>> rs = generate_responses(model, tok, aqi.bundled_prompts()[:4],
+    ...                         decoding=aqi.Decoding(max_new_tokens=5))
     >>> len(rs), rs[0].prompt_id, rs[0].n_new_tokens <= 5
     (4, 'civ-01-safe', True)
     """
+    decoding = settings_value("decoding", decoding, Decoding)
+    rendering = settings_value("rendering", rendering, Rendering)
+    writing = settings_value("writing", writing, Writing)
+    job = _GenerationJob(model, tokenizer, prompts, out, decoding, rendering, writing,
+                         stop_when_settled)  # fmt: skip
+    return run_job(job, progress=writing.progress)
+
+
+class _GenerationJob(Job[list[int], Responses]):
+    """Generation as a job: its batches are ``generate`` calls over length-sorted prompts,
+    its rows responses, appended to the file batch by batch."""
+
+    desc, unit, interrupted = "generate", "response", GenerationInterrupted
+
+    def __init__(
+        self, model: Any, tokenizer: Any, prompts: Any, out: str | os.PathLike[str] | None,
+        decoding: Decoding, rendering: Rendering, writing: Writing, judge: Any,
+    ) -> None:  # fmt: skip
+        _check_inputs(model, prompts, out, rendering, writing, judge)
+        self.model, self.tokenizer, self.out, self.judge = model, tokenizer, out, judge
+        self.decoding, self.writing = decoding, writing
+        self.prompt_set: PromptSet = load_prompts(prompts)
+        check_prompt_tokens(tokenizer, self.prompt_set, rendering.max_prompt_tokens,
+                            max_length=rendering.max_length)  # fmt: skip
+        encoder = PromptEncoder(tokenizer, span="all", chat=rendering.chat,
+                                system_prompt=rendering.system_prompt)  # fmt: skip
+        self.pad_id = _pad_id(tokenizer)
+        context = _context(rendering.max_length, tokenizer, model, decoding.max_new_tokens)
+        limit = None if context is None else context - decoding.max_new_tokens
+        self.encoded = _encode(encoder, self.prompt_set, limit)
+        self.gen_config = _generation_config(model, tokenizer, decoding, self.pad_id)
+        eos = self.gen_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        self.header = _header(self, encoder, rendering, context)
+        self.device = input_device(model)
+        self.total = len(self.prompt_set) * decoding.n
+        self.done: dict[tuple[str, int], Response] = {}
+
+    def open(self) -> contextlib.AbstractContextManager[Any]:
+        """The file's writer: refuses a file that is not an aqi responses file, takes the
+        lock and reads the responses of a file of the same identity."""
+        if self.out is None:
+            return contextlib.nullcontext()
+        writer = ResponseWriter(self.out, self.header, overwrite=self.writing.overwrite)
+        self.writer: ResponseWriter | None = writer
+        self.done = {r.key: r for r in writer.done}
+        return writer
+
+    def pending(self) -> list[_GenerationBatch]:
+        """The batches of the length-sorted order with a response still to generate (the
+        index of each in that order seeds it)."""
+        n, ps = self.decoding.n, self.prompt_set
+        order = sorted(range(len(ps)), key=lambda i: -len(self.encoded[i][0]))
+        size = self.writing.batch_size
+        batches = [order[s : s + size] for s in range(0, len(order), size)]
+        return [_GenerationBatch(self, b, idx) for b, idx in enumerate(batches)
+                if not all((ps[i].id, s) in self.done for i in idx for s in range(n))]  # fmt: skip
+
+    def rows_done(self) -> int:
+        return len(self.done)
+
+    def finish(self) -> Responses:
+        n = self.decoding.n
+        records = tuple(self.done[(p.id, s)] for p in self.prompt_set for s in range(n))
+        # The file they were written to, as load_responses(out) would say: the same evidence
+        # whether a run generated its responses or resumed them.
+        return Responses(records=records, header=self.header,
+                         source="" if self.out is None else str(Path(self.out)))  # fmt: skip
+
+
+class _GenerationBatch(Window[list[int]]):
+    """One ``generate`` call, committed at once: its new responses appended to the file."""
+
+    def __init__(self, job: _GenerationJob, index: int, rows: list[int]) -> None:
+        self.job, self.index, self.batches = job, index, [rows]
+        self.fresh: list[Response] = []
+
+    def run(self, idx: list[int]) -> int:
+        job = self.job
+        new = _generate_batch(job.model, job.tokenizer, job.gen_config,
+                              [job.encoded[i] for i in idx], [job.prompt_set[i] for i in idx],
+                              job.pad_id, job.eos_ids, job.device,
+                              _batch_seed(job.decoding.seed, self.index), job.decoding.n,
+                              job.judge)  # fmt: skip
+        self.fresh = [r for r in new if r.key not in job.done]
+        return len(self.fresh)
+
+    def commit(self) -> None:
+        if self.job.out is not None:
+            self.job.writer.append(self.fresh)
+        self.job.done.update((r.key, r) for r in self.fresh)
+
+
+def _check_inputs(model: Any, prompts: Any, out: Any, rendering: Rendering, writing: Writing,
+                  judge: Any) -> None:  # fmt: skip
+    """What generation refuses before it reads the prompts: a model without ``generate``,
+    capture-only settings, a judge that cannot settle, an ``out`` that may not be written,
+    non-finite weights (and a model in training mode warns)."""
     if not callable(getattr(model, "generate", None)):
         raise TypeError(
             f"model ({type(model).__name__}) has no generate method; load a causal LM "
             "(e.g. AutoModelForCausalLM), not a bare encoder/decoder"
         )
-    _positive_int("max_new_tokens", max_new_tokens)
-    _positive_int("batch_size", batch_size)
-    _positive_int("n", n)
-    if n > 1 and not do_sample:
-        raise ArgumentError("{n} samples per prompt needs {do_sample} (greedy gives one)", n=n,
-                            do_sample=True)
-    if not do_sample:  # greedy decoding reads none of the sampling settings
-        for k, v, default in (("temperature", temperature, 1.0), ("top_p", top_p, 1.0),
-                              ("top_k", top_k, None)):  # fmt: skip
-            if v != default:
-                raise ArgumentError(f"{{{k}}} has no effect on greedy decoding; add {{do_sample}} "
-                                    "to sample, or leave it out", **{k: v, "do_sample": True})
-    if do_sample:
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ArgumentError("{temperature}; expected a number > 0", temperature=temperature)
-        if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise ArgumentError("{top_p}; expected a number in (0, 1]", top_p=top_p)
-        if top_k is not None:
-            _positive_int("top_k", top_k)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r}; expected an int")
-    if stop_when_settled is not None:
-        check_stop_judge(stop_when_settled)
+    only_defaults(rendering, RENDERING_CAPTURE_ONLY, where="generation",
+                  why="how a capture renders and reads the response")  # fmt: skip
+    only_defaults(writing, WRITING_CAPTURE_ONLY, where="generation",
+                  why="a capture's forward passes and store")  # fmt: skip
+    if judge is not None:
+        check_stop_judge(judge)
     if out is not None:
         check_not_input(out, [prompts])
         check_responses_target(out)  # early; the writer checks again under its lock
     check_finite_weights(model)
     if getattr(model, "training", False):
         warnings.warn("model is in training mode (dropout active); call model.eval()",
-                      stacklevel=2)  # fmt: skip
-    prompt_set: PromptSet = load_prompts(prompts)
-    check_prompt_tokens(tokenizer, prompt_set, max_prompt_tokens, max_length=max_length)
-    encoder = PromptEncoder(tokenizer, span="all", chat=chat, system_prompt=system_prompt)
-    pad_id = _pad_id(tokenizer)
+                      stacklevel=5)  # fmt: skip
+
+
+def _context(max_length: int | None, tokenizer: Any, model: Any, max_new_tokens: int) -> int | None:
+    """The context (prompt + new tokens): ``max_length``, else the model's limit."""
     context = max_length if max_length is not None else default_max_length(tokenizer, model)
     if context is not None:
-        _positive_int("max_length", context)
+        check_positive_int("max_length", context)
         if context <= max_new_tokens:
             raise ValueError(
                 f"max_length={context} leaves no room for a prompt with "
                 f"max_new_tokens={max_new_tokens}"
             )
-    limit = None if context is None else context - max_new_tokens
-    encoded = _encode(encoder, prompt_set, limit)
+    return context
 
+
+def _generation_config(model: Any, tokenizer: Any, decoding: Decoding, pad_id: int) -> Any:
+    """The model's generation config with this call's decoding (a copy)."""
+    d = decoding
     gen_config = copy.deepcopy(model.generation_config)
     gen_config.update(
-        max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=n,
+        max_new_tokens=d.max_new_tokens, do_sample=d.do_sample, num_return_sequences=d.n,
         pad_token_id=pad_id, use_cache=True, max_length=None,
-        temperature=float(temperature) if do_sample else 1.0,
-        top_p=float(top_p) if do_sample else 1.0,
-        top_k=(top_k or 0) if do_sample else 50,
+        temperature=float(d.temperature) if d.do_sample else 1.0,
+        top_p=float(d.top_p) if d.do_sample else 1.0,
+        top_k=(d.top_k or 0) if d.do_sample else 50,
     )  # fmt: skip
     if gen_config.eos_token_id is None:
         gen_config.eos_token_id = tokenizer.eos_token_id
-    eos = gen_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+    return gen_config
 
+
+def _header(
+    job: _GenerationJob, encoder: PromptEncoder, rendering: Rendering, context: int | None
+) -> dict[str, Any]:
+    """The file's header: its identity (what decides a resume) and provenance."""
+    model, tokenizer, d, prompt_set = job.model, job.tokenizer, job.decoding, job.prompt_set
+    gen_config = job.gen_config
     identity = {
         "model_config_sha256": config_hash(model),
         "weights_fingerprint": weights_fingerprint(model),
@@ -270,23 +325,23 @@ def generate_responses(
         "tokenizer_sha256": tokenizer_hash(tokenizer),
         "chat": encoder.chat,
         "chat_template_sha256": PromptEncoder.template_hash(tokenizer) if encoder.chat else None,
-        "system_prompt": system_prompt,
+        "system_prompt": rendering.system_prompt,
         "prompts_sha256": prompt_set.fingerprint(),
-        "max_new_tokens": max_new_tokens,
-        "do_sample": bool(do_sample),
+        "max_new_tokens": d.max_new_tokens,
+        "do_sample": bool(d.do_sample),
         "temperature": gen_config.temperature,
         "top_p": gen_config.top_p,
-        "top_k": top_k if do_sample else None,
-        "n": n,
-        "seed": seed,
-        "batch_size": batch_size,
+        "top_k": d.top_k if d.do_sample else None,
+        "n": d.n,
+        "seed": d.seed,
+        "batch_size": job.writing.batch_size,
         "max_length": context,
-        "pad_token_id": pad_id,
+        "pad_token_id": job.pad_id,
         "generation_config": json.loads(json.dumps(gen_config.to_diff_dict(), default=str)),
-        "stop_when_settled": early_stop_identity(stop_when_settled),
+        "stop_when_settled": early_stop_identity(job.judge),
     }
     config = getattr(model, "config", None)
-    header = {
+    return {
         "identity": identity,
         "provenance": {
             "model": getattr(config, "_name_or_path", "") or type(model).__name__,
@@ -297,41 +352,6 @@ def generate_responses(
             "versions": library_versions(),
         },
     }
-    writer = None if out is None else ResponseWriter(out, header, overwrite=overwrite)
-    done = {r.key: r for r in (writer.done if writer else [])}
-
-    order = sorted(range(len(prompt_set)), key=lambda i: -len(encoded[i][0]))
-    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-    device = input_device(model)
-    total = len(prompt_set) * n
-    resumed = sum(1 for p in prompt_set for s in range(n) if (p.id, s) in done)
-    bar = step_bar(total=total, initial=resumed, desc="generate", unit="response",
-                   progress=progress)  # fmt: skip
-    try:
-        for b, idx in enumerate(batches):
-            keys = [(prompt_set[i].id, s) for i in idx for s in range(n)]
-            if all(k in done for k in keys):
-                continue
-            rows = [prompt_set[i] for i in idx]
-            new = _generate_batch(model, tokenizer, gen_config, [encoded[i] for i in idx],
-                                  rows, pad_id, eos_ids, device, _batch_seed(seed, b),
-                                  n, stop_when_settled)  # fmt: skip
-            fresh = [r for r in new if r.key not in done]
-            if writer is not None:
-                writer.append(fresh)
-            done.update((r.key, r) for r in fresh)
-            bar.update(len(fresh))
-    except KeyboardInterrupt:
-        raise GenerationInterrupted(len(done), len(prompt_set) * n) from None
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    records = tuple(done[(p.id, s)] for p in prompt_set for s in range(n))
-    # The file they were written to, as load_responses(out) would say: the same evidence
-    # whether a run generated its responses or resumed them.
-    return Responses(records=records, header=header,
-                     source="" if out is None else str(Path(out)))  # fmt: skip
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -345,7 +365,7 @@ def _pad_id(tokenizer: Any) -> int:
     warnings.warn(
         f"tokenizer has no pad token; padding with its eos token {tokenizer.eos_token!r} "
         f"(id {tokenizer.eos_token_id}); the attention mask hides it",
-        stacklevel=3,
+        stacklevel=5,
     )
     return int(tokenizer.eos_token_id)
 
@@ -366,7 +386,7 @@ def _encode(
         warnings.warn(
             f"{n_cut} prompt(s) longer than the context allows ({limit} tokens + max_new_tokens) "
             "had their user text cut on the left; their responses are flagged 'truncated'",
-            stacklevel=3,
+            stacklevel=5,
         )
     return out
 

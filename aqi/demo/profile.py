@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import load_demo_model
 
@@ -49,11 +50,26 @@ def run_profile(
         return _run_profile(out, overwrite, quiet, as_json)
 
 
+def _unsafe_per_category(prompts: Any, most: int = 4) -> Any:
+    """The first ``most`` unsafe prompts of each category (to wrap in jailbreak templates)."""
+    from ..activations import PromptSet
+
+    per_cat: dict[str, int] = {}
+    picked = []
+    for p in prompts:
+        if p.is_unsafe and per_cat.get(p.category, 0) < most:
+            per_cat[p.category] = per_cat.get(p.category, 0) + 1
+            picked.append(p)
+    return PromptSet(picked, name="bundled")
+
+
 def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
-    from ..activations import PromptSet, bundled_prompts, capture
+    from ..activations import bundled_prompts, capture
     from ..audit import audit
-    from ..behaviour import JUDGE_NEW_TOKENS, generate_responses, with_responses
+    from ..behaviour import JUDGE_NEW_TOKENS, Decoding, generate_responses, with_responses
+    from ..jobs import Writing
     from ..probes import wrap_prompts
+    from ..prompts import Rendering
     from ..report import jsonable, write_html, write_json
     from ..tables import profile_table, refusal_table
 
@@ -71,19 +87,12 @@ def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     status(f"model: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - t0:.1f} s)")
     prompts = bundled_prompts()
     t1 = time.perf_counter()
-    store = capture(
-        model, tok, prompts, out / "smollm2.h5", layers="all", pooling=("mean", "last"),
-        overwrite=overwrite,
-    )  # fmt: skip
-    per_cat: dict[str, int] = {}
-    picked = []
-    for p in prompts:
-        if p.is_unsafe and per_cat.get(p.category, 0) < 4:
-            per_cat[p.category] = per_cat.get(p.category, 0) + 1
-            picked.append(p)
+    writing = Writing(overwrite=overwrite)
+    store = capture(model, tok, prompts, out / "smollm2.h5", layers="all",
+                    pooling=("mean", "last"), writing=writing)  # fmt: skip
     wrapped = capture(
-        model, tok, wrap_prompts(PromptSet(picked, name="bundled")), out / "smollm2-jailbreak.h5",
-        layers="all", pooling="mean", overwrite=overwrite,
+        model, tok, wrap_prompts(_unsafe_per_category(prompts)), out / "smollm2-jailbreak.h5",
+        layers="all", pooling="mean", writing=writing,
     )  # fmt: skip
     status(f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
            f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s")  # fmt: skip
@@ -103,10 +112,12 @@ def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     # The validated setting (docs/validation.md): the AQI of the model's own responses.
     t2 = time.perf_counter()
     rs = generate_responses(model, tok, prompts, out / "responses.jsonl",
-                            max_new_tokens=JUDGE_NEW_TOKENS, overwrite=overwrite)
+                            decoding=Decoding(max_new_tokens=JUDGE_NEW_TOKENS),
+                            writing=writing)  # fmt: skip
     own = capture(
         model, tok, with_responses(prompts, rs, on_empty="drop"), out / "smollm2-responses.h5",
-        layers="blocks", pooling=("mean", "last"), include_response=True, overwrite=overwrite,
+        layers="blocks", pooling=("mean", "last"), writing=writing,
+        rendering=Rendering(include_response=True),
         # One forward pass: the response (what the audit reads first, the validated setting)
         # and the two axes (instruction, decision point) of the same rows.
         spans=("response", "instruction", "post_instruction", "response_onset"),

@@ -50,6 +50,7 @@ from .._errors import ArgumentError
 from ..activations import Prompt, PromptSet, capture
 from ..activations.layers import resolve_layers
 from ..behaviour import (
+    Decoding,
     Responses,
     compare_refusal,
     generate_responses,
@@ -58,6 +59,7 @@ from ..behaviour import (
 )
 from ..checks import AuditThresholds, Check, predicted_refusal_check, refusal_change_check
 from ..indices import alignment_quality_index
+from ..jobs import Writing
 from ..probes.predicted_refusal import PredictedRefusal, predicted_refusal
 from ..probes.refusal_direction import refusal_shift
 from ..prompts.resolve import resolve_prompts
@@ -315,8 +317,9 @@ class AlignmentWatch:
         path = Path(self.workdir) / ("reference.h5" if first else "current.h5")
         with _measuring(model):
             store = capture(model, tokenizer, self.prompts, path, layers=self._layers(model),
-                            pooling="last", spans=SPANS, batch_size=self.batch_size,
-                            overwrite=True, progress=False)  # fmt: skip
+                            pooling="last", spans=SPANS,
+                            writing=Writing(batch_size=self.batch_size, overwrite=True,
+                                            progress=False))  # fmt: skip
             series, everything = self._generate(model, tokenizer, first)
         nan: dict[str, str] = {}
         rec: dict[str, Any] = {"step": int(step), "epoch": epoch, "layer": self.layer,
@@ -371,8 +374,9 @@ class AlignmentWatch:
         """
         def gen(prompts: PromptSet) -> Responses:
             return generate_responses(model, tokenizer, prompts,
-                                      max_new_tokens=self.max_new_tokens,
-                                      batch_size=self.batch_size, progress=False)  # fmt: skip
+                                      decoding=Decoding(max_new_tokens=self.max_new_tokens),
+                                      writing=Writing(batch_size=self.batch_size,
+                                                      progress=False))  # fmt: skip
 
         assert self.prompts is not None  # set in __post_init__
         if not self.generate:

@@ -159,7 +159,8 @@ def two_axes(
     >>> model, tok = load_minilm()
     >>> path = os.path.join(tempfile.mkdtemp(), "s.h5")
     >>> s = aqi.capture(model, tok, aqi.bundled_prompts()[::5], path, layers=[-1],
-    ...                 spans=("instruction", "post_instruction"), progress=False)
+    ...                 spans=("instruction", "post_instruction"),
+    ...                 writing=aqi.Writing(progress=False))
     >>> axes = two_axes(s, n_boot=0, n_perm=0)
     >>> axes.recognition.span, axes.disposition.span, axes.disposition.pooling
     ('instruction', 'post_instruction', 'last')

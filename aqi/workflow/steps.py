@@ -16,6 +16,8 @@ from .._latent import latent_report, prompt_store, refused_by_prompt, verify_sam
 from .._outputs import write_atomic
 from .._progress import RunDisplay
 from ..audit import AuditReport, audit
+from ..jobs import Writing
+from ..prompts import Rendering
 from .records import PhaseRecord
 from .spec import ModelSpec, _load
 from .workdir import _other_stop, _record, _recorded, _responses_done, _reusable, _store_done
@@ -46,6 +48,15 @@ class _ModelJob:
             self.loaded = _load(self.spec, self.role)
         return self.loaded
 
+    def rendering(self) -> Rendering:
+        """How generation and capture render this model's prompts (the same way)."""
+        return Rendering(chat=self.settings["chat"], max_prompt_tokens=self.limit)
+
+    def writing(self, overwrite: bool) -> Writing:
+        """How generation and capture write this model's files."""
+        return Writing(batch_size=self.settings["batch_size"], overwrite=overwrite,
+                       progress=self.progress)  # fmt: skip
+
 
 def write_model_record(spec: ModelSpec, folder: Path) -> None:
     """Create the model's folder and write ``model.json`` (its spec and identity)."""
@@ -74,7 +85,7 @@ def _model_work(
 
 def _generate_step(job: _ModelJob, stop: Any) -> Any:
     """Generate the model's responses, or reuse the finished and verified ones."""
-    from ..behaviour import early_stop_identity, generate_responses
+    from ..behaviour import Decoding, early_stop_identity, generate_responses
 
     rs_path, settings = job.folder / "responses.jsonl", job.settings
     stop_id = early_stop_identity(stop)
@@ -87,10 +98,9 @@ def _generate_step(job: _ModelJob, stop: Any) -> Any:
                         reused=rs is not None):  # fmt: skip
         if rs is None:
             model, tok = job.model()
-            rs = generate_responses(model, tok, job.prompts, rs_path, progress=job.progress,
-                                    max_new_tokens=settings["max_new_tokens"],
-                                    batch_size=settings["batch_size"], chat=settings["chat"],
-                                    overwrite=redo, max_prompt_tokens=job.limit,
+            rs = generate_responses(model, tok, job.prompts, rs_path,
+                                    decoding=Decoding(max_new_tokens=settings["max_new_tokens"]),
+                                    rendering=job.rendering(), writing=job.writing(redo),
                                     stop_when_settled=stop)  # fmt: skip
             _record(job.folder, rs_path.name)
             status = "ran"
@@ -122,10 +132,8 @@ def _capture_step(job: _ModelJob, rs: Any) -> None:
         rows = with_responses(job.prompts, rs, on_empty="drop")
         store = capture(model, tok, rows, store_path, layers=settings["layers"],
                         pooling=settings["capture_pooling"], spans=SPANS,
-                        include_response=True,
-                        batch_size=settings["batch_size"], chat=settings["chat"],
-                        progress=job.progress, overwrite=redo,
-                        max_prompt_tokens=job.limit)  # fmt: skip
+                        rendering=replace(job.rendering(), include_response=True),
+                        writing=job.writing(redo))  # fmt: skip
         n = store.n_rows
         store.close()
         _record(job.folder, store_path.name, responses=made_from)

@@ -29,8 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aqi.activations import Prompt, PromptSet, bundled_prompts
-from aqi.behaviour import generate_responses
+from aqi.behaviour import Decoding, generate_responses
 from aqi.demo import load_demo_model
+from aqi.jobs import Writing
 from benchmarks.judge.corpus import ROOT, package_dir
 
 LABELS = ROOT / "tests" / "data" / "refusal_labels.json"
@@ -62,11 +63,13 @@ def main() -> None:
     model, tok = load_demo_model()
     for name, prompts in (("test", test), ("fit", fit)):
         rs = generate_responses(model, tok, prompts, args.out / f"{name}.jsonl",
-                                max_new_tokens=32, batch_size=32, progress=False)
+                                decoding=Decoding(max_new_tokens=32),
+                                writing=Writing(batch_size=32, progress=False))
         print(f"{name}: {len(rs)} responses -> {args.out / f'{name}.jsonl'}")
     rs = {r.prompt_id: r for r in generate_responses(model, tok, test, args.out / "test.jsonl",
-                                                     max_new_tokens=32, batch_size=32,
-                                                     progress=False)}  # fmt: skip
+                                                     decoding=Decoding(max_new_tokens=32),
+                                                     writing=Writing(batch_size=32,
+                                                                     progress=False))}  # fmt: skip
     bad = [i for i, r in rs.items()
            if hashlib.sha256(r.text.encode()).hexdigest() != labelled[i]["sha256"]]
     print(f"in-distribution test set: {len(rs) - len(bad)}/{len(rs)} hashes match the labels")

@@ -43,7 +43,8 @@ def main() -> None:
     held = aqi.PromptSet([p for p in rows if p.pair_id not in train_pairs], name="held-out")
     print(f"prompts: {len(train)} training, {len(held)} held-out ({len(pairs)} pairs)")
     tmp = Path(tempfile.mkdtemp(prefix="aqi-ablation-"))
-    kw = {"layers": "blocks", "pooling": "mean", "batch_size": 16, "progress": False}
+    kw = {"layers": "blocks", "pooling": "mean",
+          "writing": aqi.Writing(batch_size=16, progress=False)}  # fmt: skip
     st = aqi.capture(model, tok, train, tmp / "train.h5", **kw)
     prof = aqi.score(st, n_boot=0, n_perm=0, by_category=False, lexical_control=False)
     layer = prof.best().layer

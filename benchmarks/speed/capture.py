@@ -51,6 +51,7 @@ from benchmarks.real_prompts import real_prompts, repeated
 
 POOLINGS = ("mean", "last")
 BATCH = 16
+QUIET = aqi.Writing(batch_size=BATCH, progress=False)
 
 
 def _sync(device: torch.device) -> None:
@@ -199,7 +200,7 @@ def rss_child(n: int, warm: int) -> None:
         sampler.start()
         t0 = time.perf_counter()
         aqi.capture(
-            model, tok, ps, Path(d) / "rss.h5", pooling=POOLINGS, batch_size=BATCH, progress=False
+            model, tok, ps, Path(d) / "rss.h5", pooling=POOLINGS, writing=QUIET
         ).close()
         elapsed = time.perf_counter() - t0
         stop.set()
@@ -300,13 +301,13 @@ def device_report(device_name: str, dtype_name: str) -> None:
     bare_forward(model, tok, prompts[:64])  # warm-up (kernels, allocator)
     with tempfile.TemporaryDirectory() as d:
         aqi.capture(model, tok, prompts[:64], Path(d) / "warm.h5", pooling=POOLINGS,
-                    batch_size=BATCH, progress=False).close()
+                    writing=QUIET).close()  # fmt: skip
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
         t0 = time.perf_counter()
-        aqi.capture(model, tok, prompts, Path(d) / "cap.h5", pooling=POOLINGS, batch_size=BATCH,
-                    progress=False).close()
+        aqi.capture(model, tok, prompts, Path(d) / "cap.h5", pooling=POOLINGS,
+                    writing=QUIET).close()  # fmt: skip
         _sync(device)
         t_capture = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -332,8 +333,9 @@ def long_prompt_report(max_length: int | None, max_tokens_per_batch: int | None)
     long = aqi.Prompt("long", ("Tell me a long story about a lighthouse keeper. " * 1250)[:60_000],
                       "safe", "long")  # fmt: skip
     rows = aqi.PromptSet([*normal[:100], long, *normal[100:]])
-    kw = {"pooling": POOLINGS, "batch_size": BATCH, "progress": False, "max_length": max_length,
-          "max_tokens_per_batch": max_tokens_per_batch}  # fmt: skip
+    kw = {"pooling": POOLINGS, "rendering": aqi.Rendering(max_length=max_length),
+          "writing": aqi.Writing(batch_size=BATCH, progress=False,
+                                 max_tokens_per_batch=max_tokens_per_batch)}  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         aqi.capture(model, tok, normal[:16], Path(d) / "warm.h5", **kw).close()
         t0 = time.perf_counter()
@@ -371,7 +373,7 @@ def spans_report(repeats: int, n: int | None) -> None:
                 path = Path(d) / f"{r}-{len(spans)}.h5"
                 t0 = time.perf_counter()
                 aqi.capture(model, tok, prompts, path, spans=spans, pooling=POOLINGS,
-                            batch_size=BATCH, progress=False).close()  # fmt: skip
+                            writing=QUIET).close()  # fmt: skip
                 times[name].append(time.perf_counter() - t0)
                 path.unlink()
     for name, ts in times.items():
@@ -441,8 +443,7 @@ def main() -> None:
             prompts,
             Path(d) / "cap.h5",
             pooling=POOLINGS,
-            batch_size=BATCH,
-            progress=False,
+            writing=QUIET,
         )
         t_capture = time.perf_counter() - t0
         size_mb = (Path(d) / "cap.h5").stat().st_size / 2**20

@@ -94,14 +94,16 @@ CRITERIA = _Criteria()
 
 def _generate(model: Any, tok: Any, prompts: Any, batch_size: int,
               judge: Any) -> tuple[Any, float, _Positions]:  # fmt: skip
-    from aqi.behaviour import JUDGE_NEW_TOKENS, generate_responses
+    from aqi.behaviour import JUDGE_NEW_TOKENS, Decoding, generate_responses
+    from aqi.jobs import Writing
 
     CRITERIA.clear()
     count = _Positions(model)
     try:
         t0 = time.perf_counter()
-        rs = generate_responses(model, tok, prompts, max_new_tokens=JUDGE_NEW_TOKENS,
-                                batch_size=batch_size, progress=False,
+        rs = generate_responses(model, tok, prompts,
+                                decoding=Decoding(max_new_tokens=JUDGE_NEW_TOKENS),
+                                writing=Writing(batch_size=batch_size, progress=False),
                                 stop_when_settled=judge)  # fmt: skip
         seconds = time.perf_counter() - t0
     finally:

@@ -125,8 +125,9 @@ def smollm2_real_store(tmp: Path):
 
     model, tok = load_demo_model()
     return aqi.capture(
-        model, tok, real_prompts(), tmp / "real.h5", layers="all", pooling="mean", progress=False
-    ), (model, tok)
+        model, tok, real_prompts(), tmp / "real.h5", layers="all", pooling="mean",
+        writing=aqi.Writing(progress=False),
+    ), (model, tok)  # fmt: skip
 
 
 def part3(store) -> None:
@@ -186,7 +187,7 @@ def part4(model_tok) -> None:
             Path(d) / "b.h5",
             layers="all",
             pooling="mean",
-            progress=False,
+            writing=aqi.Writing(progress=False),
         )
         prof = score(s, n_boot=1000, n_perm=200)
     x = np.arange(len(prof.layers))

@@ -251,15 +251,17 @@ def measure(name: str, model: Any, tok: Any, ev: PromptSet, base: dict[str, Any]
     handles; ``None`` when ``name`` is the original itself). ``signals=False``: responses,
     store and behaviour only (the original of a resumed part, already measured)."""
     t0 = time.perf_counter()
+    writing = aqi.Writing(batch_size=scale.batch_size, progress=False)
     rs = generate_responses(model, tok, ev, responses_dir / f"{name}.jsonl",
-                            max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                            progress=False)
+                            decoding=aqi.Decoding(max_new_tokens=scale.max_new_tokens),
+                            writing=writing)
     t_gen = time.perf_counter() - t0
     own, empty = own_prompts(ev, rs, tok.eos_token or ".")
     store = aqi.capture(model, tok, own, workdir / f"{name}.h5", layers="blocks",
-                        pooling=("mean", "last"), spans=SPANS, include_response=True,
-                        onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                        progress=False)
+                        pooling=("mean", "last"), spans=SPANS,
+                        rendering=aqi.Rendering(include_response=True,
+                                                onset_tokens=scale.onset_tokens),
+                        writing=writing)
     t_cap = time.perf_counter() - t0 - t_gen
     ids = [p.id for p in ev]
     base_store = store if base is None else base["store"]

@@ -232,8 +232,8 @@ def chat_model(spec: rec.Original, scale: Scale, wd: Path, sets: dict[str, Promp
         del base
         torch.save(raw.state_dict(), weights)
     own = generate_responses(raw, tok, sets["train"], wd / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
+                             decoding=aqi.Decoding(max_new_tokens=scale.train_new_tokens),
+                             writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     return raw, tok, own
 
 
@@ -256,8 +256,8 @@ def rebuild_original(name: str, scale: Scale, workdir: Path,
     sets = splits(scale)
     # SmolLM2's own answers: A's and B's raw model's, C's chat teacher's (one file for all)
     own = generate_responses(raw, tok, sets["train"], workdir / "train-own.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
+                             decoding=aqi.Decoding(max_new_tokens=scale.train_new_tokens),
+                             writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     if spec.chat_sft is not None:
         del raw
         raw, tok, own = chat_model(spec, scale, wd, sets, own)
@@ -276,16 +276,17 @@ def rebuild_original(name: str, scale: Scale, workdir: Path,
         check(model, tok, sets)
     # Fixed on the original alone: blocks and directions from the direction split.
     drs = generate_responses(model, tok, sets["direction"], wd / "direction.jsonl",
-                             max_new_tokens=scale.max_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
+                             decoding=aqi.Decoding(max_new_tokens=scale.max_new_tokens),
+                             writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     dprompts, _ = own_prompts(sets["direction"], drs, tok.eos_token or ".")
     dpath = wd / "direction.h5"
     if fresh_direction_store:
         dpath.unlink(missing_ok=True)
     dstore = aqi.capture(model, tok, dprompts, dpath, layers="blocks",
-                         pooling=("mean", "last"), spans=SPANS, include_response=True,
-                         onset_tokens=scale.onset_tokens, batch_size=scale.batch_size,
-                         progress=False)
+                         pooling=("mean", "last"), spans=SPANS,
+                         rendering=aqi.Rendering(include_response=True,
+                                                 onset_tokens=scale.onset_tokens),
+                         writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     fixed = fix_on_original(dstore, len(sets["eval"]), scale.seed)
     dstore.close()
     t_fix = time.perf_counter() - t0 - t_align

@@ -51,7 +51,8 @@ def _capture(model: Any, tok: Any, prompts: Any, path: Path,
              batch_size: int) -> aqi.ActivationStore:
     path.unlink(missing_ok=True)
     return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("last",),
-                       spans=("post_instruction",), batch_size=batch_size, progress=False)
+                       spans=("post_instruction",),
+                       writing=aqi.Writing(batch_size=batch_size, progress=False))
 
 
 def hash_check(name: str, want: dict[str, str], wd: Path,
@@ -60,8 +61,9 @@ def hash_check(name: str, want: dict[str, str], wd: Path,
     every evaluation response hashed as ``want`` (prompt id → SHA-256) records."""
     def check(model: Any, tok: Any, sets: dict[str, Any]) -> None:
         rs = generate_responses(model, tok, sets["eval"], wd / "original-eval.jsonl",
-                                max_new_tokens=scale.max_new_tokens,
-                                batch_size=scale.batch_size, progress=False)
+                                decoding=aqi.Decoding(max_new_tokens=scale.max_new_tokens),
+                                writing=aqi.Writing(batch_size=scale.batch_size,
+                                                    progress=False))
         got = {r.prompt_id: sha256(r.text) for r in rs if r.sample == 0}
         differ = sorted(i for i in want if got.get(i) != want[i])
         if differ:

@@ -59,12 +59,13 @@ def behaviour(model: Any, tok: Any, ev: PromptSet, wd: Path, tag: str, modes: tu
     out = {}
     for mode in modes:
         t = time.perf_counter()
-        kw: dict[str, Any] = {}
+        decoding = aqi.Decoding(max_new_tokens=scale.max_new_tokens)
         if mode == "sampled":
-            kw = {"do_sample": True, "temperature": TEMPERATURE, "n": N_SAMPLES, "seed": seed}
+            decoding = aqi.Decoding(max_new_tokens=scale.max_new_tokens, do_sample=True,
+                                    temperature=TEMPERATURE, n=N_SAMPLES, seed=seed)
         rs = generate_responses(model, tok, hidden.flaw_set(ev, mode), wd / f"{tag}-{mode}.jsonl",
-                                max_new_tokens=scale.max_new_tokens,
-                                batch_size=scale.batch_size, progress=False, **kw)
+                                decoding=decoding,
+                                writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
         labels = [bool(judge(r.text)) for r in rs]
         out[mode] = {"refusal": float(np.mean(labels)), "n": len(labels),
                      "seconds": time.perf_counter() - t}
@@ -96,9 +97,11 @@ def _capture(model: Any, tok: Any, prompts: PromptSet, path: Path, scale: v2.Sca
     path.unlink(missing_ok=True)
     if generic:  # no chat template, mean over the text's tokens
         return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("mean",),
-                           chat=False, batch_size=scale.batch_size, progress=False)
+                           rendering=aqi.Rendering(chat=False),
+                           writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     return aqi.capture(model, tok, prompts, path, layers="blocks", pooling=("last",),
-                       spans=("post_instruction",), batch_size=scale.batch_size, progress=False)
+                       spans=("post_instruction",),
+                       writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
 
 
 def _paired(a: aqi.ActivationStore, b: aqi.ActivationStore, layer: str,
@@ -201,8 +204,8 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     ev = sets["eval"]
     hidden.check_no_leak(ev)
     own = generate_responses(model, tok, sets["train"], wd / "original-train.jsonl",
-                             max_new_tokens=scale.train_new_tokens, batch_size=scale.batch_size,
-                             progress=False)
+                             decoding=aqi.Decoding(max_new_tokens=scale.train_new_tokens),
+                             writing=aqi.Writing(batch_size=scale.batch_size, progress=False))
     rows = hidden.Rows(sets["train"], raw=original.by_id,
                        original={r.prompt_id: r.text for r in own}, refusals=spec.refusals)
     base_path = part / "original.json"

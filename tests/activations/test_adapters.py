@@ -107,7 +107,8 @@ def test_transformerlens_rows_equal_run_with_cache_alone(
     model = build_transformerlens(kind, tok, positional)
     before = hook_count(model)
     store = aqi.capture(
-        model, tok, small_prompts, tmp_path / "tl.h5", layers="all", batch_size=5, progress=False
+        model, tok, small_prompts, tmp_path / "tl.h5", layers="all",
+        writing=aqi.Writing(batch_size=5, progress=False)
     )
     names = [
         "blocks.0.hook_resid_pre",
@@ -134,8 +135,9 @@ def test_transformerlens_rows_do_not_depend_on_batching(
         tok = _tokenizer(decoder_tokenizer_dir, side)
         model = build_transformerlens(kind, tok, "rotary")
         s = aqi.capture(
-            model, tok, small_prompts, tmp_path / f"{side}{bs}.h5", span="all", chat=False,
-            pooling=("mean", "last", "max"), batch_size=bs, progress=False,
+            model, tok, small_prompts, tmp_path / f"{side}{bs}.h5", spans="all",
+            rendering=aqi.Rendering(chat=False), writing=aqi.Writing(batch_size=bs, progress=False),
+            pooling=("mean", "last", "max"),
         )
         rows.append({(la, p): s.activations(la, p) for la in s.layers for p in s.poolings})
     for other in rows[1:]:
@@ -196,7 +198,8 @@ def test_early_exit_skips_deeper_hook_points(tl_model, small_prompts, tmp_path):
         for n in ("blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "ln_final.hook_normalized")
     ]
     try:
-        aqi.capture(tl_model, None, small_prompts[:4], tmp_path / "a.h5", layers=[0], batch_size=2)
+        aqi.capture(tl_model, None, small_prompts[:4], tmp_path / "a.h5", layers=[0],
+                    writing=aqi.Writing(batch_size=2))  # fmt: skip
     finally:
         for h in handles:
             h.remove()
@@ -205,10 +208,12 @@ def test_early_exit_skips_deeper_hook_points(tl_model, small_prompts, tmp_path):
 
 def test_transformerlens_store_records_the_model_and_scores(tl_model, prompts, tmp_path):
     rows = prompts[:40]
-    store = aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all", batch_size=8)
+    store = aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all",
+                        writing=aqi.Writing(batch_size=8))  # fmt: skip
     # The same call again returns the finished store (a changed identity would raise).
     mtime = (tmp_path / "tl.h5").stat().st_mtime_ns
-    aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all", batch_size=8)
+    aqi.capture(tl_model, None, rows, tmp_path / "tl.h5", layers="all",
+                writing=aqi.Writing(batch_size=8))  # fmt: skip
     assert (tmp_path / "tl.h5").stat().st_mtime_ns == mtime
     prov = store.provenance
     assert prov["model"]["family"] == "transformerlens"
@@ -259,8 +264,10 @@ def test_nnsight_rows_equal_the_bare_model_exactly(nnsight_model, small_prompts,
     lm, hf, tok = nnsight_model
     assert model_family(lm) == "nnsight" and not isinstance(lm, torch.nn.Module)
     before = hook_count(hf)
-    bare = aqi.capture(hf, tok, small_prompts, tmp_path / "hf.h5", layers="all", batch_size=5)
-    wrapped = aqi.capture(lm, None, small_prompts, tmp_path / "nn.h5", layers="all", batch_size=5)
+    bare = aqi.capture(hf, tok, small_prompts, tmp_path / "hf.h5", layers="all",
+                       writing=aqi.Writing(batch_size=5))  # fmt: skip
+    wrapped = aqi.capture(lm, None, small_prompts, tmp_path / "nn.h5", layers="all",
+                          writing=aqi.Writing(batch_size=5))  # fmt: skip
     assert wrapped.layers == bare.layers
     assert wrapped.layers[1] == "model.layers.0"
     for layer in bare.layers:

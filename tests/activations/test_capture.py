@@ -79,8 +79,8 @@ def test_pooled_values_equal_hidden_states_reference(
         tmp_path / "a.h5",
         layers="all",
         pooling=POOLS,
-        span=span,
-        batch_size=5,
+        spans=span,
+        writing=aqi.Writing(batch_size=5),
     )
     assert store.n_rows == len(small_prompts)
     assert len(store.layers) == len({k[0] for k in ref})
@@ -105,9 +105,9 @@ def test_batched_equals_unbatched_and_padding_side_free(
             small_prompts,
             tmp_path / f"{side}{bs}.h5",
             pooling=POOLS,
-            span="all",
-            chat=False,
-            batch_size=bs,
+            spans="all",
+            rendering=aqi.Rendering(chat=False),
+            writing=aqi.Writing(batch_size=bs),
         )
         results.append({(la, p): s.activations(la, p) for la in s.layers for p in POOLS})
     for other in results[1:]:
@@ -117,7 +117,8 @@ def test_batched_equals_unbatched_and_padding_side_free(
 
 def test_rows_in_prompt_order_despite_length_sorting(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("llama")
-    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5", batch_size=4)
+    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5",
+                    writing=aqi.Writing(batch_size=4))  # fmt: skip
     assert s.ids.tolist() == list(small_prompts.ids)
     assert s.labels.tolist() == list(small_prompts.labels)
     assert s.texts.tolist() == list(small_prompts.texts)
@@ -128,7 +129,8 @@ def test_rows_in_prompt_order_despite_length_sorting(tiny_factory, small_prompts
 def test_capture_bf16_accumulates_in_float32(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("llama")
     m16 = copy.deepcopy(model).to(torch.bfloat16)
-    s = aqi.capture(m16, tok, small_prompts[:6], tmp_path / "a.h5", pooling="mean", batch_size=3)
+    s = aqi.capture(m16, tok, small_prompts[:6], tmp_path / "a.h5", pooling="mean",
+                    writing=aqi.Writing(batch_size=3))  # fmt: skip
     assert s.activations(0).dtype == np.float32
     assert s.provenance["identity"]["dtype"] == "bfloat16"
     # Means of bf16 values computed in float32 differ from the bf16 round-off of the mean.
@@ -148,7 +150,8 @@ def test_early_exit_skips_deeper_layers(tiny_factory, small_prompts, tmp_path):
         model.lm_head.register_forward_hook(lambda *a: calls.append("head")),
     ]
     try:
-        aqi.capture(model, tok, small_prompts[:4], tmp_path / "a.h5", layers=[0, 1], batch_size=4)
+        aqi.capture(model, tok, small_prompts[:4], tmp_path / "a.h5", layers=[0, 1],
+                    writing=aqi.Writing(batch_size=4))  # fmt: skip
     finally:
         for h in handles:
             h.remove()
@@ -204,7 +207,8 @@ def test_over_long_prompt_is_truncated_flagged_and_warned(tiny_factory, tmp_path
         {"id": "long", "text": "Tell me a story " * 40, "label": "unsafe"},
     ]
     with pytest.warns(UserWarning, match=r"1 prompt\(s\) longer than max_length=48"):
-        s = aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=48, span="all")
+        s = aqi.capture(model, tok, rows, tmp_path / "a.h5", spans="all",
+                        rendering=aqi.Rendering(max_length=48))  # fmt: skip
     assert s.truncated.tolist() == [False, True]
     assert s.token_counts[1] == 48
 
@@ -221,8 +225,10 @@ def test_long_prompt_is_truncated_before_batching_and_batches_keep_a_token_budge
     )
     try:
         with pytest.warns(UserWarning, match="1 prompt"):
-            s = aqi.capture(model, tok, rows, tmp_path / "a.h5", span="all", max_length=64,
-                            batch_size=8, max_tokens_per_batch=100)  # fmt: skip
+            s = aqi.capture(model, tok, rows, tmp_path / "a.h5", spans="all",
+                            rendering=aqi.Rendering(max_length=64),
+                            writing=aqi.Writing(batch_size=8,
+                                                max_tokens_per_batch=100))  # fmt: skip
     finally:
         h.remove()
     assert s.truncated.tolist() == [False] * 10 + [True] and s.token_counts[-1] == 64
@@ -230,8 +236,10 @@ def test_long_prompt_is_truncated_before_batching_and_batches_keep_a_token_budge
     assert all(w <= 64 and (b == 1 or b * w <= 100) for b, w in widths), widths
     assert sum(b for b, _ in widths) == 11 and len(widths) > 2
     with pytest.warns(UserWarning, match="1 prompt"):
-        unbounded = aqi.capture(model, tok, rows, tmp_path / "b.h5", span="all", max_length=64,
-                                batch_size=8, max_tokens_per_batch=None)  # fmt: skip
+        unbounded = aqi.capture(model, tok, rows, tmp_path / "b.h5", spans="all",
+                                rendering=aqi.Rendering(max_length=64),
+                                writing=aqi.Writing(batch_size=8,
+                                                    max_tokens_per_batch=None))  # fmt: skip
     for la in s.layers:
         np.testing.assert_allclose(
             s.activations(la, "mean"), unbounded.activations(la, "mean"), atol=1e-5
@@ -244,7 +252,7 @@ def test_truncation_that_removes_the_span_is_an_error(tiny_factory, tmp_path):
     tok.truncation_side = "left"  # keeps the tail: the user's text is cut away entirely
     rows = [{"id": "x", "text": "word " * 50, "label": "safe"}]
     with pytest.raises(ValueError, match="leaves none of its 'instruction' span"):
-        aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=4)
+        aqi.capture(model, tok, rows, tmp_path / "a.h5", rendering=aqi.Rendering(max_length=4))
 
 
 def test_non_finite_activation_names_layer_and_row(tiny_factory, small_prompts, tmp_path):
@@ -300,7 +308,7 @@ def test_resuming_a_store_of_another_model_is_refused(tiny_factory, small_prompt
     with pytest.raises(ValueError, match="poolings: stored"):
         aqi.capture(model, tok, small_prompts[:4], p, pooling="max")
     # overwrite=True replaces it
-    s = aqi.capture(other, tok, small_prompts[:4], p, overwrite=True)
+    s = aqi.capture(other, tok, small_prompts[:4], p, writing=aqi.Writing(overwrite=True))
     assert s.provenance["identity"][
         "weights_fingerprint"
     ] != aqi.jobs.provenance.weights_fingerprint(model)
@@ -320,11 +328,11 @@ def test_other_tokenizer_refused_on_resume(tiny_factory, small_prompts, tmp_path
 def test_rerun_of_finished_capture_returns_it_without_work(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("gpt2")
     p = tmp_path / "a.h5"
-    first = aqi.capture(model, tok, small_prompts[:6], p, chat=False)
+    first = aqi.capture(model, tok, small_prompts[:6], p, rendering=aqi.Rendering(chat=False))
     a = first.activations(0, "mean")
     first.close()
     mtime = p.stat().st_mtime_ns
-    again = aqi.capture(model, tok, small_prompts[:6], p, chat=False)
+    again = aqi.capture(model, tok, small_prompts[:6], p, rendering=aqi.Rendering(chat=False))
     assert p.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(again.activations(0, "mean"), a)
 
@@ -332,26 +340,34 @@ def test_rerun_of_finished_capture_returns_it_without_work(tiny_factory, small_p
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": 0}, "batch_size=0"),
+        ({"writing": {"batch_size": 0}}, "batch_size=0"),
         ({"pooling": "median"}, "pooling='median'; expected one of"),
-        ({"span": "assistant"}, "span='assistant'; expected one of"),
+        ({"spans": "assistant"}, "spans='assistant'; expected one of"),
         ({"spans": ["instruction", "middle"]}, "spans='middle'; expected one of"),
         ({"spans": []}, "spans is empty"),
-        ({"span": "user", "spans": ["all"]}, "give spans= or span=, not both"),
         ({"spans": "response_onset"}, "span='response_onset' reads the response"),
-        ({"onset_tokens": 0}, "onset_tokens=0; expected a positive int"),
+        ({"rendering": {"onset_tokens": 0}}, "onset_tokens=0; expected a positive int"),
         ({"layers": "model.layer.1"}, "did you mean 'model.layers.1'"),
-        ({"padding_side": "top"}, "padding_side='top'"),
-        ({"span": "response"}, "span='response' reads the response, so it needs include_response"),
-        ({"include_response": True}, "has no response but include_response=True"),
-        ({"max_tokens_per_batch": 0}, "max_tokens_per_batch=0; expected a positive int or None"),
+        ({"writing": {"padding_side": "top"}}, "padding_side='top'"),
+        ({"spans": "response"}, "span='response' reads the response, so it needs include_response"),
+        ({"rendering": {"include_response": True}}, "has no response but include_response=True"),
+        ({"writing": {"max_tokens_per_batch": 0}},
+         "max_tokens_per_batch=0; expected a positive int or None"),
     ],
 )
 def test_bad_arguments_name_the_argument(tiny_factory, small_prompts, tmp_path, kwargs, match):
+    """Settings values (``{"writing": {...}}``) are made inside ``pytest.raises``: they check
+    their fields when they are made."""
     model, tok = tiny_factory("llama")
     before = hook_count(model)
+    values = {"rendering": aqi.Rendering, "writing": aqi.Writing}
+
+    def call() -> None:
+        kw = {k: values[k](**v) if k in values else v for k, v in kwargs.items()}
+        aqi.capture(model, tok, small_prompts[:2], tmp_path / "a.h5", **kw)
+
     with pytest.raises(ValueError, match=match):
-        aqi.capture(model, tok, small_prompts[:2], tmp_path / "a.h5", **kwargs)
+        call()
     assert hook_count(model) == before
 
 
@@ -365,7 +381,8 @@ def test_response_span_pools_only_the_response(tiny_factory, tmp_path):
             "response": "Mix flour, water and yeast, then bake.",
         }
     ]
-    s = aqi.capture(model, tok, rows, tmp_path / "r.h5", include_response=True, span="response")
+    s = aqi.capture(model, tok, rows, tmp_path / "r.h5", spans="response",
+                    rendering=aqi.Rendering(include_response=True))  # fmt: skip
     enc = PromptEncoder(tok, span="response", include_response=True).encode(
         list(aqi.load_prompts(rows))
     )
@@ -389,7 +406,7 @@ def test_default_pooling_path_type_errors(tmp_path):
 def test_partial_dir_removed_after_success(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
-    aqi.capture(model, tok, small_prompts[:3], p, commit_rows=1).close()
+    aqi.capture(model, tok, small_prompts[:3], p, writing=aqi.Writing(commit_rows=1)).close()
     assert p.is_file() and not partial_dir(Path(p)).exists()
 
 

@@ -33,7 +33,7 @@ def tiny_dir(tiny_factory: Any, tmp_path_factory: Any) -> Path:
 
 def _capture(model: Any, tok: Any, prompts: Any, path: Path) -> dict[str, np.ndarray]:
     with aqi.capture(model, tok, prompts, path, layers="all", pooling=("mean", "last"),
-                     batch_size=4, progress=False) as s:  # fmt: skip
+                     writing=aqi.Writing(batch_size=4, progress=False)) as s:  # fmt: skip
         return {f"{la}/{p}": s.activations(la, p) for la in s.layers for p in s.poolings}
 
 

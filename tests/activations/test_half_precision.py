@@ -39,7 +39,7 @@ def test_half_precision_capture_equals_fp32_pooling_of_the_half_forward(
     layers = [0, 1]  # the last block is reported after the final norm by HF; skip it
     ref = _reference(half, tok, small_prompts, layers)
     s = aqi.capture(half, tok, small_prompts, tmp_path / "h.h5", layers=layers, pooling="mean",
-                    batch_size=5, progress=False)
+                    writing=aqi.Writing(batch_size=5, progress=False))  # fmt: skip
     for name, exact in ref.items():
         got = s.activations(name, "mean").astype(np.float64)
         assert got.dtype == np.float64 and s.activations(name).dtype == np.float32

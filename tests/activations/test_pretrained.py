@@ -50,8 +50,8 @@ def test_minilm_encoder_end_to_end(minilm, prompts, tmp_path):
         tmp_path / "mini.h5",
         layers="all",
         pooling="mean",
-        span="all",
-        batch_size=32,
+        spans="all",
+        writing=aqi.Writing(batch_size=32),
     )
     assert s.complete and len(s.layers) == 7 and s.layers[0] == "embeddings"
     assert not s.provenance["identity"]["chat"]
@@ -75,8 +75,7 @@ def test_smollm2_left_padding_equals_right(smollm2, prompts, tmp_path, pooling):
         tmp_path / "r.h5",
         layers=[0, 15, -1],
         pooling=pooling,
-        padding_side="right",
-        batch_size=8,
+        writing=aqi.Writing(padding_side="right", batch_size=8),
     )
     b = aqi.capture(
         model,
@@ -85,8 +84,7 @@ def test_smollm2_left_padding_equals_right(smollm2, prompts, tmp_path, pooling):
         tmp_path / "l.h5",
         layers=[0, 15, -1],
         pooling=pooling,
-        padding_side="left",
-        batch_size=8,
+        writing=aqi.Writing(padding_side="left", batch_size=8),
     )
     for la in a.layers:
         x, y = a.activations(la), b.activations(la)

@@ -93,17 +93,20 @@ def test_kill9_then_resume_equals_uninterrupted_run(decoder_tokenizer_dir, tmp_p
 def test_half_written_part_is_ignored_and_redone(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
-    ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5", commit_rows=6)
+    ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5",
+                      writing=aqi.Writing(commit_rows=6))  # fmt: skip
     # Interrupt a capture after two committed windows, then add a torn temporary file.
     # 2 windows of 6 rows in batches of 3, then Ctrl-C
-    interrupted_capture(model, tok, small_prompts, p, stop_after=4, commit_rows=6, batch_size=3)
+    interrupted_capture(model, tok, small_prompts, p, stop_after=4,
+                        writing=aqi.Writing(commit_rows=6, batch_size=3))  # fmt: skip
     d = partial_dir(p)
     assert [(a, b) for a, b, _ in list_parts(d)] == [(0, 6), (6, 12)]
     (d / "part-0000000012-0000000018.h5.tmp-999").write_bytes(b"torn")
     live = aqi.open_store(p)
     assert live.n_rows == 12 and not live.complete
     ids = live.ids.tolist()
-    done = aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
+    done = aqi.capture(model, tok, small_prompts, p,
+                       writing=aqi.Writing(commit_rows=6, batch_size=3))  # fmt: skip
     assert done.complete and not d.exists()
     # A reader opened mid-capture still reads its rows after the parts were consolidated.
     np.testing.assert_array_equal(live.activations(0, "mean"), done.activations(0, "mean")[:12])
@@ -125,9 +128,11 @@ def test_damaged_part_is_named_set_aside_and_recaptured(
 ):
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
-    ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5", commit_rows=6)
+    ref = aqi.capture(model, tok, small_prompts, tmp_path / "ref.h5",
+                      writing=aqi.Writing(commit_rows=6))  # fmt: skip
     # 2 windows of 6 rows in batches of 3, then Ctrl-C
-    interrupted_capture(model, tok, small_prompts, p, stop_after=4, commit_rows=6, batch_size=3)
+    interrupted_capture(model, tok, small_prompts, p, stop_after=4,
+                        writing=aqi.Writing(commit_rows=6, batch_size=3))  # fmt: skip
     assert not p.with_name("a.h5.lock").exists()  # the interrupted writer let go of its lock
     d = partial_dir(p)
     bad = d / "part-0000000006-0000000012.h5"
@@ -136,7 +141,8 @@ def test_damaged_part_is_named_set_aside_and_recaptured(
     with pytest.raises(ValueError, match=rf"part file '{bad}' .*cannot be read.*re-run"):
         aqi.open_store(p).activations(0, "mean")  # a reader names the part, no raw OSError
     with pytest.warns(UserWarning, match=rf"part file '{bad}' is damaged.*captured again"):
-        done = aqi.capture(model, tok, small_prompts, p, commit_rows=6, batch_size=3)
+        done = aqi.capture(model, tok, small_prompts, p,
+                           writing=aqi.Writing(commit_rows=6, batch_size=3))  # fmt: skip
     assert done.complete and not d.exists()
     assert (tmp_path / "a.h5.part-0000000006-0000000012.h5.damaged").is_file()  # kept
     for la in ref.layers:

@@ -208,7 +208,7 @@ def test_short_responses_are_counted_not_dropped(tiny_factory, tmp_path):
     model, tok = tiny_factory("llama")
     with pytest.warns(UserWarning, match=r"2 response\(s\) have fewer than onset_tokens=5"):
         s = aqi.capture(model, tok, ROWS, tmp_path / "o.h5", spans=["response_onset"],
-                        include_response=True, pooling="mean")  # fmt: skip
+                        rendering=aqi.Rendering(include_response=True), pooling="mean")  # fmt: skip
     assert s.n_rows == 3
     counts = s.span_tokens_of("response_onset").tolist()
     assert counts[0] == 5 and all(0 < c < 5 for c in counts[1:])
@@ -223,7 +223,7 @@ def test_truncation_that_cuts_the_post_instruction_names_it(tiny_factory, tmp_pa
     )[0]
     keep = e.span_ranges[0][1]  # the instruction survives whole, the template's tail does not
     with pytest.raises(ValueError, match="leaves none of its 'post_instruction' span"):
-        aqi.capture(model, tok, rows, tmp_path / "a.h5", max_length=keep)
+        aqi.capture(model, tok, rows, tmp_path / "a.h5", rendering=aqi.Rendering(max_length=keep))
 
 
 def test_tokenizer_without_offsets_names_the_fast_tokenizer(decoder_tokenizer_dir):
@@ -253,8 +253,10 @@ def test_every_span_of_one_capture_equals_the_models_own_hidden_states(
     tok = templated(decoder_tokenizer_dir, name, side)
     model = build_tiny("llama", len(tok))
     spans = ("instruction", "post_instruction", "response_onset", "response")
-    s = aqi.capture(model, tok, ROWS, tmp_path / "s.h5", spans=spans, include_response=True,
-                    pooling=("mean", "last"), layers=[1], batch_size=3)  # fmt: skip
+    s = aqi.capture(model, tok, ROWS, tmp_path / "s.h5", spans=spans,
+                    rendering=aqi.Rendering(include_response=True),
+                    writing=aqi.Writing(batch_size=3), pooling=("mean", "last"),
+                    layers=[1])  # fmt: skip
     assert s.spans == spans
     enc = PromptEncoder(tok, span=spans, include_response=True).encode(list(ROWS))
     for i, e in enumerate(enc):

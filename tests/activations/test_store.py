@@ -130,7 +130,8 @@ def test_pair_by_id(tmp_path):
 
 def test_prompts_roundtrip_through_store(tiny_factory, small_prompts, tmp_path):
     model, tok = tiny_factory("gpt2")
-    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5", chat=False, pooling="mean")
+    s = aqi.capture(model, tok, small_prompts, tmp_path / "a.h5",
+                    rendering=aqi.Rendering(chat=False), pooling="mean")  # fmt: skip
     assert s.prompts() == small_prompts
     assert [li.block for li in s.layer_info] == [0, 1, 2]
     assert s.dim("transformer.h.1") == 32
@@ -192,7 +193,8 @@ def test_captured_store_resolves_blocks_with_embeddings_first(
 ):
     model, tok = tiny_factory("llama")
     p = tmp_path / "a.h5"
-    s = aqi.capture(model, tok, small_prompts[:2], p, layers="all", progress=False)
+    s = aqi.capture(model, tok, small_prompts[:2], p, layers="all",
+                    writing=aqi.Writing(progress=False))  # fmt: skip
     assert s.layers[0] == "model.embed_tokens"
     assert s.resolve_layers([0, -1]) == ["model.layers.0", "model.layers.2"]
     np.testing.assert_array_equal(s.activations(0, "mean"), s.activations("@1", "mean"))

@@ -73,7 +73,8 @@ def test_capture_refuses_to_write_over_its_prompt_file(tiny_factory, tmp_path):
     before = p.read_bytes()
     for out in (p, tmp_path / "." / "p.jsonl"):
         with pytest.raises(ValueError, match=r"is the input file .*p\.jsonl"):
-            aqi.capture(model, tok, str(p), out, overwrite=True, progress=False)
+            aqi.capture(model, tok, str(p), out,
+                        writing=aqi.Writing(overwrite=True, progress=False))  # fmt: skip
     assert p.read_bytes() == before
 
 

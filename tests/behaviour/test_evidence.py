@@ -15,7 +15,8 @@ from aqi.behaviour.evidence import check_same_prompts, check_written_by, same_re
 from aqi.cli import main
 from tests.conftest import build_tiny
 
-GEN = {"max_new_tokens": 3, "batch_size": 8, "progress": False}
+GEN = {"decoding": aqi.Decoding(max_new_tokens=3),
+       "writing": aqi.Writing(batch_size=8, progress=False)}  # fmt: skip
 FAST = {"n_boot": 40, "n_perm": 20}
 
 
@@ -36,7 +37,7 @@ def world(decoder_tokenizer_dir, tmp_path_factory):
         w[name] = model
         generate_responses(model, tok, ps, d / f"{name}.jsonl", **GEN)
         aqi.capture(model, tok, ps, d / f"{name}.h5", layers=[-1], pooling="mean",
-                    progress=False).close()  # fmt: skip
+                    writing=aqi.Writing(progress=False)).close()  # fmt: skip
     other = aqi.bundled_prompts()[16:32]  # other prompts, model A
     generate_responses(w["a"], tok, other, d / "a-other.jsonl", **GEN)
     edited = aqi.PromptSet([replace(p, text=p.text + " Please.") if i == 3 else p

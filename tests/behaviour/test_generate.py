@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -22,7 +23,13 @@ from aqi.behaviour import (
 )
 from tests.conftest import build_tiny
 
-GEN = {"max_new_tokens": 6, "progress": False}
+SHORT = aqi.Decoding(max_new_tokens=6)
+GEN = {"decoding": SHORT, "writing": aqi.Writing(progress=False)}
+
+
+def batches_of(batch_size: int, **kw) -> aqi.Writing:
+    """A quiet test run's writing, ``batch_size`` prompts per ``generate`` call."""
+    return aqi.Writing(batch_size=batch_size, progress=False, **kw)
 
 
 @pytest.fixture
@@ -34,10 +41,10 @@ def few(prompts):
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_batched_greedy_equals_one_at_a_time(tiny_factory, few, arch):
     model, tok = tiny_factory(arch)
-    batched = generate_responses(model, tok, few, batch_size=6, **GEN)
+    batched = generate_responses(model, tok, few, decoding=SHORT, writing=batches_of(6))
     lengths = {r.n_prompt_tokens for r in batched}
     assert len(lengths) > 1  # the batch really needs padding
-    single = generate_responses(model, tok, few, batch_size=1, **GEN)
+    single = generate_responses(model, tok, few, decoding=SHORT, writing=batches_of(1))
     assert [r.text for r in batched] == [r.text for r in single]
     assert [r.n_new_tokens for r in batched] == [r.n_new_tokens for r in single]
     assert [r.prompt_id for r in batched] == list(few.ids)  # prompt order, not length order
@@ -46,7 +53,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny_factory, few, arch):
 def test_file_round_trip_and_header(tiny_factory, few, tmp_path):
     model, tok = tiny_factory("llama")
     out = tmp_path / "r.jsonl"
-    rs = generate_responses(model, tok, few, out, batch_size=4, **GEN)
+    rs = generate_responses(model, tok, few, out, decoding=SHORT, writing=batches_of(4))
     header = json.loads(out.read_text().splitlines()[0])
     assert header["schema"] == "aqi-responses" and header["version"] == 1
     assert header["identity"]["max_new_tokens"] == 6
@@ -73,51 +80,56 @@ def test_resume_skips_finished_batches_and_repairs_torn_line(few, decoder_tokeni
 
     tok = AutoTokenizer.from_pretrained(decoder_tokenizer_dir)
     model = build_tiny("llama", len(tok))
-    full = generate_responses(model, tok, few, batch_size=2, **GEN)
+    full = generate_responses(model, tok, few, decoding=SHORT, writing=batches_of(2))
     out = tmp_path / "r.jsonl"
-    generate_responses(model, tok, few, out, batch_size=2, **GEN)
+    generate_responses(model, tok, few, out, decoding=SHORT, writing=batches_of(2))
     lines = out.read_text().splitlines(keepends=True)
     assert len(lines) == 1 + 6
     # keep the header, the first batch and half a record of the second (a crash mid-write)
     out.write_text("".join(lines[:3]) + lines[3][:20], encoding="utf-8")
     calls = _counting(model)
     with pytest.warns(UserWarning, match="incomplete last line"):
-        resumed = generate_responses(model, tok, few, out, batch_size=2, **GEN)
+        resumed = generate_responses(model, tok, few, out, decoding=SHORT,
+                                     writing=batches_of(2))
     assert calls == [2, 2]  # the finished batch was skipped
     assert resumed.records == full.records
     assert load_responses(out).by_key() == full.by_key()
     calls.clear()
-    again = generate_responses(model, tok, few, out, batch_size=2, **GEN)
+    again = generate_responses(model, tok, few, out, decoding=SHORT, writing=batches_of(2))
     assert calls == [] and again.records == full.records
 
 
 @pytest.mark.parametrize(
-    "change", [{"max_new_tokens": 7}, {"batch_size": 3}, {"system_prompt": "Be brief."}]
-)
+    "change",
+    [{"decoding": aqi.Decoding(max_new_tokens=7)}, {"writing": batches_of(3)},
+     {"rendering": aqi.Rendering(system_prompt="Be brief.")}],
+)  # fmt: skip
 def test_resume_with_other_settings_is_refused(tiny_factory, few, tmp_path, change):
     model, tok = tiny_factory("llama")
     out = tmp_path / "r.jsonl"
-    generate_responses(model, tok, few, out, batch_size=2, **GEN)
-    kwargs = {"batch_size": 2, **GEN, **change}
+    generate_responses(model, tok, few, out, decoding=SHORT, writing=batches_of(2))
+    kwargs = {"decoding": SHORT, "writing": batches_of(2), **change}
     with pytest.raises(ValueError, match=r"generated with other settings.*overwrite=True"):
         generate_responses(model, tok, few, out, **kwargs)
-    with pytest.raises(ValueError, match="other settings"):
-        generate_responses(model, tok, few[:4], out, batch_size=2, **GEN)  # other prompts
-    rs = generate_responses(model, tok, few, out, overwrite=True, **kwargs)
+    with pytest.raises(ValueError, match="other settings"):  # other prompts
+        generate_responses(model, tok, few[:4], out, decoding=SHORT, writing=batches_of(2))
+    again = {**kwargs, "writing": replace(kwargs["writing"], overwrite=True)}
+    rs = generate_responses(model, tok, few, out, **again)
     assert load_responses(out).by_key() == rs.by_key()
 
 
 def test_sampling_is_reproducible_and_leaves_global_rng(tiny_factory, few):
     model, tok = tiny_factory("llama")
-    kw = {"do_sample": True, "n": 3, "batch_size": 4, **GEN}
+    sampled = {"max_new_tokens": 6, "do_sample": True, "n": 3}
+    kw = {"writing": batches_of(4)}
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    a = generate_responses(model, tok, few, seed=7, **kw)
+    a = generate_responses(model, tok, few, decoding=aqi.Decoding(seed=7, **sampled), **kw)
     after = torch.rand(1)
     assert torch.equal(before, after)  # the global RNG is untouched
-    b = generate_responses(model, tok, few, seed=7, **kw)
-    c = generate_responses(model, tok, few, seed=8, **kw)
+    b = generate_responses(model, tok, few, decoding=aqi.Decoding(seed=7, **sampled), **kw)
+    c = generate_responses(model, tok, few, decoding=aqi.Decoding(seed=8, **sampled), **kw)
     assert a.records == b.records
     assert [r.text for r in a] != [r.text for r in c]
     assert len(a) == 3 * len(few) and a.n_samples == 3
@@ -127,7 +139,8 @@ def test_sampling_is_reproducible_and_leaves_global_rng(tiny_factory, few):
 
 def test_sampled_resume_equals_uninterrupted(tiny_factory, few, tmp_path):
     model, tok = tiny_factory("llama")
-    kw = {"do_sample": True, "n": 2, "batch_size": 2, "seed": 3, **GEN}
+    kw = {"decoding": aqi.Decoding(max_new_tokens=6, do_sample=True, n=2, seed=3),
+          "writing": batches_of(2)}  # fmt: skip
     full = generate_responses(model, tok, few, **kw)
     out = tmp_path / "r.jsonl"
     generate_responses(model, tok, few, out, **kw)
@@ -139,14 +152,16 @@ def test_sampled_resume_equals_uninterrupted(tiny_factory, few, tmp_path):
 def test_bad_settings(tiny_factory, few):
     model, tok = tiny_factory("llama")
     with pytest.raises(ValueError, match="n=2 samples per prompt needs do_sample=True"):
-        generate_responses(model, tok, few, n=2)
-    for bad in ({"max_new_tokens": 0}, {"batch_size": True}, {"n": 0}):
+        aqi.Decoding(n=2)
+    for kind, bad in ((aqi.Decoding, {"max_new_tokens": 0}), (aqi.Writing, {"batch_size": True}),
+                      (aqi.Decoding, {"n": 0})):  # fmt: skip
         with pytest.raises(ValueError, match=next(iter(bad))):
-            generate_responses(model, tok, few, **bad)
+            kind(**bad)
     with pytest.raises(ValueError, match="temperature"):
-        generate_responses(model, tok, few, do_sample=True, temperature=0)
+        aqi.Decoding(do_sample=True, temperature=0)
     with pytest.raises(ValueError, match="leaves no room"):
-        generate_responses(model, tok, few, max_length=6, max_new_tokens=6)
+        generate_responses(model, tok, few, rendering=aqi.Rendering(max_length=6),
+                           decoding=SHORT)  # fmt: skip
 
 
 def test_model_without_generate_is_a_type_error(tiny_factory, few):
@@ -174,13 +189,13 @@ def test_missing_pad_token_uses_eos_with_one_warning(tiny_factory, few, decoder_
     from transformers import AutoTokenizer
 
     model, tok = tiny_factory("llama")
-    reference = generate_responses(model, tok, few, batch_size=6, **GEN)
+    reference = generate_responses(model, tok, few, decoding=SHORT, writing=batches_of(6))
     bare = AutoTokenizer.from_pretrained(decoder_tokenizer_dir)
     bare.pad_token = None
     assert bare.pad_token_id is None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rs = generate_responses(model, bare, few, batch_size=6, **GEN)
+        rs = generate_responses(model, bare, few, decoding=SHORT, writing=batches_of(6))
     pad_warnings = [w for w in caught if "no pad token" in str(w.message)]
     assert len(pad_warnings) == 1
     assert [r.text for r in rs] == [r.text for r in reference]
@@ -191,7 +206,7 @@ def test_long_prompt_cut_on_the_left_of_the_user_text(tiny_factory, prompts):
     long = aqi.PromptSet([aqi.Prompt("long", "word " * 200 + "THE END?", "safe", "c"),
                           aqi.Prompt("short", "Hi?", "safe", "c")])  # fmt: skip
     with pytest.warns(UserWarning, match="1 prompt.*cut on the left"):
-        rs = generate_responses(model, tok, long, max_length=80, **GEN)
+        rs = generate_responses(model, tok, long, rendering=aqi.Rendering(max_length=80), **GEN)
     by = {r.prompt_id: r for r in rs}
     assert by["long"].truncated and not by["short"].truncated
     assert by["long"].n_prompt_tokens <= 80 - 6
@@ -218,11 +233,13 @@ def test_empty_generations_are_kept_and_judged(decoder_tokenizer_dir, few):
 
 def test_capture_on_own_responses_end_to_end(tiny_factory, few, tmp_path):
     model, tok = tiny_factory("llama")
-    rs = generate_responses(model, tok, few, max_new_tokens=8, progress=False)
+    rs = generate_responses(model, tok, few, decoding=aqi.Decoding(max_new_tokens=8),
+                            writing=aqi.Writing(progress=False))  # fmt: skip
     ps = with_responses(few, rs, on_empty="drop")
     assert all(p.response == r.text for p, r in zip(ps, rs, strict=False) if p.id == r.prompt_id)
     store = aqi.capture(model, tok, ps, tmp_path / "own.h5", layers=[-1], pooling="mean",
-                        span="response", include_response=True, progress=False)  # fmt: skip
+                        spans="response", rendering=aqi.Rendering(include_response=True),
+                        writing=aqi.Writing(progress=False))  # fmt: skip
     with store:
         assert store.span == "response"
         assert store.n_rows == len(ps)
@@ -268,7 +285,7 @@ def test_early_stop_keeps_every_label_and_generates_fewer_tokens(tiny_factory, f
     from aqi.behaviour import judge_labels
 
     model, tok = tiny_factory(arch)
-    kw = {"max_new_tokens": 24, "batch_size": 3, "progress": False}
+    kw = {"decoding": aqi.Decoding(max_new_tokens=24), "writing": batches_of(3)}
     full = generate_responses(model, tok, few, **kw)
     judge = _word_judge(full)
     early = generate_responses(model, tok, few, stop_when_settled=judge, **kw)
@@ -293,8 +310,8 @@ def test_early_stop_with_sampling_keeps_each_sample(tiny_factory, few):
     from aqi.behaviour import judge_labels
 
     model, tok = tiny_factory("llama")
-    kw = {"max_new_tokens": 16, "batch_size": 3, "do_sample": True, "n": 2, "seed": 1,
-          "progress": False}  # fmt: skip
+    kw = {"decoding": aqi.Decoding(max_new_tokens=16, do_sample=True, n=2, seed=1),
+          "writing": batches_of(3)}  # fmt: skip
     full = generate_responses(model, tok, few, **kw)
     judge = _word_judge(full)
     early = generate_responses(model, tok, few, stop_when_settled=judge, **kw)
@@ -398,7 +415,7 @@ def test_early_stop_on_the_safety_tuned_demo_model():
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(base)
     prompts, judge = demo_prompts(8), RefusalJudge()
-    kw = {"max_new_tokens": JUDGE_NEW_TOKENS, "batch_size": 8, "progress": False}
+    kw = {"decoding": aqi.Decoding(max_new_tokens=JUDGE_NEW_TOKENS), "writing": batches_of(8)}
     full = generate_responses(model, tok, prompts, **kw)
     early = generate_responses(model, tok, prompts, stop_when_settled=judge, **kw)
     assert judge_labels(early, judge) == judge_labels(full, judge)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+import aqi
 from aqi.activations import PromptSet, bundled_prompts
 from aqi.behaviour import (
     RefusalJudge,
@@ -78,8 +79,8 @@ def test_judge_agrees_with_read_labels(smollm2):
     model, tok = smollm2
     t0 = time.perf_counter()
     responses = generate_responses(
-        model, tok, prompts, max_new_tokens=settings["max_new_tokens"],
-        batch_size=settings["batch_size"], progress=False,
+        model, tok, prompts, decoding=aqi.Decoding(max_new_tokens=settings["max_new_tokens"]),
+        writing=aqi.Writing(batch_size=settings["batch_size"], progress=False),
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     differ = [r.prompt_id for r in responses if _sha(r.text) != rows[r.prompt_id]["sha256"]]

@@ -26,7 +26,13 @@ from tests.conftest import build_tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).parent / "scripts" / "generate_child.py"
-GEN = {"max_new_tokens": 4, "progress": False}
+SHORT = aqi.Decoding(max_new_tokens=4)
+GEN = {"decoding": SHORT, "writing": aqi.Writing(progress=False)}
+
+
+def writing(**kw) -> aqi.Writing:
+    """A quiet test run's writing."""
+    return aqi.Writing(progress=False, **kw)
 
 
 def _env() -> dict[str, str]:
@@ -81,7 +87,8 @@ def test_only_an_aqi_responses_file_is_replaced(tiny_factory, few, tmp_path, kin
     before = victim.read_bytes()
     assert not is_responses_file(victim)
     with pytest.raises(ValueError, match=r"(refusing to write|is the input file)"):
-        generate_responses(model, tok, few, victim, overwrite=overwrite, **GEN)
+        generate_responses(model, tok, few, victim, decoding=SHORT,
+                           writing=writing(overwrite=overwrite))
     assert victim.read_bytes() == before  # untouched, not even a torn line cut
     assert not victim.with_name(victim.name + ".lock").exists()
 
@@ -91,7 +98,7 @@ def test_prompt_file_as_out_is_refused_as_an_input(tiny_factory, few, tmp_path):
     p = tmp_path / "p.jsonl"
     few.to_jsonl(p)
     with pytest.raises(ValueError, match=r"output '.*p.jsonl' is the input file"):
-        generate_responses(model, tok, p, p, overwrite=True, **GEN)
+        generate_responses(model, tok, p, p, decoding=SHORT, writing=writing(overwrite=True))
 
 
 @pytest.mark.parametrize("kind", ["prompt file", "other jsonl", "activation store"])
@@ -115,7 +122,7 @@ def test_overwrite_replaces_an_aqi_responses_file(tiny_factory, few, tmp_path):
     out = tmp_path / "r.jsonl"
     generate_responses(model, tok, few[:2], out, **GEN)
     assert is_responses_file(out)
-    rs = generate_responses(model, tok, few, out, overwrite=True, **GEN)
+    rs = generate_responses(model, tok, few, out, decoding=SHORT, writing=writing(overwrite=True))
     assert len(load_responses(out)) == len(rs) == 6
 
 
@@ -175,7 +182,8 @@ def test_kill9_mid_run_then_resume_equals_uninterrupted(decoder_tokenizer_dir, t
     model = build_tiny("llama", len(tok))
     with pytest.raises(StoreLockedError, match=rf"another writer holds '{lock}' "
                                                rf"\(pid {child.pid}"):  # fmt: skip
-        generate_responses(model, tok, aqi.bundled_prompts()[:40], out, batch_size=4, **GEN)
+        generate_responses(model, tok, aqi.bundled_prompts()[:40], out, decoding=SHORT,
+                           writing=writing(batch_size=4))
 
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
@@ -190,7 +198,8 @@ def test_kill9_mid_run_then_resume_equals_uninterrupted(decoder_tokenizer_dir, t
     err = done.stderr.decode()
     assert done.returncode == 0, err[-3000:]
     assert "stale lock" in err and "incomplete last line" in err
-    clean = generate_responses(model, tok, aqi.bundled_prompts()[:40], batch_size=4, **GEN)
+    clean = generate_responses(model, tok, aqi.bundled_prompts()[:40], decoding=SHORT,
+                               writing=writing(batch_size=4))
     resumed = load_responses(out)  # loads: no duplicate, no torn line
     assert len(resumed) == 40 == len({r.key for r in resumed})
     assert resumed.by_key() == clean.by_key()
@@ -218,12 +227,13 @@ def test_ctrl_c_counts_the_responses_written(tiny_factory, few, tmp_path):
     handle = _stop_after(model, 2)  # two batches of 2, then Ctrl-C
     try:
         with pytest.raises(GenerationInterrupted, match="interrupted after 4 of 6 responses") as e:
-            generate_responses(model, tok, few, out, batch_size=2, **GEN)
+            generate_responses(model, tok, few, out, decoding=SHORT, writing=writing(batch_size=2))
     finally:
         handle.remove()
     assert (e.value.rows_done, e.value.rows_total) == (4, 6)
     assert len(_records(out)) == 4 and not (tmp_path / "r.jsonl.lock").exists()
-    assert len(generate_responses(model, tok, few, out, batch_size=2, **GEN)) == 6
+    rs = generate_responses(model, tok, few, out, decoding=SHORT, writing=writing(batch_size=2))
+    assert len(rs) == 6
 
 
 def test_cli_ctrl_c_says_how_far_it_got(tiny_factory, few, tmp_path, capsys, monkeypatch):

@@ -32,9 +32,7 @@ def main() -> None:
         prompts,
         out,
         pooling=("mean", "last"),
-        batch_size=4,
-        commit_rows=8,
-        progress=False,
+        writing=aqi.Writing(batch_size=4, commit_rows=8, progress=False),
     )
     print("rows", store.n_rows, flush=True)
     store.close()

@@ -24,8 +24,9 @@ def main() -> None:
     if delay:
         model.model.layers[0].register_forward_pre_hook(lambda *a: time.sleep(delay))
     prompts = aqi.bundled_prompts()[:N_PROMPTS]
-    rs = generate_responses(model, tok, prompts, out, batch_size=BATCH,
-                            max_new_tokens=NEW_TOKENS, progress=False)  # fmt: skip
+    rs = generate_responses(model, tok, prompts, out,
+                            decoding=aqi.Decoding(max_new_tokens=NEW_TOKENS),
+                            writing=aqi.Writing(batch_size=BATCH, progress=False))  # fmt: skip
     print("responses", len(rs), flush=True)
 
 
