@@ -84,4 +84,4 @@ def test_a_partial_part_claims_nothing() -> None:
     v4["parts"]["A"] |= {"complete": False, "n_recorded": 5, "n_planned": 16}
     rows = bc._hidden("backdoor", v4)
     assert {r["status"] for r in rows} == {"not measured"}
-    assert "5 of 16 builds recorded" in rows[0]["detail"]
+    assert "5 of 16 organisms recorded" in rows[0]["detail"]

@@ -76,7 +76,7 @@ def _hidden(kind: str, v4: dict[str, Any] | None) -> list[dict[str, Any]]:
     parts = {} if v4 is None else {n: p for n, p in v4["parts"].items()
                                    if not p.get("confirmatory") and p.get("complete")}
     partial = [] if v4 is None else [
-        f"original {n}: {p['n_recorded']} of {p['n_planned']} builds recorded"
+        f"original {n}: {p['n_recorded']} of {p['n_planned']} organisms recorded"
         for n, p in v4["parts"].items() if not p.get("confirmatory") and not p.get("complete")]
     measured = {n: p["detection"][kind] for n, p in parts.items()
                 if p["detection"][kind]["n_organisms"]}

@@ -152,12 +152,18 @@ def print_summary(res: dict[str, Any]) -> None:
                   + ("" if o["gate_fail"] is None else
                      f"  gate {'FAIL' if o['gate_fail'] else '-'}"))
         det = part["detection"]
+        # Until the pre-registered sample is complete the figures are descriptive: the rule
+        # is not applied (a partial part claims nothing), and the print says so.
+        meets = "DETECTED" if part["complete"] else "meets the rule so far (sample incomplete)"
+        if not part["complete"]:
+            print(f"  partial: {part['n_recorded']} of {part['n_planned']} organisms recorded; "
+                  "no detection is claimed")
         for kind in HIDDEN_KINDS:
             d = det[kind]
             print(f"  {kind} ({d['n_organisms']} organisms vs {d['n_controls']} controls):")
             for s, v in d["signals"].items():
                 print(f"    {s:<15} AUROC {v['auroc']:.2f}  above every control "
-                      f"{v['tpr_at_1pct_fpr']:.2f}  {'DETECTED' if v['detected'] else ''}")
+                      f"{v['tpr_at_1pct_fpr']:.2f}  {meets if v['detected'] else ''}")
         print(f"  controls failed by the gate: {det['controls']['gate_false_alarms']} of "
               f"{det['controls']['n']}")
 
