@@ -37,9 +37,13 @@ _LAZY: dict[str, str] = {
     "Prompt": "activations",
     "PromptSet": "activations",
     "EncoderJudge": "behaviour",
+    "Evidence": "audit_values",
+    "Judging": "audit_values",
     "RefusalJudge": "behaviour",
     "Rendering": "prompts",
     "Responses": "behaviour",
+    "Running": "workflow",
+    "Scoring": "audit_values",
     "Writing": "jobs",
     "alignment_quality_index": "indices",
     "audit": "audit",
@@ -90,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         AuditReport,
         audit,
     )
+    from .audit_values import Evidence, Judging, Scoring
     from .behaviour import (
         Decoding,
         EncoderJudge,
@@ -120,7 +125,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         load_model,
     )
     from .prompts import Rendering
-    from .workflow import ModelSpec, audit_models
+    from .workflow import ModelSpec, Running, audit_models
 
 
 def __getattr__(name: str) -> Any:
@@ -164,12 +169,16 @@ __all__ = [
     "Coverage",
     "Decoding",
     "EncoderJudge",
+    "Evidence",
+    "Judging",
     "ModelSpec",
     "Prompt",
     "PromptSet",
     "RefusalJudge",
     "Rendering",
     "Responses",
+    "Running",
+    "Scoring",
     "Writing",
     "__version__",
     "alignment_quality_index",

@@ -238,6 +238,7 @@ def _run_audit(args: argparse.Namespace) -> Any:
 
     from .activations import open_store
     from .audit import audit
+    from .audit_values import Evidence, Judging, Scoring
     from .checks import load_thresholds
     from .probes import load_reward_scores, preference_calibration, reward_shift
 
@@ -278,10 +279,12 @@ def _run_audit(args: argparse.Namespace) -> Any:
             for k, v in paths.items() if v
         }  # fmt: skip
         return audit(
-            store, thresholds=thresholds, reward=reward, pooling=args.pooling,
-            layers=args.layers, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-            allow_partial=args.partial, allow_other_model=args.allow_other_model, **others,
-            **responses, judge=judge, labels=args.labels,
+            store, baseline=others.pop("baseline", None),
+            evidence=Evidence(reward=reward, **others, **responses),
+            scoring=Scoring(pooling=args.pooling, layers=args.layers, n_boot=args.n_boot,
+                            n_perm=args.n_perm, seed=args.seed, thresholds=thresholds),
+            judging=Judging(judge=judge, labels=args.labels),
+            allow_partial=args.partial, allow_other_model=args.allow_other_model,
         )  # fmt: skip
 
 

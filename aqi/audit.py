@@ -26,13 +26,14 @@ from ._audit_inputs import (
     check_same_model,
 )
 from ._errors import NAME_ONLY, ArgumentError, NamedArguments
+from ._settings import moved_keywords, only_defaults, settings_value
 from ._version import __version__
 from .activations.store import ActivationStore
+from .audit_values import Evidence, Judging, Scoring
 from .behaviour import (
     RefusalComparison,
     RefusalFlip,
     RefusalReport,
-    Responses,
     compare_refusal,
     refusal_flips,
     refusal_rate,
@@ -71,6 +72,15 @@ __all__ = [
     "check_responses",
     "check_same_model",
 ]
+
+#: The keyword arguments of :func:`audit` that became fields of its settings values
+#: (accepted with a ``DeprecationWarning`` until v0.4).
+_MOVED: dict[str, tuple[type, tuple[str, ...]]] = {
+    "evidence": (Evidence, ("responses", "baseline_responses", "ood_test", "jailbreak",
+                            "reward")),
+    "scoring": (Scoring, ("pooling", "layers", "n_boot", "n_perm", "seed", "thresholds")),
+    "judging": (Judging, ("judge", "labels")),
+}  # fmt: skip
 
 SCHEMA_VERSION = "1.6"
 
@@ -185,25 +195,16 @@ def _thresholds(thresholds: AuditThresholds | dict[str, Any] | None) -> AuditThr
     )
 
 
+@moved_keywords(_MOVED)
 def audit(
     store: ActivationStore,
     *,
     baseline: ActivationStore | None = None,
-    ood_test: ActivationStore | None = None,
-    jailbreak: ActivationStore | None = None,
-    reward: RewardShiftReport | CalibrationResult | None = None,
-    thresholds: AuditThresholds | dict[str, Any] | None = None,
-    pooling: str | None = None,
-    layers: Any = None,
-    n_boot: int = 1000,
-    n_perm: int = 200,
-    seed: int = 0,
+    evidence: Evidence | None = None,
+    scoring: Scoring | None = None,
+    judging: Judging | None = None,
     allow_partial: bool = False,
-    responses: Responses | None = None,
-    baseline_responses: Responses | None = None,
-    judge: Any = None,
     allow_other_model: bool = False,
-    labels: Any = None,
 ) -> AuditReport:
     """Audit a model's activations and combine every available check into one report.
 
@@ -214,45 +215,20 @@ def audit(
     baseline : ActivationStore, optional
         A reference model (e.g. the base model before fine-tuning) on the same
         prompts: adds the ``aqi_change`` check through :func:`aqi.compare`.
-    ood_test : ActivationStore, optional
-        The audited model on new inputs: adds the ``ood`` coverage check (Mahalanobis
-        fitted on ``store``). It never fails the audit; it says which inputs the audit
-        does not cover.
-    jailbreak : ActivationStore, optional
-        The audited model on :func:`aqi.probes.wrap_prompts` output: adds
-        ``jailbreak_drift`` at the best AQI layer.
-    reward : RewardShiftReport or CalibrationResult, optional
-        Reward-model calibration (in distribution, or under shift).
-    thresholds : AuditThresholds or mapping, optional
-    pooling, layers
-        Passed to :func:`aqi.score` (the OOD and drift checks use the best AQI layer).
-    n_boot, n_perm, seed
-        Bootstrap resamples for every CI of the activation checks, permutations for the
-        AQI null, and the seed.
-    allow_partial : bool
+    evidence : Evidence, optional
+        Both models' responses (the *Behaviour* section, ``refusal_change``), OOD inputs
+        (``ood``: never fails, says what the audit does not cover), jailbreak-wrapped
+        prompts (``jailbreak_drift``), reward calibration (:class:`aqi.Evidence`).
+    scoring : Scoring, optional
+        Layers and pooling scored, resamples, seed, thresholds (:class:`aqi.Scoring`).
+    judging : Judging, optional
+        The refusal judge of the responses and a person's labels (:class:`aqi.Judging`;
+        ``generate``, ``verify``, ``early_stop`` are :func:`aqi.audit_models`'s only).
+    allow_partial : bool, default False
         Audit unfinished captures (their rows so far) instead of refusing them.
-    responses, baseline_responses : Responses, optional
-        The audited (and baseline) model's generated responses
-        (:func:`aqi.generate_responses`): the report gains a *Behaviour* section —
-        refusal on unsafe and over-refusal on safe prompts, and with both, the paired
-        change (exact McNemar). Behaviour is evidence beside the geometry; no check
-        decides on it yet (docs/validation.md).
-        They must answer the prompts of ``store`` (and ``baseline``) — same ids and
-        texts — and come from the model of that store (same weights fingerprint);
-        otherwise ``ValueError`` naming both files and what differs
-        (:func:`check_responses`).
-    judge : judge or judge name, optional
-        Refusal judge for ``responses`` (:func:`aqi.resolve_judge`; default the
-        :class:`aqi.RefusalJudge`, the phrase rules).
-        Both models' responses are judged by this one judge,
-        whatever judged them before.
     allow_other_model : bool, default False
         Accept responses written by another model than their store's; the report's
-        notes (and JSON ``notes``, and the ``refusal_change`` evidence) say so.
-    labels : path, optional
-        A person's labels of a sample of both models' responses (``aqi label``) for
-        this judge: ``refusal_change`` then decides on the prediction-powered interval,
-        which carries the judge's error (:func:`aqi.behaviour.labelled_refusal_change`).
+        notes (and the ``refusal_change`` evidence) say so.
 
     Returns
     -------
@@ -267,26 +243,48 @@ def audit(
     >>> X = np.r_[rng.normal(0, 1, (60, 4)), rng.normal(4, 1, (60, 4))]
     >>> path = os.path.join(tempfile.mkdtemp(), "s.h5")
     >>> s = aqi.store_from_arrays(path, {"L": X}, labels=["safe"] * 60 + ["unsafe"] * 60)
-    >>> aqi.audit(s, n_boot=200, n_perm=50).verdict
+    >>> aqi.audit(s, scoring=aqi.Scoring(n_boot=200, n_perm=50)).verdict
     'pass'
     """
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an aqi ActivationStore, got {type(store).__name__}")
-    t = _thresholds(thresholds)
-    roles = {"audited": store, "baseline": baseline, "ood_test": ood_test, "jailbreak": jailbreak}
-    _check_store_types(roles, reward)
-    partial = check_partial(roles, allow_partial)
-    notes = list(partial)
-    for role in ("ood_test", "jailbreak"):
-        if roles[role] is not None:
-            check_same_model(store, roles[role], role)
-    _check_response_types(responses, baseline_responses)
-    evidence_notes = check_responses(store, responses, baseline=baseline,
-                                     baseline_responses=baseline_responses,
-                                     allow_other_model=allow_other_model)  # fmt: skip
-    notes += evidence_notes
+    ev, sc, jd = (settings_value(name, v, kind) for name, v, kind in (
+        ("evidence", evidence, Evidence), ("scoring", scoring, Scoring),
+        ("judging", judging, Judging)))  # fmt: skip
+    only_defaults(jd, ("generate", "verify", "early_stop"), where="aqi.audit",
+                  why="how aqi.audit_models generates; aqi.audit reads responses given")
+    t = _thresholds(sc.thresholds)
+    partial, evidence_notes = _check_inputs(store, baseline, ev, allow_partial,
+                                            allow_other_model)  # fmt: skip
+    notes = [*partial, *evidence_notes]
+    profile = score(store, pooling=sc.pooling, layers=sc.layers, n_boot=sc.n_boot,
+                    n_perm=sc.n_perm, seed=sc.seed)  # fmt: skip
+    checks, ev = _aqi_checks(store, baseline, profile, t, ev, notes)
+    cmp = None
+    if baseline is not None:
+        cmp = compare(baseline, store, pooling=sc.pooling, n_boot=sc.n_boot, seed=sc.seed)
+        checks.append(aqi_change_check(cmp, t))
+    ood, drift = _probe_checks(store, ev, checks, t, profile, sc)
+    axes = _two_axes_step(store, baseline, checks, notes, t, sc)
+    if partial:
+        checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
+    behaviour, change, flips = _behaviour_checks(store, ev, jd, checks, t, evidence_notes)
+    return AuditReport(
+        model=store.model_name, checks=tuple(checks), thresholds=t, profile=profile,
+        comparison=cmp, ood=ood, drift=drift, reward=ev.reward,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        baseline_model=cmp.model_a if cmp else "", notes=tuple(notes), behaviour=behaviour,
+        behaviour_change=change, axes=axes, flips=flips,
+    )  # fmt: skip
 
-    profile = score(store, pooling=pooling, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
+
+def _aqi_checks(
+    store: ActivationStore, baseline: ActivationStore | None, profile: AQIProfile,
+    t: AuditThresholds, ev: Evidence, notes: list[str],
+) -> tuple[list[Check], Evidence]:  # fmt: skip
+    """The ``aqi`` check and what the store's span can vouch for (a note for a
+    bring-your-own store); without a layer where the AQI is defined, the evidence without
+    the OOD and jailbreak stores (said in ``notes``)."""
     checks = [aqi_check(profile, t)]
     if store.captured:  # bring-your-own stores do not say what they hold
         checks.append(span_check(store.span, baseline=baseline is not None))
@@ -294,47 +292,39 @@ def audit(
         notes.append("bring-your-own activations: only the model's own responses "
                      "(span='response') are validated against behaviour (docs/validation.md)")
     if not checks[0].evidence.get("layer"):  # undefined everywhere: nothing to probe at
-        ood_test = jailbreak = None
+        ev = replace(ev, ood_test=None, jailbreak=None)
         notes.append("the OOD and jailbreak checks need a layer where the AQI is defined")
-    best = profile.best().layer if ood_test is not None or jailbreak is not None else ""
-    cmp = None
-    if baseline is not None:
-        cmp = compare(baseline, store, pooling=pooling, n_boot=n_boot, seed=seed)
-        checks.append(aqi_change_check(cmp, t))
-    ood, drift = _probe_checks(store, ood_test, jailbreak, reward, checks, t, best=best,
-                               pooling=pooling, n_boot=n_boot, seed=seed)  # fmt: skip
-    axes = _two_axes_step(store, baseline, checks, notes, t, layers=layers, n_boot=n_boot,
-                          n_perm=n_perm, seed=seed)  # fmt: skip
-    if partial:
-        checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
-    behaviour, change, flips = _behaviour_checks(store, responses, baseline_responses, judge,
-                                                 labels, checks, t, evidence_notes)  # fmt: skip
-    return AuditReport(
-        model=store.model_name,
-        checks=tuple(checks),
-        thresholds=t,
-        profile=profile,
-        comparison=cmp,
-        ood=ood,
-        drift=drift,
-        reward=reward,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        baseline_model=cmp.model_a if cmp else "",
-        notes=tuple(notes),
-        behaviour=behaviour,
-        behaviour_change=change,
-        axes=axes,
-        flips=flips,
-    )
+    return checks, ev
+
+
+def _check_inputs(
+    store: ActivationStore, baseline: ActivationStore | None, ev: Evidence,
+    allow_partial: bool, allow_other_model: bool,
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Check the stores and responses before anything is computed (module docstring): the
+    partial-capture notes and the responses' notes."""
+    roles = {"audited": store, "baseline": baseline, "ood_test": ev.ood_test,
+             "jailbreak": ev.jailbreak}  # fmt: skip
+    _check_store_types(roles, ev.reward)
+    partial = check_partial(roles, allow_partial)
+    for role in ("ood_test", "jailbreak"):
+        if roles[role] is not None:
+            check_same_model(store, roles[role], role)
+    _check_response_types(ev.responses, ev.baseline_responses)
+    return list(partial), list(check_responses(
+        store, ev.responses, baseline=baseline, baseline_responses=ev.baseline_responses,
+        allow_other_model=allow_other_model))  # fmt: skip
 
 
 def _probe_checks(
-    store: ActivationStore, ood_test: ActivationStore | None,
-    jailbreak: ActivationStore | None, reward: Any, checks: list[Check], t: AuditThresholds,
-    *, best: str, pooling: str | None, n_boot: int, seed: int,
+    store: ActivationStore, ev: Evidence, checks: list[Check], t: AuditThresholds,
+    profile: AQIProfile, sc: Scoring,
 ) -> tuple[OODReport | None, JailbreakDriftProfile | None]:  # fmt: skip
-    """OOD coverage, jailbreak drift (at the best layer) and reward calibration, each when
-    given; their checks are appended to ``checks``."""
+    """OOD coverage, jailbreak drift (at the best AQI layer) and reward calibration, each
+    when given; their checks are appended to ``checks``."""
+    ood_test, jailbreak, reward = ev.ood_test, ev.jailbreak, ev.reward
+    pooling, n_boot, seed = sc.pooling, sc.n_boot, sc.seed
+    best = profile.best().layer if ood_test is not None or jailbreak is not None else ""
     ood = drift = None
     if ood_test is not None:
         # Hold out enough reference rows to calibrate a 5% false-alarm threshold (up to
@@ -357,7 +347,7 @@ def _probe_checks(
 
 def _two_axes_step(
     store: ActivationStore, baseline: ActivationStore | None, checks: list[Check],
-    notes: list[str], t: AuditThresholds, *, layers: Any, n_boot: int, n_perm: int, seed: int,
+    notes: list[str], t: AuditThresholds, sc: Scoring,
 ) -> TwoAxes | None:  # fmt: skip
     """The two axes when the store holds a recognition and a decision span (against the
     baseline when it holds the same spans); the check is appended to ``checks``."""
@@ -369,18 +359,21 @@ def _two_axes_step(
         notes.append(f"the baseline store holds spans {list(ref.spans)}: the two axes are "
                      "read without it (capture it with the audited model's spans)")
         ref = None
-    axes = two_axes(store, ref, layers=layers, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    axes = two_axes(store, ref, layers=sc.layers, n_boot=sc.n_boot, n_perm=sc.n_perm,
+                    seed=sc.seed)  # fmt: skip
     checks.append(two_axes_check(axes, t))
     return axes
 
 
 def _behaviour_checks(
-    store: ActivationStore, responses: Responses | None, baseline_responses: Responses | None,
-    judge: Any, labels: Any, checks: list[Check], t: AuditThresholds, evidence_notes: Any,
+    store: ActivationStore, ev: Evidence, jd: Judging, checks: list[Check],
+    t: AuditThresholds, evidence_notes: Any,
 ) -> tuple[RefusalReport | None, RefusalComparison | None, tuple[RefusalFlip, ...]]:  # fmt: skip
     """The refusal rate of the responses and, with the baseline's, the paired refusal change
     (decided on ``labels`` when given) and the prompts that flipped; the check is appended
     to ``checks``."""
+    responses, baseline_responses = ev.responses, ev.baseline_responses
+    judge, labels = jd.judge, jd.labels
     if labels is not None and (responses is None or baseline_responses is None):
         raise ArgumentError("{labels} need both {responses} and {baseline_responses}: they "
                             "label both models' answers", labels=str(labels),

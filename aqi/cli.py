@@ -289,16 +289,22 @@ def _audit_command(args: argparse.Namespace) -> int:
     def spec(ns: argparse.Namespace) -> ModelSpec:
         return ModelSpec(ns.model, {k: getattr(ns, k) for k in load_options() if hasattr(ns, k)})
 
+    from .audit_values import Judging, Scoring
+    from .workflow import Running
+
     run = audit_models(
         spec(args), spec(baseline_namespace(args)), prompts=_prompts(args), workdir=args.workdir,
-        out=args.out, layers=args.layers, pooling=args.pooling,
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        chat=False if args.no_chat else None, thresholds=load_thresholds(args.config),
-        n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
-        response_text=not args.no_response_text, overwrite=args.overwrite, rebuild=args.rebuild,
-        max_prompt_tokens=_prompt_limit(args), judge=judge, labels=args.labels,
-        generate=not args.latent_only, verify=args.verify,
-        early_stop=args.early_stop,
+        out=args.out,
+        scoring=Scoring(layers=args.layers, pooling=args.pooling, n_boot=args.n_boot,
+                        n_perm=args.n_perm, seed=args.seed,
+                        thresholds=load_thresholds(args.config)),
+        judging=Judging(judge=judge, labels=args.labels, generate=not args.latent_only,
+                        verify=args.verify, early_stop=args.early_stop),
+        running=Running(batch_size=args.batch_size, chat=False if args.no_chat else None,
+                        max_new_tokens=args.max_new_tokens,
+                        max_prompt_tokens=_prompt_limit(args),
+                        response_text=not args.no_response_text, overwrite=args.overwrite,
+                        rebuild=args.rebuild),
     )  # fmt: skip
     print(to_json(run.report) if args.json else run.summary())
     return EXIT_GATE_FAILED if gate_failed(run.verdict, strict=args.strict) else EXIT_OK

@@ -28,12 +28,14 @@ finding, the value, its CI and the threshold.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from .audit import AuditReport, audit
+from .audit_values import Evidence, Scoring
 from .checks import (
     AuditThresholds,
     Check,
@@ -71,9 +73,29 @@ class AQIGate:
         self.judge = judge  # a judge or its name ([tool.aqi] judge); None: the default
 
     def _audit(self, store: Any, thresholds: AuditThresholds | None = None, **kw: Any) -> Any:
-        kw.setdefault("judge", self.judge)
-        return audit(store, thresholds=thresholds or self.thresholds, n_boot=self.n_boot,
-                     n_perm=self.n_perm, seed=self.seed, **kw)
+        """:func:`aqi.audit` with the gate's thresholds, resampling and judge."""
+        return audit(store, **self._filled(kw, thresholds or self.thresholds, self.judge))
+
+    def _filled(self, kw: dict[str, Any], thresholds: Any, judge: Any) -> dict[str, Any]:
+        """``kw`` with the gate's thresholds, resampling and judge in every field of
+        ``scoring=`` / ``judging=`` the call leaves at its default (a call with the
+        deprecated keywords gets them as keywords: the audit folds them and warns)."""
+        from .audit_values import Judging
+
+        gate = {"scoring": (Scoring, {"thresholds": thresholds, "n_boot": self.n_boot,
+                                      "n_perm": self.n_perm, "seed": self.seed}),
+                "judging": (Judging, {"judge": judge})}  # fmt: skip
+        kw = dict(kw)
+        for param, (kind, fill) in gate.items():
+            fields = {f.name: f.default for f in dataclasses.fields(kind)}
+            if kw.get(param) is None and set(fields) & set(kw):
+                for k, v in fill.items():  # old keywords: add the gate's the same way
+                    kw.setdefault(k, v)
+                continue
+            value = kw.get(param) or kind()
+            kw[param] = dataclasses.replace(value, **{
+                k: v for k, v in fill.items() if getattr(value, k) == fields[k]})
+        return kw
 
     def _judge(self, check: Check, title: str, strict: bool | None, **extra: Any) -> Check:
         if gate_failed(check.verdict, self.strict if strict is None else strict):
@@ -85,8 +107,10 @@ class AQIGate:
         return check
 
     def audit(self, store: Any, *, strict: bool | None = None, **kwargs: Any) -> AuditReport:
-        """Run :func:`aqi.audit` (``baseline=``, ``ood_test=``, ``jailbreak=``, ``reward=``, …)
-        and fail when its verdict is ``fail`` (``strict``: also ``warn``)."""
+        """Run :func:`aqi.audit` (``baseline=``, ``evidence=``, ``scoring=``, …) with the
+        gate's thresholds, resampling and judge wherever ``scoring=`` / ``judging=`` leave
+        theirs at the default, and fail when its verdict is ``fail`` (``strict``: also
+        ``warn``)."""
         rep = self._audit(store, **kwargs)
         worst = next(c for c in rep.checks if c.verdict == rep.verdict)
         self._judge(worst, f"audit verdict {rep.verdict.upper()} ({worst.name})", strict)
@@ -106,9 +130,8 @@ class AQIGate:
         from .workflow import audit_models
 
         kwargs.setdefault("workdir", self.workdir if self.workdir is not None else "aqi-audit")
-        kwargs.setdefault("judge", self.judge if self.judge is not None else "default")
-        run = audit_models(model, baseline, thresholds=self.thresholds, n_boot=self.n_boot,
-                           n_perm=self.n_perm, seed=self.seed, **kwargs)  # fmt: skip
+        judge = self.judge if self.judge is not None else "default"
+        run = audit_models(model, baseline, **self._filled(kwargs, self.thresholds, judge))
         rep = run.report
         worst = next(c for c in rep.checks if c.verdict == rep.verdict)
         self._judge(worst, f"audit verdict {rep.verdict.upper()} ({worst.name})", strict,
@@ -123,7 +146,7 @@ class AQIGate:
         below ``floor`` (default ``aqi_floor``)."""
         t = self.thresholds if floor is None else replace(self.thresholds, aqi_floor=float(floor))
         layers = None if layer is None else [layer]
-        check = self._audit(store, t, layers=layers, pooling=pooling)["aqi"]
+        check = self._audit(store, t, scoring=Scoring(layers=layers, pooling=pooling))["aqi"]
         return self._judge(check, f"AQI at {check.evidence.get('layer')} is below the floor",
                            strict, store=str(store.path))
 
@@ -131,19 +154,20 @@ class AQIGate:
         self, store: Any, baseline: Any, *, pooling: str | None = None, strict: bool | None = None
     ) -> Check:
         """The ``aqi_change`` check: fail on a drop significant after Holm and material."""
-        check = self._audit(store, baseline=baseline, pooling=pooling)["aqi_change"]
+        check = self._audit(store, baseline=baseline,
+                            scoring=Scoring(pooling=pooling))["aqi_change"]
         return self._judge(check, "AQI dropped against the baseline", strict,
                            baseline=str(baseline.path), audited=str(store.path))
 
     def ood_coverage(self, store: Any, test: Any, *, strict: bool | None = None) -> Check:
         """The ``ood`` coverage check of ``test`` against ``store``. It never fails (OOD
         inputs are outside the audit, not evidence of misalignment) unless ``strict``."""
-        check = self._audit(store, ood_test=test)["ood"]
+        check = self._audit(store, evidence=Evidence(ood_test=test))["ood"]
         return self._judge(check, "inputs outside what the audit measured", strict)
 
     def no_jailbreak_drift(self, store: Any, wrapped: Any, *, strict: bool | None = None) -> Check:
         """The ``jailbreak_drift`` check of ``wrapped`` unsafe prompts against ``store``."""
-        check = self._audit(store, jailbreak=wrapped)["jailbreak_drift"]
+        check = self._audit(store, evidence=Evidence(jailbreak=wrapped))["jailbreak_drift"]
         return self._judge(check, "jailbreak-wrapped prompts look safe", strict)
 
     def reward_ece_below(

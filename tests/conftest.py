@@ -241,3 +241,28 @@ def prompt_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "pair_id": p.pair_id} for p in bundled_prompts()[:16]]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def values(fn: str, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments for ``aqi.audit`` or ``aqi.audit_models`` (``fn``) with each field
+    of their settings values (``n_boot=``, ``max_new_tokens=``, ``judge=``, …) put in the
+    value it belongs to (added to that value when ``kwargs`` holds it already); other
+    keywords pass through. The tests' shorthand for shared fast settings
+    (``**values("audit", **FAST, thresholds=t)``), without the deprecation warning the
+    old keywords give."""
+    import dataclasses
+
+    import aqi
+
+    kinds = {"audit": {"evidence": aqi.Evidence, "scoring": aqi.Scoring,
+                       "judging": aqi.Judging},
+             "audit_models": {"scoring": aqi.Scoring, "judging": aqi.Judging,
+                              "running": aqi.Running}}[fn]  # fmt: skip
+    out: dict[str, Any] = {}
+    for param, kind in kinds.items():
+        names = {f.name for f in dataclasses.fields(kind)}
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        given = kwargs.pop(param, None)
+        if fields or given is not None:
+            out[param] = dataclasses.replace(given or kind(), **fields)
+    return {**out, **kwargs}

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "aqi.checks": 4,
     "aqi.verdicts": 4,  # thresholds, Check, verdicts: the rule book's vocabulary
     "aqi.audit": 4,
+    "aqi.audit_values": 4,  # the settings values of an audit (Scoring, Judging, Evidence)
     "aqi.coverage": 4,  # what the audit's evidence was validated to detect (bench results)
     "aqi._audit_inputs": 4,  # what aqi.audit checks of its inputs before it scores
     "aqi": 5,  # the package itself re-exports every layer
@@ -242,7 +243,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "indices": ("aqi.indices",),
     "probes": ("aqi.probes",),
     "behaviour": ("aqi.behaviour",),
-    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit", "aqi._audit_inputs",
+    "rule book": ("aqi.checks", "aqi.verdicts", "aqi.audit", "aqi.audit_values",
+                  "aqi._audit_inputs",
                   "aqi.coverage"),
     "report": ("aqi.report", "aqi.viz", "aqi.tables"),
     "workflow": ("aqi.workflow", "aqi._latent"),
@@ -463,11 +465,6 @@ KNOWN_LONG: dict[str, int] = {
     # the writer (the writers' room)
     "aqi/activations/writer.py": 542,
     "aqi/activations/writer.py:store_from_arrays": 111,
-    # public entry points: 16 and 24 keyword arguments, each documented; their bodies are
-    # steps (56 and 49 lines), the rest is signature and numpydoc (85 and 118 lines) until
-    # item 2 bundles the settings that travel together into one value
-    "aqi/audit.py:audit": 141,
-    "aqi/workflow/plan.py:audit_models": 167,
 }
 
 

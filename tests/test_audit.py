@@ -19,7 +19,8 @@ LAYERS = ["model.embed_tokens", "model.layers.5", "model.layers.19"]
 
 @pytest.fixture(scope="module")
 def smol_audit(smol_store: Any) -> aqi.AuditReport:
-    return aqi.audit(smol_store, baseline=smol_store, layers=LAYERS, n_boot=300, n_perm=100)
+    return aqi.audit(smol_store, baseline=smol_store,
+                     scoring=aqi.Scoring(layers=LAYERS, n_boot=300, n_perm=100))  # fmt: skip
 
 
 @pytest.mark.slow
@@ -59,7 +60,7 @@ def test_shuffled_labels_fail_the_aqi_check(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 8))
     store = aqi.store_from_arrays(tmp_path / "r.h5", {"L": X}, labels=["safe", "unsafe"] * 100)
-    rep = aqi.audit(store, n_boot=200, n_perm=100)
+    rep = aqi.audit(store, scoring=aqi.Scoring(n_boot=200, n_perm=100))
     assert rep["aqi"].verdict == "fail"
     assert "does not clear its permutation null" in rep["aqi"].summary
     assert rep.verdict == "fail" and not rep.passed
@@ -74,7 +75,7 @@ def test_injected_drop_fails_the_change_check(tmp_path: Path) -> None:
     erased[:, 0] = rng.normal(size=300)  # the separating direction removed
     a = aqi.store_from_arrays(tmp_path / "a.h5", {"L": base}, labels=y)
     b = aqi.store_from_arrays(tmp_path / "b.h5", {"L": erased}, labels=y)
-    rep = aqi.audit(b, baseline=a, n_boot=300, n_perm=50)
+    rep = aqi.audit(b, baseline=a, scoring=aqi.Scoring(n_boot=300, n_perm=50))
     assert rep["aqi_change"].verdict == "fail"
     assert "AQI dropped at L" in rep["aqi_change"].summary
 
@@ -88,7 +89,8 @@ def test_reward_check(tmp_path: Path) -> None:
         tmp_path / "s.h5", {"L": np.r_[rng.normal(size=(50, 4)), rng.normal(3, 1, (50, 4))]},
         labels=["safe"] * 50 + ["unsafe"] * 50,
     )  # fmt: skip
-    rep = aqi.audit(store, reward=cal, n_boot=100, n_perm=50)
+    rep = aqi.audit(store, evidence=aqi.Evidence(reward=cal),
+                    scoring=aqi.Scoring(n_boot=100, n_perm=50))  # fmt: skip
     assert rep["reward_calibration"].verdict == "fail"
 
 
@@ -103,7 +105,7 @@ def test_thresholds_and_argument_errors(tmp_path: Path) -> None:
         tmp_path / "s.h5", {"L": np.eye(4)}, labels=["safe", "unsafe"] * 2
     )
     with pytest.raises(TypeError, match="reward must be a RewardShiftReport"):
-        aqi.audit(store, reward=0.1)
+        aqi.audit(store, evidence=aqi.Evidence(reward=0.1))
 
 
 def test_holm_matches_hand_computation() -> None:

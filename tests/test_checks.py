@@ -30,9 +30,14 @@ from aqi.probes import ood_probe, preference_calibration
 from aqi.pytest_plugin import AQIGate, GateFailure
 from aqi.report import to_json
 
-from .conftest import interrupted_capture
+from .conftest import interrupted_capture, values
 
 FAST = {"n_boot": 200, "n_perm": 50, "seed": 3}
+
+
+def fast(**kw: Any) -> dict[str, Any]:
+    """``FAST`` and ``kw`` as aqi.audit's settings values."""
+    return values("audit", **FAST, **kw)
 
 
 def _store(path: Path, X: dict[str, np.ndarray], y: np.ndarray) -> str:
@@ -77,14 +82,14 @@ def test_api_cli_and_plugin_give_the_same_verdict(
     t = AuditThresholds()
     with aqi.open_store(audited) as s:
         b = aqi.open_store(baseline) if baseline else None
-        api = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+        api = aqi.audit(s, baseline=b, **fast(thresholds=t))
         gate = AQIGate(t, **FAST)
         try:
             plugin_rep = gate.audit(s, baseline=b)
             plugin_failed = False
         except GateFailure:
             plugin_failed = True
-            plugin_rep = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+            plugin_rep = aqi.audit(s, baseline=b, **fast(thresholds=t))
         if b is not None:
             b.close()
     argv = ["gate", audited, "--json", "--n-boot", "200", "--n-perm", "50", "--seed", "3"]
@@ -103,7 +108,7 @@ def test_plugin_single_checks_match_the_audit(scenarios: dict) -> None:
     audited, baseline = scenarios["drop"]
     t = AuditThresholds()
     with aqi.open_store(audited) as s, aqi.open_store(baseline) as b:
-        rep = aqi.audit(s, baseline=b, thresholds=t, **FAST)
+        rep = aqi.audit(s, baseline=b, **fast(thresholds=t))
         gate = AQIGate(t, **FAST)
         with pytest.raises(GateFailure, match="AQI dropped against the baseline") as e:
             gate.no_aqi_drop(s, b)
@@ -112,7 +117,7 @@ def test_plugin_single_checks_match_the_audit(scenarios: dict) -> None:
             gate.aqi_at_least(s)
         assert rep["aqi"].summary in str(e.value)
         good = aqi.open_store(baseline)
-        assert gate.aqi_at_least(good).to_dict() == aqi.audit(good, thresholds=t, **FAST)[
+        assert gate.aqi_at_least(good).to_dict() == aqi.audit(good, **fast(thresholds=t))[
             "aqi"
         ].to_dict()
         good.close()
@@ -120,7 +125,7 @@ def test_plugin_single_checks_match_the_audit(scenarios: dict) -> None:
 
 def test_underpowered_aqi_warns_with_the_prompts_needed(scenarios: dict) -> None:
     with aqi.open_store(scenarios["small"][0]) as s:
-        rep = aqi.audit(s, **FAST)
+        rep = aqi.audit(s, **fast())
     c = rep["aqi"]
     assert c.verdict == "warn" and c.summary.startswith("underpowered")
     need = c.evidence["prompts_per_class_needed"]
@@ -244,8 +249,8 @@ def test_unfinished_and_other_model_stores_are_refused(
     with aqi.open_store(part) as s:
         assert not s.complete and 0 < s.n_rows < s.n_total
         with pytest.raises(ValueError, match=r"unfinished capture \(\d+ of 24 rows\).*--partial"):
-            aqi.audit(s, n_boot=40, n_perm=20)
-        rep = aqi.audit(s, n_boot=40, n_perm=20, allow_partial=True)
+            aqi.audit(s, scoring=aqi.Scoring(n_boot=40, n_perm=20))
+        rep = aqi.audit(s, allow_partial=True, scoring=aqi.Scoring(n_boot=40, n_perm=20))
         assert rep.notes and rep.notes[0].startswith("partial: audited store")
         assert all(c.summary.startswith("[partial]") for c in rep.checks)
     assert main(["score", str(part), "--n-boot", "40", "--n-perm", "20"]) == 2
@@ -263,10 +268,13 @@ def test_unfinished_and_other_model_stores_are_refused(
     foreign = aqi.capture(other, tok, ps, tmp_path / "other.h5", layers=[0, 1], pooling="mean",
                           writing=aqi.Writing(progress=False))  # fmt: skip
     with pytest.raises(ValueError, match=r"ood_test store .* another model .*fingerprint"):
-        aqi.audit(full, ood_test=foreign, n_boot=40, n_perm=20)
+        aqi.audit(full, evidence=aqi.Evidence(ood_test=foreign),
+                  scoring=aqi.Scoring(n_boot=40, n_perm=20))  # fmt: skip
     with pytest.raises(ValueError, match=r"jailbreak store .* another model"):
-        aqi.audit(full, jailbreak=foreign, n_boot=40, n_perm=20)
-    aqi.audit(full, baseline=foreign, n_boot=40, n_perm=20)  # a baseline is another model
+        aqi.audit(full, evidence=aqi.Evidence(jailbreak=foreign),
+                  scoring=aqi.Scoring(n_boot=40, n_perm=20))  # fmt: skip
+    # a baseline is another model
+    aqi.audit(full, baseline=foreign, scoring=aqi.Scoring(n_boot=40, n_perm=20))
     code = main(["gate", str(tmp_path / "full.h5"), "--ood-test", str(tmp_path / "other.h5")])
     assert code == 2 and "another model" in capsys.readouterr().err
 
@@ -280,7 +288,7 @@ def test_constant_activations_are_a_clear_warning_not_a_numpy_error(tmp_path: Pa
     with pytest.raises(ValueError, match="undefined at every one of the 1 layers"):
         prof.best()
     with pytest.warns(aqi.indices.DegenerateInputWarning):
-        rep = aqi.audit(s, n_boot=40, n_perm=20)
+        rep = aqi.audit(s, scoring=aqi.Scoring(n_boot=40, n_perm=20))
     assert rep.verdict == "warn" and rep.reason.startswith("WARN: aqi: AQI undefined")
 
 
@@ -345,11 +353,11 @@ def test_audit_with_both_responses_adds_the_behaviour_check(tmp_path: Path) -> N
                                    + _responses([False] * 60, "safe", "s")))
     ft = Responses(records=tuple(_responses([i < 10 for i in range(60)], "unsafe", "u")
                                  + _responses([False] * 60, "safe", "s")))
-    rep = aqi.audit(s, baseline=s, responses=ft, baseline_responses=base, **FAST)
+    rep = aqi.audit(s, baseline=s, **fast(responses=ft, baseline_responses=base))
     assert rep["refusal_change"].verdict == "fail" and rep.verdict == "fail"
     assert "validity" not in [c.name for c in rep.checks]  # bring-your-own: a note instead
     assert any("only the model's own responses" in n for n in rep.notes)
-    same = aqi.audit(s, baseline=s, responses=base, baseline_responses=base, **FAST)
+    same = aqi.audit(s, baseline=s, **fast(responses=base, baseline_responses=base))
     assert same["refusal_change"].verdict == "pass"
     # with a person's labels (all as the judge said here), refusal_change reads the PPI
     # interval; labels without both response sets are refused
@@ -363,13 +371,13 @@ def test_audit_with_both_responses_adds_the_behaviour_check(tmp_path: Path) -> N
               for it in sample.items}  # fmt: skip
     path = tmp_path / "labels.json"
     path.write_text(json.dumps({**sample.header(), "labels": labels}))
-    rep = aqi.audit(s, baseline=s, responses=ft, baseline_responses=base, judge="rules",
-                    labels=path, **FAST)  # fmt: skip
+    rep = aqi.audit(s, baseline=s, **fast(responses=ft, baseline_responses=base, judge="rules",
+                                          labels=path))  # fmt: skip
     c = rep["refusal_change"]
     assert c.verdict == "fail" and c.evidence["method"].startswith("prediction-powered")
     assert c.ci_low <= 10 / 60 - 1.0 <= c.ci_high and c.ci_high < -0.5  # the true change
     with pytest.raises(ValueError, match=r"labels=.* need both responses and"):
-        aqi.audit(s, responses=ft, labels=path, **FAST)
+        aqi.audit(s, **fast(responses=ft, labels=path))
 
 
 # -- no verdict on an interval that was not computed (issue 19, item 2) --------------------

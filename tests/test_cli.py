@@ -438,7 +438,7 @@ def test_library_with_too_few_resamples_gives_no_verdict(small_store, cli_stores
     with aqi.open_store(small_store) as s:
         for n_boot in (1, 2, 38):
             with pytest.warns(TooFewResamplesWarning, match=f"{n_boot} resamples"):
-                rep = aqi.audit(s, n_boot=n_boot, n_perm=50)
+                rep = aqi.audit(s, scoring=aqi.Scoring(n_boot=n_boot, n_perm=50))
             (check,) = [c for c in rep.checks if c.name == "aqi"]
             assert check.verdict == "warn" and check.summary.startswith("not computed (")
             assert np.isnan(check.ci_low) and np.isnan(check.ci_high)

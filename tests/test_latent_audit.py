@@ -13,8 +13,9 @@ import pytest
 
 from aqi.cli import main
 from aqi.workflow import audit_models
+from tests.conftest import values
 
-from .test_workflow import CLI_FAST, FAST
+from .test_workflow import CLI_FAST, FAST, fast
 
 
 def hash_judge(text: str) -> bool:
@@ -36,7 +37,7 @@ def test_latent_audit_generates_nothing_for_the_model_and_says_so(
 ) -> None:
     work = tmp_path / "w"
     run = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                       generate=False, judge=hash_judge, **FAST)  # fmt: skip
+                       **fast(generate=False, judge=hash_judge))  # fmt: skip
     phases = {(p.phase, p.role) for p in run.phases}
     assert ("generate", "audited") not in phases and ("generate", "baseline") in phases
     folder = next(d for d in (work / "models").iterdir() if d.name.startswith("ft1-"))
@@ -54,14 +55,14 @@ def test_latent_audit_generates_nothing_for_the_model_and_says_so(
 
     # A full audit of the same pair afterwards reuses the baseline and shows the prediction
     full = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                        judge=hash_judge, **FAST)  # fmt: skip
+                        **fast(judge=hash_judge))  # fmt: skip
     st = {(p.phase, p.role): p.status for p in full.phases}
     assert st[("generate", "baseline")] == "reused" and st[("generate", "audited")] == "ran"
     assert full.report.mode == "full" and full.report.predicted is not None
     assert "predicted refusal (latent, evidence)" in full.summary()
     # ... and a latent audit after it reads the full store's prompt spans (nothing captured)
     again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                         generate=False, judge=hash_judge, **FAST)  # fmt: skip
+                         **fast(generate=False, judge=hash_judge))  # fmt: skip
     st = {(p.phase, p.role): p.status for p in again.phases}
     assert st[("capture", "audited")] == "reused"
     assert again.report.predicted.refusal.value == pytest.approx(
@@ -73,7 +74,7 @@ def test_verify_generates_about_k_prompts_and_decides_on_them(
 ) -> None:
     work = tmp_path / "w"
     run = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                       generate=False, verify=4, judge=hash_judge, **FAST)  # fmt: skip
+                       **fast(generate=False, verify=4, judge=hash_judge))  # fmt: skip
     v = run.report.verified
     assert v is not None and v.n_unsafe == 8 and v.n_drawn >= 1
     folder = next(d for d in (work / "models").iterdir() if d.name.startswith("ft1-"))
@@ -88,8 +89,8 @@ def test_a_baseline_that_refuses_nothing_is_refused_with_its_counts(
     models: dict, prompt_file: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match=r"the baseline refused 0 of its 16 judged prompts"):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file,
-                     workdir=tmp_path / "w", generate=False, **FAST)  # fmt: skip
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path / "w",
+                     **fast(generate=False))  # fmt: skip
 
 
 @pytest.mark.parametrize(("kw", "match"), [
@@ -102,8 +103,8 @@ def test_bad_latent_arguments_are_named_before_any_model_loads(
     models: dict, prompt_file: Path, tmp_path: Path, kw: dict[str, Any], match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file,
-                     workdir=tmp_path / "w", **{**FAST, **kw})  # fmt: skip
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path / "w",
+                     **values("audit_models", **{**FAST, **kw}))  # fmt: skip
     assert not (tmp_path / "w" / "models").exists()
 
 

@@ -46,8 +46,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> aqi.AuditReport:
                      else f"Sure: {EVIL}", lab, c)
             for k, (i, lab, c) in enumerate(zip(ids, y, cats))))
 
-    return aqi.audit(s, baseline=s, ood_test=t, jailbreak=w, reward=rew, n_boot=100, n_perm=50,
-                     responses=said(4), baseline_responses=said(2))
+    return aqi.audit(s, baseline=s,
+                     evidence=aqi.Evidence(ood_test=t, jailbreak=w, reward=rew, responses=said(4),
+                                           baseline_responses=said(2)),
+                     scoring=aqi.Scoring(n_boot=100, n_perm=50))  # fmt: skip
 
 
 def test_behaviour_section(report: aqi.AuditReport, tmp_path: Path) -> None:
@@ -71,7 +73,8 @@ def test_least_sure_responses_listed_and_escaped(tmp_path: Path) -> None:
              "Sure: step one is to gather the tools.", "Hmm."]  # fmt: skip
     said = Responses(records=tuple(Response(f"p{i}", 0, texts[i % 4], lab, "c")
                                    for i, lab in enumerate(y)))  # fmt: skip
-    rep = aqi.audit(s, responses=said, judge="encoder", n_boot=50, n_perm=20)
+    rep = aqi.audit(s, evidence=aqi.Evidence(responses=said), judging=aqi.Judging(judge="encoder"),
+                    scoring=aqi.Scoring(n_boot=50, n_perm=20))  # fmt: skip
     assert rep.behaviour.least_sure and len(rep.behaviour.least_sure) == 5
     html = write_html(rep, tmp_path / "r.html").read_text()
     assert "Responses the judge was least sure of" in html and EVIL not in html

@@ -56,8 +56,9 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      else f"Sure! Here is how: step one {XSS}\nstep two", lab, c)
             for k, (i, lab, c) in enumerate(zip(ids, y, cats, strict=True))))  # fmt: skip
 
-    report = aqi.audit(ft, baseline=base, responses=said(5), baseline_responses=said(2),
-                       n_boot=100, n_perm=50)  # fmt: skip
+    report = aqi.audit(ft, baseline=base,
+                       evidence=aqi.Evidence(responses=said(5), baseline_responses=said(2)),
+                       scoring=aqi.Scoring(n_boot=100, n_perm=50))  # fmt: skip
     assert report.flips
     return write_html(replace(report, notes=()), tmp / "report.html")
 

@@ -1,6 +1,7 @@
-"""Settings values (aqi.Rendering, aqi.Writing, aqi.Decoding) and the keyword arguments that
-moved into them: checked when made, accepted the old way until v0.4 with a
-DeprecationWarning that says what to write instead, refused when given both ways."""
+"""Settings values (aqi.Rendering, aqi.Writing, aqi.Decoding; aqi.Scoring, aqi.Judging,
+aqi.Evidence, aqi.Running) and the keyword arguments that moved into them: checked when
+made, accepted the old way until v0.4 with a DeprecationWarning that says what to write
+instead, refused when given both ways."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ QUIET = aqi.Writing(progress=False)
 
 
 # -- the values ------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", [aqi.Rendering, aqi.Writing, aqi.Decoding])
+@pytest.mark.parametrize("kind", [aqi.Rendering, aqi.Writing, aqi.Decoding, aqi.Scoring,
+                                  aqi.Judging, aqi.Evidence, aqi.Running])  # fmt: skip
 def test_values_are_frozen_keyword_only_and_exported(kind):
     value = kind()
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -55,24 +57,46 @@ def test_values_are_frozen_keyword_only_and_exported(kind):
         (aqi.Decoding, {"top_p": 0.9}, r"top_p=0.9 has no effect on greedy decoding"),
         (aqi.Decoding, {"do_sample": True, "top_k": 0}, r"top_k=0; expected a positive int"),
         (aqi.Decoding, {"seed": 1.0}, r"seed=1.0; expected an int"),
+        (aqi.Scoring, {"n_boot": -1}, r"n_boot=-1; expected an integer in \[0, 1000000\]"),
+        (aqi.Scoring, {"n_perm": 2.0}, r"n_perm=2.0; expected an integer in \[0, 1000000\]"),
+        (aqi.Scoring, {"seed": -1}, r"seed=-1; expected an int >= 0"),
+        (aqi.Scoring, {"pooling": ["mean"]}, r"pooling=\['mean'\]; expected one pooling name"),
+        (aqi.Scoring, {"thresholds": 0.5}, r"thresholds=0.5; expected an aqi.AuditThresholds"),
+        (aqi.Judging, {"generate": "no"}, r"generate='no'; expected True .* or False"),
+        (aqi.Judging, {"verify": -2}, r"verify=-2; expected a whole number of prompts >= 0"),
+        (aqi.Judging, {"verify": 4}, r"verify=4 checks a latent prediction: it needs generate"),
+        (aqi.Judging, {"labels": 3}, r"labels=3; expected the path of a labels file"),
+        (aqi.Judging, {"labels": "l.json", "generate": False},
+         r"labels='l.json' label generated responses; a latent audit"),
+        (aqi.Judging, {"early_stop": "no"}, r"early_stop='no'; expected True or False"),
+        (aqi.Running, {"batch_size": 0}, r"batch_size=0; expected a positive int$"),
+        (aqi.Running, {"chat": 1}, r"chat=1; expected True, False or None"),
+        (aqi.Running, {"max_new_tokens": 0}, r"max_new_tokens=0; expected a positive int or None"),
+        (aqi.Running, {"max_prompt_tokens": 0}, r"max_prompt_tokens=0; expected a positive int"),
+        (aqi.Running, {"rebuild": None}, r"rebuild=None; expected True or False"),
+        (aqi.Running, {"response_text": "yes"}, r"response_text='yes'; expected True or False"),
     ],
 )  # fmt: skip
 def test_a_bad_field_is_refused_when_the_value_is_made(kind, fields, match):
-    with pytest.raises(ArgumentError, match=match):
+    # the resample counts are checked as every resampling function checks them (ValueError)
+    error = ValueError if set(fields) <= {"n_boot", "n_perm"} else ArgumentError
+    with pytest.raises(error, match=match):
         kind(**fields)
 
 
 # -- the signatures ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("fn", "most"),
-    [(aqi.generate_responses, 8),
+    ("fn", "most", "values"),
+    [(aqi.generate_responses, 8, {"rendering", "writing", "decoding"}),
      # the four inputs, the store's three dimensions (layers, pooling, spans), two values
-     (aqi.capture, 9)],
+     (aqi.capture, 9, {"rendering", "writing"}),
+     (aqi.audit, 8, {"evidence", "scoring", "judging"}),
+     (aqi.audit_models, 8, {"scoring", "judging", "running"})],
 )  # fmt: skip
-def test_public_signatures_take_the_values(fn, most):
+def test_public_signatures_take_the_values(fn, most, values):
     params = inspect.signature(fn).parameters
     assert len(params) <= most, list(params)
-    assert {"rendering", "writing"} <= set(params)
+    assert values <= set(params)
 
 
 # -- the old keyword arguments -----------------------------------------------------------------
@@ -244,3 +268,62 @@ def test_warnings_still_point_at_the_callers_line(tiny_factory, small_prompts, t
     with pytest.warns(UserWarning, match="training mode") as caught:
         aqi.capture(model, tok, ps, tmp_path / "a.h5", layers=[0], writing=QUIET)
     assert {w.filename for w in caught if "training mode" in str(w.message)} == {__file__}
+
+
+# -- aqi.audit and aqi.audit_models ------------------------------------------------------------
+@pytest.fixture
+def separable(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (40, 4)), rng.normal(4, 1, (40, 4))]
+    labels = ["safe"] * 40 + ["unsafe"] * 40
+    return aqi.store_from_arrays(tmp_path / "s.h5", {"L": X}, labels=labels)
+
+
+def test_audit_with_old_keywords_warns_and_reports_the_same(separable):
+    t = aqi.AuditThresholds(aqi_floor=1.0)
+    new = aqi.audit(separable, scoring=aqi.Scoring(n_boot=50, n_perm=20, seed=2, thresholds=t))
+    with pytest.warns(DeprecationWarning, match=r"audit\(n_boot=, n_perm=, seed=, thresholds=\) "
+                      r"is deprecated and stops working in v0.4; pass scoring=aqi.Scoring\("
+                      r"n_boot=50, n_perm=20, seed=2, thresholds="):
+        old = aqi.audit(separable, n_boot=50, n_perm=20, seed=2, thresholds=t)
+    assert [c.to_dict() for c in old.checks] == [c.to_dict() for c in new.checks]
+    with pytest.raises(ArgumentError, match=r"give scoring= or n_boot=, not both"):
+        aqi.audit(separable, n_boot=50, scoring=aqi.Scoring())
+
+
+def test_audit_refuses_judging_fields_that_only_audit_models_reads(separable):
+    with pytest.raises(ArgumentError, match=r"generate=False has no effect on aqi.audit"):
+        aqi.audit(separable, judging=aqi.Judging(generate=False))
+    with pytest.raises(TypeError, match=r"scoring must be an aqi.Scoring, got dict"):
+        aqi.audit(separable, scoring={"n_boot": 50})
+
+
+def test_audit_models_with_old_keywords_warns_before_any_model_loads(tmp_path):
+    """The old keywords fold into the values (one warning naming them) and the call goes
+    on to its first check: the same model twice, refused before anything loads."""
+    said = (r"audit_models\(batch_size=, judge=, n_boot=\) is deprecated .* pass "
+            r"scoring=aqi.Scoring\(n_boot=9\), judging=aqi.Judging\(judge='rules'\), "
+            r"running=aqi.Running\(batch_size=4\)")
+    with pytest.warns(DeprecationWarning, match=said), \
+            pytest.raises(ValueError, match="model and baseline are the same model"):
+        aqi.audit_models("./m", "./m", batch_size=4, judge="rules", n_boot=9)
+    with pytest.raises(ArgumentError, match=r"verify=3 checks a latent prediction"):
+        aqi.audit_models("./m", "./b", judging=aqi.Judging(verify=3))
+
+
+def test_the_gate_fills_what_the_call_leaves_at_its_default(separable):
+    from aqi.pytest_plugin import AQIGate
+
+    gate = AQIGate(aqi.AuditThresholds(aqi_floor=1.0), n_boot=50, n_perm=20, seed=4)
+    filled = gate._filled({"scoring": aqi.Scoring(pooling="given", n_perm=30)},
+                          gate.thresholds, "rules")  # fmt: skip
+    assert filled["scoring"] == aqi.Scoring(pooling="given", n_boot=50, n_perm=30, seed=4,
+                                            thresholds=gate.thresholds)  # fmt: skip
+    assert filled["judging"] == aqi.Judging(judge="rules")
+    rep = gate.audit(separable)
+    assert rep.to_dict()["checks"] == aqi.audit(
+        separable, scoring=aqi.Scoring(n_boot=50, n_perm=20, seed=4,
+                                       thresholds=gate.thresholds)).to_dict()["checks"]
+    with pytest.warns(DeprecationWarning, match=r"audit\(pooling=.*\) is deprecated"):
+        old = gate.audit(separable, pooling="given")
+    assert old.to_dict()["checks"] == rep.to_dict()["checks"]

@@ -17,9 +17,15 @@ from aqi.checks import gate_failed
 from aqi.cli import main
 from aqi.viz.style import display_name
 from aqi.workflow import SPANS, ModelSpec, audit_models
+from tests.conftest import values
 
 FAST = {"max_new_tokens": 8, "n_boot": 200, "n_perm": 50, "progress": False}
 CLI_FAST = ["--max-new-tokens", "8", "--n-boot", "200", "--n-perm", "50", "--quiet"]
+
+
+def fast(**kw: Any) -> dict[str, Any]:
+    """``FAST`` and ``kw`` as aqi.audit_models's settings values."""
+    return values("audit_models", **FAST, **kw)
 
 
 def _status(run: Any) -> dict[tuple[str, str], str]:
@@ -30,7 +36,7 @@ def test_one_call_writes_the_report_and_a_second_finetune_reuses_the_base(
     models: dict, prompt_file: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "work"
-    first = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    first = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     assert set(_status(first).values()) == {"ran"} and not first.reused
     doc = json.loads(first.json.read_text())
     schema = json.loads(files("aqi.data").joinpath("audit.schema.json").read_text())
@@ -46,14 +52,14 @@ def test_one_call_writes_the_report_and_a_second_finetune_reuses_the_base(
     stamp = (base_dir / "store.h5").stat().st_mtime_ns, (base_dir / "responses.jsonl").stat()
 
     second = audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=work,
-                          **FAST)  # fmt: skip
+                          **fast())  # fmt: skip
     st = _status(second)
     assert st[("generate", "baseline")] == st[("capture", "baseline")] == "reused"
     assert st[("generate", "audited")] == st[("capture", "audited")] == "ran"
     assert (base_dir / "store.h5").stat().st_mtime_ns == stamp[0]  # not rewritten
     assert second.html != first.html and first.html.is_file()  # one report per pair
 
-    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     assert {s for (ph, _), s in _status(again).items() if ph in ("generate", "capture")} == {
         "reused"
     }
@@ -86,8 +92,8 @@ def test_cli_exit_codes_follow_the_gate_and_json_prints_the_document(
 def test_no_response_text_leaves_responses_out(
     models: dict, prompt_file: Path, tmp_path: Path
 ) -> None:
-    run = audit_models(models["ft1"], models["base"], prompts=prompt_file,
-                       workdir=tmp_path / "w", response_text=False, **FAST)  # fmt: skip
+    run = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path / "w",
+                       **fast(response_text=False))  # fmt: skip
     assert all(f.response is None and f.baseline_response is None for f in run.report.flips)
     doc = json.loads(run.json.read_text())
     assert all(f["response"] is None for f in doc["behaviour"]["flips"])
@@ -116,8 +122,10 @@ def test_early_stop_keeps_the_labels_and_logs_the_tokens(
 ) -> None:
     work = tmp_path / "w"
     kw = {"prompts": prompt_file, "judge": FirstLetters(), **FAST}
-    early = audit_models(models["ft1"], models["base"], workdir=work, early_stop=True, **kw)
-    full = audit_models(models["ft1"], models["base"], workdir=tmp_path / "full", **kw)
+    early = audit_models(models["ft1"], models["base"], workdir=work,
+                         **values("audit_models", early_stop=True, **kw))  # fmt: skip
+    full = audit_models(models["ft1"], models["base"], workdir=tmp_path / "full",
+                        **values("audit_models", **kw))  # fmt: skip
     for role in ("audited", "baseline"):
         use, most = early.tokens[role], full.tokens[role]
         assert use.early_stop["name"] == "first-letters" and most.early_stop is None
@@ -132,17 +140,20 @@ def test_early_stop_keeps_the_labels_and_logs_the_tokens(
     assert 0 < entry["tokens"]["audited"]["saved"] < 1
     assert "saved by stopping each once its verdict was settled" in early.summary()
     # Turned off in the same work folder: the responses are made again, not refused.
-    again = audit_models(models["ft1"], models["base"], workdir=work, early_stop=False, **kw)
+    again = audit_models(models["ft1"], models["base"], workdir=work,
+                         **values("audit_models", early_stop=False, **kw))  # fmt: skip
     assert _status(again)[("generate", "baseline")] == "ran"
     assert again.tokens["baseline"].early_stop is None
     assert [_numbers(c) for c in again.report.checks] == [_numbers(c) for c in full.report.checks]
     # A judge that cannot say when it is settled never stops early.
-    plain = audit_models(models["ft2"], models["base"], workdir=work, early_stop=True,
-                         **{**kw, "judge": lambda text: text[:3] < "m"})  # fmt: skip
+    unsure = {**kw, "judge": lambda text: text[:3] < "m"}
+    plain = audit_models(models["ft2"], models["base"], workdir=work,
+                         **values("audit_models", early_stop=True, **unsure))  # fmt: skip
     assert _status(plain)[("generate", "baseline")] == "reused"
     assert all(u.early_stop is None for u in plain.tokens.values())
-    with pytest.raises(TypeError, match="early_stop must be True or False"):
-        audit_models(models["ft1"], models["base"], workdir=work, early_stop="no", **kw)
+    with pytest.raises(ValueError, match=r"early_stop='no'; expected True or False"):
+        audit_models(models["ft1"], models["base"], workdir=work,
+                     **values("audit_models", early_stop="no", **kw))  # fmt: skip
 
 
 def test_cli_early_stop(models: dict, prompt_file: Path, tmp_path: Path, capsys: Any) -> None:
@@ -189,19 +200,19 @@ def test_a_workdir_made_otherwise_is_refused_naming_what_differs(
     models: dict, prompt_file: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "w"
-    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     with pytest.raises(ValueError, match=r"max_new_tokens: 8 there, 9 here"):
         audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                     **{**FAST, "max_new_tokens": 9})  # fmt: skip
+                     **values("audit_models", **{**FAST, "max_new_tokens": 9}))  # fmt: skip
     record = json.loads((work / "aqi-workdir.json").read_text())
     (work / "aqi-workdir.json").write_text(json.dumps({**record, "aqi_version": "0.0.1"}))
     with pytest.raises(ValueError, match=r"aqi_version: '0.0.1' there"):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not an aqi audit work folder"):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=other, **FAST)
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=other, **fast())
 
 
 def test_same_weights_warn_and_other_chat_templates_are_said(
@@ -210,7 +221,7 @@ def test_same_weights_warn_and_other_chat_templates_are_said(
     copy = shutil.copytree(models["base"], tmp_path / "base-copy")
     with pytest.warns(UserWarning, match="have the same weights"):
         run = audit_models(copy, models["base"], prompts=prompt_file, workdir=tmp_path / "a",
-                           **FAST)  # fmt: skip
+                           **fast())  # fmt: skip
     assert any("same weights" in n for n in run.report.notes)
 
     from transformers import AutoTokenizer
@@ -220,7 +231,7 @@ def test_same_weights_warn_and_other_chat_templates_are_said(
     tok.chat_template = tok.chat_template.replace("helpful", "careful")
     assert tok.chat_template != AutoTokenizer.from_pretrained(models["ft1"]).chat_template
     tok.save_pretrained(other)
-    run = audit_models(other, models["base"], prompts=prompt_file, workdir=tmp_path / "b", **FAST)
+    run = audit_models(other, models["base"], prompts=prompt_file, workdir=tmp_path / "b", **fast())
     assert any("different chat templates" in n for n in run.report.notes)
     assert "different chat templates" in run.html.read_text()
 
@@ -256,9 +267,9 @@ def test_the_pytest_gate_runs_the_same_audit(
     from aqi.pytest_plugin import AQIGate, GateFailure
 
     run = audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path,
-                       **FAST)  # fmt: skip
+                       **fast())  # fmt: skip
     gate = AQIGate(AuditThresholds(), n_boot=200, n_perm=50, workdir=tmp_path)
-    kw = {"prompts": prompt_file, "max_new_tokens": 8, "progress": False}
+    kw = {"prompts": prompt_file, "running": aqi.Running(max_new_tokens=8, progress=False)}
     for strict in (False, True):
         if gate_failed(run.verdict, strict=strict):
             with pytest.raises(GateFailure, match="audit verdict"):
@@ -275,7 +286,8 @@ def test_one_progress_display_for_the_whole_run(
     draw no bars of their own inside it; a resumed phase says reused; the bar is gone at
     the end."""
     kw = {**FAST, "progress": True}
-    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path, **kw)
+    audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=tmp_path,
+                 **values("audit_models", **kw))  # fmt: skip
     first = capsys.readouterr().err.replace("\r", "\n")
     for k, phase, role in ((1, "generate", "audited"), (2, "capture", "audited"),
                            (3, "generate", "baseline"), (4, "capture", "baseline"),
@@ -283,7 +295,8 @@ def test_one_progress_display_for_the_whole_run(
         assert f"aqi audit [{k}/8] {phase} {role} (" in first, first[-2000:]
     assert "16/16" in first  # the rows of a generation or capture, counted on it
     assert "generate:" not in first and "aqi capture:" not in first  # no inner bars
-    audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path, **kw)
+    audit_models(models["ft2"], models["base"], prompts=prompt_file, workdir=tmp_path,
+                 **values("audit_models", **kw))  # fmt: skip
     second = capsys.readouterr().err.replace("\r", "\n")
     assert "generate baseline (base) reused" in second
     assert "capture baseline (base) reused" in second
@@ -312,7 +325,7 @@ def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
     assert main([*argv, "--json"]) in (0, 1)
     doc = json.loads(capsys.readouterr().out)
     # the work of the command line is found from Python (options normalised)
-    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+    again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     assert {s for (ph, _), s in _status(again).items() if ph in ("generate", "capture")} == {
         "reused"
     }
@@ -328,7 +341,7 @@ def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
     lines[1] = json.dumps({**rec, "response": "I'm sorry, I can't help with that."})
     rs.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=re.escape(f"{str(rs)!r} changed since aqi made it")):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(rs) in err[0] and "aqi audit --rebuild" in err[0]
@@ -349,9 +362,9 @@ def test_a_reused_artefact_edited_by_hand_is_refused_or_rebuilt(
                      and v.dtype.kind == "f" and v.ndim == 2 else None)  # fmt: skip
         f[floats[0]][0] = f[floats[0]][0] + 1.0
     with pytest.raises(ValueError, match=re.escape("store.h5' changed since aqi made it")):
-        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **FAST)
+        audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work, **fast())
     run = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
-                       rebuild=True, **FAST)  # fmt: skip
+                       **fast(rebuild=True))  # fmt: skip
     st = _status(run)
     assert st[("capture", "audited")] == "ran" and st[("capture", "baseline")] == "reused"
     assert json.loads(run.json.read_text())["checks"] == doc["checks"]

@@ -66,6 +66,7 @@ def _unsafe_per_category(prompts: Any, most: int = 4) -> Any:
 def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     from ..activations import bundled_prompts, capture
     from ..audit import audit
+    from ..audit_values import Evidence, Scoring
     from ..behaviour import JUDGE_NEW_TOKENS, Decoding, generate_responses, with_responses
     from ..jobs import Writing
     from ..probes import wrap_prompts
@@ -96,7 +97,8 @@ def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     )  # fmt: skip
     status(f"captured {store.n_rows} prompts and {wrapped.n_rows} jailbreak-wrapped prompts x "
            f"{len(store.layers)} layers in {time.perf_counter() - t1:.1f} s")  # fmt: skip
-    report = audit(store, ood_test=wrapped, jailbreak=wrapped, n_boot=1000, n_perm=200)
+    report = audit(store, evidence=Evidence(ood_test=wrapped, jailbreak=wrapped),
+                   scoring=Scoring(n_boot=1000, n_perm=200))
     say(f"AQI per layer (aqi-v1, mean pooling over the instruction's tokens; {prompts!r})")
     say(profile_table(report.profile))
     say()
@@ -124,7 +126,8 @@ def _run_profile(out: Path, overwrite: bool, quiet: bool, as_json: bool) -> int:
     )  # fmt: skip
     status(f"\ngenerated and captured {own.n_rows} of the model's own responses in "
            f"{time.perf_counter() - t2:.1f} s")
-    resp_report = audit(own, responses=rs, n_boot=1000, n_perm=200)
+    resp_report = audit(own, evidence=Evidence(responses=rs),
+                        scoring=Scoring(n_boot=1000, n_perm=200))
     say(f"\naudit of its own responses (span='response'): {resp_report.reason}")
     for c in resp_report.checks:
         say(f"  [{c.verdict.upper():>4}] {c.name}: {c.summary}")

@@ -177,7 +177,8 @@ def run_demo(
 
 def _run(out: Path, work: Path, quiet: bool, as_json: bool, models: DemoModels | None,
          prompts: Any, expected: dict[str, str] | None, options: dict[str, Any]) -> int:
-    from ..workflow import ModelSpec, audit_models
+    from ..audit_values import Scoring
+    from ..workflow import ModelSpec, Running, audit_models
 
     t0 = time.perf_counter()
 
@@ -197,7 +198,10 @@ def _run(out: Path, work: Path, quiet: bool, as_json: bool, models: DemoModels |
                f"--baseline-model {models.base} --workdir {work})")
         run = audit_models(
             ModelSpec(str(folder), opts), base, prompts=prompts, workdir=work,
-            out=out / name / "report.html", progress=False if quiet else None, **options,
+            out=out / name / "report.html",
+            scoring=Scoring(n_boot=options["n_boot"], n_perm=options["n_perm"]),
+            running=Running(batch_size=options["batch_size"], progress=False if quiet else None,
+                            max_new_tokens=options["max_new_tokens"]),
         )  # fmt: skip
         runs[name] = run
         rows.append(DemoRow.from_run(name, DEMO_FINETUNES.get(name, name), run))

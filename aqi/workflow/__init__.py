@@ -32,15 +32,17 @@ The modules: :mod:`~aqi.workflow.plan` (:func:`audit_models`: the arguments chec
 the prompts resolved, the phases in order), :mod:`~aqi.workflow.steps` (each phase),
 :mod:`~aqi.workflow.workdir` (the settings record, the artefact hashes, what is
 reusable), :mod:`~aqi.workflow.spec` (:class:`ModelSpec`) and
-:mod:`~aqi.workflow.records` (:class:`AuditRun`, :class:`PhaseRecord`).
+:mod:`~aqi.workflow.records` (:class:`AuditRun`, :class:`PhaseRecord`) and
+:mod:`~aqi.workflow.running` (:class:`Running`: how a run does its work).
 """
 
 from __future__ import annotations
 
 from .plan import PHASES, audit_models
 from .records import AuditRun, PhaseRecord
+from .running import Running
 from .spec import ModelSpec, load_options, normalised_options
 from .steps import SPANS
 
-__all__ = ["PHASES", "SPANS", "AuditRun", "ModelSpec", "PhaseRecord", "audit_models",
-           "load_options", "normalised_options"]
+__all__ = ["PHASES", "SPANS", "AuditRun", "ModelSpec", "PhaseRecord", "Running",
+           "audit_models", "load_options", "normalised_options"]

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .._errors import ArgumentError, NamedArguments
 from .._progress import RunDisplay
+from .._settings import moved_keywords, settings_value
 from .._version import __version__
-from ..checks import AuditThresholds
-from ..prompts.encoding import MAX_PROMPT_TOKENS
+from ..audit_values import Judging, Scoring
 from .records import AuditRun, PhaseRecord
+from .running import Running
 from .spec import ModelSpec, _cached_commit, _same_source
 from .steps import SPANS, _full_audit, _judge_step, _latent_audit, _model_work
 from .workdir import _RUN_LOG, _check_outputs, _check_workdir
@@ -23,7 +23,17 @@ from .workdir import _RUN_LOG, _check_outputs, _check_workdir
 #: The phases of one run, in order.
 PHASES = ("generate", "capture", "judge", "audit", "report")
 
+#: The keyword arguments of :func:`audit_models` that became fields of its settings
+#: values (accepted with a ``DeprecationWarning`` until v0.4).
+_MOVED: dict[str, tuple[type, tuple[str, ...]]] = {
+    "scoring": (Scoring, ("layers", "pooling", "n_boot", "n_perm", "seed", "thresholds")),
+    "judging": (Judging, ("judge", "labels", "generate", "verify", "early_stop")),
+    "running": (Running, ("batch_size", "chat", "max_new_tokens", "max_prompt_tokens",
+                          "progress", "overwrite", "rebuild", "response_text")),
+}  # fmt: skip
 
+
+@moved_keywords(_MOVED)
 def audit_models(
     model: str | ModelSpec,
     baseline: str | ModelSpec,
@@ -31,25 +41,9 @@ def audit_models(
     prompts: Any = None,
     workdir: str | Path = "aqi-audit",
     out: str | Path | None = None,
-    layers: Any = "blocks",
-    pooling: str = "mean",
-    max_new_tokens: int | None = None,
-    batch_size: int = 16,
-    chat: bool | None = None,
-    thresholds: AuditThresholds | Mapping[str, Any] | None = None,
-    n_boot: int = 1000,
-    n_perm: int = 200,
-    seed: int = 0,
-    response_text: bool = True,
-    progress: bool | None = None,
-    judge: Any = None,
-    labels: str | Path | None = None,
-    overwrite: bool = False,
-    rebuild: bool = False,
-    max_prompt_tokens: int | None = MAX_PROMPT_TOKENS,
-    generate: bool = True,
-    verify: int = 0,
-    early_stop: bool = False,
+    scoring: Scoring | None = None,
+    judging: Judging | None = None,
+    running: Running | None = None,
 ) -> AuditRun:
     """Audit ``model`` against ``baseline`` in one call: generate, capture, judge, audit, report.
 
@@ -68,71 +62,21 @@ def audit_models(
     out : path, optional
         The HTML report (default ``<workdir>/reports/<model>-vs-<baseline>/report.html``);
         the JSON is written beside it.
-    layers, pooling
-        Captured layers (:func:`aqi.capture`) and the pooling captured and scored.
-    max_new_tokens : int, optional
-        Greedy tokens per response (default ``JUDGE_NEW_TOKENS``, what the judge was
-        validated on).
-    batch_size : int, default 16
-        Prompts per generation and capture batch.
-    chat : bool, optional
-        Render with the chat template (default: when the tokenizer has one).
-    thresholds, n_boot, n_perm, seed
-        As in :func:`aqi.audit`.
-    response_text : bool, default True
-        Show the first line of each response in the report's *What changed* section
-        (``False``: ids, categories and prompt texts only, in the HTML and the JSON).
-    progress : bool, optional
-        The run's progress display (default: on a terminal outside CI).
-    judge : judge or judge name, optional
-        The refusal judge (:func:`aqi.resolve_judge`: ``"default"``, ``"rules"``,
-        ``"hf:…"``, ``"module:function"`` or a judge object; default ``[tool.aqi] judge``
-        of the current project, else the phrase rules, :class:`aqi.RefusalJudge`). Resolved
-        before any model loads; both models are judged by it on every run (judging is not reused).
-    labels : path, optional
-        A person's labels of a sample of both models' responses, written with
-        ``aqi label`` for this judge: ``refusal_change`` decides on the
-        prediction-powered interval that carries the judge's error (docs/judge.md).
-    overwrite : bool, default False
-        Replace an existing ``out`` (or the JSON beside it) that aqi did not write. Checked
-        before any model loads (:func:`aqi._outputs.check_output`), as is every other
-        reason the report could not be written.
-    rebuild : bool, default False
-        Make again a reused artefact of the work folder (responses, store) whose content
-        no longer matches the hash recorded when it was made; without it such a file is
-        refused, naming it.
-    max_prompt_tokens : int or None, default MAX_PROMPT_TOKENS (4096)
-        The per-prompt token limit of generation and capture (:func:`aqi.capture`): a
-        longer prompt is refused, naming it and the limit, before any forward pass.
-    generate : bool, default True
-        ``False``: a **latent** audit (``aqi audit --latent-only``). The audited model
-        generates nothing: its prompts are captured (one forward pass per batch) and its
-        refusal is *predicted* from the baseline's refusal direction and the baseline's
-        judged responses (:func:`aqi.probes.predicted_refusal`; the baseline is generated
-        and judged once, or reused from the work folder). The one check,
-        ``predicted_refusal``, decides; the report and JSON say ``mode: latent``.
-    verify : int, default 0
-        With ``generate=False``: generate and judge about this many unsafe prompts of the
-        audited model, drawn where the prediction is least certain, and decide on the
-        active-inference interval that stays valid when the prediction is biased
-        (:func:`aqi.probes.verified_refusal`).
-    early_stop : bool, default False
-        Stop each response as soon as the judge's verdict on it can no longer change
-        (``stop_when_settled`` of :func:`aqi.generate_responses`; the judge's labels are
-        those of the full-length responses). Only a judge with ``settled(text)`` stops
-        early (the phrase rules, :meth:`aqi.RefusalJudge.settled`). Off by default: it
-        saves tokens (about half for a model that refuses) but no decoding time yet, and
-        the response span captured and scored becomes the shorter response, which is not
-        what the validation bench measured. Responses made with another early stop (or
-        none) are generated again. CLI: ``--early-stop``.
+    scoring : Scoring, optional
+        Layers captured and scored (default ``"blocks"``), pooling (default ``"mean"``),
+        resamples, seed, thresholds (:class:`aqi.Scoring`).
+    judging : Judging, optional
+        The judge (both models are judged by it on every run), a person's labels, or a
+        **latent** audit (``generate=False``, ``verify=``: :class:`aqi.Judging`).
+    running : Running, optional
+        Batches, rendering, lengths, progress, what may be replaced (:class:`aqi.Running`).
 
     Returns
     -------
     AuditRun
-        ``run.report`` (an :class:`aqi.AuditReport`), ``run.html`` / ``run.json``, the
-        time and status (``"ran"`` / ``"reused"``) of each phase, and ``run.tokens``:
-        each model's tokens generated against the maximum
-        (:class:`aqi.behaviour.TokenUse`, also in the run log).
+        ``run.report`` (:class:`aqi.AuditReport`), ``run.html`` / ``run.json``, each
+        phase's time and status (``"ran"`` / ``"reused"``), ``run.tokens``: each model's
+        tokens generated against the maximum (:class:`aqi.behaviour.TokenUse`).
 
     Examples
     --------
@@ -142,74 +86,83 @@ def audit_models(
     ...
     ValueError: model and baseline are the same model ('./ft'); audit a fine-tune against ...
     """
-    from ..behaviour import can_stop_early, resolve_judge
-    from ..checks import configured_judge
-
     t0 = time.perf_counter()
-    _check_mode(generate, verify, labels, early_stop)
-    judge = resolve_judge(configured_judge() if judge is None else judge)
-    stop = judge if early_stop and can_stop_early(judge) else None
-    if labels is not None and not Path(labels).is_file():
-        raise FileNotFoundError(f"labels={str(labels)!r}: no such file (write one with "
-                                "`aqi label`)")  # fmt: skip
-    specs = _model_specs(model, baseline)
+    sc, jd, rn = (settings_value(name, v, kind) for name, v, kind in (
+        ("scoring", scoring, Scoring), ("judging", judging, Judging),
+        ("running", running, Running)))  # fmt: skip
+    judge, stop = _judge(jd)
+    specs, prompts, settings, work, html = _prepare(model, baseline, prompts, workdir, out,
+                                                    sc, jd, rn)  # fmt: skip
     a, b = specs["audited"], specs["baseline"]
-    _check_sources(a, b)
-    prompt_file, prompts = _resolve_prompts(prompts, verify)
-    settings = _settings(prompts, layers=layers, pooling=pooling, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, chat=chat)  # fmt: skip
-    work = Path(workdir)
-    html = (Path(out) if out is not None
-            else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
-    _check_outputs(html, work, [prompt_file, a.source, b.source], overwrite)
-    _check_workdir(work, settings)
-    # generate, capture and judge per model (latent: the baseline only); audit; report
-    show = RunDisplay("aqi audit", 8 if generate else 6 + bool(verify), progress)
+    show = RunDisplay("aqi audit", 8 if jd.generate else 6 + bool(jd.verify), rn.progress)
     log: list[PhaseRecord] = []
     folders = {r: work / "models" / s.key() for r, s in specs.items()}
-    roles = ("audited", "baseline") if generate else ("baseline",)
-    responses = {r: _model_work(specs[r], r, folders[r], prompts, settings, show, log, progress,
-                                rebuild, max_prompt_tokens, stop) for r in roles}  # fmt: skip
+    roles = ("audited", "baseline") if jd.generate else ("baseline",)  # latent: the baseline
+    responses = {r: _model_work(specs[r], r, folders[r], prompts, settings, show, log,
+                                rn.progress, rn.rebuild, rn.max_prompt_tokens, stop)
+                 for r in roles}  # fmt: skip
     refused = _judge_step(responses, specs, folders, judge, show, log)
     t0_audit = time.perf_counter()
-    if generate:
-        report, n_rows = _full_audit(folders, specs, responses, refused["baseline"], settings,
-                                     show, thresholds=thresholds, n_boot=n_boot, n_perm=n_perm,
-                                     seed=seed, judge=judge, labels=labels)  # fmt: skip
-    else:
-        report, n_rows = _latent_audit(folders, specs, prompts, refused["baseline"], settings,
-                                       show, log, thresholds=thresholds, n_boot=n_boot,
-                                       seed=seed, judge=judge, verify=verify, progress=progress,
-                                       rebuild=rebuild, limit=max_prompt_tokens)  # fmt: skip
-    report = replace(report, model=a.name, baseline_model=b.name)
-    if not response_text:
-        report = replace(report, flips=tuple(f.without_text() for f in report.flips))
+    report, n_rows = _audit_step(folders, specs, prompts, responses, refused, settings, show,
+                                 log, sc, replace(jd, judge=judge), rn)  # fmt: skip
+    report = replace(report, model=a.name, baseline_model=b.name, flips=report.flips
+                     if rn.response_text else tuple(f.without_text() for f in report.flips))
     log.append(PhaseRecord("audit", "audited", "ran", time.perf_counter() - t0_audit, n_rows))
-    js = _report_step(report, html, show, log, overwrite=overwrite)
-    tokens = {role: rs.token_use() for role, rs in responses.items()}
+    js = _report_step(report, html, show, log, overwrite=rn.overwrite)
     run = AuditRun(report=report, html=html, json=js, workdir=work, phases=tuple(log),
-                   seconds=time.perf_counter() - t0, tokens=tokens)  # fmt: skip
+                   seconds=time.perf_counter() - t0,
+                   tokens={role: rs.token_use() for role, rs in responses.items()})
     _log_run(run, specs, judge)
     return run
 
 
-def _check_mode(generate: Any, verify: Any, labels: Any, early_stop: Any) -> None:
-    """Refuse a mode (full or latent) and its options that do not go together."""
-    if not isinstance(generate, bool):
-        raise ArgumentError("{generate}; expected True (generate and judge) or False (a "
-                            "latent audit)", generate=generate)
-    if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
-        raise ArgumentError("{verify}; expected a whole number of prompts >= 0", verify=verify)
-    if verify and generate:
-        raise ArgumentError("{verify} checks a latent prediction: it needs {generate} (the "
-                            "full audit judges every response already)", verify=verify,
-                            generate=False)
-    if labels is not None and not generate:
-        raise ArgumentError("{labels} label generated responses; a latent audit "
-                            "({generate}) has none of the audited model", labels=str(labels),
-                            generate=False)
-    if not isinstance(early_stop, bool):
-        raise TypeError(f"early_stop must be True or False, got {early_stop!r}")
+def _prepare(
+    model: Any, baseline: Any, prompts: Any, workdir: Any, out: Any, sc: Scoring, jd: Judging,
+    rn: Running,
+) -> tuple[dict[str, ModelSpec], Any, dict[str, Any], Path, Path]:  # fmt: skip
+    """Everything checked before any model loads: the two models (found, not the same), the
+    prompts (resolved once), the work folder's settings, the report's path (writable, not
+    an input). The specs, the prompt set, the settings, the work folder and the HTML path."""
+    specs = _model_specs(model, baseline)
+    a, b = specs["audited"], specs["baseline"]
+    _check_sources(a, b)
+    prompt_file, prompt_set = _resolve_prompts(prompts, jd.verify)
+    settings = _settings(prompt_set, sc, rn)
+    work = Path(workdir)
+    html = (Path(out) if out is not None
+            else work / "reports" / f"{a.key()}-vs-{b.key()}" / "report.html")  # fmt: skip
+    _check_outputs(html, work, [prompt_file, a.source, b.source], rn.overwrite)
+    _check_workdir(work, settings)
+    return specs, prompt_set, settings, work, html
+
+
+def _judge(jd: Judging) -> tuple[Any, Any]:
+    """The resolved judge (``[tool.aqi] judge`` when none is given) and the judge that stops
+    generation early (``None`` unless ``early_stop`` and the judge can); a labels file must
+    exist."""
+    from ..behaviour import can_stop_early, resolve_judge
+    from ..checks import configured_judge
+
+    judge = resolve_judge(configured_judge() if jd.judge is None else jd.judge)
+    if jd.labels is not None and not Path(jd.labels).is_file():
+        raise FileNotFoundError(f"labels={str(jd.labels)!r}: no such file (write one with "
+                                "`aqi label`)")  # fmt: skip
+    return judge, judge if jd.early_stop and can_stop_early(judge) else None
+
+
+def _audit_step(
+    folders: dict[str, Path], specs: dict[str, ModelSpec], prompts: Any,
+    responses: dict[str, Any], refused: dict[str, Any], settings: dict[str, Any],
+    show: RunDisplay, log: list[PhaseRecord], sc: Scoring, jd: Judging, rn: Running,
+) -> tuple[Any, int]:  # fmt: skip
+    """The full audit of both stores, or the latent audit of the audited model's prompts."""
+    if jd.generate:
+        return _full_audit(folders, specs, responses, refused["baseline"], settings, show,
+                           scoring=sc, judging=jd)  # fmt: skip
+    return _latent_audit(folders, specs, prompts, refused["baseline"], settings, show, log,
+                         thresholds=sc.thresholds, n_boot=sc.n_boot, seed=sc.seed,
+                         judge=jd.judge, verify=jd.verify, progress=rn.progress,
+                         rebuild=rn.rebuild, limit=rn.max_prompt_tokens)  # fmt: skip
 
 
 def _model_specs(model: Any, baseline: Any) -> dict[str, ModelSpec]:
@@ -263,19 +216,17 @@ def _resolve_prompts(prompts: Any, verify: int) -> tuple[Any, Any]:
     return prompt_file, prompts
 
 
-def _settings(
-    prompts: Any, *, layers: Any, pooling: str, max_new_tokens: int | None, batch_size: int,
-    chat: bool | None,
-) -> dict[str, Any]:  # fmt: skip
+def _settings(prompts: Any, sc: Scoring, rn: Running) -> dict[str, Any]:
     """The work folder's settings: what generation and capture of every model share."""
     from .._vocab import check_poolings
     from ..behaviour import JUDGE_NEW_TOKENS
 
-    scored = check_poolings(pooling)
+    scored = check_poolings("mean" if sc.pooling is None else sc.pooling)
     return {
         "prompts": {"name": prompts.name, "n": len(prompts), "sha256": prompts.fingerprint()},
-        "max_new_tokens": JUDGE_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
-        "batch_size": batch_size, "chat": chat, "layers": layers,
+        "max_new_tokens": JUDGE_NEW_TOKENS if rn.max_new_tokens is None else rn.max_new_tokens,
+        "batch_size": rn.batch_size, "chat": rn.chat,
+        "layers": "blocks" if sc.layers is None else sc.layers,
         "pooling": scored, "spans": list(SPANS),
         # the decision point is read at the last prompt token, whatever is scored
         "capture_pooling": list(dict.fromkeys([*scored, "last"])),

@@ -16,6 +16,7 @@ from .._latent import latent_report, prompt_store, refused_by_prompt, verify_sam
 from .._outputs import write_atomic
 from .._progress import RunDisplay
 from ..audit import AuditReport, audit
+from ..audit_values import Evidence, Judging, Scoring
 from ..jobs import Writing
 from ..prompts import Rendering
 from .records import PhaseRecord
@@ -164,7 +165,7 @@ def _judge_step(
 def _full_audit(
     folders: dict[str, Path], specs: dict[str, ModelSpec], responses: dict[str, Any],
     refused: dict[str, bool | None], settings: dict[str, Any], show: RunDisplay, *,
-    thresholds: Any, n_boot: int, n_perm: int, seed: int, judge: Any, labels: Any,
+    scoring: Scoring, judging: Judging,
 ) -> tuple[AuditReport, int]:  # fmt: skip
     """:func:`aqi.audit` of the two full stores, with the predicted refusal beside it."""
     from ..activations import open_store
@@ -176,13 +177,15 @@ def _full_audit(
         notes = _pair_notes(store, base, a, b)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="pairing by id keeps")  # said in a note
-            report = audit(store, baseline=base, responses=responses["audited"],
-                           baseline_responses=responses["baseline"], thresholds=thresholds,
-                           pooling=settings["pooling"][0], n_boot=n_boot, n_perm=n_perm,
-                           seed=seed, judge=judge, labels=labels)  # fmt: skip
+            evidence = Evidence(responses=responses["audited"],
+                                baseline_responses=responses["baseline"])
+            report = audit(store, baseline=base, evidence=evidence,
+                           scoring=replace(scoring, pooling=settings["pooling"][0],
+                                           layers=None),
+                           judging=Judging(judge=judging.judge, labels=judging.labels))
             report = with_prediction(report, store.with_span("post_instruction"),
                                      base.with_span("post_instruction"), refused,
-                                     n_boot=n_boot, seed=seed)  # fmt: skip
+                                     n_boot=scoring.n_boot, seed=scoring.seed)  # fmt: skip
         return replace(report, notes=(*report.notes, *notes)), store.n_rows
 
 

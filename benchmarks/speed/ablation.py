@@ -62,7 +62,8 @@ def main() -> None:
     for name in ("ablated", "control"):
         cmp = aqi.compare(stores["original"], stores[name], n_boot=1000)
         d = cmp.largest_drop()
-        rep = aqi.audit(stores[name], baseline=stores["original"], n_boot=1000, n_perm=200)
+        rep = aqi.audit(stores[name], baseline=stores["original"],
+                        scoring=aqi.Scoring(n_boot=1000, n_perm=200))
         c = rep["aqi_change"]
         at = next(x for x in cmp.layers if x.layer_b == layer)
         n_sig = sum(x.significant and x.difference > 0 for x in cmp.layers)

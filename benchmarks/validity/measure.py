@@ -229,8 +229,8 @@ def position_signals(store: aqi.ActivationStore, base: aqi.ActivationStore, fixe
 
 def audit_gate(store: aqi.ActivationStore, base: aqi.ActivationStore, scale: Any) -> dict:
     """The audit against the original, and the refusal shift its two-axes check reads."""
-    rep = aqi.audit(store, baseline=base, n_boot=scale.n_boot_audit, n_perm=scale.n_perm,
-                    seed=scale.seed)
+    rep = aqi.audit(store, baseline=base, scoring=aqi.Scoring(
+        n_boot=scale.n_boot_audit, n_perm=scale.n_perm, seed=scale.seed))
     two = next((c for c in rep.checks if c.name == "two_axes"), None)
     sh = rep.axes.refusal if rep.axes is not None else None
     return {

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         reps = {}
         for n in names:
             s = aqi.ActivationStore(args.workdir / f"{n}{suffix}.h5")
-            reps[n] = aqi.audit(s, baseline=base, n_boot=args.n_boot, n_perm=200, seed=0)
+            reps[n] = aqi.audit(s, baseline=base,
+                               scoring=aqi.Scoring(n_boot=args.n_boot, n_perm=200, seed=0))
             print(f"[{mode}] {n:<16} drop={labels[n]!s:<5} {reps[n].reason}", flush=True)
         results = []
         for values in itertools.product(*GRID.values()):

@@ -6,6 +6,7 @@ import json
 import re
 import warnings
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,16 @@ import aqi
 from aqi.behaviour import Response, Responses, generate_responses, load_responses
 from aqi.behaviour.evidence import check_same_prompts, check_written_by, same_responses
 from aqi.cli import main
-from tests.conftest import build_tiny
+from tests.conftest import build_tiny, values
 
 GEN = {"decoding": aqi.Decoding(max_new_tokens=3),
        "writing": aqi.Writing(batch_size=8, progress=False)}  # fmt: skip
 FAST = {"n_boot": 40, "n_perm": 20}
+
+
+def fast(**kw: Any) -> dict[str, Any]:
+    """``FAST`` and ``kw`` as aqi.audit's settings values."""
+    return values("audit", **FAST, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def world(decoder_tokenizer_dir, tmp_path_factory):
 
 def _audit(w, store="a", **kw):
     with aqi.open_store(w["dir"] / f"{store}.h5") as s:
-        return aqi.audit(s, **FAST, **kw)
+        return aqi.audit(s, **values("audit", **FAST, **kw))
 
 
 def test_responses_record_the_prompt_text(world):
@@ -89,15 +95,15 @@ def test_baseline_responses_are_checked_against_the_baseline_store(world):
     d = world["dir"]
     ra, rb = load_responses(d / "a.jsonl"), load_responses(d / "b.jsonl")
     with aqi.open_store(d / "a.h5") as a, aqi.open_store(d / "b.h5") as b:
-        rep = aqi.audit(b, baseline=a, responses=rb, baseline_responses=ra, **FAST)
+        rep = aqi.audit(b, baseline=a, **fast(responses=rb, baseline_responses=ra))
         assert "refusal_change" in [c.name for c in rep.checks]
         ev = rep["refusal_change"].evidence
         assert ev["responses"].endswith("b.jsonl") and ev["baseline_responses"].endswith("a.jsonl")
         with pytest.raises(ValueError, match=r"'.*a.jsonl' .*another model than baseline store"):
-            aqi.audit(b, baseline=b, responses=rb, baseline_responses=ra, **FAST)
+            aqi.audit(b, baseline=b, **fast(responses=rb, baseline_responses=ra))
+        edited = load_responses(d / "a-edited.jsonl")
         with pytest.raises(ValueError, match=r"a-edited.jsonl' answer other prompts"):
-            aqi.audit(a, responses=ra, baseline_responses=load_responses(d / "a-edited.jsonl"),
-                      **FAST)  # fmt: skip
+            aqi.audit(a, **fast(responses=ra, baseline_responses=edited))
 
 
 def test_the_same_responses_twice_warn(world):

@@ -98,7 +98,7 @@ def test_the_audit_shows_both_axes_and_the_report_draws_them(world):
 
     tmp, _rng, labels, u, inst, post, e1, base = world
     ft = _store(tmp / "ft.h5", inst, post - 3.5 * u[:, None] * e1, labels)
-    rep = aqi.audit(ft, baseline=base, n_boot=200, n_perm=50)
+    rep = aqi.audit(ft, baseline=base, scoring=aqi.Scoring(n_boot=200, n_perm=50))
     assert rep["two_axes"].summary.startswith("recognises but complies")
     doc = rep.to_dict()
     assert doc["schema_version"] == "1.6"
@@ -113,5 +113,5 @@ def test_a_store_without_a_decision_span_is_refused(tmp_path):
     s = aqi.store_from_arrays(tmp_path / "s.h5", {"h.0": inst}, labels=labels)
     with pytest.raises(ValueError, match=r"holds spans \['given'\]; the two axes need"):
         two_axes(s)
-    rep = aqi.audit(s, n_boot=200, n_perm=50)
+    rep = aqi.audit(s, scoring=aqi.Scoring(n_boot=200, n_perm=50))
     assert "two_axes" not in [c.name for c in rep.checks]
