@@ -460,9 +460,6 @@ KNOWN_LONG: dict[str, int] = {
     # the prompts room (encoding, public sets, spans)
     "aqi/prompts/encoding.py": 508,
     "aqi/prompts/encoding.py:encode": 101,
-    # the writer (the writers' room)
-    "aqi/activations/writer.py": 542,
-    "aqi/activations/writer.py:store_from_arrays": 111,
     # public entry points: 16 and 24 keyword arguments, each documented; their bodies are
     # steps (56 and 49 lines), the rest is signature and numpydoc (85 and 118 lines) until
     # item 2 bundles the settings that travel together into one value
