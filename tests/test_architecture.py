@@ -451,15 +451,11 @@ MAX_FUNCTION_LINES = 80  # ``def`` to its last line, docstring included (docs/ar
 #: The command line's parser tables: one ``add_argument`` per flag, read as a table.
 PARSER_TABLES = {"aqi/_cli_parser.py:build_parser"}
 
-#: Files and functions still over the limits, each with its length today. Owned by work
-#: in progress elsewhere (issue 29 items 1-2: the shared rooms and the job skeleton), or
-#: public functions whose signature and numpydoc alone near the limit (item 2 bundles
-#: their settings into one value). A listed one may shrink (then lower or drop its entry),
+#: Files and functions still over the limits, each with its length today: public
+#: functions whose signature and numpydoc alone near the limit (item 2 bundles their
+#: settings into one value). A listed one may shrink (then lower or drop its entry),
 #: never grow; anything not listed must stay within the limits.
 KNOWN_LONG: dict[str, int] = {
-    # the prompts room (encoding, public sets, spans)
-    "aqi/prompts/encoding.py": 508,
-    "aqi/prompts/encoding.py:encode": 101,
     # public entry points: 16 and 24 keyword arguments, each documented; their bodies are
     # steps (56 and 49 lines), the rest is signature and numpydoc (85 and 118 lines) until
     # item 2 bundles the settings that travel together into one value

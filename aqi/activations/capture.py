@@ -28,13 +28,8 @@ from ..jobs.provenance import (
 from ..jobs.skeleton import Job, Window, run_job
 from ..jobs.writing import DEFAULT_MAX_TOKENS_PER_BATCH, Writing  # noqa: F401 - the old home
 from ..model_info import default_max_length, input_device
-from ..prompts.encoding import (
-    PromptEncoder,
-    check_prompt_tokens,
-    pad_batch,
-    plan_batches,
-    span_masks,
-)
+from ..prompts.batching import pad_batch, plan_batches, span_masks
+from ..prompts.encoding import PromptEncoder, check_prompt_tokens
 from ..prompts.prompt_set import PromptSet, load_prompts
 from ..prompts.rendering import Rendering
 from ..prompts.spans import DEFAULT_SPANS, check_spans

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import aqi
 from aqi.activations import PromptEncoder, PromptSet
 from aqi.demo import load_demo_model
-from aqi.prompts.encoding import pad_batch
+from aqi.prompts.batching import pad_batch
 from benchmarks.real_prompts import real_prompts, repeated
 
 POOLINGS = ("mean", "last")
