@@ -1,7 +1,8 @@
 """Activation capture: labelled prompts in, layer-wise pooled activations out (resumable HDF5)."""
 
 from ..jobs.lock import StoreLockedError
-from ..prompts.encoding import EncodedPrompt, PromptEncoder
+from ..prompts.batching import EncodedPrompt
+from ..prompts.encoding import PromptEncoder
 from ..prompts.prompt_set import (
     LABELS,
     LITMUS_AXIOMS,

@@ -30,6 +30,8 @@ __all__ = [
     "is_aqi_store",
     "json_attr",
     "open_h5",
+    "row_column_dtype",
+    "row_column_shape",
     "stream_of",
     "write_rows",
 ]
@@ -90,6 +92,16 @@ def chunk_rows(n: int, dim: int) -> int:
     """Rows per chunk of an ``(n, dim)`` float32 dataset."""
     # ~1 MiB chunks: large enough for fast sequential reads, small enough to slice.
     return int(max(1, min(n, (1 << 20) // max(4 * dim, 1))))
+
+
+def row_column_shape(key: str, n: int, n_spans: int) -> tuple[int, ...]:
+    """Shape of a per-row column (:data:`ROW_COLUMNS`): ``span_tokens`` has one entry per span."""
+    return (n, n_spans) if key == "span_tokens" else (n,)
+
+
+def row_column_dtype(key: str) -> Any:
+    """Dtype of a per-row column (:data:`ROW_COLUMNS`): ``truncated`` is bool, the rest int32."""
+    return bool if key == "truncated" else "i4"
 
 
 def json_attr(f: h5py.File | h5py.Group, key: str) -> Any:

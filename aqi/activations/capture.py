@@ -28,17 +28,13 @@ from ..jobs.provenance import (
 from ..jobs.skeleton import Job, Window, run_job
 from ..jobs.writing import DEFAULT_MAX_TOKENS_PER_BATCH, Writing  # noqa: F401 - the old home
 from ..model_info import default_max_length, input_device
-from ..prompts.encoding import (
-    PromptEncoder,
-    check_prompt_tokens,
-    pad_batch,
-    plan_batches,
-    span_masks,
-)
+from ..prompts.batching import pad_batch, plan_batches, span_masks
+from ..prompts.encoding import PromptEncoder, check_prompt_tokens
 from ..prompts.prompt_set import PromptSet, load_prompts
 from ..prompts.rendering import Rendering
 from ..prompts.spans import DEFAULT_SPANS, check_spans
 from ._format import LayerInfo, stream_of
+from ._phases import current_timer
 from .adapters import (
     ForwardInputs,
     as_module,
@@ -316,6 +312,7 @@ class _CaptureJob(Job[list[int], ActivationStore]):
             pad_id = eos if eos is not None else 0
         self.pad_id = pad_id
         self.total, self.done, self.tokens, self.t0 = len(self.rows), 0, 0, time.perf_counter()
+        self.timer = current_timer()  # the speed benchmark's phases; else does nothing
 
     def _shard(self, prompt_set: PromptSet, final_path: Path) -> None:
         """This rank's rows and shard file (the whole set and ``path`` on one process)."""
@@ -334,16 +331,17 @@ class _CaptureJob(Job[list[int], ActivationStore]):
     def open(self) -> StoreWriter:
         """The store's writer: refuses a file that is not an aqi store, takes the lock,
         and resumes a compatible unfinished store (or returns a finished one)."""
-        provenance = _provenance(
-            self.model, self.tokenizer, self.encoder, self.hooks, self.layer_info, self.rows,
-            self.prompts_name, shard=self.shard, family=self.family,
-            batch_size=self.writing.batch_size,
-            max_tokens_per_batch=self.writing.max_tokens_per_batch, padding_side=self.side,
-        )  # fmt: skip
-        self.writer = StoreWriter(self.path, self.rows, provenance, self.layer_info,
-                                  self.hooks.poolings, spans=self.encoder.spans,
-                                  overwrite=self.writing.overwrite,
-                                  compression=self.writing.compression)  # fmt: skip
+        with self.timer.phase("setup"):
+            provenance = _provenance(
+                self.model, self.tokenizer, self.encoder, self.hooks, self.layer_info,
+                self.rows, self.prompts_name, shard=self.shard, family=self.family,
+                batch_size=self.writing.batch_size,
+                max_tokens_per_batch=self.writing.max_tokens_per_batch, padding_side=self.side,
+            )  # fmt: skip
+            self.writer = StoreWriter(self.path, self.rows, provenance, self.layer_info,
+                                      self.hooks.poolings, spans=self.encoder.spans,
+                                      overwrite=self.writing.overwrite,
+                                      compression=self.writing.compression)  # fmt: skip
         return self.writer
 
     def pending(self) -> list[_CaptureWindow]:
@@ -369,7 +367,8 @@ class _CaptureJob(Job[list[int], ActivationStore]):
         return {"tok_s": f"{self.tokens / max(time.perf_counter() - self.t0, 1e-9):,.0f}"}
 
     def finish(self) -> ActivationStore:
-        return self.writer.finalize()
+        with self.timer.phase("consolidation"):
+            return self.writer.finalize()
 
 
 class _CaptureWindow(Window[list[int]]):
@@ -382,35 +381,43 @@ class _CaptureWindow(Window[list[int]]):
     def __enter__(self) -> _CaptureWindow:
         job, w = self.job, self.job.writing
         self.chunk = [job.rows[i] for i in range(self.start, self.stop)]
-        self.encoded = job.encoder.encode(self.chunk)  # truncated row by row, before batching
-        # Longest first: an out-of-memory batch fails at once, not at the end.
-        self.lengths = [len(e.input_ids) for e in self.encoded]
-        self.batches = plan_batches(self.lengths, w.batch_size, w.max_tokens_per_batch)
-        self.part = job.writer.part(self.start, self.stop)
+        with job.timer.phase("tokenise"):
+            self.encoded = job.encoder.encode(self.chunk)  # truncated row by row, then batched
+            # Longest first: an out-of-memory batch fails at once, not at the end.
+            self.lengths = [len(e.input_ids) for e in self.encoded]
+            self.batches = plan_batches(self.lengths, w.batch_size, w.max_tokens_per_batch)
+        with job.timer.phase("hdf5 write"):
+            self.part = job.writer.part(self.start, self.stop)
         return self
 
     def __exit__(self, et: object, e: object, tb: object) -> None:
         self.part.__exit__(et, e, tb)  # discards a part not committed
 
     def run(self, sel: list[int]) -> int:
-        job = self.job
+        job, timer = self.job, self.job.timer
         batch = [self.encoded[i] for i in sel]
-        ids, attn, _ = pad_batch(batch, job.pad_id, job.side)
-        masks = dict(zip(job.encoder.spans, span_masks(batch, job.side), strict=True))
-        args, kwargs = job.feed(ids, attn)
-        pooled = job.hooks.run_spans(*args, spans=masks, **kwargs)
-        arrays = dict(zip(job.order, (t.numpy() for t in to_cpu(pooled, job.order)), strict=True))
+        with timer.phase("batching"):
+            ids, attn, _ = pad_batch(batch, job.pad_id, job.side)
+            masks = dict(zip(job.encoder.spans, span_masks(batch, job.side), strict=True))
+            args, kwargs = job.feed(ids, attn)
+        with timer.phase("forward"):  # the hooks' pooling is its own phase
+            pooled = job.hooks.run_spans(*args, spans=masks, **kwargs)
+        with timer.phase("device copy"):
+            host = [t.numpy() for t in to_cpu(pooled, job.order)]
+        arrays = dict(zip(job.order, host, strict=True))
         _check_finite(arrays, [self.chunk[i].id for i in sel], [self.start + i for i in sel])
-        self.part.write(np.asarray(sel), arrays)
+        with timer.phase("hdf5 write"):
+            self.part.write(np.asarray(sel), arrays)
         job.tokens += int(attn.sum())
         return len(sel)
 
     def commit(self) -> None:
-        self.part.commit(
-            token_count=np.array(self.lengths),
-            span_tokens=np.array([[b - a for a, b in e.span_ranges] for e in self.encoded]),
-            truncated=np.array([e.truncated for e in self.encoded]),
-        )
+        with self.job.timer.phase("commit"):
+            self.part.commit(
+                token_count=np.array(self.lengths),
+                span_tokens=np.array([[b - a for a, b in e.span_ranges] for e in self.encoded]),
+                truncated=np.array([e.truncated for e in self.encoded]),
+            )
         self.job.done += self.stop - self.start
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._phases import current_timer
 from .adapters import as_module
 from .layers import LayerRef, LayerSpec, resolve_layers
 from .pooling import POOLINGS, SpanMask, pool
@@ -98,6 +99,7 @@ class ActivationHooks:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._spans: dict[str, SpanMask] | None = None  # None: every position
         self._out: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+        self._timer = current_timer()  # the speed benchmark's phases; else does nothing
 
     @property
     def layer_names(self) -> list[str]:
@@ -142,29 +144,30 @@ class ActivationHooks:
                     f"layer {name!r} ran twice in one forward pass; its pooled output "
                     "would be ambiguous (is the module shared?)"
                 )
-            spans = self._spans
-            if h.ndim == 2:
-                keys = list(spans) if spans is not None else [_ALL]
-                flat = h.detach().float()
-                pooled = {k: {p: flat for p in self.poolings} for k in keys}
-            elif h.ndim == 3:
-                if spans is None:
-                    spans = {_ALL: SpanMask.full(h.shape[0], h.shape[1], h.device)}
-                # Every span is pooled from this one hook call: one forward serves them all.
-                pooled = {
-                    k: {p: pool(h.detach(), p, m) for p in self.poolings}
-                    for k, m in spans.items()
-                }
-            else:
+            if h.ndim not in (2, 3):
                 raise ValueError(
                     f"layer {name!r} output has shape {tuple(h.shape)}; expected "
                     "[batch, seq, dim] or [batch, dim]"
                 )
-            self._out[name] = pooled
+            with self._timer.phase("pooling"):
+                self._out[name] = self._pool(h)
             if self.early_exit and len(self._out) == len(self.layers):
                 raise _StopForward
 
         return hook
+
+    def _pool(self, h: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+        """``{span: {pooling: [batch, dim]}}`` of one layer's ``[batch, seq, dim]`` output
+        (a ``[batch, dim]`` output is kept as it is, for every span and pooling)."""
+        spans = self._spans
+        if h.ndim == 2:
+            keys = list(spans) if spans is not None else [_ALL]
+            flat = h.detach().float()
+            return {k: {p: flat for p in self.poolings} for k in keys}
+        if spans is None:
+            spans = {_ALL: SpanMask.full(h.shape[0], h.shape[1], h.device)}
+        # Every span is pooled from this one hook call: one forward serves them all.
+        return {k: {p: pool(h.detach(), p, m) for p in self.poolings} for k, m in spans.items()}
 
     # -- running -------------------------------------------------------------
     def set_span(self, span: SpanMask | torch.Tensor | None) -> None:

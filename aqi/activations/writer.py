@@ -1,7 +1,8 @@
-"""Writing activation stores: :class:`StoreWriter`, :class:`PartWriter`, :func:`store_from_arrays`.
+"""Writing activation stores: :class:`StoreWriter`, :func:`store_from_arrays`.
 
 A writer commits rows window by window into ``<path>.partial/`` (the protocol
-of :mod:`aqi.jobs.parts`) and consolidates them into ``<path>`` when every row is in;
+of :mod:`aqi.jobs.parts`; each window is a :class:`~aqi.activations.part_writer.PartWriter`,
+importable from here too) and consolidates them into ``<path>`` when every row is in;
 every file is written under a temporary name and renamed only when complete.
 While it lives it holds ``<path>.lock``, so a second writer on the same path is
 refused. ``overwrite`` replaces only an aqi store (or its partial folder),
@@ -29,12 +30,9 @@ from ..jobs.parts import (
     atomic_h5,
     list_parts,
     manifest_path,
-    part_path,
     partial_dir,
     pending_ranges,
-    publish,
     set_aside,
-    tmp_name,
 )
 from ..prompts.prompt_set import PromptSet
 from ._format import (
@@ -47,9 +45,12 @@ from ._format import (
     dataset_name,
     json_attr,
     open_h5,
+    row_column_dtype,
+    row_column_shape,
     write_rows,
 )
 from ._parts import check_ours, damaged_parts, remove_ours
+from .part_writer import PartWriter
 from .store import ActivationStore, open_store
 
 __all__ = ["PartWriter", "StoreWriter", "check_not_input", "check_store_target",
@@ -264,7 +265,7 @@ class StoreWriter(Closing):
                 )
                 ds.attrs.update(info[la].h5_attrs(d))
                 ds.attrs["span"] = sp
-            cols = {k: np.zeros(_column_shape(k, n, len(self.spans)), _column_dtype(k))
+            cols = {k: np.zeros(row_column_shape(k, n, len(self.spans)), row_column_dtype(k))
                     for k in ROW_COLUMNS}  # fmt: skip
             for a, b, path in parts:
                 with h5py.File(path, "r") as pf:
@@ -283,119 +284,6 @@ class StoreWriter(Closing):
 
         atomic_h5(self.path, fill)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class PartWriter:
-    """One window of rows, written batch by batch into a temporary part file.
-
-    Rows may arrive in any order (capture sorts by length); memory stays at one batch.
-    :meth:`commit` makes the window visible atomically (fsync, rename); leaving the
-    ``with`` block without committing — an exception, a ``KeyboardInterrupt`` —
-    deletes the temporary file, and a killed process leaves one that the next
-    resume deletes.
-    """
-
-    def __init__(self, writer: StoreWriter, start: int, stop: int) -> None:
-        self.writer = writer
-        self.start, self.stop = start, stop
-        self.final = part_path(writer.dir, start, stop)
-        self.tmp = tmp_name(self.final)
-        self._expected = set(writer.keys)
-        self._written = np.zeros(stop - start, dtype=bool)
-        self._seen: set[tuple[str, str]] = set()
-        self._file: h5py.File | None = h5py.File(self.tmp, "w")
-
-    def __enter__(self) -> PartWriter:
-        return self
-
-    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
-        if self._file is not None:
-            self.abort()
-
-    def write(self, rows: np.ndarray, arrays: Mapping[tuple[str, str, str], np.ndarray]) -> None:
-        """Write ``arrays[(layer, span, pooling)][i]`` to window row ``rows[i]`` (0-based)."""
-        if self._file is None:
-            raise RuntimeError("this part is already committed or aborted")
-        rows = np.asarray(rows, dtype=np.int64)
-        n = self.stop - self.start
-        if rows.ndim != 1 or rows.size == 0 or rows.min() < 0 or rows.max() >= n:
-            raise ValueError(f"rows must be indices in 0…{n - 1}, got {rows!r}")
-        if set(arrays) != self._expected:
-            missing = sorted(self._expected - set(arrays))[:3]
-            extra = sorted(set(arrays) - self._expected)[:3]
-            raise ValueError(
-                f"write needs every (layer, span, pooling): missing {missing}, extra {extra}"
-            )
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        if np.any(np.diff(sorted_rows) == 0):
-            raise ValueError("rows contains duplicates")
-        for (layer, sp, p), a in arrays.items():
-            a = np.asarray(a, dtype=np.float32)
-            if a.ndim != 2 or a.shape[0] != rows.size:
-                raise ValueError(
-                    f"array for ({layer!r}, {sp!r}, {p!r}) must be ({rows.size}, dim), got "
-                    f"{a.shape}"
-                )
-            key = dataset_name(layer, p, sp)
-            ds = self._file.get(key)
-            if ds is None:
-                ds = self._file.create_dataset(key, shape=(n, a.shape[1]), dtype="f4")
-            elif ds.shape[1] != a.shape[1]:
-                raise ValueError(f"{key}: dim {a.shape[1]}, earlier batches {ds.shape[1]}")
-            if rows.size == n and np.array_equal(sorted_rows, np.arange(n)):
-                ds[...] = a[order]
-            else:
-                ds[sorted_rows] = a[order]
-        self._written[rows] = True
-
-    def commit(
-        self,
-        *,
-        token_count: np.ndarray | None = None,
-        span_tokens: np.ndarray | None = None,
-        truncated: np.ndarray | None = None,
-    ) -> None:
-        """Make the window visible: every row must have been written.
-
-        ``span_tokens`` is ``(n, n_spans)`` (``(n,)`` is accepted for a single span).
-        """
-        if self._file is None:
-            raise RuntimeError("this part is already committed or aborted")
-        if not self._written.all():
-            missing = np.flatnonzero(~self._written)[:5] + self.start
-            raise RuntimeError(f"rows {missing.tolist()}… of this window were never written")
-        n = self.stop - self.start
-        defaults = {"token_count": -1, "span_tokens": -1, "truncated": False}
-        cols = {"token_count": token_count, "span_tokens": span_tokens, "truncated": truncated}
-        n_spans = len(self.writer.spans)
-        for k, v in cols.items():
-            shape = _column_shape(k, n, n_spans)
-            arr = np.full(shape, defaults[k]) if v is None else np.asarray(v)
-            if k == "span_tokens" and arr.shape == (n,) and n_spans == 1:
-                arr = arr.reshape(n, 1)
-            if arr.shape != shape:
-                raise ValueError(f"{k} must have shape {shape}, got {arr.shape}")
-            self._file.create_dataset(f"rows/{k}", data=arr.astype(_column_dtype(k)))
-        self._file.close()
-        self._file = None
-        publish(self.tmp, self.final)
-
-    def abort(self) -> None:
-        """Discard the window (idempotent)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def _column_shape(key: str, n: int, n_spans: int) -> tuple[int, ...]:
-    """Shape of a per-row column: ``span_tokens`` has one entry per span."""
-    return (n, n_spans) if key == "span_tokens" else (n,)
-
-
-def _column_dtype(key: str) -> Any:
-    return bool if key == "truncated" else "i4"
 
 
 def _short(v: Any) -> str:
@@ -451,6 +339,44 @@ def store_from_arrays(
     >>> s.spans, s.activations("h.0", span="post_instruction").tolist()[0]
     (('instruction', 'post_instruction'), [1.0, 1.0, 1.0])
     """
+    names, by_span = _arrays_by_span(arrays, spans, pooling)
+    nested = by_span[names[0]]
+    pools = tuple(next(iter(nested.values())))
+    n = {a.shape[0] for ns in by_span.values() for d in ns.values() for a in d.values()}
+    if len(n) != 1:
+        raise ValueError(f"all arrays need the same number of rows, got {sorted(n)}")
+    n_rows = n.pop()
+    if prompts is None:
+        prompts = _rows_from_labels(labels, ids, categories)
+    if len(prompts) != n_rows:
+        raise ValueError(f"{len(prompts)} rows of metadata for arrays of {n_rows} rows")
+    identity: dict[str, Any] = {
+        "prompts": prompts.fingerprint(),
+        "layers": list(nested),
+        "poolings": list(pools),
+        "data_sha256": _data_sha256(by_span),
+    }
+    if spans is not None:
+        identity["spans"] = list(names)
+    prov = {"source": "store_from_arrays", "identity": identity, "user": dict(provenance or {})}
+    layers = [LayerInfo(name, "module", None, "given") for name in nested]
+    with StoreWriter(path, prompts, prov, layers, pools, spans=names,
+                     overwrite=overwrite) as writer:  # fmt: skip
+        if not writer.finished:
+            writer.commit(0, {(la, sp, p): a for sp, ns in by_span.items()
+                              for la, d in ns.items() for p, a in d.items()})  # fmt: skip
+        return writer.finalize()
+
+
+#: ``{span: {layer: {pooling: (n, dim) array}}}``, the arrays of :func:`store_from_arrays`.
+_BySpan = dict[str, dict[str, dict[str, np.ndarray]]]
+
+
+def _arrays_by_span(
+    arrays: Mapping[str, Any], spans: Sequence[str] | None, pooling: str
+) -> tuple[tuple[str, ...], _BySpan]:
+    """The span names and ``{span: {layer: {pooling: array}}}`` of :func:`store_from_arrays`'s
+    ``arrays``, validated: every span holds the same layers and poolings."""
     if spans is not None:
         from ..prompts.spans import check_spans
 
@@ -472,48 +398,36 @@ def store_from_arrays(
             (la, tuple(d)) for la, d in first.items()
         ]:
             raise ValueError(f"span {sp!r} holds other layers or poolings than {names[0]!r}")
-    nested = first
-    pools = tuple(next(iter(nested.values())))
-    n = {a.shape[0] for ns in by_span.values() for d in ns.values() for a in d.values()}
-    if len(n) != 1:
-        raise ValueError(f"all arrays need the same number of rows, got {sorted(n)}")
-    n_rows = n.pop()
-    if prompts is None:
-        if labels is None:
-            raise ValueError("pass prompts= (a PromptSet) or labels= for the rows")
-        recs = [
-            {
-                "id": ids[i] if ids is not None else str(i),
-                "text": f"<row {i}>",
-                "label": labels[i],
-                "category": categories[i] if categories is not None else "",
-            }
-            for i in range(len(labels))
-        ]
-        prompts = PromptSet.from_records(recs)
-    if len(prompts) != n_rows:
-        raise ValueError(f"{len(prompts)} rows of metadata for arrays of {n_rows} rows")
+    return names, by_span
+
+
+def _rows_from_labels(
+    labels: Sequence[Any] | None, ids: Sequence[str] | None, categories: Sequence[str] | None
+) -> PromptSet:
+    """The rows of a store built from arrays without a :class:`PromptSet`: ``<row i>`` texts
+    with the given labels (ids default to ``"0" … "n-1"``, categories to ``""``)."""
+    if labels is None:
+        raise ValueError("pass prompts= (a PromptSet) or labels= for the rows")
+    recs = [
+        {
+            "id": ids[i] if ids is not None else str(i),
+            "text": f"<row {i}>",
+            "label": labels[i],
+            "category": categories[i] if categories is not None else "",
+        }
+        for i in range(len(labels))
+    ]
+    return PromptSet.from_records(recs)
+
+
+def _data_sha256(by_span: _BySpan) -> str:
+    """SHA-256 of every array as float32, in span, layer, pooling order (the data's identity)."""
     digest = hashlib.sha256()
     for ns in by_span.values():
         for d in ns.values():
             for a in d.values():
                 digest.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
-    identity: dict[str, Any] = {
-        "prompts": prompts.fingerprint(),
-        "layers": list(nested),
-        "poolings": list(pools),
-        "data_sha256": digest.hexdigest(),
-    }
-    if spans is not None:
-        identity["spans"] = list(names)
-    prov = {"source": "store_from_arrays", "identity": identity, "user": dict(provenance or {})}
-    layers = [LayerInfo(name, "module", None, "given") for name in nested]
-    with StoreWriter(path, prompts, prov, layers, pools, spans=names,
-                     overwrite=overwrite) as writer:  # fmt: skip
-        if not writer.finished:
-            writer.commit(0, {(la, sp, p): a for sp, ns in by_span.items()
-                              for la, d in ns.items() for p, a in d.items()})  # fmt: skip
-        return writer.finalize()
+    return digest.hexdigest()
 
 
 def _nested(

@@ -29,7 +29,8 @@ from ..jobs.skeleton import Job, Window, run_job
 from ..jobs.writing import CAPTURE_ONLY as WRITING_CAPTURE_ONLY
 from ..jobs.writing import Writing
 from ..model_info import default_max_length, input_device
-from ..prompts.encoding import PromptEncoder, check_prompt_tokens, pad_batch
+from ..prompts.batching import EncodedPrompt, pad_batch
+from ..prompts.encoding import PromptEncoder, check_prompt_tokens
 from ..prompts.prompt_set import Prompt, PromptSet, load_prompts
 from ..prompts.rendering import CAPTURE_ONLY as RENDERING_CAPTURE_ONLY
 from ..prompts.rendering import Rendering
@@ -433,8 +434,6 @@ def _generate_batch(
     n: int,
     judge: Any = None,
 ) -> list[Response]:
-    from ..prompts.encoding import EncodedPrompt
-
     enc = [EncodedPrompt(ids, 0, len(ids), t) for ids, t in encoded]
     ids, attn, _ = pad_batch(enc, pad_id, "left")
     devices = [device] if device.type == "cuda" else []

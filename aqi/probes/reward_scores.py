@@ -25,7 +25,8 @@ from scipy.special import expit, logsumexp
 
 from ..activations.hooks import ActivationHooks
 from ..activations.layers import resolve_layers
-from ..prompts.encoding import PromptEncoder, pad_batch, pad_token_type_ids
+from ..prompts.batching import pad_batch, pad_token_type_ids
+from ..prompts.encoding import PromptEncoder
 from ..prompts.prompt_set import Prompt
 from .calibration import reward_margins
 

@@ -13,6 +13,9 @@ it, and it imports neither.
 * :mod:`~aqi.prompts.resolve` — :func:`resolve_prompts`: whatever a user gave, made a
   :class:`PromptSet` once, at the door (the command line, ``audit_models``, the monitor);
 * :mod:`~aqi.prompts.encoding` — chat-template rendering (:class:`PromptEncoder`);
+* :mod:`~aqi.prompts.batching` — what the encoder returns (:class:`EncodedPrompt`) and how
+  encoded prompts are batched and padded (:func:`~aqi.prompts.batching.plan_batches`,
+  :func:`~aqi.prompts.batching.pad_batch`);
 * :mod:`~aqi.prompts.rendering` — how prompts are rendered, as one value
   (:class:`Rendering`: template, system prompt, limits), for capture and generation;
 * :mod:`~aqi.prompts.decision_point` — the check that a template renders a decision point
@@ -20,8 +23,9 @@ it, and it imports neither.
 * :mod:`~aqi.prompts.spans` — the span grammar (``instruction``, ``post_instruction``, ...).
 """
 
+from .batching import EncodedPrompt
 from .decision_point import decision_point_tokens
-from .encoding import MAX_PROMPT_TOKENS, EncodedPrompt, PromptEncoder
+from .encoding import MAX_PROMPT_TOKENS, PromptEncoder
 from .prompt_set import LABELS, LITMUS_AXIOMS, Prompt, PromptSet, bundled_prompts, load_prompts
 from .public_sets import PUBLIC_SETS, PublicSet, load_prompt_set, prompt_sets, require_both_classes
 from .rendering import Rendering

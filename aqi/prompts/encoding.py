@@ -9,8 +9,9 @@ rendering, so one forward pass can pool all of them.
 Inputs longer than ``max_length`` tokens are truncated on the tokenizer's
 ``truncation_side``, flagged and reported; a row one of whose spans is cut away
 entirely is an error. Truncation happens per row, before any batch is
-formed; :func:`plan_batches` then bounds each batch by rows and by padded
-tokens.
+formed; :func:`~aqi.prompts.batching.plan_batches` then bounds each batch by rows and by
+padded tokens. What :meth:`PromptEncoder.encode` returns (:class:`EncodedPrompt`) and the
+padding of a batch live in :mod:`aqi.prompts.batching` (importable from here too).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import torch
-
+from .batching import (  # noqa: F401 - the batching functions' old home; they still import
+    EncodedPrompt,
+    pad_batch,
+    pad_token_type_ids,
+    plan_batches,
+    span_masks,
+)
 from .prompt_set import Prompt
 from .spans import (
     DEFAULT_ONSET_TOKENS,
@@ -79,28 +84,6 @@ def check_prompt_tokens(
             f"{{max_prompt_tokens}}: a forward pass over so long an input takes minutes; "
             "shorten it or leave it out, or raise the limit", max_prompt_tokens=limit,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedPrompt:
-    """A tokenized prompt: ids, the token span to pool ``[start, stop)``, truncation.
-
-    ``ranges`` holds ``[start, stop)`` of every span of the encoder, in its ``spans``
-    order (``start``/``stop`` are the first); ``token_type_ids`` the segment ids of a
-    text pair (``text_pair=True``).
-    """
-
-    input_ids: list[int]
-    start: int
-    stop: int
-    truncated: bool
-    token_type_ids: list[int] | None = None
-    ranges: tuple[tuple[int, int], ...] = ()
-
-    @property
-    def span_ranges(self) -> tuple[tuple[int, int], ...]:
-        """Every span's ``[start, stop)`` (one span: ``((start, stop),)``)."""
-        return self.ranges or ((self.start, self.stop),)
 
 
 class PromptEncoder:
@@ -251,6 +234,23 @@ class PromptEncoder:
 
     def encode(self, prompts: Sequence[Prompt]) -> list[EncodedPrompt]:
         """Encode a batch of prompts (one tokenizer call), locating every span of each."""
+        rendered, enc = self._tokenize(prompts)
+        types = enc.get("token_type_ids") if self.text_pair else None
+        out: list[EncodedPrompt] = []
+        for i, (prompt, (_, reg)) in enumerate(zip(prompts, rendered, strict=True)):
+            ids: list[int] = list(enc["input_ids"][i])
+            tt: list[int] | None = None if types is None else list(types[i])
+            if self.spans == ("all",):
+                ranges = [(0, len(ids))]
+            else:
+                ranges = self._span_ranges(prompt, enc["offset_mapping"][i], reg)
+            out.append(self._truncate(prompt, ids, tt, ranges))
+        self._warn_truncated_and_short(out)
+        return out
+
+    def _tokenize(self, prompts: Sequence[Prompt]) -> tuple[list[tuple[str, CharRegions]], Any]:
+        """The rendered inputs with their character regions, and their tokenization (ids, and
+        offsets when a span must be located; segment ids of a text pair)."""
         if self.text_pair:
             for p in prompts:
                 if p.response is None:
@@ -262,94 +262,93 @@ class PromptEncoder:
             pair = {}
         offsets_needed = self.spans != ("all",)
         if offsets_needed and self.include_response:
-            enc = self._tokenize_apart(rendered)
-        else:
-            enc = self.tokenizer(
-                [r for r, _ in rendered],
-                **pair,
-                add_special_tokens=not self.chat,
-                return_offsets_mapping=offsets_needed,
-                return_attention_mask=False,
-                truncation=False,
-                verbose=False,
+            return rendered, self._tokenize_apart(rendered)
+        return rendered, self.tokenizer(
+            [r for r, _ in rendered],
+            **pair,
+            add_special_tokens=not self.chat,
+            return_offsets_mapping=offsets_needed,
+            return_attention_mask=False,
+            truncation=False,
+            verbose=False,
+        )
+
+    def _span_ranges(
+        self, prompt: Prompt, offsets: Sequence[tuple[int, int]], reg: CharRegions
+    ) -> list[tuple[int, int]]:
+        """Token ``[start, stop)`` of every span of one input (``spans`` order), from its
+        tokens' character offsets; a span that selects no token is an error."""
+        found, problems = token_ranges(
+            offsets, reg, self.spans, chat=self.chat, onset_tokens=self.onset_tokens
+        )
+        if problems:
+            span, why = next(iter(problems.items()))
+            raise ValueError(
+                f"prompt {prompt.id!r}: span {span!r} selects no token ({why}; "
+                f"{_template_name(self.tokenizer) if self.chat else 'plain text'}); "
+                "use another span, e.g. span='all' (aqi capture --span all)"
             )
-        types = enc.get("token_type_ids") if self.text_pair else None
-        out: list[EncodedPrompt] = []
-        n_truncated = 0
-        n_short_onset = 0
-        for i, (prompt, (_, reg)) in enumerate(zip(prompts, rendered, strict=True)):
-            ids: list[int] = list(enc["input_ids"][i])
-            tt: list[int] | None = None if types is None else list(types[i])
-            n = len(ids)
-            if not offsets_needed:
-                ranges = [(0, n)]
+        if "post_instruction" in self.spans and not self.chat:
+            self._say_plain_post()
+        return [found[s] for s in self.spans]
+
+    def _truncate(
+        self, prompt: Prompt, ids: list[int], tt: list[int] | None, ranges: list[tuple[int, int]]
+    ) -> EncodedPrompt:
+        """One input cut to ``max_length`` on the tokenizer's ``truncation_side`` (when
+        longer), its span ranges moved with the cut; a span cut away entirely is an error."""
+        n = len(ids)
+        truncated = self.max_length is not None and n > self.max_length
+        if truncated:
+            keep = int(self.max_length)  # type: ignore[arg-type]
+            if self.truncation_side == "left":
+                cut = n - keep
+                ids = ids[cut:]
+                tt = None if tt is None else tt[cut:]
+                ranges = [(max(a - cut, 0), b - cut) for a, b in ranges]
             else:
-                found, problems = token_ranges(
-                    enc["offset_mapping"][i],
-                    reg,
-                    self.spans,
-                    chat=self.chat,
-                    onset_tokens=self.onset_tokens,
+                ids = ids[:keep]
+                tt = None if tt is None else tt[:keep]
+                ranges = [(a, min(b, keep)) for a, b in ranges]
+            lost = [s for s, (a, b) in zip(self.spans, ranges, strict=True) if b <= a]
+            if lost:
+                raise ValueError(
+                    f"prompt {prompt.id!r}: {n} tokens, truncated to max_length="
+                    f"{keep} on the {self.truncation_side}, leaves none of its "
+                    f"{lost[0]!r} span; raise max_length (--max-length) or use "
+                    "span='all' (--span all)"
                 )
-                if problems:
-                    span, why = next(iter(problems.items()))
-                    raise ValueError(
-                        f"prompt {prompt.id!r}: span {span!r} selects no token ({why}; "
-                        f"{_template_name(self.tokenizer) if self.chat else 'plain text'}); "
-                        "use another span, e.g. span='all' (aqi capture --span all)"
-                    )
-                ranges = [found[s] for s in self.spans]
-                if "post_instruction" in self.spans and not self.chat:
-                    self._say_plain_post()
-            truncated = self.max_length is not None and n > self.max_length
-            if truncated:
-                n_truncated += 1
-                keep = int(self.max_length)  # type: ignore[arg-type]
-                if self.truncation_side == "left":
-                    cut = n - keep
-                    ids = ids[cut:]
-                    tt = None if tt is None else tt[cut:]
-                    ranges = [(max(a - cut, 0), b - cut) for a, b in ranges]
-                else:
-                    ids = ids[:keep]
-                    tt = None if tt is None else tt[:keep]
-                    ranges = [(a, min(b, keep)) for a, b in ranges]
-                lost = [s for s, (a, b) in zip(self.spans, ranges, strict=True) if b <= a]
-                if lost:
-                    raise ValueError(
-                        f"prompt {prompt.id!r}: {n} tokens, truncated to max_length="
-                        f"{keep} on the {self.truncation_side}, leaves none of its "
-                        f"{lost[0]!r} span; raise max_length (--max-length) or use "
-                        "span='all' (--span all)"
-                    )
-            if "response_onset" in self.spans:
-                a, b = ranges[self.spans.index("response_onset")]
-                n_short_onset += b - a < self.onset_tokens
-            out.append(
-                EncodedPrompt(
-                    input_ids=ids,
-                    start=ranges[0][0],
-                    stop=ranges[0][1],
-                    truncated=truncated,
-                    token_type_ids=tt,
-                    ranges=tuple(ranges),
-                )
-            )
+        return EncodedPrompt(
+            input_ids=ids,
+            start=ranges[0][0],
+            stop=ranges[0][1],
+            truncated=truncated,
+            token_type_ids=tt,
+            ranges=tuple(ranges),
+        )
+
+    def _warn_truncated_and_short(self, encoded: Sequence[EncodedPrompt]) -> None:
+        """Say how many inputs were truncated, and how many responses are shorter than the
+        ``"response_onset"`` span (one warning each, for :meth:`encode`'s caller)."""
+        n_truncated = sum(e.truncated for e in encoded)
         if n_truncated:
             warnings.warn(
                 f"{n_truncated} prompt(s) longer than max_length={self.max_length} tokens were "
                 f"truncated on the {self.truncation_side}; they are flagged in the store's "
                 "'truncated' column",
-                stacklevel=3,
+                stacklevel=4,
             )
+        if "response_onset" not in self.spans:
+            return
+        k = self.spans.index("response_onset")
+        n_short_onset = sum(e.ranges[k][1] - e.ranges[k][0] < self.onset_tokens for e in encoded)
         if n_short_onset:
             warnings.warn(
                 f"{n_short_onset} response(s) have fewer than onset_tokens={self.onset_tokens} "
                 "tokens; their 'response_onset' span holds all of their tokens (counted in the "
                 "store's span_tokens column)",
-                stacklevel=3,
+                stacklevel=4,
             )
-        return out
 
     def _tokenize_apart(self, rendered: Sequence[tuple[str, CharRegions]]) -> dict[str, Any]:
         """Tokenize each input's prompt and response apart, as generation sees them.
@@ -389,7 +388,7 @@ class PromptEncoder:
             warnings.warn(
                 "span 'post_instruction' without a chat template: plain text has no "
                 "post-instruction tokens, so the final prompt token is read",
-                stacklevel=4,
+                stacklevel=5,
             )
 
 
@@ -411,98 +410,3 @@ def _locate(
         f"prompt {pid!r}: the {_template_name(tokenizer)} changed its {what} so it cannot be "
         "located in the rendered input; use span='all' (aqi capture --span all)"
     )
-
-
-def plan_batches(
-    lengths: Sequence[int], batch_size: int, max_tokens: int | None
-) -> list[list[int]]:
-    """Group rows into batches, longest first, bounded by rows and by padded tokens.
-
-    Rows are sorted by length (longest first, ties in row order) and cut into
-    batches of at most ``batch_size`` rows whose padded size (rows x longest
-    row) stays within ``max_tokens``. A row longer than ``max_tokens`` runs
-    alone, so one long input never pads a whole batch to its length.
-
-    Parameters
-    ----------
-    lengths : sequence of int
-        Token count of each row (after truncation).
-    batch_size : int
-        Most rows per batch.
-    max_tokens : int or None
-        Most padded tokens per batch; ``None``: no bound.
-
-    Returns
-    -------
-    list of list of int
-        Row indices of each batch.
-
-    Examples
-    --------
-    >>> plan_batches([5, 100, 6, 7], batch_size=3, max_tokens=None)
-    [[1, 3, 2], [0]]
-    >>> plan_batches([5, 100, 6, 7], batch_size=3, max_tokens=64)
-    [[1], [3, 2, 0]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            cur = batches[-1]
-            width = lengths[cur[0]]  # the longest: rows come longest first
-            fits = max_tokens is None or (len(cur) + 1) * width <= max_tokens
-            if len(cur) < batch_size and fits:
-                cur.append(i)
-                continue
-        batches.append([i])
-    return batches
-
-
-def span_masks(encoded: Sequence[EncodedPrompt], side: str) -> list[torch.Tensor]:
-    """One ``[B, T]`` bool mask per span (``EncodedPrompt.span_ranges`` order), padded like
-    :func:`pad_batch`."""
-    if side not in ("left", "right"):
-        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
-    width = max(len(e.input_ids) for e in encoded)
-    n_spans = len(encoded[0].span_ranges)
-    masks = [torch.zeros((len(encoded), width), dtype=torch.bool) for _ in range(n_spans)]
-    for i, e in enumerate(encoded):
-        off = width - len(e.input_ids) if side == "left" else 0
-        for mask, (a, b) in zip(masks, e.span_ranges, strict=True):
-            mask[i, off + a : off + b] = True
-    return masks
-
-
-def pad_batch(
-    encoded: Sequence[EncodedPrompt], pad_id: int, side: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a batch; returns ``input_ids``, ``attention_mask`` and the first span's mask
-    (all ``[B, T]``; :func:`span_masks` gives every span's)."""
-    if side not in ("left", "right"):
-        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
-    width = max(len(e.input_ids) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(encoded), width), dtype=torch.long)
-    span = torch.zeros((len(encoded), width), dtype=torch.bool)
-    for i, e in enumerate(encoded):
-        n = len(e.input_ids)
-        off = width - n if side == "left" else 0
-        ids[i, off : off + n] = torch.as_tensor(e.input_ids, dtype=torch.long)
-        attn[i, off : off + n] = 1
-        span[i, off + e.start : off + e.stop] = True
-    return ids, attn, span
-
-
-def pad_token_type_ids(encoded: Sequence[EncodedPrompt], side: str) -> torch.Tensor | None:
-    """Segment ids of a text-pair batch padded like :func:`pad_batch` (``None`` without)."""
-    if side not in ("left", "right"):
-        raise ValueError(f"padding_side={side!r}; expected 'left' or 'right'")
-    if any(e.token_type_ids is None for e in encoded):
-        return None
-    width = max(len(e.input_ids) for e in encoded)
-    out = torch.zeros((len(encoded), width), dtype=torch.long)
-    for i, e in enumerate(encoded):
-        n = len(e.input_ids)
-        off = width - n if side == "left" else 0
-        out[i, off : off + n] = torch.as_tensor(e.token_type_ids, dtype=torch.long)
-    return out

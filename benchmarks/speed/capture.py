@@ -7,6 +7,8 @@ usual ``output_hidden_states`` pipeline, run in this one process.
     python benchmarks/speed/capture.py --long-prompt    # one 60,000-character prompt among 200
     python benchmarks/speed/capture.py --device cuda --dtype bfloat16   # on a GPU (ratios, memory)
     python benchmarks/speed/capture.py --spans          # two spans in one forward vs one span
+    python benchmarks/speed/capture.py --phases         # where capture's time goes, phase by phase
+    python benchmarks/speed/capture.py --phases --n 64 --device cuda --dtype bfloat16
 
 Prints:
 1. capture time / bare forward time over the same batches (target <= 1.10);
@@ -19,7 +21,20 @@ Prints:
    alone (target <= 1.5);
 6. with ``--spans`` only: capture of two spans (instruction, post_instruction: the default)
    / capture of one (instruction), same prompts, layers and poolings, best of ``--repeats``
-   alternating runs (target <= 1.05).
+   alternating runs (target <= 1.05);
+7. with ``--phases`` only: one capture (``--n`` prompts, default all; ``--device``,
+   ``--dtype``) with its phases timed, seconds and share of the capture's wall time each:
+   setup (provenance and weights fingerprint, lock, resume), tokenise (encoding and batch
+   planning), batching (padding, span masks, inputs to the device), forward (the model
+   with its hooks, their pooling excepted), pooling, device copy (pooled tensors to the
+   host), HDF5 write, commit (a window's part file), consolidation (the parts into the
+   store), and the rest (prompt loading, layer resolution, the finite check, progress);
+   then the bare forward over the same batches (backbone only, and with the LM head) and
+   capture / backbone forward, forward + pooling / backbone forward. The phases are timed
+   through ``aqi.activations._phases.timing_phases`` (a capture run without it times
+   nothing); on a GPU the timer synchronises at every phase boundary, which takes away
+   the overlap of host and device work, so read the shares, and compare the ratio with
+   that of an untimed run (``--device``).
 """
 
 from __future__ import annotations
@@ -46,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import aqi
 from aqi.activations import PromptEncoder, PromptSet
 from aqi.demo import load_demo_model
-from aqi.prompts.encoding import pad_batch
+from aqi.prompts.batching import pad_batch
 from benchmarks.real_prompts import real_prompts, repeated
 
 POOLINGS = ("mean", "last")
@@ -382,6 +397,50 @@ def spans_report(repeats: int, n: int | None) -> None:
     print(f"6. two spans / one span       = {ratio:.3f}  (target <= 1.05)")
 
 
+def phases_report(device_name: str, dtype_name: str, n: int | None) -> None:
+    """One capture with its phases timed (:data:`aqi.activations._phases.PHASES`), against
+    the bare forward over the same batches: where capture's time beyond the forward lives."""
+    from aqi.activations._phases import timing_phases
+    from aqi.loading import resolve_dtype
+
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device_name}: no CUDA device is visible")
+    model, tok = load_demo_model()
+    model = model.to(device=device, dtype=resolve_dtype(dtype_name, device.type))
+    prompts = real_prompts()
+    if n is not None:
+        prompts = like_the_whole_set(prompts, n, tok)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"CPU ({torch.get_num_threads()} threads)")  # fmt: skip
+    print(f"SmolLM2-135M-Instruct on {name} in {dtype_name}, {len(prompts)} prompts, "
+          f"30 blocks x {len(POOLINGS)} poolings, batch {BATCH}: capture's phases")
+    bare_forward(model, tok, prompts[:32])  # warm-up (kernels, allocator)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    with tempfile.TemporaryDirectory() as d:
+        aqi.capture(model, tok, prompts[:32], Path(d) / "warm.h5", pooling=POOLINGS,
+                    writing=QUIET).close()  # fmt: skip
+        with timing_phases(sync) as timer:
+            _sync(device)
+            t0 = time.perf_counter()
+            aqi.capture(model, tok, prompts, Path(d) / "cap.h5", pooling=POOLINGS,
+                        writing=QUIET).close()  # fmt: skip
+            _sync(device)
+            total = time.perf_counter() - t0
+    t_backbone, tokens = bare_forward(model, tok, prompts, backbone_only=True)
+    t_bare, _ = bare_forward(model, tok, prompts)
+    seconds = {**timer.seconds, "rest": total - sum(timer.seconds.values())}
+    for phase, s in seconds.items():
+        print(f"  {phase:14s} {s:8.2f} s  {s / total:6.1%}")
+    print(f"  {'capture':14s} {total:8.2f} s  ({tokens / total:,.0f} tokens/s)")
+    print(f"bare forward, same batches: backbone only {t_backbone:.2f} s, with LM head "
+          f"{t_bare:.2f} s")
+    fwd = seconds["forward"] + seconds["pooling"]
+    print(f"7. capture / backbone forward = {total / t_backbone:.3f}; forward + pooling / "
+          f"backbone forward = {fwd / t_backbone:.3f}; the rest of capture's time is "
+          f"{(total - fwd) / t_backbone:.3f} x the backbone forward")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -403,16 +462,25 @@ def main() -> None:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--rss-only", action="store_true", help="only the memory measurement")
     ap.add_argument("--device", default=None,
-                    help="cuda, cuda:N or cpu: the device report (ratios, tokens/s, GPU memory)")
-    ap.add_argument("--dtype", default="auto", help="with --device: float32, bfloat16, float16")
+                    help="cuda, cuda:N or cpu: the device report (ratios, tokens/s, GPU memory); "
+                         "with --phases, where the phases are timed")
+    ap.add_argument("--dtype", default="auto",
+                    help="with --device (or --phases): float32, bfloat16, float16")
     ap.add_argument("--spans", action="store_true",
                     help="only: two spans in one forward pass vs one span")
     ap.add_argument("--repeats", type=int, default=3, help="for --spans: alternating runs each")
+    ap.add_argument("--phases", action="store_true",
+                    help="only: one capture with its phases timed (forward, pooling, device "
+                         "copy, HDF5 write, commit, consolidation, ...) vs the bare forward")
     ap.add_argument("--n", type=int, default=None,
-                    help="for --spans: prompts (default all; a subset keeps the length profile)")
+                    help="for --spans and --phases: prompts (default all; a subset keeps the "
+                         "length profile)")
     args = ap.parse_args()
     if args.spans:
         spans_report(args.repeats, args.n)
+        return
+    if args.phases:
+        phases_report(args.device or "cpu", args.dtype, args.n)
         return
     if args.device:
         device_report(args.device, args.dtype)
