@@ -124,17 +124,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{side}] capture {cap[side][-1]['capture_s']:.2f} s, backbone forward "
                   f"{cap[side][-1]['forward_s']:.2f} s", flush=True)  # fmt: skip
             if not args.skip_audit:
-                reuse[side].append(_audit_reuse(sides[side]))
-                print(f"[{side}] audit reuse {json.dumps(reuse[side][-1])}", flush=True)
+                r = _audit_reuse(sides[side])
+                reuse[side].append({k: r[k] for k in ("first_seconds", "second_seconds",
+                                                      "ratio")})  # fmt: skip
+                print(f"[{side}] audit reuse: first {r['first_seconds']:.2f} s, second "
+                      f"{r['second_seconds']:.2f} s", flush=True)  # fmt: skip
     res: dict[str, dict[str, float]] = {}
     for side, runs in cap.items():
         res[side] = {"capture_s": _median(runs, "capture_s"),
                      "capture_over_forward": statistics.median(
                          x["capture_s"] / x["forward_s"] for x in runs)}  # fmt: skip
-        if reuse[side]:
-            for key in reuse[side][0]:
-                if isinstance(reuse[side][0][key], (int, float)):
-                    res[side][f"reuse_{key}"] = _median(reuse[side], key)
+        for key in reuse[side][0] if reuse[side] else ():
+            res[side][f"reuse_{key}"] = _median(reuse[side], key)
     print(f"\n{args.repeats} alternating runs per checkout, {args.n} prompts; medians")
     print(f"{'figure':28s} {'before':>10s} {'after':>10s} {'after/before':>13s}")
     ratios = {}
