@@ -400,8 +400,11 @@ def _capture_command(args: argparse.Namespace, model: Any, tok: Any, prompts: An
                           max_prompt_tokens=_prompt_limit(args),
                           include_response=include_response,
                           onset_tokens=args.onset_tokens)  # fmt: skip
-    writing = Writing(batch_size=args.batch_size, overwrite=args.overwrite,
-                      max_tokens_per_batch=args.max_tokens_per_batch)  # fmt: skip
+    # no --max-tokens-per-batch: Writing's default (8192), as the help says (it was None,
+    # unbounded batches, before 0.3)
+    bound = {} if args.max_tokens_per_batch is None else {
+        "max_tokens_per_batch": args.max_tokens_per_batch}
+    writing = Writing(batch_size=args.batch_size, overwrite=args.overwrite, **bound)
     store = capture(model, tok, prompts, args.out, layers=args.layers,
                     pooling=[p.strip() for p in args.pooling.split(",")], spans=args.span,
                     rendering=rendering, writing=writing)  # fmt: skip

@@ -60,6 +60,9 @@ def test_capture_then_info_json(tiny_model_dir, tmp_path, capsys):
     assert info["layers"] == ["model.layers.0", "model.layers.2"]
     assert main(["info", str(out)]) == 0
     assert "complete, 2/2 rows (1 unsafe)" in capsys.readouterr().out
+    # no --max-tokens-per-batch: the documented bound (8192), not unbounded batches (before)
+    with aqi.open_store(out) as s:
+        assert s.provenance["capture"]["max_tokens_per_batch"] == 8192
 
 
 @pytest.mark.parametrize(
