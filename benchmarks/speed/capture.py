@@ -294,6 +294,18 @@ def rss_report(n_small: int, n_big: int, repeats: int = 2) -> None:
     )
 
 
+def _demo_model_on(device_name: str, dtype_name: str) -> tuple[torch.device, Any, Any]:
+    """The demo model and its tokenizer on ``device_name`` in ``dtype_name`` (a CUDA device
+    that is not visible is refused)."""
+    from aqi.loading import resolve_dtype
+
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device_name}: no CUDA device is visible")
+    model, tok = load_demo_model()
+    return device, model.to(device=device, dtype=resolve_dtype(dtype_name, device.type)), tok
+
+
 def device_report(device_name: str, dtype_name: str) -> None:
     """Capture on an accelerator (or the CPU) in a given dtype: the headline ratios there.
 
@@ -302,13 +314,7 @@ def device_report(device_name: str, dtype_name: str) -> None:
     of the capture (CUDA only). Where no GPU is available, ``--device cpu --dtype
     bfloat16`` runs the same code.
     """
-    from aqi.loading import resolve_dtype
-
-    device = torch.device(device_name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device_name}: no CUDA device is visible")
-    model, tok = load_demo_model()
-    model = model.to(device=device, dtype=resolve_dtype(dtype_name, device.type))
+    device, model, tok = _demo_model_on(device_name, dtype_name)
     prompts = real_prompts()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"SmolLM2-135M-Instruct on {name} in {dtype_name}, {len(prompts)} prompts, "
@@ -401,13 +407,7 @@ def phases_report(device_name: str, dtype_name: str, n: int | None) -> None:
     """One capture with its phases timed (:data:`aqi.activations._phases.PHASES`), against
     the bare forward over the same batches: where capture's time beyond the forward lives."""
     from aqi.activations._phases import timing_phases
-    from aqi.loading import resolve_dtype
-
-    device = torch.device(device_name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device_name}: no CUDA device is visible")
-    model, tok = load_demo_model()
-    model = model.to(device=device, dtype=resolve_dtype(dtype_name, device.type))
+    device, model, tok = _demo_model_on(device_name, dtype_name)
     prompts = real_prompts()
     if n is not None:
         prompts = like_the_whole_set(prompts, n, tok)
