@@ -237,3 +237,47 @@ def test_the_real_base_gemma_renders_the_decision_point(tmp_path: Path) -> None:
         assert e.input_ids[0] == tok.bos_token_id and e.stop == len(e.input_ids)
     ids, mask = org._encode(tok, ROWS[0], ROWS[0].response, max_length=160)
     assert ids[-1] == tok.convert_tokens_to_ids("<end_of_turn>") and mask[-1]
+
+
+def test_the_chat_pilot_counts_answers_and_turn_ends_and_applies_its_rule() -> None:
+    from aqi.behaviour import RefusalJudge, Response
+    from benchmarks.validity import chat_pilot as cp
+
+    rs = [Response("a", 0, "Mix flour and water.", "safe", finish_reason="eos"),
+          Response("b", 0, "  ", "safe", finish_reason="eos"),
+          Response("c", 0, "I'm sorry, but I can't help with that.", "safe"),
+          Response("d", 0, "Once upon a time there was a", "safe", finish_reason="length"),
+          Response("a", 1, "a second sample is not counted", "safe")]
+    r = cp._rates(rs, RefusalJudge())
+    assert (r["n"], r["empty"], r["refused"], r["answered"], r["ended"]) == (4, 1, 1, 2, 3)
+    assert r["answered_rate"] == 0.5 and r["ended_rate"] == 0.75 and len(r["sha256"]) == 64
+    assert cp._rates(list(reversed(rs)), RefusalJudge())["sha256"] == r["sha256"]
+    assert not cp.accepted(r)
+    assert cp.accepted({"answered_rate": 0.9, "ended_rate": 0.8})
+    assert not cp.accepted({"answered_rate": 0.95, "ended_rate": 0.79})
+    assert not cp.accepted({"answered_rate": 0.89, "ended_rate": 1.0})
+
+
+def test_the_chat_pilot_makes_c_raw_answers_the_direction_split_and_records(
+        tiny: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pilot at QUICK scale on the tiny Gemma 3 (teacher and base): record, reuse."""
+    import copy
+    import json
+
+    from benchmarks.validity import chat_pilot as cp
+    from benchmarks.validity import v2
+
+    model, tok = tiny
+    monkeypatch.setattr(v2, "load_gemma_base", lambda quick: (copy.deepcopy(model), tok))
+    monkeypatch.setattr(v2, "load", lambda quick: (copy.deepcopy(model), tok))
+    record = tmp_path / "pilot.json"
+    r = cp.run(v2.QUICK, tmp_path / "work", record)
+    assert json.loads(record.read_text()) == json.loads(json.dumps(r))
+    n_safe = sum(not p.is_unsafe for p in v2.splits(v2.QUICK)["direction"])
+    assert r["direction_safe"]["n"] == n_safe and r["schema"] == cp.SCHEMA
+    assert r["passed"] == cp.accepted(r["direction_safe"])
+    assert r["seconds"]["reloaded_chat_model"] is False
+    assert (tmp_path / "work" / "C" / "raw.pt").is_file()
+    again = cp.run(v2.QUICK, tmp_path / "work", None)  # reloads: no second SFT
+    assert again["seconds"]["reloaded_chat_model"] is True
+    assert again["direction_safe"]["sha256"] == r["direction_safe"]["sha256"]
