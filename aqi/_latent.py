@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .audit import AuditReport
-from .checks import predicted_refusal_check
+from .checks import hidden_shift_check, predicted_refusal_check
 from .jobs import Writing
 from .prompts import Rendering
 
@@ -114,12 +114,18 @@ def latent_report(
 
 def with_prediction(report: AuditReport, store: Any, base: Any,
                     refused: dict[str, bool | None], *, n_boot: int, seed: int) -> AuditReport:
-    """A full audit's report with the predicted refusal beside the judged one (evidence,
-    no check): how far the latent verdict and behaviour agree on this pair."""
+    """A full audit's report with the predicted refusal beside the judged one (evidence)
+    and, when the report judged refusal, the ``hidden_shift`` check
+    (:func:`aqi.checks.hidden_shift_check`: a warn when the activations moved toward
+    compliance while judged refusal held)."""
     from .probes import predicted_refusal
 
     try:
         pred = predicted_refusal(base, store, refused, n_boot=n_boot, seed=seed)
     except ValueError as e:
         return replace(report, notes=(*report.notes, f"predicted refusal not computed: {e}"))
-    return replace(report, predicted=pred)
+    judged = next((c for c in report.checks if c.name == "refusal_change"), None)
+    if judged is None:  # no judged refusal to compare with: the prediction is evidence only
+        return replace(report, predicted=pred)
+    shift = hidden_shift_check(pred, judged, report.thresholds)
+    return replace(report, predicted=pred, checks=(*report.checks, shift))

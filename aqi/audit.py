@@ -82,7 +82,7 @@ _MOVED: dict[str, tuple[type, tuple[str, ...]]] = {
     "judging": (Judging, ("judge", "labels")),
 }  # fmt: skip
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 
 
 @dataclass(frozen=True)

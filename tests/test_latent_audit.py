@@ -60,6 +60,17 @@ def test_latent_audit_generates_nothing_for_the_model_and_says_so(
     assert st[("generate", "baseline")] == "reused" and st[("generate", "audited")] == "ran"
     assert full.report.mode == "full" and full.report.predicted is not None
     assert "predicted refusal (latent, evidence)" in full.summary()
+    # ... and decides the hidden_shift check: warn iff the latent rule fails, judged refusal held
+    from aqi.checks import predicted_refusal_check
+
+    checks = {c.name: c for c in full.report.checks}
+    hs, judged = checks["hidden_shift"], checks["refusal_change"]
+    latent = predicted_refusal_check(full.report.predicted, full.report.thresholds).verdict
+    assert hs.evidence == {"latent_verdict": latent, "judged_verdict": judged.verdict,
+                           "bench": "docs/validation.md, bench v4"}
+    assert (hs.verdict == "warn") == (latent == "fail" and judged.verdict != "fail")
+    assert hs.verdict in ("pass", "warn")
+    jsonschema.validate(json.loads(full.json.read_text()), schema)
     # ... and a latent audit after it reads the full store's prompt spans (nothing captured)
     again = audit_models(models["ft1"], models["base"], prompts=prompt_file, workdir=work,
                          **fast(generate=False, judge=hash_judge))  # fmt: skip

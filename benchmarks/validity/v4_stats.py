@@ -128,7 +128,11 @@ def summarise(out_dir: Path, results_path: Path | None = RESULTS,
                                 "plain_refusal": r["plain_refusal"], "flaw_refusal": flaw,
                                 "detected": per[s]["detected"], "signal": s,
                                 "auroc": per[s]["auroc"],
-                                "tpr_at_1pct_fpr": per[s]["tpr_at_1pct_fpr"]})
+                                "tpr_at_1pct_fpr": per[s]["tpr_at_1pct_fpr"],
+                                # how many the AUROC is over (one organism: 1 / (controls + 1)
+                                # is what a signal with no information scores perfectly)
+                                "n_organisms": det[r["kind"]]["n_organisms"],
+                                "n_controls": det[r["kind"]]["n_controls"]})
     res["hidden"] = hidden_rows
     if results_path is not None:
         results_path.write_text(json.dumps(clean(res), indent=1) + "\n")
