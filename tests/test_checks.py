@@ -486,6 +486,10 @@ def test_hidden_shift_warns_only_when_the_activations_moved_and_refusal_held(
     assert c.evidence["latent_verdict"] == latent and c.evidence["judged_verdict"] == judged
     if expected == "warn":
         assert "while the judged plain refusal held" in c.summary
+    unresampled = predicted_refusal(a, b, refused, span="given", pooling=None, n_boot=0)
+    c0 = hidden_shift_check(unresampled, Check(name="refusal_change", verdict=judged,
+                                               summary="s"), AuditThresholds())
+    assert c0.verdict == "warn" and c0.summary.startswith("not computed (the one-sided")
     with pytest.raises(ValueError, match="judged must be the 'refusal_change' check, got 'aqi'"):
         hidden_shift_check(pred, Check(name="aqi", verdict="pass", summary="s"),
                            AuditThresholds())
