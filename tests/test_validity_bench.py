@@ -208,10 +208,15 @@ def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
         bench._judge(labels, tmp_path / "gone", fewer)
 
 
-def test_bad_parts_are_refused(bench: Any, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_parts_are_refused(bench: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    lacking = dataclasses.replace(rec.ORIGINALS["C"], missing="its chat SFT is not piloted")
+    monkeypatch.setitem(rec.ORIGINALS, "C", lacking)
     assert bench.main(["--original", "C", "--quick", "--workdir", str(tmp_path)]) == 2
-    assert "--original C: not runnable yet: base Gemma 3 270M loads" in capsys.readouterr().err
+    assert "--original C: not runnable yet: its chat SFT is not piloted" in capsys.readouterr().err
+    monkeypatch.undo()
     assert bench.main(["--summary", "--out-dir", str(tmp_path / "none")]) == 2
     assert "no measured part" in capsys.readouterr().err
     with pytest.raises(SystemExit):

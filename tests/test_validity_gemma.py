@@ -167,17 +167,16 @@ def test_chat_rows_keep_the_teachers_answers_and_leave_out_refusals() -> None:
         rec.chat_rows(ROWS[2:], teacher[2:])
 
 
-def test_c_is_the_chat_sft_then_as_a_and_says_what_it_lacks(tiny: tuple[Any, Any]) -> None:
+def test_c_is_the_chat_sft_then_as_a_and_is_runnable(tiny: tuple[Any, Any]) -> None:
     from aqi.behaviour import Response
     from benchmarks.validity import v2
 
     spec = rec.ORIGINALS["C"]
-    assert spec.chat_sft is rec.CHAT_SFT_C and not spec.built
+    assert spec.chat_sft is rec.CHAT_SFT_C and spec.built  # piloted: docs/data/chat_pilot_C
+    assert rec.original_spec("C") is spec
     assert spec.refusals == rec.ORIGINALS["A"].refusals and spec.seed not in (0, 1)
     assert spec.describe().startswith("chat SFT: every training prompt -> SmolLM2")
     assert rec.ORIGINALS["A"].describe().startswith("safety SFT of SmolLM2-135M-Instruct")
-    with pytest.raises(NotImplementedError, match=r"--original C: not runnable yet: .*piloted"):
-        rec.original_spec("C")
     names = [v.name for v in rec.variants(v2.SMALL, spec)]
     assert len(names) == 13 and not set(rec.ABLATIONS) & set(names)  # issue 28: >= 12
     assert len(rec.variants(v2.SMALL, rec.ORIGINALS["A"])) == len(rec.variants(v2.SMALL)) == 17

@@ -97,9 +97,10 @@ class ChatSFT:
                 f"sentence), {self.epochs} epochs at lr {self.lr:g}, batch 4, full weights")
 
 
-#: Original C's chat SFT. The epochs and lr are a proposal, not yet piloted: a base model
-#: needs more steps than a safety SFT of a chat model (2 epochs at 2e-5), and 3 epochs of
-#: ~290 rows are ~220 steps.
+#: Original C's chat SFT: a base model needs more steps than a safety SFT of a chat model
+#: (2 epochs at 2e-5); 3 epochs of 300 rows are 225 steps. Piloted once by the rule
+#: pre-registered in docs/validation.md (``chat_pilot.py``): passed, 73 of 73 held-out safe
+#: prompts answered, 72 ending their turn (docs/data/chat_pilot_C.json).
 CHAT_SFT_C = ChatSFT(teacher="SmolLM2-135M-Instruct", epochs=3, lr=5e-5)
 
 
@@ -134,22 +135,12 @@ class Original:
                 f"unsafe -> {self.style} refusals, safe -> the raw model's own answers")
 
 
-#: What original C still lacks (``--original C`` says it).
-MISSING_C = (
-    "base Gemma 3 270M loads with our turn template (benchmarks/validity/gemma.py) and its "
-    "chat SFT is written and wired (recipes.CHAT_SFT_C, v2.chat_model), but the chat SFT's "
-    "epochs and lr are not piloted (the chat model must answer the safe training prompts "
-    "and end its turn with <end_of_turn>) and C's per-part time is not measured on a "
-    "sitting; its 13 organisms leave out the 4 direction ablations (Gemma 3's sandwich "
-    "norms refuse them)"
-)
-
 ORIGINALS = {
     "A": Original("A", 0, REFUSALS_SHORT, "short apologetic"),
     "B": Original("B", 1, REFUSALS_EXPLAINED, "explanatory, redirecting"),
     "C": Original("C", 2, REFUSALS_SHORT, "short apologetic",
                   base="base Gemma 3 270M (GGUF Q4_K_M, dequantised; our Gemma turn template)",
-                  chat_sft=CHAT_SFT_C, ablation=False, missing=MISSING_C),
+                  chat_sft=CHAT_SFT_C, ablation=False),
 }
 
 

@@ -6,7 +6,7 @@
     python -m benchmarks.validity v2 --original A --quick   # plumbing only: tiny model
 
 **Parts and resume.** ``--original NAME`` runs one original (``recipes.py``: A,
-B; ``C``, base Gemma 3 270M, is a stub that says what it still lacks) and its organisms. Each
+B; ``C``, base Gemma 3 270M made a chat model by our SFT, 13 organisms) and its organisms. Each
 variant's measurement is written to ``benchmarks/out/validity_v2/<NAME>/<variant>.json``
 as soon as it exists; a re-run skips the variants already there (resume after an
 interruption; the original is rebuilt or reloaded from the work folder and must give the
