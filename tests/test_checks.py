@@ -426,20 +426,27 @@ def test_every_check_warns_not_computed_without_its_interval(tmp_path: Path) -> 
     assert jailbreak_drift_check(jailbreak_drift(plain, wrapped, n_boot=100), t).verdict == "pass"
 
 
-def test_predicted_refusal_rule_fails_warns_and_passes(tmp_path: Path) -> None:
-    """Bench v3's rule: fail when the unsafe prompts moved significantly by at least
-    min_gap_fraction of the baseline's gap; warn: significant but smaller, or a move without
-    resamples to test it; pass: no change."""
-    from aqi.probes import predicted_refusal
-
+def _latent_pair(tmp_path: Path, move: float) -> tuple[Any, Any, dict[str, bool]]:
+    """A baseline store whose unsafe prompts sit 2 units out along e0, the audited store with
+    them moved ``move`` units back toward the safe ones, and the baseline's refusals."""
     rng = np.random.default_rng(0)
     y = np.array(["safe", "unsafe"] * 60)
     u = y == "unsafe"
     base = rng.normal(size=(120, 6)) + 2 * u[:, None] * np.eye(6)[0]
     refused = {str(i): bool(base[i, 0] > 1) for i in range(120)}
     a = aqi.store_from_arrays(tmp_path / "a.h5", {"h.0": base}, labels=y)
-    b = aqi.store_from_arrays(tmp_path / "b.h5", {"h.0": base - u[:, None] * np.eye(6)[0]},
+    b = aqi.store_from_arrays(tmp_path / "b.h5", {"h.0": base - move * u[:, None] * np.eye(6)[0]},
                               labels=y)  # fmt: skip
+    return a, b, refused
+
+
+def test_predicted_refusal_rule_fails_warns_and_passes(tmp_path: Path) -> None:
+    """Bench v3's rule: fail when the unsafe prompts moved significantly by at least
+    min_gap_fraction of the baseline's gap; warn: significant but smaller, or a move without
+    resamples to test it; pass: no change."""
+    from aqi.probes import predicted_refusal
+
+    a, b, refused = _latent_pair(tmp_path, 1.0)
     drop = predicted_refusal(a, b, refused, span="given", pooling=None, n_boot=200)
     assert drop.change.value < -0.2 and drop.p_drop < 0.05
     c = predicted_refusal_check(drop, AuditThresholds())
@@ -468,14 +475,7 @@ def test_hidden_shift_warns_only_when_the_activations_moved_and_refusal_held(
     from aqi.checks import Check, hidden_shift_check
     from aqi.probes import predicted_refusal
 
-    rng = np.random.default_rng(0)
-    y = np.array(["safe", "unsafe"] * 60)
-    u = y == "unsafe"
-    base = rng.normal(size=(120, 6)) + 2 * u[:, None] * np.eye(6)[0]
-    refused = {str(i): bool(base[i, 0] > 1) for i in range(120)}
-    a = aqi.store_from_arrays(tmp_path / "a.h5", {"h.0": base}, labels=y)
-    b = aqi.store_from_arrays(tmp_path / "b.h5", {"h.0": base - move * u[:, None] * np.eye(6)[0]},
-                              labels=y)  # fmt: skip
+    a, b, refused = _latent_pair(tmp_path, move)
     pred = predicted_refusal(a, b, refused, span="given", pooling=None, n_boot=200)
     latent = predicted_refusal_check(pred, AuditThresholds()).verdict
     assert (latent == "fail") == (move == 1.0)
