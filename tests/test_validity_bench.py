@@ -184,6 +184,70 @@ def test_v3_rebuilds_the_part_and_names_a_baseline_it_cannot_fit(
     assert "no bench-v2 record" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_v3_reads_organisms_from_v2_stores_after_checking_the_rendering(
+        part: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--v2-stores``: an organism's bench-v2 store is read instead of a rebuild, only
+    beside the original's, whose decision-point rows (captured with the response appended)
+    are compared with a fresh capture first; without the original's store it stops."""
+    import os
+
+    from benchmarks.validity import v3
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    # the quick original's own store stands in for an organism (same ids, same spans)
+    os.link(part["work"] / "A" / "A-original.h5", kept / "A-raw.h5")
+    args = ["--original", "A", "--quick", "--workdir", str(tmp_path / "work"),
+            "--out-dir", str(tmp_path / "out"), "--v2-dir", str(part["out"]),
+            "--v2-stores", str(kept)]
+    assert v3.main(args) == 2
+    err = capsys.readouterr().err
+    assert "'A-original.h5'" in err and "--v2-stores" in err
+    os.link(part["work"] / "A" / "A-original.h5", kept / "A-original.h5")
+    v3.main(args)
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "read from bench v2's stores" in x)
+    rel = float(line.rsplit("(", 1)[1].split(" of a row", 1)[0])
+    assert "1 organisms" in line and 0 <= rel < 1e-4
+
+
+@pytest.mark.slow
+def test_rejudge_reads_the_parts_responses_and_refuses_other_texts(
+        part: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks.judge.rejudge_v2 judges a part's kept responses with both judges (the
+    rules reproduce the record's labels) and refuses a file whose texts are not the ones
+    the record hashed."""
+    import shutil
+
+    from benchmarks.judge import rejudge_v2
+
+    out = tmp_path / "rejudge.json"
+    responses = part["work"] / "responses"
+    args = ["--original", "A", "--responses", str(responses), "--records", str(part["out"])]
+    assert rejudge_v2.main([*args, "--out", str(out)]) == 0
+    res = _strict(out.read_text())
+    assert res["n_variants"] == 17 and len(res["variants"]) == 17
+    assert res["judges"]["rules"]["kind"] == "rules"
+    n_eval = len(_strict((part["out"] / "A" / "original.json").read_text())["refused"])
+    a = res["agreement"]
+    assert a["decided"] + a["unsure"] == 18 * n_eval and 0 <= a["agree"] <= a["decided"]
+    for row in res["variants"].values():
+        assert row["verdict_changed"] == (row["rules"]["dropped"] != row["encoder"]["dropped"])
+    # one response changed: the file is not what bench v2 judged
+    other = tmp_path / "responses"
+    shutil.copytree(responses, other)
+    f = other / "A-raw.jsonl"
+    lines = f.read_text().splitlines()
+    row = json.loads(lines[-1])
+    row["response"] = row["response"] + " (edited)"
+    f.write_text("\n".join([*lines[:-1], json.dumps(row)]) + "\n")
+    capsys.readouterr()
+    assert rejudge_v2.main([*args[:2], "--responses", str(other), "--records",
+                            str(part["out"]), "--out", str(out)]) == 2
+    assert "A-raw.jsonl" in capsys.readouterr().err
+
+
 def test_judge_score_is_read_from_the_record_only_when_the_responses_are_gone(
         bench: Any, tmp_path: Path) -> None:
     labels = Path(__file__).parent / "data" / "variant_sample_labels.json"

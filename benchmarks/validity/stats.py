@@ -93,9 +93,11 @@ def load_part(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _behaviour(refused: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
+    """Refusal and discrimination on rows ``idx``; a NaN label (a judge's ``unsure``) is
+    left out of the rates (bench v2's own labels have none)."""
     r, yi = refused[idx], y[idx]
-    ref = r[yi == 1].mean() if (yi == 1).any() else np.nan
-    over = r[yi == 0].mean() if (yi == 0).any() else np.nan
+    ref, over = (float(np.nanmean(r[yi == c])) if np.isfinite(r[yi == c]).any() else np.nan
+                 for c in (1, 0))
     return float(ref), float(ref - over)
 
 
