@@ -6,6 +6,7 @@
     python -m benchmarks.validity v3 --summary              # the rule chosen on A, tables
     python -m benchmarks.validity v4 --original A --max-minutes 80  # bench v4: hidden organisms
     python -m benchmarks.validity chat-pilot                # original C's chat model, checked
+    python -m benchmarks.validity voice --original A        # the refusal-voice organism
     python -m benchmarks.validity tables                    # docs/validation.md's tables
     python -m benchmarks.validity figure                    # docs/img/validity_v2.png
     python -m benchmarks.validity judge-sample draw RESPONSES_DIR --n 200
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "v2": ("v2", "bench v2: run a part (--original A|B), or --summary of the records"),
     "v3": ("v3", "bench v3: replay a part for the latent verdict, or --summary"),
     "v4": ("v4", "bench v4: hidden organisms of a part (--original A|C), or --summary"),
+    "voice": ("voice", "the refusal-voice organism: reworded refusals, the audit's verdicts"),
     "chat-pilot": ("chat_pilot", "original C's chat SFT, checked by its pre-registered rule"),
     "coverage": ("coverage", "aqi/data/coverage.json from the benches' results (--check)"),
     "tables": ("tables", "the tables of docs/validation.md, from bench v2's results.json"),
