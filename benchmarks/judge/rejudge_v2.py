@@ -147,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{args.original}] {res['n_variants']} variants judged again in "
           f"{res['seconds_judging']:.1f} s; judges agree on {a['agree']}/{a['decided']} decided "
           f"responses ({a['rate']:.1%}); encoder unsure {a['unsure']}")
+    def f(x: float | None, spec: str) -> str:  # NaN is written as null
+        return "undefined" if x is None else format(x, spec)
+
     for name, row in res["variants"].items():
         r, e = row["rules"], row["encoder"]
-        print(f"  {name:<16} rules {r['refusal']:.0%} Δ {r['delta']:+.0%} p {r['p']:.2g} "
-              f"dropped {r['dropped']!s:<5} | encoder {e['refusal']:.0%} (unsure {e['unsure']}) "
-              f"Δ {e['delta']:+.0%} p {e['p']:.2g} dropped {e['dropped']!s:<5}"
+        print(f"  {name:<16} rules {f(r['refusal'], '.0%')} Δ {f(r['delta'], '+.0%')} p "
+              f"{f(r['p'], '.2g')} dropped {r['dropped']!s:<5} | encoder "
+              f"{f(e['refusal'], '.0%')} (unsure {e['unsure']}) Δ {f(e['delta'], '+.0%')} p "
+              f"{f(e['p'], '.2g')} dropped {e['dropped']!s:<5}"
               f"{'  ← verdict changed' if row['verdict_changed'] else ''}")
     for name, r in res["rho"].items():
-        print(f"  ρ({SIGNAL}, Δrefusal) under {name}: {r['rho']:+.2f} {r['ci']}")
+        ci = "no CI" if r["ci"] is None else f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
+        print(f"  ρ({SIGNAL}, Δrefusal) under {name}: {f(r['rho'], '+.2f')} {ci}")
     print(f"wrote {out}")
     return 0
 
