@@ -180,6 +180,24 @@ def signals(base: aqi.ActivationStore, store: aqi.ActivationStore, base_g: aqi.A
 
 
 # -- one part ---------------------------------------------------------------------------------
+def sitting_over(elapsed: float, max_minutes: float | None, longest: float) -> bool:
+    """Whether a ``--max-minutes`` sitting should stop before its next organism.
+
+    The next organism is forecast to take as long as the longest one so far in this sitting
+    (``longest`` seconds; 0 before the first): a sitting stops when ``elapsed`` plus that
+    forecast passes the budget, so it ends *within* ``max_minutes`` rather than starting a
+    ~12-minute Gemma build two minutes before the budget runs out (the first sitting on C,
+    budget 25 min, started its second organism at minute 23). Before the first organism
+    only the setup's time counts.
+
+    >>> sitting_over(23 * 60, 25, 12 * 60), sitting_over(23 * 60, 25, 0)
+    (True, False)
+    """
+    if max_minutes is None:
+        return False
+    return elapsed + longest > 60 * max_minutes
+
+
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path,
              max_minutes: float | None = None, n_seeds: int = 3) -> None:
     t_start = time.perf_counter()
@@ -225,13 +243,16 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     safe = PromptSet([p for p in ev if not p.is_unsafe], name="generic (safe, no template)")
     base_g = _capture(model, tok, safe, wd / "generic-original.h5", scale, generic=True)
     refused = recorded["refused"]
+    longest = 0.0
     for order, first in enumerate(plan):
         if first not in todo:
             continue
-        if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
-            print(f"[{name}] --max-minutes {max_minutes:g} reached: stopping before "
-                  f"{first.name} (re-run to go on)", flush=True)
+        if sitting_over(time.perf_counter() - t_start, max_minutes, longest):
+            print(f"[{name}] --max-minutes {max_minutes:g}: stopping before {first.name} "
+                  f"after {(time.perf_counter() - t_start) / 60:.0f} min (the next organism "
+                  f"is forecast at {longest / 60:.0f} min; re-run to go on)", flush=True)
             return
+        t_org = time.perf_counter()
         builds, o, tried = [], first, []
         while o is not None:
             tried.append(o.w if o.kind == "sampling-only" else o.epochs)
@@ -277,6 +298,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
                 + f"; gate {'FAIL' if sig['gate_fail'] else 'no fail'}", flush=True)
         del variant
         gc.collect()
+        longest = max(longest, time.perf_counter() - t_org)
     print(f"[{name}] part done in {time.perf_counter() - t_start:.0f} s", flush=True)
 
 
@@ -293,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=OUT)
     ap.add_argument("--v2-dir", type=Path, default=OUT_V2, help="bench v2's records")
     args = ap.parse_args(argv)
+    if args.max_minutes is not None and not args.max_minutes >= 0:
+        ap.error(f"--max-minutes {args.max_minutes!r}: expected a number of minutes >= 0")
     if not args.original and not args.summary:
         ap.error("give --original NAME, --summary, or both")
     scale = v2.QUICK if args.quick else v2.SMALL
