@@ -51,7 +51,7 @@ from aqi.behaviour.encoder_judge import (
 )
 from benchmarks.judge.corpus import fitting_corpus
 
-VERSION = "2"
+VERSION = "3"
 NGRAM_C = 10.0
 BUDGET = 64
 GRID = [(n, t) for n in (1, 2, 3, 4, 6) for t in (16, 24, 32, 48, 64) if n * t <= BUDGET]
