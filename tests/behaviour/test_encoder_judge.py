@@ -141,10 +141,31 @@ def test_resolve_judge_kinds(judge: EncoderJudge) -> None:
 
 
 def test_judge_identity() -> None:
-    assert judge_identity(EncoderJudge()) == {"name": "encoder", "kind": "encoder",
-                                              "version": EncoderJudge().version}
+    j = EncoderJudge(precision="float32")
+    assert judge_identity(j) == {"name": "encoder", "kind": "encoder", "version": j.version,
+                                 "precision": "float32"}
+    assert EncoderJudge().precision in ("float32", "bfloat16")
     assert judge_identity(RefusalJudge(prefix_chars=10))["kind"] == "rules"
     assert judge_identity(RefusalJudge(openings=["no"]))["version"] is None  # custom rules
+
+
+def test_precision_is_validated() -> None:
+    with pytest.raises(ValueError, match="precision 'fp16': expected one of auto, float32, "
+                                         "bfloat16"):
+        EncoderJudge(precision="fp16")
+
+
+def test_bfloat16_gives_the_float32_labels(judge: EncoderJudge) -> None:
+    # forced bfloat16 runs everywhere (emulated where the CPU lacks it: slower, same maths)
+    from benchmarks.judge.corpus import WRITTEN_FIT, written
+
+    texts = [t.text for p in WRITTEN_FIT for t in written(p)][::9]
+    f32 = EncoderJudge(precision="float32")
+    b16 = EncoderJudge(precision="bfloat16")
+    p32, p16 = f32.predict_proba(texts), b16.predict_proba(texts)
+    assert len(texts) > 100
+    assert np.nanmax(np.abs(p32 - p16)) < 0.02
+    assert f32.batch(texts) == b16.batch(texts)
 
 
 def _rs(texts: list[str], label: str = "unsafe") -> list[Response]:
