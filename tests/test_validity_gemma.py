@@ -280,3 +280,47 @@ def test_the_chat_pilot_makes_c_raw_answers_the_direction_split_and_records(
     again = cp.run(v2.QUICK, tmp_path / "work", None)  # reloads: no second SFT
     assert again["seconds"]["reloaded_chat_model"] is True
     assert again["direction_safe"]["sha256"] == r["direction_safe"]["sha256"]
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "llama", "gpt2"])
+@pytest.mark.parametrize("cap", [None, 0.05])
+def test_the_scored_only_head_gives_the_full_loss_and_gradients(arch: str,
+                                                                cap: float | None) -> None:
+    torch.manual_seed(1)
+    model = build_tiny(arch, 97)
+    if cap is not None:
+        model.config.final_logit_softcapping = cap  # read by Gemma's forward and the shortcut
+        if arch != "gemma3":  # the others ignore it: the shortcut must be refused
+            ids = torch.randint(0, 97, (3, 12))
+            mask = torch.zeros(3, 12, dtype=torch.bool)
+            mask[:, 6:] = True
+            with pytest.raises(ValueError, match="not scored the same way"):
+                org._check_scored(model, ids, torch.ones_like(ids), mask)
+            return
+    ids = torch.randint(0, 97, (3, 12))
+    attn = torch.ones_like(ids)
+    attn[2, 9:] = 0  # right padding, as _batch pads
+    mask = torch.zeros(3, 12, dtype=torch.bool)
+    mask[0, 5:] = mask[1, 8:] = True
+    mask[2, 4:9] = True
+    full = org._logprob(model, ids, attn, mask)  # eval mode (gpt2 has dropout), with grads
+    grads_full = torch.autograd.grad(full.sum(), list(model.parameters()), allow_unused=True)
+    fast = org._scored_logprob(model, ids, attn, mask)
+    grads_fast = torch.autograd.grad(fast.sum(), list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_fast, grads_full, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    org._check_scored(model, ids, attn, mask)  # passes where they agree
+
+
+def test_scored_only_training_matches_full_training(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    rows = [Prompt(p.id, p.text, p.label, response=p.response) for p in ROWS]
+    a = org.train_sft(model, tok, rows, epochs=2, lr=1e-3, batch_size=2)
+    b = org.train_sft(model, tok, rows, epochs=2, lr=1e-3, batch_size=2, scored_only=True)
+    assert org.weight_change(model, a) > 0
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=n)

@@ -116,6 +116,30 @@ def _logprob(
     return (lp * mask[:, 1:]).sum(-1)
 
 
+def _scored_logprob(
+    model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """:func:`_logprob`, with only the scored positions sent through the LM head.
+
+    The same quantity: the decoder runs on every token as before, and the head (plus
+    Gemma's final logit soft-capping, where configured) on the positions whose next token
+    is a response token, row by row. On Gemma 3's 262k-token vocabulary the head is about
+    60 % of a forward pass per token and prompts and padding are about half of the
+    positions, so a step costs markedly less. A model whose forward does more after its
+    head than soft-capping would be scored wrongly: :func:`_fit` checks this path against
+    :func:`_logprob` on its first batch and refuses to go on where they differ.
+    """
+    sel = mask[:, 1:]
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
+    logits = model.get_output_embeddings()(hidden[:, :-1][sel]).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:][sel].unsqueeze(-1)).squeeze(-1)
+    rows = torch.arange(ids.shape[0]).unsqueeze(1).expand_as(sel)[sel]
+    return torch.zeros(ids.shape[0], dtype=lp.dtype).index_add(0, rows, lp)
+
+
 def _check_budget(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer (a training budget of 0 builds no "
@@ -135,19 +159,46 @@ def _check_rows(rows: Sequence[Prompt], epochs: int) -> None:
         raise ValueError("every row needs a response to imitate")
 
 
+def _check_scored(student: nn.Module, ids: torch.Tensor, attn: torch.Tensor,
+                  mask: torch.Tensor) -> None:
+    """Refuse :func:`_scored_logprob` for a model where it is not :func:`_logprob`
+    (compared in eval mode: dropout would make any two passes differ)."""
+    was = student.training
+    student.eval()
+    try:
+        with torch.no_grad():
+            full = _logprob(student, ids, attn, mask)
+            fast = _scored_logprob(student, ids, attn, mask)
+    finally:
+        student.train(was)
+    if not torch.allclose(full, fast, rtol=1e-4, atol=1e-3):
+        raise ValueError(f"scored_only: {type(student).__name__}'s head is not scored the "
+                         f"same way by the shortcut (log-probabilities {full.tolist()} vs "
+                         f"{fast.tolist()}); train it with scored_only=False")
+
+
 def _fit(student: nn.Module, tok: Any, rows: Sequence[Prompt], params: Any, *, epochs: int,
-         batch_size: int, lr: float, max_length: int, seed: int) -> None:
-    """Next-token loss on each row's response tokens, AdamW on ``params``, in place."""
+         batch_size: int, lr: float, max_length: int, seed: int,
+         scored_only: bool = False) -> None:  # fmt: skip
+    """Next-token loss on each row's response tokens, AdamW on ``params``, in place.
+
+    ``scored_only``: send only the scored positions through the LM head
+    (:func:`_scored_logprob`; checked against the full path on the first batch).
+    """
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     data = [_encode(tok, r, r.response or "", max_length) for r in rows]
     rng = np.random.default_rng(seed)
     trainable = [p for p in student.parameters() if p.requires_grad]
+    logprob, checked = (_scored_logprob if scored_only else _logprob), not scored_only
     for _ in range(epochs):
         order = rng.permutation(len(data))
         for start in range(0, len(data), batch_size):
             batch = [data[i] for i in order[start : start + batch_size]]
             ids, attn, mask = _batch(batch, _pad(tok))
-            loss = -_logprob(student, ids, attn, mask).sum() / mask[:, 1:].sum()
+            if not checked:
+                _check_scored(student, ids, attn, mask)
+                checked = True
+            loss = -logprob(student, ids, attn, mask).sum() / mask[:, 1:].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -156,14 +207,20 @@ def _fit(student: nn.Module, tok: Any, rows: Sequence[Prompt], params: Any, *, e
 
 def train_sft(
     model: nn.Module, tok: Any, rows: Sequence[Prompt], *, epochs: int = 1, batch_size: int = 4,
-    lr: float = 2e-5, max_length: int = 160, seed: int = 0,
+    lr: float = 2e-5, max_length: int = 160, seed: int = 0, scored_only: bool = False,
 ) -> nn.Module:
-    """A fine-tuned copy of ``model``: next-token loss on each row's ``response`` tokens."""
+    """A fine-tuned copy of ``model``: next-token loss on each row's ``response`` tokens.
+
+    ``scored_only``: the LM head sees only the scored positions (the same loss up to float
+    rounding, a cheaper step on a large vocabulary; :func:`_scored_logprob`). Off by
+    default, so that the originals that bench records were hash-checked against rebuild
+    with the arithmetic they were built with.
+    """
     _check_rows(rows, epochs)
     torch.manual_seed(seed)
     student = copy.deepcopy(model).train()
     _fit(student, tok, rows, student.parameters(), epochs=epochs, batch_size=batch_size, lr=lr,
-         max_length=max_length, seed=seed)
+         max_length=max_length, seed=seed, scored_only=scored_only)
     return student.eval()
 
 
