@@ -183,12 +183,15 @@ def signals(base: aqi.ActivationStore, store: aqi.ActivationStore, base_g: aqi.A
 def sitting_over(elapsed: float, max_minutes: float | None, longest: float) -> bool:
     """Whether a ``--max-minutes`` sitting should stop before its next organism.
 
-    The next organism is forecast to take as long as the longest one so far in this sitting
-    (``longest`` seconds; 0 before the first): a sitting stops when ``elapsed`` plus that
-    forecast passes the budget, so it ends *within* ``max_minutes`` rather than starting a
-    ~12-minute Gemma build two minutes before the budget runs out (the first sitting on C,
-    budget 25 min, started its second organism at minute 23). Before the first organism
-    only the setup's time counts.
+    The next organism is forecast at ``longest`` seconds: one build (training and
+    behaviour) plus the signals, each the longest seen so far in this sitting (0 before the
+    first). A sitting stops when ``elapsed`` plus that forecast passes the budget, so it
+    does not start a ~12-minute Gemma build two minutes before the budget runs out (the
+    first sitting on C, budget 25 min, started its second organism at minute 23). An
+    organism that needs a rebuild (the pre-registered rebuilds) can still overrun by its
+    extra builds: forecasting whole organisms instead stopped C's second sitting ~35
+    minutes early after one organism took three builds. Before the first organism only
+    the setup's time counts.
 
     >>> sitting_over(23 * 60, 25, 12 * 60), sitting_over(23 * 60, 25, 0)
     (True, False)
@@ -243,16 +246,16 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
     safe = PromptSet([p for p in ev if not p.is_unsafe], name="generic (safe, no template)")
     base_g = _capture(model, tok, safe, wd / "generic-original.h5", scale, generic=True)
     refused = recorded["refused"]
-    longest = 0.0
+    one_build = tail = 0.0  # the longest build + behaviour, and signals, of this sitting
     for order, first in enumerate(plan):
         if first not in todo:
             continue
-        if sitting_over(time.perf_counter() - t_start, max_minutes, longest):
+        if sitting_over(time.perf_counter() - t_start, max_minutes, one_build + tail):
             print(f"[{name}] --max-minutes {max_minutes:g}: stopping before {first.name} "
-                  f"after {(time.perf_counter() - t_start) / 60:.0f} min (the next organism "
-                  f"is forecast at {longest / 60:.0f} min; re-run to go on)", flush=True)
+                  f"after {(time.perf_counter() - t_start) / 60:.0f} min (one build of the "
+                  f"next organism is forecast at {(one_build + tail) / 60:.0f} min; re-run "
+                  "to go on)", flush=True)
             return
-        t_org = time.perf_counter()
         builds, o, tried = [], first, []
         while o is not None:
             tried.append(o.w if o.kind == "sampling-only" else o.epochs)
@@ -261,6 +264,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
             t_build = time.perf_counter() - t1
             beh = behaviour(variant, tok, ev, wd, f"{o.name}-{len(builds)}", ("plain", *o.flaws),
                             scale, scale.seed)
+            one_build = max(one_build, time.perf_counter() - t1)
             acc = accept(o, beh, base_beh)
             builds.append({"recipe": o.describe(), "epochs": o.epochs, "w": o.w,
                            "behaviour": beh, **acc, "build_seconds": t_build,
@@ -290,6 +294,7 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
             t_cap = time.perf_counter() - t2
             sig = signals(base, store, base_g, generic, refused, scale.seed)
             sig["seconds"]["capture"] = t_cap
+            tail = max(tail, time.perf_counter() - t2)
             store.close()
             generic.close()
             v2._write(part / f"{first.name}.json", {**doc, "signals": sig})
@@ -298,7 +303,6 @@ def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: P
                 + f"; gate {'FAIL' if sig['gate_fail'] else 'no fail'}", flush=True)
         del variant
         gc.collect()
-        longest = max(longest, time.perf_counter() - t_org)
     print(f"[{name}] part done in {time.perf_counter() - t_start:.0f} s", flush=True)
 
 
