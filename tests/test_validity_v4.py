@@ -226,3 +226,10 @@ def test_summary_of_a_partial_part_lists_builds_and_claims_nothing(tmp_path: Pat
     md = vs.markdown(res)
     assert "2 of 16 planned organisms recorded, partial" in md
     assert "| backdoor-s0 | 1 | 90 % | triggered 10 % | yes | +0.400" in md
+
+
+def test_a_negative_sitting_budget_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        v4.main(["--summary", "--max-minutes", "-5"])
+    assert e.value.code == 2
+    assert "--max-minutes -5.0: expected a number of minutes >= 0" in capsys.readouterr().err
