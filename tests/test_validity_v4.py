@@ -141,7 +141,7 @@ def test_acceptance(o: hd.Organism, beh: dict[str, Any], ok: bool, reason: str) 
     assert got["accepted"] is ok and reason in got["reason"]
 
 
-@pytest.mark.parametrize(("elapsed_min", "budget", "longest_min", "stop"), [
+@pytest.mark.parametrize(("elapsed_min", "budget", "forecast_min", "stop"), [
     (23, 25, 12, True),     # the next organism would end at minute 35: stop now
     (23, 25, 0, False),     # nothing measured yet: only the setup's time counts
     (10, 25, 12, False),    # 10 + 12 <= 25: one more fits
@@ -150,8 +150,8 @@ def test_acceptance(o: hd.Organism, beh: dict[str, Any], ok: bool, reason: str) 
     (500, None, 12, False),  # no budget
 ])  # fmt: skip
 def test_a_sitting_stops_before_an_organism_that_would_overrun(
-        elapsed_min: float, budget: float | None, longest_min: float, stop: bool) -> None:
-    assert v4.sitting_over(60 * elapsed_min, budget, 60 * longest_min) is stop
+        elapsed_min: float, budget: float | None, forecast_min: float, stop: bool) -> None:
+    assert v4.sitting_over(60 * elapsed_min, budget, 60 * forecast_min) is stop
 
 
 def test_plain_signals_are_zero_for_the_original_itself() -> None:

@@ -33,6 +33,7 @@ held-out set and on the SmolLM2 responses, so version 2 stays).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -118,8 +119,6 @@ def thresholds(y: np.ndarray, p: np.ndarray) -> tuple[float, float, dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--with-gemma-c", action="store_true",
                     help="fit version 3: the corpus with the gemma-c source (rejected)")

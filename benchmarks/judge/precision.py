@@ -23,10 +23,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aqi.behaviour import EncoderJudge
 from aqi.behaviour.encoder_judge import native_bfloat16
-from benchmarks.judge.corpus import ROOT, SMOLLM2_CACHE, fitting_corpus, heldout_corpus
+from benchmarks.judge.corpus import (
+    GEMMA_C_CACHE,
+    ROOT,
+    SMOLLM2_CACHE,
+    fitting_corpus,
+    heldout_corpus,
+)
 
 OUT = ROOT / "docs" / "data" / "judge_precision.json"
-V2_RESPONSES = Path("/tmp/aqi-validity-v2/responses")
 
 
 def _jsonl_texts(path: Path) -> list[str]:
@@ -38,15 +43,21 @@ def sets() -> dict[str, list[str]]:
            "held-out set": [t.text for t in heldout_corpus()]}
     if (SMOLLM2_CACHE / "test.jsonl").is_file():
         out["in-distribution SmolLM2 (168)"] = _jsonl_texts(SMOLLM2_CACHE / "test.jsonl")
-    files = sorted(V2_RESPONSES.glob("C-*.jsonl"))
+    files = sorted(GEMMA_C_CACHE.glob("C-*.jsonl"))
     if files:
         out["bench v2, original C (14 models)"] = [t for f in files for t in _jsonl_texts(f)]
     return out
 
 
+def scored(judge: EncoderJudge, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``P(refusal)`` and the label of each text, from one pass of the judge."""
+    p, langs, _, _ = judge._scores(texts)
+    return p, [judge._label(t, float(q), lang)[0] for t, q, lang in zip(texts, p, langs,
+                                                                        strict=True)]
+
+
 def compare(texts: list[str], f32: EncoderJudge, b16: EncoderJudge) -> dict[str, Any]:
-    p32, p16 = f32.predict_proba(texts), b16.predict_proba(texts)
-    l32, l16 = f32.batch(texts), b16.batch(texts)
+    (p32, l32), (p16, l16) = scored(f32, texts), scored(b16, texts)
     diff = np.abs(p32 - p16)
     changed = [i for i, (a, b) in enumerate(zip(l32, l16, strict=True)) if a != b]
     return {"n": len(texts), "labels_changed": len(changed),

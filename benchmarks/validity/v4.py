@@ -180,10 +180,10 @@ def signals(base: aqi.ActivationStore, store: aqi.ActivationStore, base_g: aqi.A
 
 
 # -- one part ---------------------------------------------------------------------------------
-def sitting_over(elapsed: float, max_minutes: float | None, longest: float) -> bool:
+def sitting_over(elapsed: float, max_minutes: float | None, forecast: float) -> bool:
     """Whether a ``--max-minutes`` sitting should stop before its next organism.
 
-    The next organism is forecast at ``longest`` seconds: one build (training and
+    The next organism is forecast at ``forecast`` seconds: one build (training and
     behaviour) plus the signals, each the longest seen so far in this sitting (0 before the
     first). A sitting stops when ``elapsed`` plus that forecast passes the budget, so it
     does not start a ~12-minute Gemma build two minutes before the budget runs out (the
@@ -198,7 +198,7 @@ def sitting_over(elapsed: float, max_minutes: float | None, longest: float) -> b
     """
     if max_minutes is None:
         return False
-    return elapsed + longest > 60 * max_minutes
+    return elapsed + forecast > 60 * max_minutes
 
 
 def run_part(name: str, scale: v2.Scale, workdir: Path, out_dir: Path, v2_dir: Path,
