@@ -47,7 +47,11 @@ P_TOKENS, R_TOKENS, N_BLOCKS = 32, 48, 2
 
 
 def encode_pairs(tok: Any, prompts: list[str], responses: list[str]) -> dict[str, Any]:
-    """Token ids of ``[CLS] p [SEP] r [SEP]`` and a mask of the response tokens."""
+    """Token ids of ``[CLS] p [SEP] r [SEP]`` and a mask of the response tokens.
+
+    Built by hand: the tokenizer's own pair encoding truncates to one total length, not
+    to a cap per side (``only_first`` / ``only_second`` cut one side alone).
+    """
     import torch
 
     p_ids = tok(prompts, add_special_tokens=False, truncation=True, max_length=P_TOKENS)
