@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/aqi demo
 
 test: $(STAMP)
-	$(BIN)/ruff check aqi tests benchmarks notebooks
+	$(BIN)/ruff check aqi tests benchmarks notebooks conftest.py
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

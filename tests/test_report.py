@@ -101,8 +101,10 @@ def test_json_validates_against_the_schema(report: aqi.AuditReport) -> None:
     jsonschema.validate(doc, schema)
     assert [c["name"] for c in doc["checks"]] == [
         "aqi", "aqi_change", "ood", "jailbreak_drift", "reward_calibration", "refusal_change",
+        "second_judge",
     ]  # fmt: skip
-    assert doc["checks"][-1]["evidence"]["refusal"]["only_a"] >= 0
+    assert doc["checks"][-2]["evidence"]["refusal"]["only_a"] >= 0
+    assert doc["checks"][-1]["evidence"]["judges"][1].startswith("encoder")
     bad = {**doc, "verdict": "maybe"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)

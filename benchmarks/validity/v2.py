@@ -49,11 +49,13 @@ variants of a real run (the log prints build and measure seconds) before trustin
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import dataclasses
 import gc
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -154,6 +156,8 @@ def load(quick: bool, arch: str = "llama") -> tuple[Any, Any]:
 
     _, tok = load_demo_model()
     tmp = Path(tempfile.mkdtemp(prefix="aqi-tok-"))
+    # the tokenizer keeps its folder as ``name_or_path``: removed when the process ends
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     tok.save_pretrained(tmp)
     tok = (_gemma_turn_tokenizer if arch == "gemma3" else _decoder_tokenizer)(tmp, "left")
     return build_tiny(arch, len(tok)).eval(), tok

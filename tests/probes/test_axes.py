@@ -101,7 +101,7 @@ def test_the_audit_shows_both_axes_and_the_report_draws_them(world):
     rep = aqi.audit(ft, baseline=base, scoring=aqi.Scoring(n_boot=200, n_perm=50))
     assert rep["two_axes"].summary.startswith("recognises but complies")
     doc = rep.to_dict()
-    assert doc["schema_version"] == "1.7"
+    assert doc["schema_version"] == "1.8"
     assert doc["coverage"]["mode"] == "full" and doc["coverage"]["rows"]
     assert doc["two_axes"]["refusal_shift"]["layer"] == "h.0"
     page = render_html(rep)
