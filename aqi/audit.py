@@ -269,8 +269,7 @@ def audit(
     axes = _two_axes_step(store, baseline, checks, notes, t, sc)
     if partial:
         checks = [replace(c, summary=f"[partial] {c.summary}") for c in checks]
-    behaviour, change, flips = _behaviour_checks(store, ev, jd, checks, t, evidence_notes,
-                                                 notes)  # fmt: skip
+    behaviour, change, flips = _behaviour_checks(store, ev, jd, checks, t, evidence_notes, notes)
     return AuditReport(
         model=store.model_name, checks=tuple(checks), thresholds=t, profile=profile,
         comparison=cmp, ood=ood, drift=drift, reward=ev.reward,

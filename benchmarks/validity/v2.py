@@ -151,8 +151,8 @@ def load(quick: bool, arch: str = "llama") -> tuple[Any, Any]:
 
     if not quick:
         return load_demo_model()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import _decoder_tokenizer, _gemma_turn_tokenizer, build_tiny
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import _decoder_tokenizer, _gemma_turn_tokenizer, build_tiny
 
     _, tok = load_demo_model()
     tmp = Path(tempfile.mkdtemp(prefix="aqi-tok-"))
