@@ -210,8 +210,9 @@ def resolve_judge(judge: str | Callable[..., Any] | None) -> Any:
     ----------
     judge : str, callable or None
         ``None``, ``"default"`` or ``"rules"``: :class:`~aqi.behaviour.RefusalJudge`, the
-        phrase rules (the default: the encoder judge agrees with a person on 91.8 % of real
-        SmolLM2 responses, the rules on 99.4 %; docs/judge.md); ``"encoder"``:
+        phrase rules (the default: on bench v2's hand-labelled sample the encoder judge
+        agrees with a person on 95.9 % of what it decides, the rules on 99.0 %;
+        docs/judge.md); ``"encoder"``:
         :class:`~aqi.behaviour.EncoderJudge` (meaning + rules, three outcomes);
         ``"hf:<hub id or folder>"``: a sequence classifier (``@<label>`` names its refusal
         label when it is not called "refusal") or a causal LM with ``@wildguard``,
