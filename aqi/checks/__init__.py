@@ -51,7 +51,7 @@ The rules (defaults in :class:`AuditThresholds`, every one documented in docs/au
 * :func:`second_judge_check` (both models' responses, judged by the phrase rules or the
   encoder judge) — never *fail*: *warn* when the other built-in judge would decide
   ``refusal_change`` oppositely, or reads one model's refusal more than
-  ``max_judge_gap`` apart — the audit's judge may not hear how the model refuses;
+  ``max_judge_gap`` apart — one of the two may not hear how the model refuses;
   *pass* otherwise.
 * :func:`ood_coverage_check` — never *fail*: out-of-distribution inputs mean the
   audit does not cover them, not that the model is misaligned. *warn* when more than
