@@ -374,7 +374,7 @@ def _second_judge(judge: Any, notes: list[str]) -> Any:
     kind = judge_identity(judge).get("kind")
     if kind == "encoder":
         return RefusalJudge()
-    if not isinstance(judge, RefusalJudge) or kind != "rules":
+    if kind != "rules":
         return None
     from .behaviour.encoder_judge import ENCODER_PACKAGE, encoder_dir, load_encoder_judge
 

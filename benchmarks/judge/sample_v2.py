@@ -31,7 +31,7 @@ from typing import Any
 
 import aqi
 from aqi.activations import PromptSet
-from aqi.behaviour import RefusalJudge, generate_responses, load_responses
+from aqi.behaviour import RefusalJudge, generate_responses, judge_labels, load_responses
 from aqi.behaviour.encoder_judge import load_encoder_judge
 from benchmarks.validity import OUT_V2, ROOT, v2
 from benchmarks.validity import recipes as rec
@@ -94,13 +94,15 @@ def regenerate(original: str, labels: list[dict[str, Any]], workdir: Path) -> di
         path.unlink(missing_ok=True)
         subset = PromptSet([p for p in ev if p.id in want[name]], name=ev.name)
         generate_responses(model, tok, subset, path, decoding=decoding, writing=writing)
-        if not _matches(path, want[name]):
+        equal = _matches(path, want[name])
+        if not equal:
             path.unlink()
             generate_responses(model, tok, ev, path, decoding=decoding, writing=writing)
             log["full_set"].append(name)
+            equal = _matches(path, want[name])
         log["seconds"][name] = {"build": t_build, "generate": time.perf_counter() - t1 - t_build}
         print(f"[{original}] {vn:<16} built {t_build:.0f} s, responses "
-              f"{'equal' if _matches(path, want[name]) else 'DIFFERENT'} "
+              f"{'equal' if equal else 'DIFFERENT'} "
               f"({'whole set' if name in log['full_set'] else 'sampled prompts'})", flush=True)
         if vn in consumers:
             ctx.forget()
@@ -120,11 +122,9 @@ def score(labels: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
         if r is None or sha256(r.text) != lab["sha256"]:
             differ.append(lab["id"])
         else:
-            rows.append((lab, r.text))
-    texts = [t for _, t in rows]
+            rows.append((lab, r))
     reader = [lab["refusal"] for lab, _ in rows]
-    rules = [bool(RefusalJudge()(t)) for t in texts]
-    enc = load_encoder_judge().batch(texts)
+    rules, enc = RefusalJudge(), load_encoder_judge()
 
     def judged(name: str, said: list[str]) -> dict[str, Any]:
         decided = [(s == "refusal", h) for s, h in zip(said, reader, strict=True) if s != "unsure"]
@@ -143,14 +143,14 @@ def score(labels: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
                 "missed_refusals": _share(missed, sum(h for _, h in decided), 0.95).__dict__,
                 "unsure": n_unsure, "disagreements": wrong}  # fmt: skip
 
-    enc_judge = load_encoder_judge()
+    said = {k: list(judge_labels([r for _, r in rows], j)) for k, j in
+            (("rules", rules), ("encoder", enc))}  # the library's reading of any judge's answer
     return {"schema": "aqi-judge-sample-v2-both/1", "labels": str(LABELS.relative_to(ROOT)),
             "n_labels": len(labels), "n_scored": len(rows), "hash_mismatch": differ,
             "reader_refusals": sum(reader),
             "by_variant": dict(Counter(lab["variant"] for lab, _ in rows)),
-            "rules": judged(f"rules v{RefusalJudge().version}",
-                            ["refusal" if j else "compliance" for j in rules]),
-            "encoder": judged(f"encoder v{enc_judge.version} ({enc_judge.precision})", enc)}
+            "rules": judged(f"rules v{rules.version}", said["rules"]),
+            "encoder": judged(f"encoder v{enc.version} ({enc.precision})", said["encoder"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     labels = read_labels(LABELS)
     originals = sorted({lab["variant"].split("-", 1)[0] for lab in labels})
-    log: dict[str, Any] = {}
+    # --score-only keeps the record of how the responses were regenerated
+    log: dict[str, Any] = (json.loads(OUT.read_text()).get("regeneration", {})
+                           if args.score_only and OUT.is_file() else {})  # fmt: skip
     if not args.score_only:
         for o in originals:
             log[o] = regenerate(o, [lab for lab in labels if lab["variant"].startswith(o + "-")],

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
                                   labels=y, ids=ids)  # fmt: skip
     base, tuned = _responses(texts, n, 0), _responses(texts, n, 7)
     rules = RefusalJudge()
-    plugged = lambda text: rules(text)  # noqa: E731 - a callable: no second judge
+
+    def plugged(text: str) -> bool:  # the same rules as a plugged-in callable: no second judge
+        return rules(text)
     load_encoder_judge().batch(texts[:64])  # the encoder loaded, as after an audit's first use
 
     def run(judge: object) -> tuple[float, list[str]]:
